@@ -1,0 +1,53 @@
+"""ductwork: machine-learning pipelines from plain decorated Python functions.
+
+The DSL is imported eagerly (it is small); the runtime -- and with it
+networkx, cloudpickle and fsspec -- loads on first use.
+"""
+
+from ductwork.dsl.core import (
+    DefinitionError,
+    DuctworkError,
+    Output,
+    Outputs,
+    ParameterError,
+    PipelineFailed,
+    TraceError,
+)
+from ductwork.dsl.options import Environment
+from ductwork.dsl.pipeline import Pipeline, pipeline
+from ductwork.dsl.step import Step, step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DefinitionError",
+    "DuctworkError",
+    "Environment",
+    "Output",
+    "Outputs",
+    "ParameterError",
+    "Pipeline",
+    "PipelineFailed",
+    "Run",
+    "StepRun",
+    "TraceError",
+    "__version__",
+    "pipeline",
+    "step",
+]
+
+_LAZY = {
+    "Run": "ductwork.runtime.run",
+    "StepRun": "ductwork.runtime.run",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ductwork' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

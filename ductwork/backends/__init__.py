@@ -1,0 +1,1 @@
+"""Backends: where steps run. One module each; see ``ductwork.runtime.backend``."""

@@ -1,0 +1,213 @@
+"""Step options and environments: frozen, validated when the decorator runs.
+
+A bad option is a mistake in the user's source, so it is reported when the
+module is imported (at decoration time), naming the step and the option, not
+half-way through a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ductwork.dsl.core import DefinitionError
+
+SINGLE_OUTPUT = "output"
+
+
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen
+class Environment:
+    """What a step needs installed: a base image, pip and apt packages, variables.
+
+    Only the docker backend builds it into an image; in-process backends use
+    the current interpreter. It is part of a step's cache key.
+    """
+
+    base_image: str | None = None
+    pip: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    apt: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    python: str | None = None
+    env: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=lambda v: tuple(sorted(dict(v or {}).items()))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for field, values in (("pip", self.pip), ("apt", self.apt)):
+            for value in values:
+                if not isinstance(value, str) or not value.strip():
+                    raise DefinitionError(
+                        f"Environment({field}=...) takes package specifiers as strings, "
+                        f"got {value!r}."
+                    )
+
+
+@attrs.frozen
+class StepOptions:
+    """The options of one ``@step``.
+
+    ``retries``, ``timeout`` and ``compute`` change how a step is run, not what
+    it returns, so they are kept out of the cache key; ``cache_version``,
+    ``env``, ``ignore_inputs`` and ``hash_paths`` are part of it.
+    """
+
+    name: str
+    outputs: tuple[str, ...]
+    cache: bool = True
+    cache_version: str | None = None
+    retries: int = 0
+    timeout: float | None = None
+    compute: str | None = None
+    env: Environment | None = None
+    ignore_inputs: tuple[str, ...] = ()
+    hash_paths: tuple[str, ...] = ()
+
+    @property
+    def multiple(self) -> bool:
+        """Whether the step declares more than one named output."""
+        return self.outputs != (SINGLE_OUTPUT,)
+
+
+OPTION_NAMES = (
+    "name", "outputs", "cache", "cache_version", "retries", "timeout", "compute", "env",
+    "ignore_inputs", "hash_paths",
+)
+
+
+def _fail(step: str, message: str) -> typing.NoReturn:
+    raise DefinitionError(f"@step '{step}': {message}")
+
+
+def outputs_from_annotation(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    """Return output names declared by a ``tuple[...]`` or NamedTuple return annotation."""
+    try:
+        ret = typing.get_type_hints(fn).get("return")
+    except Exception:  # unresolvable forward references: no names to learn
+        return None
+    if ret is None:
+        return None
+    if isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
+        return tuple(ret._fields)
+    if typing.get_origin(ret) is tuple:
+        args = typing.get_args(ret)
+        if len(args) >= 2 and args[-1] is not Ellipsis:
+            return tuple(f"output_{i}" for i in range(len(args)))
+    return None
+
+
+def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions:
+    """Validate the keyword options given to ``@step`` and freeze them."""
+    name = options.get("name") or fn.__name__
+    if not isinstance(name, str) or not name.isidentifier():
+        _fail(str(name), "name= must be a Python identifier, like the function name.")
+    for key in options:
+        if key not in OPTION_NAMES:
+            close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            _fail(name, f"unknown option '{key}'.{hint} Known options: {', '.join(OPTION_NAMES)}.")
+
+    def check(key: str, ok: bool, expected: str) -> None:
+        if key in options and not ok:
+            _fail(name, f"option {key}= must be {expected}, got {options[key]!r}.")
+
+    cache = options.get("cache", True)
+    check("cache", isinstance(cache, bool), "True or False")
+    retries = options.get("retries", 0)
+    check("retries", type(retries) is int and retries >= 0, "a whole number >= 0")
+    timeout = options.get("timeout")
+    check(
+        "timeout",
+        timeout is None or (isinstance(timeout, int | float) and not isinstance(timeout, bool)
+                            and timeout > 0),
+        "a number of seconds > 0, or None",
+    )
+    version = options.get("cache_version")
+    check("cache_version", version is None or isinstance(version, str | int), "a string")
+    compute = options.get("compute")
+    check("compute", compute is None or (isinstance(compute, str) and compute), "a name")
+    env = options.get("env")
+    check("env", env is None or isinstance(env, Environment), "a ductwork.Environment(...)")
+
+    params = inspect.signature(fn).parameters
+    ignore = options.get("ignore_inputs", ())
+    check("ignore_inputs", _is_str_seq(ignore), "a list of argument names")
+    ignore = _str_tuple(ignore)
+    named = {p for p, v in params.items() if v.kind is not v.VAR_KEYWORD}
+    takes_kwargs = any(v.kind is v.VAR_KEYWORD for v in params.values())
+    for arg in ignore:
+        if arg not in named and not takes_kwargs:
+            _fail(name, f"ignore_inputs names '{arg}', which is not an argument of "
+                        f"{fn.__name__}{inspect.signature(fn)}.")
+    hash_paths = options.get("hash_paths", ())
+    check("hash_paths", _is_str_seq(hash_paths, allow_paths=True), "a list of paths")
+
+    return StepOptions(
+        name=name,
+        outputs=_resolve_outputs(fn, name, options.get("outputs")),
+        cache=cache,
+        cache_version=None if version is None else str(version),
+        retries=retries,
+        timeout=None if timeout is None else float(timeout),
+        compute=compute,
+        env=env,
+        ignore_inputs=ignore,
+        hash_paths=tuple(str(p) for p in _str_tuple(hash_paths)),
+    )
+
+
+def _is_str_seq(value: Any, allow_paths: bool = False) -> bool:
+    import os
+
+    kinds: tuple[type, ...] = (str, os.PathLike) if allow_paths else (str,)
+    if isinstance(value, kinds):
+        return True
+    return isinstance(value, Sequence | set | frozenset) and all(
+        isinstance(v, kinds) for v in value
+    )
+
+
+_RESERVED_OUTPUT_NAMES = frozenset(dir(tuple)) | {"names"}
+
+
+def _resolve_outputs(fn: Callable[..., Any], name: str, declared: Any) -> tuple[str, ...]:
+    from_annotation = outputs_from_annotation(fn)
+    if declared is None:
+        names = from_annotation or (SINGLE_OUTPUT,)
+        _check_reserved(name, names)
+        return names
+    if isinstance(declared, str) or not isinstance(declared, Sequence) or not declared:
+        _fail(name, f"outputs= must be a tuple of output names, like ('train', 'test'), "
+                    f"got {declared!r}.")
+    names = tuple(declared)
+    for out in names:
+        if not isinstance(out, str) or not out.isidentifier() or out.startswith("_"):
+            _fail(name, f"output name {out!r} must be a Python identifier not starting with '_'.")
+    if len(set(names)) != len(names):
+        _fail(name, f"outputs= repeats a name: {names!r}.")
+    if len(names) == 1:
+        _fail(name, "outputs= needs at least two names; a step with one output needs none.")
+    if from_annotation is not None and len(from_annotation) != len(names):
+        _fail(name, f"outputs= declares {len(names)} outputs but the return annotation "
+                    f"has {len(from_annotation)}.")
+    _check_reserved(name, names)
+    return names
+
+
+def _check_reserved(name: str, names: tuple[str, ...]) -> None:
+    # `res.count` would find tuple.count, not the output, so such names are refused.
+    for out in names:
+        if out in _RESERVED_OUTPUT_NAMES:
+            _fail(name, f"output name {out!r} clashes with a method of the outputs tuple; "
+                        "choose another name.")

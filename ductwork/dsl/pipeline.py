@@ -1,0 +1,164 @@
+"""The ``@pipeline`` decorator: parameters, tracing, nesting, and the way to run.
+
+A pipeline is a function whose parameters are the pipeline's parameters.
+Tracing calls it with their values under an active trace; steps called in its
+body record invocations. A pipeline called inside another one is inlined: its
+steps are recorded in the caller's trace under ids prefixed with its own
+(``prep/clean``). Called with no trace active it is a plain function call, in
+which its steps are plain calls too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
+
+from ductwork.dsl.core import (
+    DefinitionError,
+    ParameterError,
+    TraceError,
+    format_location,
+    user_location,
+)
+from ductwork.dsl.trace import Plan, Trace, current_trace, find_outputs, tracing
+
+if TYPE_CHECKING:
+    import networkx
+
+RUN_OPTIONS = (
+    "backend", "store", "max_workers", "regenerate", "progress", "address", "shared_filesystem",
+)
+
+
+class Pipeline:
+    """A function marked with ``@pipeline``; ``.fn`` is the plain function."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.signature = inspect.signature(fn)
+        for param in self.signature.parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise DefinitionError(
+                    f"@pipeline '{self.name}': parameter '{param.name}' is *args or **kwargs; "
+                    "pipeline parameters must be named so runs can set them by name."
+                )
+            if param.kind is param.POSITIONAL_ONLY:
+                raise DefinitionError(
+                    f"@pipeline '{self.name}': parameter '{param.name}' is positional-only; "
+                    "pipeline parameters are given by name. Remove the '/'."
+                )
+            if param.name in RUN_OPTIONS:
+                raise DefinitionError(
+                    f"@pipeline '{self.name}': parameter '{param.name}' has the name of a run "
+                    f"option ({', '.join(RUN_OPTIONS)}); rename it."
+                )
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name}{self.signature}>"
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Parameter names mapped to their defaults (``inspect.Parameter.empty`` if none)."""
+        return {p.name: p.default for p in self.signature.parameters.values()}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = current_trace()
+        if trace is None:
+            return self.fn(*args, **kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TraceError(
+                f"Pipeline '{self.name}' called with arguments that do not fit "
+                f"{self.name}{self.signature} at {format_location(user_location())}: {exc}."
+            ) from None
+        bound.apply_defaults()
+        with trace.scope(self.name):
+            return self.fn(*bound.args, **bound.kwargs)
+
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check ``params`` against the signature and fill in defaults."""
+        known = self.parameters
+        for name in params:
+            if name not in known:
+                close = difflib.get_close_matches(name, [*known, *RUN_OPTIONS], n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                listed = ", ".join(known) or "none"
+                raise ParameterError(
+                    f"Pipeline '{self.name}' has no parameter '{name}'.{hint} "
+                    f"Its parameters: {listed}; run options: {', '.join(RUN_OPTIONS)}."
+                )
+        values = {}
+        for name, default in known.items():
+            if name in params:
+                values[name] = params[name]
+            elif default is inspect.Parameter.empty:
+                raise ParameterError(
+                    f"Pipeline '{self.name}' needs a value for parameter '{name}', which has "
+                    f"no default: pass {self.name}.run({name}=...)."
+                )
+            else:
+                values[name] = default
+        return values
+
+    def trace(self, **params: Any) -> Plan:
+        """Trace the body with these parameters into a ``Plan``; no step code runs."""
+        values = self.bind(params)
+        trace = Trace(self.name)
+        with tracing(trace):
+            result = self.fn(**values)
+        for out, path in find_outputs(result, "result"):
+            if trace.invocations.get(out.node) is None:
+                raise TraceError(
+                    f"Pipeline '{self.name}' returns ({path}) the output of step "
+                    f"'{out.node}', which was not called in this pipeline."
+                )
+        return Plan(self.name, values, trace.invocations, result)
+
+    def graph(self, **params: Any) -> networkx.DiGraph:
+        """Return the step graph for these parameters as a ``networkx.DiGraph``."""
+        from ductwork.dsl.graph import build_graph
+
+        return build_graph(self.trace(**params))
+
+    def to_mermaid(self, **params: Any) -> str:
+        """Render the step graph as a Mermaid flowchart."""
+        from ductwork.dsl.graph import to_mermaid
+
+        return to_mermaid(self.trace(**params))
+
+    def to_dot(self, **params: Any) -> str:
+        """Render the step graph in Graphviz dot."""
+        from ductwork.dsl.graph import to_dot
+
+        return to_dot(self.trace(**params))
+
+    def run(self, **kwargs: Any) -> Any:
+        """Run the pipeline: parameters and run options as keywords; returns a ``Run``."""
+        # The one place the DSL reaches up into the runtime, and only when called.
+        from ductwork.runtime.runner import run_pipeline
+
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        return run_pipeline(self, kwargs, **options)
+
+
+@overload
+def pipeline(fn: Callable[..., Any], /) -> Pipeline: ...
+@overload
+def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
+
+
+def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+    """Mark a function as a pipeline: ``@pipeline`` or ``@pipeline(name=...)``."""
+    if fn is None:
+        return lambda f: pipeline(f, name=name)
+    if not callable(fn) or isinstance(fn, Pipeline):
+        raise DefinitionError(f"@pipeline decorates a plain function, got {fn!r}.")
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise DefinitionError(f"@pipeline name= must be a Python identifier, got {name!r}.")
+    return Pipeline(fn, name)

@@ -1,0 +1,159 @@
+"""The ``@step`` decorator.
+
+A ``Step`` wraps a plain function and does one of two documented things when
+called: with no active trace it calls the function and returns its result (so
+unit tests and notebook cells need nothing from ductwork); inside a pipeline
+trace it records an invocation and returns ``Output`` placeholders.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, overload
+
+from ductwork.dsl.core import (
+    DefinitionError,
+    Output,
+    Outputs,
+    TraceError,
+    format_location,
+    user_location,
+)
+from ductwork.dsl.options import StepOptions, make_options
+from ductwork.dsl.trace import Invocation, current_trace, find_outputs, links_for
+
+_MAPPED = object()  # stands for the mapped element while a map call is checked
+
+
+class Step:
+    """A function marked with ``@step``; ``.fn`` is the plain function."""
+
+    def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
+        self.fn = fn
+        self.options = options
+        self.signature = inspect.signature(fn)
+        self._var_keyword = next(
+            (p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
+        )
+        functools.update_wrapper(self, fn)
+
+    @property
+    def name(self) -> str:
+        """The step's name: the function name unless ``@step(name=...)`` says otherwise."""
+        return self.options.name
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}{self.signature}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        # Steps are plain functions of their arguments; as class attributes they bind
+        # like functions would, so a method can be a step.
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = current_trace()
+        if trace is None:
+            return self.fn(*args, **kwargs)
+        location = user_location()
+        arguments = self._bind(args, kwargs, location)
+        node = trace.new_id(self.name)
+        trace.record(
+            Invocation(node, self, arguments, links_for(arguments, self._var_keyword), location)
+        )
+        return self._placeholders(node)
+
+    def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
+        """Call the step once per element of ``items`` with the ``fixed`` keyword arguments.
+
+        Outside a pipeline this returns the list of results at once. Inside one
+        it returns an ``Output`` holding that list; ``items`` may be an
+        ``Output`` whose length is known only when the pipeline runs, and each
+        element is run (and cached) on its own.
+        """
+        mapped = self._mapped_parameter(fixed)
+        trace = current_trace()
+        if trace is None:
+            return [self.fn(**{mapped: item}, **fixed) for item in items]  # type: ignore[union-attr]
+        location = user_location()
+        if isinstance(items, Outputs):
+            items = list(items)
+        elif not isinstance(items, Output):
+            if isinstance(items, str | bytes | dict) or not isinstance(items, Iterable):
+                raise TraceError(
+                    f"{self.name}.map at {format_location(location)} needs a list of items "
+                    f"(or the Output of a step returning one), got {type(items).__name__}."
+                )
+            items = list(items)
+        arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)
+        arguments[mapped] = items
+        node = trace.new_id(self.name)
+        links = links_for(arguments, self._var_keyword)
+        trace.record(Invocation(node, self, arguments, links, location, map_over=mapped))
+        return Output(node, "output")
+
+    def _mapped_parameter(self, fixed: dict[str, Any]) -> str:
+        for param in self.signature.parameters.values():
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and (
+                param.name not in fixed
+            ):
+                return param.name
+        raise TraceError(
+            f"{self.name}.map: no argument is left to map over -- the step takes "
+            f"{self.signature} and every named argument was given a fixed value. Pass the "
+            "items first: step.map(items, other=value)."
+        )
+
+    def _bind(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], location: tuple[str, int]
+    ) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TraceError(
+                f"Step '{self.name}' called with arguments that do not fit "
+                f"{self.name}{self.signature} at {format_location(location)}: {exc}."
+            ) from None
+        bound.apply_defaults()
+        for name in self.options.ignore_inputs:
+            for out, _ in find_outputs(bound.arguments.get(name), name):
+                raise TraceError(
+                    f"Step '{self.name}' at {format_location(location)}: argument '{name}' is "
+                    f"in ignore_inputs but receives the output of step '{out.node}'. An ignored "
+                    "argument cannot carry data between steps; remove it from ignore_inputs."
+                )
+        return dict(bound.arguments)
+
+    def _placeholders(self, node: str) -> Output | Outputs:
+        if not self.options.multiple:
+            return Output(node, "output")
+        return Outputs(tuple(Output(node, name) for name in self.options.outputs))
+
+
+@overload
+def step(fn: Callable[..., Any], /) -> Step: ...
+@overload
+def step(**options: Any) -> Callable[[Callable[..., Any]], Step]: ...
+
+
+def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Mark a function as a pipeline step: ``@step`` or ``@step(cache=False, ...)``."""
+    if fn is None:
+        return lambda f: step(f, **options)
+    if isinstance(fn, Step):
+        raise DefinitionError(f"'{fn.name}' is already a step; apply @step once.")
+    if not callable(fn):
+        raise TypeError(
+            f"@step decorates a function, got {fn!r}. Write @step or @step(option=...), "
+            "with options as keywords."
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+        raise DefinitionError(
+            f"@step '{fn.__name__}': steps must be plain functions returning their result; "
+            "async functions and generators are not supported. Return a list instead of "
+            "yielding."
+        )
+    return Step(fn, make_options(fn, options))

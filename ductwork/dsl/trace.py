@@ -1,0 +1,188 @@
+"""Recording step calls while a pipeline body runs.
+
+Tracing is running the pipeline function with an active ``Trace`` in a
+``ContextVar``. Each step call records an ``Invocation`` and hands back
+``Output`` placeholders. The dependencies of an invocation are found once, when
+it is recorded, by scanning its arguments for placeholders, also inside lists,
+tuples and dicts (the dask ``_task_spec`` idea: a node finds its own
+dependencies). Invocations are recorded in call order, and a call can only use
+placeholders that already exist, so that order is a topological order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+import attrs
+
+from ductwork.dsl.core import Output, Outputs
+
+_ACTIVE: ContextVar[Trace | None] = ContextVar("ductwork_trace", default=None)
+
+
+@attrs.frozen
+class Link:
+    """One data edge: output ``output`` of node ``source`` feeds ``argument``."""
+
+    source: str
+    output: str
+    argument: str
+
+
+@attrs.frozen
+class Invocation:
+    """One recorded step call (or one ``step.map`` call) in a traced pipeline."""
+
+    id: str
+    step: Any
+    arguments: dict[str, Any]
+    links: tuple[Link, ...]
+    location: tuple[str, int]
+    map_over: str | None = None
+
+    @property
+    def deps(self) -> tuple[str, ...]:
+        """The ids of the invocations this one reads from, each once, in order."""
+        return tuple(dict.fromkeys(link.source for link in self.links))
+
+    @property
+    def is_map(self) -> bool:
+        """Whether this invocation fans out over a list known only at run time."""
+        return self.map_over is not None
+
+
+@attrs.frozen
+class Plan:
+    """A traced pipeline: its parameters, invocations in call order, and return structure."""
+
+    name: str
+    params: dict[str, Any]
+    invocations: dict[str, Invocation]
+    result: Any
+
+    def result_links(self) -> list[tuple[Output, str]]:
+        """The placeholders the pipeline returns, with where they sit in the result."""
+        return list(find_outputs(self.result, "result"))
+
+
+class Trace:
+    """The invocations recorded while one pipeline body runs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.invocations: dict[str, Invocation] = {}
+        self._prefix: list[str] = []
+        self._taken: set[str] = set()
+
+    def new_id(self, name: str) -> str:
+        """Return a fresh id for a call of ``name``: ``name``, then ``name-2``, ..."""
+        base = "/".join([*self._prefix, name])
+        candidate, n = base, 1
+        while candidate in self._taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        self._taken.add(candidate)
+        return candidate
+
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[str]:
+        """Prefix the ids recorded inside a nested pipeline call with its own id."""
+        scope_id = self.new_id(name)
+        self._prefix.append(scope_id.rsplit("/", 1)[-1])
+        try:
+            yield scope_id
+        finally:
+            self._prefix.pop()
+
+    def record(self, invocation: Invocation) -> None:
+        """Add an invocation whose id came from ``new_id``."""
+        for link in invocation.links:
+            if link.source not in self.invocations:
+                raise_foreign(link.source, invocation.id)
+        self.invocations[invocation.id] = invocation
+
+
+def raise_foreign(source: str, consumer: str) -> None:
+    """Refuse a placeholder that belongs to another (or a finished) trace."""
+    from ductwork.dsl.core import TraceError, format_location, user_location
+
+    raise TraceError(
+        f"Step '{consumer}' at {format_location(user_location())} receives the output of "
+        f"step '{source}', which was not called in this pipeline. Outputs can only be passed "
+        "to steps inside the pipeline body that produced them."
+    )
+
+
+def current_trace() -> Trace | None:
+    """Return the trace being recorded in this context, if any."""
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def tracing(trace: Trace) -> Iterator[Trace]:
+    """Make ``trace`` the active trace for the duration of the block."""
+    token = _ACTIVE.set(trace)
+    try:
+        yield trace
+    finally:
+        _ACTIVE.reset(token)
+
+
+def find_outputs(value: Any, path: str) -> Iterator[tuple[Output, str]]:
+    """Yield every placeholder inside ``value`` with a path like ``rows[0]['a']``."""
+    if isinstance(value, Output):
+        yield value, path
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from find_outputs(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from find_outputs(item, f"{path}[{key!r}]")
+
+
+def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tuple[Link, ...]:
+    """Return the data edges made by bound arguments (a ``**kwargs`` dict counts per key)."""
+    links = []
+    for name, value in arguments.items():
+        if name == var_keyword and isinstance(value, dict):
+            found = [o for key, v in value.items() for o in find_outputs(v, key)]
+        else:
+            found = list(find_outputs(value, name))
+        for out, path in found:
+            links.append(Link(out.node, out.name, _argument_name(path)))
+    return tuple(links)
+
+
+def _argument_name(path: str) -> str:
+    # An edge names the argument; where inside the argument is detail for the path.
+    return path.split("[", 1)[0] if "[" in path else path
+
+
+def substitute(value: Any, lookup: Callable[[Output], Any]) -> Any:
+    """Replace every placeholder in ``value`` by ``lookup(placeholder)``.
+
+    Containers are copied only where they hold a placeholder, so a large
+    constant list passes through untouched.
+    """
+    if isinstance(value, Output):
+        return lookup(value)
+    if isinstance(value, list | tuple):
+        items = [substitute(v, lookup) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)) and type(value) is not Outputs:
+            return value
+        if isinstance(value, list):
+            return items
+        if type(value) is Outputs or type(value) is tuple:
+            return tuple(items)
+        if hasattr(value, "_make"):  # a namedtuple
+            return type(value)._make(items)
+        return type(value)(items)
+    if isinstance(value, dict):
+        new = {k: substitute(v, lookup) for k, v in value.items()}
+        if all(new[k] is value[k] for k in value):
+            return value
+        return type(value)(new) if type(value) is not dict else new
+    return value
