@@ -29,6 +29,7 @@ __all__ = [
     "Pipeline",
     "PipelineFailed",
     "Run",
+    "Step",
     "StepRun",
     "TraceError",
     "__version__",

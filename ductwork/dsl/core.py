@@ -214,7 +214,7 @@ class Outputs(tuple):
         for out in self:
             if out.name == attr:
                 return out
-        node = self[0].node if self else "?"
+        node = self[0].node if len(self) else "?"
         raise _TraceAttributeError(
             f"Step '{node}' has no output named '{attr}' "
             f"(at {format_location(user_location())}); its outputs are "
@@ -222,14 +222,14 @@ class Outputs(tuple):
         )
 
     def __repr__(self) -> str:
-        node = self[0].node if self else "?"
+        node = self[0].node if len(self) else "?"
         return f"<Outputs {', '.join(self.names)} of step '{node}'>"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Outputs, (tuple(self),))
 
     def __bool__(self) -> NoReturn:
-        node = self[0].node if self else "?"
+        node = self[0].node if len(self) else "?"
         where = format_location(user_location())
         raise TraceError(
             f"Cannot test the truth of the outputs of step '{node}' at {where}: their "

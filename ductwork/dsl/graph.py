@@ -8,6 +8,7 @@ common case of one pair, ``output`` and ``argument`` of the first.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ from ductwork.dsl.trace import Plan
 
 if TYPE_CHECKING:
     import networkx
+
+
+_quote = functools.partial(json.dumps, ensure_ascii=False)
 
 
 def build_graph(plan: Plan) -> networkx.DiGraph:
@@ -56,24 +60,24 @@ def to_mermaid(plan: Plan) -> str:
     short = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
     lines = ["flowchart TD"]
     for node, data in graph.nodes(data=True):
-        label = json.dumps(node + (" (map, ensure_ascii=False)" if data["kind"] == "map" else ""))
+        label = _quote(node + (" (map)" if data["kind"] == "map" else ""))
         shape = f"[[{label}]]" if data["kind"] == "map" else f"[{label}]"
         lines.append(f"    {short[node]}{shape}")
     for a, b, data in graph.edges(data=True):
-        lines.append(f"    {short[a]} -->|{json.dumps(_edge_label(data['links'], ensure_ascii=False))}| {short[b]}")
+        lines.append(f"    {short[a]} -->|{_quote(_edge_label(data['links']))}| {short[b]}")
     return "\n".join(lines) + "\n"
 
 
 def to_dot(plan: Plan) -> str:
     """Render the plan in Graphviz dot."""
     graph = build_graph(plan)
-    lines = [f"digraph {json.dumps(plan.name, ensure_ascii=False)} {{", "    rankdir=TB;", "    node [shape=box];"]
+    lines = [f"digraph {_quote(plan.name)} {{", "    rankdir=TB;", "    node [shape=box];"]
     for node, data in graph.nodes(data=True):
         extra = ", style=rounded, peripheries=2" if data["kind"] == "map" else ""
         label = node + (" (map)" if data["kind"] == "map" else "")
-        lines.append(f"    {json.dumps(node, ensure_ascii=False)} [label={json.dumps(label, ensure_ascii=False)}{extra}];")
+        lines.append(f"    {_quote(node)} [label={_quote(label)}{extra}];")
     for a, b, data in graph.edges(data=True):
-        label = json.dumps(_edge_label(data["links"], ensure_ascii=False))
-        lines.append(f"    {json.dumps(a, ensure_ascii=False)} -> {json.dumps(b, ensure_ascii=False)} [label={label}];")
+        label = _quote(_edge_label(data["links"]))
+        lines.append(f"    {_quote(a)} -> {_quote(b)} [label={label}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -57,6 +57,7 @@ class Scheduler:
         self._items: dict[str, Sequence[Any]] = {}
         self._results: dict[str, list[Any]] = {}
         self._left: dict[str, int] = {}
+        self._failed: set[str] = set()
 
     def execute(self) -> dict[tuple[str, str], Any]:
         """Run every node that can run; return values by ``(node, output name)``."""
@@ -144,7 +145,7 @@ class Scheduler:
         node = self.run.steps[task.node]
         if self._left[task.node] == 0:
             node.finished = time.time()
-            if node.status != FAILED:
+            if task.node not in self._failed:
                 self._complete(task.node, {"output": self._results[task.node]})
 
     def _complete(self, nid: str, outputs: dict[str, Any]) -> None:
@@ -161,10 +162,10 @@ class Scheduler:
                 self._start(dep)
 
     def _fail(self, nid: str) -> None:
-        record = self.run.steps[nid]
-        if record.status == FAILED:
+        if nid in self._failed:
             return
-        record.status = FAILED
+        self._failed.add(nid)
+        self.run.steps[nid].status = FAILED
         stack = list(self._dependents[nid])
         while stack:
             dep = stack.pop()
@@ -179,7 +180,9 @@ class Scheduler:
         return self.values[out.key]
 
 
-def _call_args(inv: Invocation, arguments: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _call_args(
+    inv: Invocation, arguments: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
     return bound.args, bound.kwargs
 

@@ -1,0 +1,7 @@
+"""``python -m ductwork`` is the ``ductwork`` command."""
+
+import sys
+
+from ductwork.cli import main
+
+sys.exit(main())

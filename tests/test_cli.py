@@ -1,0 +1,100 @@
+"""The command line, run as a user would: a real subprocess on a real file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ductwork.cli import main
+
+
+@pytest.fixture
+def pipeline_file(tmp_path):
+    path = tmp_path / "flow.py"
+    path.write_text(textwrap.dedent('''
+        from ductwork import pipeline, step
+
+        @step
+        def double(x: int) -> int:
+            return 2 * x
+
+        @step
+        def fail_if(x: int, flag: bool) -> int:
+            if flag:
+                raise RuntimeError("asked to fail")
+            return x
+
+        @pipeline
+        def flow(x: int = 1, flag: bool = False, ratio: float = 0.5, tags: list = ()):
+            return {"y": fail_if(double(x), flag), "ratio": ratio, "tags": tags}
+    '''))
+    return path
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "ductwork", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_run_converts_parameters_by_annotation(pipeline_file):
+    out = _cli("run", f"{pipeline_file}:flow", "-p", "x=21", "-p", "ratio=0.25",
+               "-p", 'tags=["a"]')
+    assert out.returncode == 0, out.stderr
+    assert '"y": 42' in out.stdout and '"ratio": 0.25' in out.stdout and '"a"' in out.stdout
+    assert "succeeded" in out.stdout
+
+
+def test_failed_run_exits_nonzero_with_short_message(pipeline_file):
+    out = _cli("run", f"{pipeline_file}:flow", "-p", "flag=true")
+    assert out.returncode == 1
+    assert "step fail_if failed: RuntimeError: asked to fail" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-p", "x=abc"], "Parameter 'x' expects int, got 'abc'"),
+        (["-p", "nope=1"], "has no parameter 'nope'"),
+        (["-p", "x"], "-p takes name=value"),
+        (["-p", "flag=maybe"], "Parameter 'flag' expects bool"),
+    ],
+)
+def test_bad_parameters_are_usage_errors(pipeline_file, args, message, capsys):
+    assert main(["run", f"{pipeline_file}:flow", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_targets(pipeline_file, tmp_path, capsys):
+    assert main(["run", f"{pipeline_file}:nothere"]) == 2
+    assert "no pipeline named 'nothere'; it defines: flow" in capsys.readouterr().err
+    assert main(["run", str(pipeline_file)]) == 2
+    assert "Expected FILE.py:PIPELINE" in capsys.readouterr().err
+    assert main(["run", f"{tmp_path}/missing.py:flow"]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_graph_formats(pipeline_file):
+    out = _cli("graph", f"{pipeline_file}:flow", "--format", "dot")
+    assert out.returncode == 0 and '"double" -> "fail_if"' in out.stdout
+    out = _cli("graph", f"{pipeline_file}:flow")
+    assert out.returncode == 0 and out.stdout.startswith("flowchart TD")
+
+
+def test_help_on_every_command():
+    for args in (["--help"], ["run", "--help"], ["graph", "--help"]):
+        out = _cli(*args)
+        assert out.returncode == 0 and "usage: ductwork" in out.stdout
+
+
+def test_console_script_is_installed():
+    import shutil
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "ductwork"
+    exe = str(script) if script.exists() else shutil.which("ductwork")
+    assert exe, "the 'ductwork' console script is not installed"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
