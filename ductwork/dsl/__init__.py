@@ -1,0 +1,1 @@
+"""The DSL: @step, @pipeline, Output placeholders, tracing and the step graph."""

@@ -1,0 +1,1 @@
+"""The runtime: runs, scheduling, execution, hashing, serializers and stores."""
