@@ -17,3 +17,10 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where every component must be present: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """Every test gets its own store and home, so no test sees another's cache."""
+    monkeypatch.setenv("DUCTWORK_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("DUCTWORK_HOME", str(tmp_path / "home"))

@@ -19,13 +19,14 @@ class InlineBackend:
     name = "inline"
     capacity = 1
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, store: Any, **options: Any) -> None:
+        self.store = store
         self.options = options
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run ``job`` now and return an already-completed future."""
         future: Future[JobResult] = Future()
-        future.set_result(execute(job))
+        future.set_result(execute(job, self.store))
         return future
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.options import SINGLE_OUTPUT
 from ductwork.dsl.trace import Plan
@@ -45,6 +45,21 @@ def build_graph(plan: Plan) -> networkx.DiGraph:
                     links=[(link.output, link.argument)],
                 )
     return graph
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The graph as plain JSON-able data (no networkx needed), for run records and the studio."""
+    nodes = [
+        {"id": inv.id, "step": inv.step.name, "kind": "map" if inv.is_map else "step",
+         "outputs": list(inv.step.options.outputs)}
+        for inv in plan.invocations.values()
+    ]
+    edges = [
+        {"source": link.source, "target": inv.id, "output": link.output,
+         "argument": link.argument}
+        for inv in plan.invocations.values() for link in inv.links
+    ]
+    return {"name": plan.name, "nodes": nodes, "edges": edges}
 
 
 def _edge_label(links: list[tuple[str, str]]) -> str:

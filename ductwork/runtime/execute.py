@@ -1,7 +1,10 @@
-"""Running one job: call the step function on resolved values and split its outputs.
+"""Running one job where the step runs: call the function, check and store its outputs.
 
-This is the part of a run that happens where the step runs (in-process, in a
-worker process, in a container); it must stay small and import little.
+This is the worker's half of a run (in-process, in a worker process, in a
+container): it receives argument values and the step's cache key, calls the
+step, checks the return value against the step's annotation, writes each
+output to the artifact store (the digest is computed while writing) and the
+key's index entry after them, and reports refs. It must stay small.
 """
 
 from __future__ import annotations
@@ -13,26 +16,32 @@ from typing import Any
 
 import attrs
 
+from ductwork.runtime.annotations import check_outputs
+
 
 @attrs.frozen
 class Job:
-    """One unit of work: a step function with its argument values."""
+    """One unit of work: a step function with its argument values and cache key."""
 
     step_id: str
     step: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     attempt: int = 1
+    key: str | None = None
+    #: A map element keeps a multi-output step's return value whole, as one list item.
+    whole: bool = False
 
 
 @attrs.frozen
 class JobResult:
-    """What came of a job: outputs by name, or the user's traceback."""
+    """What came of a job: output refs (and values, in-process), or the user's traceback."""
 
     step_id: str
     started: float
     finished: float
-    outputs: dict[str, Any] | None = None
+    refs: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
     error: str | None = None
     logs: str = ""
 
@@ -57,8 +66,8 @@ def split_outputs(step: Any, result: Any) -> dict[str, Any]:
     )
 
 
-def execute(job: Job) -> JobResult:
-    """Run ``job`` here and now, turning any exception into a formatted traceback."""
+def execute(job: Job, store: Any) -> JobResult:
+    """Run ``job`` here and now; user errors become a formatted traceback in the result."""
     started = time.time()
     try:
         result = job.step.fn(*job.args, **job.kwargs)
@@ -68,7 +77,26 @@ def execute(job: Job) -> JobResult:
         error = "".join(traceback.format_exception(type(exc), exc, tb))
         return JobResult(job.step_id, started, time.time(), error=error)
     try:
-        outputs = split_outputs(job.step, result)
-    except OutputMismatch as exc:
+        if job.whole:
+            values = {"output": result}
+            check_outputs(job.step, split_outputs(job.step, result))
+        else:
+            values = split_outputs(job.step, result)
+            check_outputs(job.step, values)
+    except (OutputMismatch, TypeError) as exc:
         return JobResult(job.step_id, started, time.time(), error=f"{exc}\n")
-    return JobResult(job.step_id, started, time.time(), outputs=outputs)
+    refs = {}
+    for name, value in values.items():
+        try:
+            refs[name] = store.put(value)
+        except Exception as exc:
+            error = (
+                f"Step '{job.step.name}': output '{name}' ({type(value).__name__}) could not be "
+                f"stored: {type(exc).__name__}: {exc}. Return a value that can be serialized, or "
+                "register a serializer for its type (ductwork.register_serializer).\n"
+            )
+            return JobResult(job.step_id, started, time.time(), error=error)
+    if job.key is not None:
+        # Indexed only after every output is stored: a reader never sees a partial entry.
+        store.put_key(job.key, refs)
+    return JobResult(job.step_id, started, time.time(), refs=refs, values=values)

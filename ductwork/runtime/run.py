@@ -1,20 +1,26 @@
 """What a run leaves behind: ``Run`` and its ``StepRun`` records.
 
-Both are plain attrs records of data that can be persisted as they are;
-nothing here executes anything.
+Outputs are held by reference (an artifact's digest) and loaded from the
+artifact store only when asked for, so looking at a run -- or running a
+pipeline whose steps are all cached -- never reads a large value it does not
+need. Values a step produced in this process are kept, so they are not read
+back either.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED = (
-    "pending", "running", "succeeded", "failed", "skipped",
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
+    "pending", "running", "succeeded", "failed", "skipped", "cancelled",
 )
+
+Loader = Callable[[Any], Any]
 
 
 def new_run_id() -> str:
@@ -34,11 +40,18 @@ class StepRun:
     attempts: int = 0
     started: float | None = None
     finished: float | None = None
-    outputs: dict[str, Any] = attrs.field(factory=dict)
+    output_refs: dict[str, Any] = attrs.field(factory=dict)
     error: str | None = None
     logs: str = ""
     metrics: dict[str, Any] = attrs.field(factory=dict)
     map_index: int | None = None
+    key: str | None = None
+    components: dict[str, str] | None = None
+    run_id: str | None = None
+    note: str | None = None
+    _values: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    _loader: Loader | None = attrs.field(default=None, repr=False)
+    _explain: Callable[[StepRun], str] | None = attrs.field(default=None, repr=False)
 
     @property
     def duration(self) -> float | None:
@@ -48,13 +61,36 @@ class StepRun:
         return self.finished - self.started
 
     @property
+    def outputs(self) -> dict[str, Any]:
+        """Output values by name, read from the artifact store on first access."""
+        for name, ref in self.output_refs.items():
+            if name not in self._values:
+                if self._loader is None:
+                    raise LookupError(f"step '{self.id}': no store to load output '{name}' from")
+                self._values[name] = self._loader(ref)
+        return {name: self._values[name] for name in self.output_refs}
+
+    @property
     def output(self) -> Any:
         """The value of a single-output step."""
-        if len(self.outputs) != 1:
+        if len(self.output_refs) != 1:
             raise AttributeError(
-                f"step '{self.id}' has outputs {sorted(self.outputs)}; use .outputs[name]"
+                f"step '{self.id}' has outputs {sorted(self.output_refs)}; use .outputs[name]"
             )
         return next(iter(self.outputs.values()))
+
+    @property
+    def why(self) -> str:
+        """Why this step was a cache hit or ran: which part of its key changed."""
+        if self._explain is None:
+            return "no run history is available to explain this step"
+        return self._explain(self)
+
+    def set_output(self, name: str, ref: Any, value: Any = None, *, known: bool = False) -> None:
+        """Record an output by reference, with its value when it is already in memory."""
+        self.output_refs[name] = ref
+        if known:
+            self._values[name] = value
 
 
 @attrs.define(eq=False)
@@ -67,10 +103,17 @@ class Run:
     backend: str
     status: str = RUNNING
     steps: dict[str, StepRun] = attrs.field(factory=dict)
-    outputs: Any = None
     started: float | None = None
     finished: float | None = None
     store: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    ductwork_version: str | None = None
+    python_version: str | None = None
+    graph: dict[str, Any] | None = None
+    result: Any = None
+    _outputs: Any = attrs.field(default=None, repr=False)
+    _resolve: Callable[[Any], Any] | None = attrs.field(default=None, repr=False)
 
     @property
     def duration(self) -> float | None:
@@ -80,6 +123,13 @@ class Run:
         return self.finished - self.started
 
     @property
+    def outputs(self) -> Any:
+        """The pipeline's return structure filled with values (loaded on first access)."""
+        if self._outputs is None and self._resolve is not None:
+            self._outputs = self._resolve(self.result)
+        return self._outputs
+
+    @property
     def failed_steps(self) -> list[StepRun]:
         """The step runs that failed, in the order they were recorded."""
         return [s for s in self.steps.values() if s.status == FAILED]
@@ -87,6 +137,7 @@ class Run:
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for s in self.steps.values():
-            counts[s.status] = counts.get(s.status, 0) + 1
+            key = "cached" if s.cached else s.status
+            counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         return f"<Run {self.id} of {self.pipeline}: {self.status} ({summary})>"

@@ -1,23 +1,54 @@
-"""``Pipeline.run``: check the options, trace, schedule, and report.
+"""``Pipeline.run``: check the options, trace, schedule, record, and report.
 
 Everything that can be wrong with a run's input -- an unknown parameter, a
-bad option, an unknown backend -- is found here before any step runs.
+bad option, an unknown backend or step id -- is found here before any step
+runs.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError, PipelineFailed
-from ductwork.dsl.trace import substitute
+from ductwork.dsl.graph import plan_to_dict
+from ductwork.dsl.trace import Plan
 from ductwork.runtime.backend import get_backend
-from ductwork.runtime.run import FAILED, SUCCEEDED, Run, new_run_id
-from ductwork.runtime.scheduler import Scheduler
+from ductwork.runtime.run import CANCELLED, FAILED, SUCCEEDED, Run, new_run_id
 
 
 class RunOptionError(DuctworkError, ValueError):
-    """A run option (backend, max_workers, ...) has a value that cannot work."""
+    """A run option (backend, max_workers, regenerate, ...) has a value that cannot work."""
+
+
+def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> frozenset[str]:
+    """The nodes that must run whatever the cache holds: those named and their descendants."""
+    if regenerate is True:
+        return frozenset(plan.invocations)
+    if regenerate is False or regenerate is None:
+        return frozenset()
+    if isinstance(regenerate, str) or not all(isinstance(r, str) for r in regenerate):
+        raise RunOptionError(
+            f"regenerate= takes True, False or a list of step ids, got {regenerate!r}."
+        )
+    unknown = [r for r in regenerate if r not in plan.invocations]
+    if unknown:
+        raise RunOptionError(
+            f"regenerate= names {', '.join(map(repr, unknown))}, which is not a step of "
+            f"'{plan.name}'. Its steps: {', '.join(plan.invocations)}."
+        )
+    forced, stack = set(), list(regenerate)
+    dependents: dict[str, list[str]] = {}
+    for nid, inv in plan.invocations.items():
+        for dep in inv.deps:
+            dependents.setdefault(dep, []).append(nid)
+    while stack:
+        node = stack.pop()
+        if node not in forced:
+            forced.add(node)
+            stack.extend(dependents.get(node, ()))
+    return frozenset(forced)
 
 
 def run_pipeline(
@@ -25,7 +56,7 @@ def run_pipeline(
     params: dict[str, Any],
     *,
     backend: str = "inline",
-    store: str | None = None,
+    store: Any = None,
     max_workers: int | None = None,
     regenerate: bool | list[str] = False,
     progress: bool | None = None,
@@ -33,26 +64,47 @@ def run_pipeline(
     shared_filesystem: bool = False,
 ) -> Run:
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
+    from ductwork import __version__
+    from ductwork.runtime.history import attach, open_store
+    from ductwork.runtime.provenance import GitState
+    from ductwork.runtime.runstore import open_runstore
+    from ductwork.runtime.scheduler import Scheduler
+
     if not isinstance(backend, str):
         raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
     if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
         raise RunOptionError(f"max_workers= must be a whole number >= 1, got {max_workers!r}.")
+    git = GitState.start()
     plan = pipeline.trace(**params)
-    options: dict[str, Any] = {}
+    force = forced_nodes(plan, regenerate)
+    artifacts = open_store(store)
+    options: dict[str, Any] = {"store": artifacts}
     if max_workers is not None:
         options["max_workers"] = max_workers
     if address is not None:
         options["address"] = address
     engine = get_backend(backend, **options)
-    run = Run(new_run_id(), plan.name, plan.params, backend, store=store, started=time.time())
+    history = open_runstore(artifacts)
+    run = Run(
+        new_run_id(), plan.name, plan.params, backend, store=artifacts.url, started=time.time(),
+        ductwork_version=__version__, python_version=sys.version.split()[0],
+        graph=plan_to_dict(plan),
+    )
+    history.begin_run(run)
     try:
-        values = Scheduler(plan, engine, run).execute()
+        Scheduler(plan, engine, run, artifacts, force).execute()
+    except BaseException as exc:
+        run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
+        raise
+    else:
+        run.status = FAILED if run.failed_steps else SUCCEEDED
     finally:
         engine.close()
-    run.finished = time.time()
-    run.outputs = substitute(plan.result, lambda out: values.get(out.key))
+        run.finished = time.time()
+        run.git_commit, run.git_dirty = git.result()
+        history.finish_run(run)
+        attach(run, artifacts, history)
     failed = run.failed_steps
-    run.status = FAILED if failed else SUCCEEDED
     if failed:
         first = failed[0]
         others = [s.id for s in failed[1:]]

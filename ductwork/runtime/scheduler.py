@@ -1,22 +1,29 @@
-"""The one scheduling loop: dispatch every ready step to a backend, collect results.
+"""The one scheduling loop: serve steps from the cache or dispatch them, collect results.
 
-State is per node (an invocation id): how many of its dependencies are still
-unfinished. A node whose count reaches zero becomes ready. A ``map`` node,
-once ready, resolves its list and becomes one task per element, all ready at
-once; it completes when every element has. A failed node (after its retries)
-marks everything downstream ``skipped``; nodes that do not depend on it go
-on, so their outputs are kept.
+State is per node (an invocation id): the set of its dependencies still
+unfinished. A node whose set empties is started: its cache key is computed
+from its code and its inputs' digests; a hit records the stored refs and
+completes it without reading anything; a miss loads its inputs and queues a
+job. A ``map`` node, once started, loads its list and does the same per
+element, queueing only the elements that miss; it completes when every
+element has.
 
-Backends differ only in ``submit``; at most ``backend.capacity`` tasks are in
-flight, and the loop blocks only on the futures it holds.
+All reading of a node's inputs happens when it starts, before any of its jobs
+is queued. So when a stored artifact turns out to be corrupt (the store checks
+every read), the node simply waits again for the producer, which is restarted,
+misses (the store dropped the bad object) and recomputes it.
+
+A failed node (after its retries) marks everything downstream ``skipped``;
+nodes that do not depend on it go on, so their outputs are kept. Backends
+differ only in ``submit``; at most ``backend.capacity`` jobs are in flight.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from collections import defaultdict, deque
-from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
@@ -25,66 +32,99 @@ import attrs
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.backend import Backend
+from ductwork.runtime.cache import CacheKeyError, input_components, step_key
 from ductwork.runtime.execute import Job, JobResult
 from ductwork.runtime.run import FAILED, RUNNING, SKIPPED, SUCCEEDED, Run, StepRun
+from ductwork.runtime.store import CorruptArtifact
+from ductwork.runtime.values import GatherRef, iter_digests, map_refs
 
 
-@attrs.define
-class _Task:
-    node: str
-    index: int | None = None
-    attempt: int = 1
-
-    @property
-    def step_id(self) -> str:
-        return self.node if self.index is None else f"{self.node}[{self.index}]"
+class _Rewind(Exception):
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
 
 
 class Scheduler:
-    """Runs one plan on one backend, filling in ``run.steps``; returns the output values."""
+    """Runs one plan on one backend, filling in ``run.steps`` and ``run.result``."""
 
-    def __init__(self, plan: Plan, backend: Backend, run: Run) -> None:
+    def __init__(self, plan: Plan, backend: Backend, run: Run, store: Any,
+                 force: frozenset[str] = frozenset()) -> None:
         self.plan = plan
         self.backend = backend
         self.run = run
-        self.values: dict[tuple[str, str], Any] = {}
+        self.store = store
+        self.force = force
+        self.refs: dict[tuple[str, str], Any] = {}
+        self._memo: dict[str, Any] = {}
         self._waiting = {nid: set(inv.deps) for nid, inv in plan.invocations.items()}
         self._dependents: dict[str, list[str]] = defaultdict(list)
         for nid, inv in plan.invocations.items():
             for dep in inv.deps:
                 self._dependents[dep].append(nid)
-        self._tasks: deque[_Task] = deque()
-        self._items: dict[str, Sequence[Any]] = {}
-        self._results: dict[str, list[Any]] = {}
+        self._queue: deque[Job] = deque()
+        self._parts: dict[str, list[Any]] = {}
         self._left: dict[str, int] = {}
         self._failed: set[str] = set()
 
-    def execute(self) -> dict[tuple[str, str], Any]:
-        """Run every node that can run; return values by ``(node, output name)``."""
+    # -- the loop -------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        """Run every node that can run; leave refs in ``self.refs`` and the result in the run."""
         for nid, inv in self.plan.invocations.items():
-            self.run.steps[nid] = StepRun(nid, inv.step.name)
+            self.run.steps[nid] = self._record(nid, inv.step.name)
         for nid, waiting in self._waiting.items():
             if not waiting:
                 self._start(nid)
-        in_flight: dict[Future[JobResult], _Task] = {}
+        for _ in range(len(self.plan.invocations) + 1):
+            self._loop()
+            try:
+                self._resolve_result()
+                return
+            except _Rewind as rewind:
+                self._rewind(None, rewind.digest)
+        raise RuntimeError("stored artifacts keep failing verification; check the store's disk")
+
+    def _loop(self) -> None:
+        in_flight: dict[Future[JobResult], Job] = {}
         capacity = max(1, self.backend.capacity)
-        while self._tasks or in_flight:
-            while self._tasks and len(in_flight) < capacity:
-                task = self._tasks.popleft()
-                in_flight[self._submit(task)] = task
+        while self._queue or in_flight:
+            while self._queue and len(in_flight) < capacity:
+                job = self._queue.popleft()
+                record = self.run.steps[job.step_id]
+                record.status, record.attempts = RUNNING, job.attempt
+                in_flight[self.backend.submit(job)] = job
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 self._finish(in_flight.pop(future), future.result())
-        return self.values
+
+    def _resolve_result(self) -> None:
+        result = substitute(self.plan.result, lambda out: self.refs.get(out.key))
+        self.run.result = result
+        values = map_refs(result, self._load)
+        self.run._outputs = values
+
+    # -- starting a node ------------------------------------------------------------------
 
     def _start(self, nid: str) -> None:
         inv = self.plan.invocations[nid]
         record = self.run.steps[nid]
         record.status = RUNNING
-        if not inv.is_map:
-            self._tasks.append(_Task(nid))
+        try:
+            if inv.is_map:
+                self._start_map(nid, inv, record)
+            else:
+                self._start_call(nid, inv, record)
+        except _Rewind as rewind:
+            self._rewind(nid, rewind.digest)
+
+    def _start_call(self, nid: str, inv: Invocation, record: StepRun) -> None:
+        refs = substitute(inv.arguments, self._ref)
+        if not self._lookup(nid, record, inv, refs):
             return
-        items = substitute(inv.arguments[inv.map_over], self._lookup)
+        self._queue.append(self._job(nid, inv, substitute(inv.arguments, self._value)))
+
+    def _start_map(self, nid: str, inv: Invocation, record: StepRun) -> None:
+        items = substitute(inv.arguments[inv.map_over], self._value)
         if not isinstance(items, list | tuple):
             record.error = (
                 f"{inv.step.name}.map needs a list to map over, but its input is a "
@@ -92,74 +132,127 @@ class Scheduler:
             )
             self._fail(nid)
             return
-        self._items[nid] = items
-        self._results[nid] = [None] * len(items)
-        self._left[nid] = len(items)
         record.started = time.time()
+        refs = substitute(inv.arguments, self._ref)
+        self._parts[nid] = [None] * len(items)
+        self._left[nid] = len(items)
+        missing = []
+        for i, item in enumerate(items):
+            eid = f"{nid}[{i}]"
+            self.run.steps[eid] = element = self._record(eid, inv.step.name, map_index=i)
+            element.status = RUNNING
+            if self._lookup(eid, element, inv, {**refs, inv.map_over: item}):
+                missing.append(i)
+        if missing:
+            values = substitute(inv.arguments, self._value)
+            for i in missing:
+                arguments = {**values, inv.map_over: items[i]}
+                self._queue.append(self._job(f"{nid}[{i}]", inv, arguments))
         if not items:
-            self._complete(nid, {"output": []})
-        for i in range(len(items)):
-            self.run.steps[f"{nid}[{i}]"] = StepRun(f"{nid}[{i}]", inv.step.name, map_index=i)
-            self._tasks.append(_Task(nid, i))
+            self._complete(nid, {"output": GatherRef.of([])})
 
-    def _submit(self, task: _Task) -> Future[JobResult]:
-        inv = self.plan.invocations[task.node]
-        arguments = substitute(inv.arguments, self._lookup)
-        if task.index is not None:
-            arguments = {**arguments, inv.map_over: self._items[task.node][task.index]}
-        args, kwargs = _call_args(inv, arguments)
-        record = self.run.steps[task.step_id]
-        record.status = RUNNING
-        record.attempts = task.attempt
-        return self.backend.submit(Job(task.step_id, inv.step, args, kwargs, task.attempt))
+    def _lookup(self, sid: str, record: StepRun, inv: Invocation, refs: dict[str, Any]) -> bool:
+        """Compute the key and serve a hit; return True when the step has to run."""
+        step = inv.step
+        record.key = record.components = None
+        if not step.options.cache:
+            return True
+        try:
+            record.key, record.components = step_key(
+                step, input_components(step, refs), whole=record.map_index is not None
+            )
+        except CacheKeyError as exc:
+            record.error = f"{exc}\n"
+            self._fail_task(sid, record)
+            return False
+        node = sid.split("[", 1)[0] if record.map_index is not None else sid
+        if node in self.force:
+            record.note = "regenerate was asked for"
+            return True
+        hit = self.store.get_key(record.key)
+        if hit is None:
+            return True
+        record.cached = True
+        record.started = record.finished = time.time()
+        self._succeed(sid, record, hit)
+        return False
 
-    def _finish(self, task: _Task, result: JobResult) -> None:
-        inv = self.plan.invocations[task.node]
-        record = self.run.steps[task.step_id]
+    def _job(self, sid: str, inv: Invocation, arguments: dict[str, Any]) -> Job:
+        bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
+        record = self.run.steps[sid]
+        return Job(sid, inv.step, bound.args, bound.kwargs, 1, record.key,
+                   whole=record.map_index is not None)
+
+    # -- results --------------------------------------------------------------------------
+
+    def _finish(self, job: Job, result: JobResult) -> None:
+        record = self.run.steps[job.step_id]
         if record.started is None:
             record.started = result.started
         record.finished = result.finished
         record.logs += result.logs
-        if result.error is not None:
-            if task.attempt <= inv.step.options.retries:
-                self._tasks.append(attrs.evolve(task, attempt=task.attempt + 1))
-                return
-            record.status, record.error = FAILED, result.error
-            if task.index is not None:
-                node = self.run.steps[task.node]
-                node.error = node.error or f"element {task.index} failed:\n{result.error}"
-                self._left[task.node] -= 1
-                if self._left[task.node] == 0:
-                    node.finished = time.time()
-                self._fail(task.node)
-            else:
-                self._fail(task.node)
+        if result.error is None:
+            assert result.refs is not None
+            self._succeed(job.step_id, record, result.refs, result.values)
             return
-        assert result.outputs is not None
-        record.status, record.outputs = SUCCEEDED, result.outputs
-        if task.index is None:
-            self._complete(task.node, result.outputs)
+        if job.attempt <= job.step.options.retries:
+            self._queue.append(attrs.evolve(job, attempt=job.attempt + 1))
             return
-        self._results[task.node][task.index] = result.outputs["output"]
-        self._left[task.node] -= 1
-        node = self.run.steps[task.node]
-        if self._left[task.node] == 0:
-            node.finished = time.time()
-            if task.node not in self._failed:
-                self._complete(task.node, {"output": self._results[task.node]})
+        record.error = result.error
+        self._fail_task(job.step_id, record)
 
-    def _complete(self, nid: str, outputs: dict[str, Any]) -> None:
+    def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
+                 values: dict[str, Any] | None = None) -> None:
+        record.status = SUCCEEDED
+        for name, ref in refs.items():
+            known = values is not None
+            record.set_output(name, ref, values[name] if known else None, known=known)
+            if known:
+                self._memo[ref.digest] = values[name]
+        if record.map_index is None:
+            self._complete(sid, refs)
+            return
+        node = sid.split("[", 1)[0]
+        self._parts[node][record.map_index] = refs["output"]
+        self._element_done(node)
+
+    def _fail_task(self, sid: str, record: StepRun) -> None:
+        record.status = FAILED
+        if record.map_index is None:
+            self._fail(sid)
+            return
+        node = sid.split("[", 1)[0]
+        parent = self.run.steps[node]
+        parent.error = parent.error or f"element {record.map_index} failed:\n{record.error}"
+        self._fail(node)
+        self._element_done(node)
+
+    def _element_done(self, node: str) -> None:
+        self._left[node] -= 1
+        if self._left[node] == 0:
+            self.run.steps[node].finished = time.time()
+            if node not in self._failed:
+                self._complete(node, {"output": GatherRef.of(self._parts[node])})
+
+    def _complete(self, nid: str, refs: dict[str, Any]) -> None:
         record = self.run.steps[nid]
-        record.status, record.outputs = SUCCEEDED, outputs
+        record.status = SUCCEEDED
+        if record.map_index is None and self.plan.invocations[nid].is_map:
+            record.set_output("output", refs["output"])
+            record.cached = all(self.run.steps[f"{nid}[{i}]"].cached
+                                for i in range(len(self._parts[nid])))
         if record.finished is None:
             record.finished = time.time()
-        for name, value in outputs.items():
-            self.values[(nid, name)] = value
+        for name, ref in refs.items():
+            self.refs[(nid, name)] = ref
         for dep in self._dependents[nid]:
             waiting = self._waiting[dep]
-            waiting.discard(nid)
-            if not waiting and self.run.steps[dep].status != SKIPPED:
-                self._start(dep)
+            if nid in waiting:
+                waiting.discard(nid)
+                if not waiting and dep not in self._failed and (
+                    self.run.steps[dep].status != SKIPPED
+                ):
+                    self._start(dep)
 
     def _fail(self, nid: str) -> None:
         if nid in self._failed:
@@ -176,13 +269,45 @@ class Scheduler:
             down.error = f"not run: upstream step '{nid}' failed"
             stack.extend(self._dependents[dep])
 
-    def _lookup(self, out: Output) -> Any:
-        return self.values[out.key]
+    # -- values and corruption ------------------------------------------------------------
 
+    def _ref(self, out: Output) -> Any:
+        return self.refs[out.key]
 
-def _call_args(
-    inv: Invocation, arguments: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
-    return bound.args, bound.kwargs
+    def _value(self, out: Output) -> Any:
+        return self._load(self.refs[out.key])
 
+    def _load(self, ref: Any) -> Any:
+        if ref is None:
+            return None
+        if isinstance(ref, GatherRef):
+            return [self._load(part) for part in ref.parts]
+        if ref.digest not in self._memo:
+            try:
+                self._memo[ref.digest] = self.store.get(ref)
+            except CorruptArtifact:
+                raise _Rewind(ref.digest) from None
+        return self._memo[ref.digest]
+
+    def _rewind(self, consumer: str | None, digest: str) -> None:
+        """Recompute the producer of a corrupt artifact, then start ``consumer`` again."""
+        producers = [node for (node, _), ref in self.refs.items() if digest in iter_digests(ref)]
+        warnings.warn(
+            f"artifact {digest[:12]} in {self.store.url} failed verification; recomputing "
+            f"{', '.join(sorted(set(producers)))}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        for node in dict.fromkeys(producers):
+            for key in [k for k in self.refs if k[0] == node]:
+                del self.refs[key]
+            record = self.run.steps[node]
+            record.cached, record.finished = False, None
+            record.note = "recomputed: a stored output failed verification"
+            if consumer is not None:
+                self._waiting[consumer].add(node)
+            self._start(node)
+
+    def _record(self, sid: str, step: str, map_index: int | None = None) -> StepRun:
+        return StepRun(sid, step, map_index=map_index, run_id=self.run.id,
+                       loader=self._load)

@@ -1,0 +1,91 @@
+"""Checking a step's return value against its return annotation.
+
+The check is shallow by design -- ``list[float]`` checks for a list, not each
+element -- so it costs microseconds and never walks a large value. Annotations
+it cannot judge (type variables, unresolvable forward references, protocols)
+pass.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any
+
+_HINTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+_UNKNOWN = object()
+
+
+def _return_hint(fn: Any) -> Any:
+    cached = _HINTS.get(id(fn))
+    if cached is not None and cached[0] is fn:
+        return cached[1]
+    try:
+        hint = typing.get_type_hints(fn, include_extras=False).get("return", _UNKNOWN)
+    except Exception:  # an annotation we cannot resolve is one we cannot check
+        hint = _UNKNOWN
+    _HINTS[id(fn)] = (fn, hint)
+    return hint
+
+
+def conforms(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits ``hint`` at its outermost level."""
+    if hint is _UNKNOWN or hint is Any or hint is object:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is typing.Annotated:
+        return conforms(value, typing.get_args(hint)[0])
+    if origin is not None:
+        return not isinstance(origin, type) or isinstance(value, origin)
+    if isinstance(hint, typing.NewType):
+        return conforms(value, hint.__supertype__)
+    if not isinstance(hint, type) or getattr(hint, "_is_protocol", False):
+        return True
+    if hint is float:  # PEP 484: an int is acceptable where a float is expected
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is complex:
+        return isinstance(value, int | float | complex) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or repr(hint).replace("typing.", "")
+
+
+def check_outputs(step: Any, outputs: dict[str, Any]) -> None:
+    """Raise TypeError naming the step, expected and actual type if an output does not fit."""
+    hint = _return_hint(step.fn)
+    if hint is _UNKNOWN:
+        return
+    if not step.options.multiple:
+        value = outputs[step.options.outputs[0]]
+        if not conforms(value, hint):
+            raise TypeError(
+                f"Step '{step.name}' returned {type(value).__name__}, but its return annotation "
+                f"says {_name(hint)}. Return a {_name(hint)}, or correct the annotation."
+            )
+        return
+    fields = getattr(hint, "__annotations__", None) if hasattr(hint, "_fields") else None
+    if fields is not None:
+        per_output = [fields.get(name, Any) for name in step.options.outputs]
+    elif typing.get_origin(hint) is tuple:
+        per_output = list(typing.get_args(hint))
+    else:
+        return
+    if len(per_output) != len(step.options.outputs):
+        return
+    for name, expected in zip(step.options.outputs, per_output, strict=True):
+        if isinstance(expected, str):  # a NamedTuple field left as a forward reference
+            continue
+        if not conforms(outputs[name], expected):
+            raise TypeError(
+                f"Step '{step.name}' returned {type(outputs[name]).__name__} for output "
+                f"'{name}', but its return annotation says {_name(expected)}. Return a "
+                f"{_name(expected)} there, or correct the annotation."
+            )

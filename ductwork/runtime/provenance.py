@@ -1,0 +1,49 @@
+"""Where a run came from: the git commit and dirty flag of the working directory.
+
+Asked for in a background thread when a run starts, so a slow ``git status``
+on a large repository overlaps with the run instead of delaying it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+
+class GitState:
+    """The commit and dirty flag of the working directory, found in the background."""
+
+    def __init__(self, cwd: str) -> None:
+        self._cwd = cwd
+        self._value: tuple[str | None, bool | None] = (None, None)
+        self._thread = threading.Thread(target=self._probe, daemon=True)
+
+    @classmethod
+    def start(cls, cwd: str | None = None) -> GitState:
+        """Begin probing ``cwd`` (default: the working directory)."""
+        state = cls(cwd or os.getcwd())
+        state._thread.start()
+        return state
+
+    def _probe(self) -> None:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=self._cwd, capture_output=True, text=True,
+                timeout=10,
+            )
+            if commit.returncode != 0:
+                return
+            status = subprocess.run(
+                ["git", "status", "--porcelain"], cwd=self._cwd, capture_output=True, text=True,
+                timeout=30,
+            )
+            dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+            self._value = (commit.stdout.strip(), dirty)
+        except (OSError, subprocess.SubprocessError):
+            pass  # no git, or not a repository: the run records none
+
+    def result(self, timeout: float = 30.0) -> tuple[str | None, bool | None]:
+        """Return ``(commit, dirty)``, or ``(None, None)`` outside a git work tree."""
+        self._thread.join(timeout)
+        return self._value
