@@ -72,9 +72,9 @@ class Scheduler:
         """Run every node that can run; leave refs in ``self.refs`` and the result in the run."""
         for nid, inv in self.plan.invocations.items():
             self.run.steps[nid] = self._record(nid, inv.step.name)
-        for nid, waiting in self._waiting.items():
-            if not waiting:
-                self._start(nid)
+        # Roots are listed first: starting one can complete it (a hit) and empty others' sets.
+        for nid in [n for n, waiting in self._waiting.items() if not waiting]:
+            self._start(nid)
         for _ in range(len(self.plan.invocations) + 1):
             self._loop()
             try:
