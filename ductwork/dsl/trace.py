@@ -141,6 +141,13 @@ def find_outputs(value: Any, path: str) -> Iterator[tuple[Output, str]]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from find_outputs(item, f"{path}[{key!r}]")
+    elif isinstance(value, set | frozenset) and any(isinstance(v, Output) for v in value):
+        from ductwork.dsl.core import TraceError, format_location, user_location
+
+        raise TraceError(
+            f"Argument '{path}' at {format_location(user_location())} puts step outputs in a "
+            "set; sets are unordered, so their values cannot be placed. Use a list or tuple."
+        )
 
 
 def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tuple[Link, ...]:

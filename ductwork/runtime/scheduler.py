@@ -239,8 +239,10 @@ class Scheduler:
         record.status = SUCCEEDED
         if record.map_index is None and self.plan.invocations[nid].is_map:
             record.set_output("output", refs["output"])
-            record.cached = all(self.run.steps[f"{nid}[{i}]"].cached
-                                for i in range(len(self._parts[nid])))
+            count = len(self._parts[nid])
+            record.cached = count > 0 and all(
+                self.run.steps[f"{nid}[{i}]"].cached for i in range(count)
+            )
         if record.finished is None:
             record.finished = time.time()
         for name, ref in refs.items():

@@ -243,3 +243,21 @@ def test_tracing_twice_is_independent_and_context_is_restored():
 
         p.graph()
     assert current_trace() is None
+
+
+def test_outputs_inside_a_set_are_refused_at_trace_time():
+    @pipeline
+    def p():
+        return total({load("a")})
+
+    with pytest.raises(dw.TraceError, match="puts step outputs in a set.*Use a list"):
+        p.graph()
+
+
+def test_an_empty_map_is_not_a_cache_hit():
+    @pipeline
+    def p():
+        return total(scale.map([]))
+
+    run = p.run()
+    assert run.outputs == 0 and not run.steps["scale"].cached
