@@ -117,11 +117,11 @@ class RunStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         with self._lock:
-            self._db.executescript(SCHEMA)
+            _retry_locked(lambda: self._db.executescript(SCHEMA))
 
     def _write(self, statements: list[tuple[str, Any]]) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so two processes queue on the
@@ -237,6 +237,26 @@ class RunStore:
         """Close the connection."""
         with self._lock:
             self._db.close()
+
+
+def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
+    """Run ``action``, retrying while another process holds the database lock.
+
+    Switching a new file to WAL, or creating its tables, while another process
+    does the same can fail at once with "database is locked": SQLite returns
+    without waiting on the busy timeout when waiting could deadlock.
+    """
+    import random
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

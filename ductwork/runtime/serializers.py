@@ -23,7 +23,10 @@ cloudpickled. The built-ins and the exactness rule each one applies:
   the frame has no object-dtype columns or index levels, unique ``str`` column
   names and no ``attrs``, and a parquet round trip of its first rows is exact
   (dtypes, index class and ``freq``, names). Otherwise it is pickled.
-- ``pickle``: cloudpickle, the fallback for everything else.
+- ``pickle``: cloudpickle, the fallback for everything else. Builtin data that
+  holds sets (up to 10k objects) is pickled by the pure-Python pickler with set
+  elements sorted, so that equal values give equal bytes in every interpreter
+  (str hashes, hence set order, change with PYTHONHASHSEED).
 
 numpy and pandas handlers are registered lazily, as dask's tokenizer does: only
 when a value whose MRO comes from those packages is dispatched, which implies
@@ -153,10 +156,83 @@ class _Bytes:
         return data if self._type is bytes else bytearray(data)
 
 
+_PLAIN_SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes})
+_PLAIN_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+_CANONICAL_MAX_OBJECTS = 10_000  # bounds the walk; the pure-Python pickler is ~10x slower
+
+
+def _plain_data_with_sets(value: Any) -> bool:
+    """Whether ``value`` is builtin data holding a set (whose pickle follows hash order)."""
+    stack, seen, found = [value], set(), False
+    for _ in range(_CANONICAL_MAX_OBJECTS):
+        if not stack:
+            return found
+        v = stack.pop()
+        t = type(v)
+        if t in _PLAIN_SCALARS:
+            continue
+        if t not in _PLAIN_CONTAINERS or len(v) > _CANONICAL_MAX_OBJECTS:
+            return False
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        found = found or t is set or t is frozenset
+        stack.extend((*v.keys(), *v.values()) if t is dict else v)
+    return False  # too big to pickle in pure Python: left to cloudpickle, in hash order
+
+
+def _canonical_order(items: set | frozenset) -> list:
+    kinds = {type(x) for x in items}
+    if len(kinds) <= 1 and kinds <= {str, int, bytes}:
+        return sorted(items)
+    return sorted(items, key=_canonical_bytes)  # mixed types: order by their own pickles
+
+
+def _canonical_bytes(value: Any) -> bytes:
+    buf = io.BytesIO()
+    _CanonicalPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buf.getvalue()
+
+
+class _CanonicalPickler(pickle._Pickler):
+    """The pure-Python pickler, writing set elements sorted rather than in hash order.
+
+    The C pickler offers no hook for exact sets, and str hashes change with
+    PYTHONHASHSEED: an equal set recomputed in another interpreter would get
+    other bytes, another digest, and lose early cutoff downstream.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_set(self, obj: set) -> None:
+        self.write(pickle.EMPTY_SET)
+        self.memoize(obj)
+        items = _canonical_order(obj)
+        for i in range(0, len(items), self._BATCHSIZE):
+            self.write(pickle.MARK)
+            for item in items[i : i + self._BATCHSIZE]:
+                self.save(item)
+            self.write(pickle.ADDITEMS)
+
+    def save_frozenset(self, obj: frozenset) -> None:
+        # plain data cannot make a frozenset contain itself: no recursion check needed
+        self.write(pickle.MARK)
+        for item in _canonical_order(obj):
+            self.save(item)
+        self.write(pickle.FROZENSET)
+        self.memoize(obj)
+
+    dispatch[set] = save_set
+    dispatch[frozenset] = save_frozenset
+
+
 class _Pickle:
     name = "pickle"
 
     def dump(self, value: Any, f: BinaryIO) -> None:
+        if _plain_data_with_sets(value):
+            _CanonicalPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+            return
         import cloudpickle
 
         cloudpickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -2,7 +2,7 @@
 
 Layout under the store's root::
 
-    objects/<d[:2]>/<d[2:]>     one serialized value, named by the sha256 hex
+    objects/<d[:2]>/<d[2:]>     one serialized value, named by the BLAKE3 hex
                                 digest ``d`` of its bytes
     keys/<k[:2]>/<k[2:]>.json   the cache index: cache key ``k`` ->
                                 {"version": 1, "outputs": {name: ArtifactRef}}
@@ -11,9 +11,9 @@ Layout under the store's root::
 This is Hamilton's two levels: a key names data versions, a digest names bytes.
 
 Writing (``put``): the value's serializer streams into a writer that feeds a
-sha256 hasher and forwards every write, so the digest exists once the value is
+BLAKE3 hasher and forwards every write, so the digest exists once the value is
 written, with no second pass and no in-memory copy; large writes are hashed on a
-second thread while the first writes (hashlib and file writes release the GIL).
+second thread while the first writes (BLAKE3 and file writes release the GIL).
 A local store writes ``tmp/<uuid>`` on the same filesystem and ``os.replace``-s
 it to its object path: readers never see a partial object, concurrent writers
 of the same bytes both succeed, and a crash leaves only a tmp file
@@ -34,7 +34,6 @@ value is never returned.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -50,6 +49,7 @@ from typing import Any, BinaryIO
 import attrs
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.hashing import new_hasher, register_hash
 from ductwork.runtime.serializers import get_serializer, serializer_for
 
 __all__ = ["ArtifactRef", "ArtifactStore", "CorruptArtifact", "MissingArtifact"]
@@ -71,7 +71,7 @@ class MissingArtifact(DuctworkError, LookupError):
 
 def _check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        raise ValueError(f"not a sha256 hex digest: {digest!r}")
+        raise ValueError(f"not a 64-hex-digit digest: {digest!r}")
     return digest
 
 
@@ -93,11 +93,16 @@ class ArtifactRef:
         return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]))
 
 
+# An upstream output enters a downstream key by what identifies its bytes and how they
+# are read back: two types serialized to equal bytes (str vs bytes) must not collide.
+register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
+
+
 class _HashingWriter(io.RawIOBase):
     """Forwards writes to ``raw`` and hashes them; big buffers hash on a second thread."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw, self._hasher, self.size = raw, hashlib.sha256(), 0
+        self._raw, self._hasher, self.size = raw, new_hasher(), 0
 
     def writable(self) -> bool:
         return True
@@ -130,7 +135,7 @@ class _HashingReader(io.RawIOBase):
     """Reads from ``raw`` and hashes what was read (for streamed remote objects)."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw, self._hasher, self.size = raw, hashlib.sha256(), 0
+        self._raw, self._hasher, self.size = raw, new_hasher(), 0
 
     def readable(self) -> bool:
         return True
@@ -164,7 +169,11 @@ class _HashingReader(io.RawIOBase):
 
 
 class _FileHasher(threading.Thread):
-    """Hashes a local file on its own handle, alongside a loader reading it."""
+    """Hashes a local file on its own handle, alongside a loader reading it.
+
+    Not mmap, though ~10% faster: a file truncated under a mapping (or gone stale
+    on NFS) kills the process with SIGBUS instead of raising.
+    """
 
     def __init__(self, path: str) -> None:
         super().__init__(daemon=True)
@@ -172,7 +181,7 @@ class _FileHasher(threading.Thread):
 
     def run(self) -> None:
         try:
-            hasher, buf = hashlib.sha256(), bytearray(_CHUNK)
+            hasher, buf = new_hasher(), bytearray(_CHUNK)
             view = memoryview(buf)
             with open(self._path, "rb", buffering=0) as f:
                 while n := f.readinto(buf):
@@ -181,6 +190,15 @@ class _FileHasher(threading.Thread):
             self.digest = hasher.hexdigest()
         except BaseException as e:  # surfaced by the caller after join
             self.error = e
+
+
+def _replace(src: str, dest: str) -> None:
+    """Rename into place, making the two-hex-digit prefix folder only when it is missing."""
+    try:
+        os.replace(src, dest)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(src, dest)
 
 
 class ArtifactStore:
@@ -205,6 +223,7 @@ class ArtifactStore:
             self._root = path.rstrip("/") or "/"
             self._url = url.rstrip("/")
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
+        self._tmp_ready = False
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self._url!r})"
@@ -241,7 +260,15 @@ class ArtifactStore:
         _check_digest(digest)
         return self._join("objects", digest[:2], digest[2:])
 
-    def _key_path(self, key: str) -> str:
+    def _tmp_name(self) -> str:
+        # The tmp folder is made once per store object, not stat-ed on every write.
+        if not self._tmp_ready:
+            os.makedirs(self._tmp, exist_ok=True)
+            self._tmp_ready = True
+        return os.path.join(self._tmp, uuid.uuid4().hex)
+
+    def key_path(self, key: str) -> str:
+        """Return where the index record of cache key ``key`` lives."""
         if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
             raise ValueError(f"cache key {key!r} must be 3-255 characters of [0-9a-z_-]")
         return self._join("keys", key[:2], key[2:] + ".json")
@@ -252,8 +279,7 @@ class ArtifactStore:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
         serializer = serializer_for(value)
         if self._local:
-            os.makedirs(self._tmp, exist_ok=True)
-            tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+            tmp = self._tmp_name()
         else:
             fd, tmp = tempfile.mkstemp(prefix="ductwork-")
             os.close(fd)
@@ -269,8 +295,7 @@ class ArtifactStore:
             dest = self.object_path(digest)
             if self._local:
                 if not os.path.exists(dest):
-                    os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    os.replace(tmp, dest)  # atomic; a concurrent twin replaces it with equal bytes
+                    _replace(tmp, dest)  # atomic; a concurrent twin replaces it with equal bytes
             elif not self._fs.exists(dest):
                 self._fs.makedirs(posixpath.dirname(dest), exist_ok=True)
                 self._fs.put_file(tmp, dest)
@@ -286,7 +311,7 @@ class ArtifactStore:
         try:
             if ref.size < _THREAD_MIN:
                 data = self._cat(path)
-                self._verify(ref, path, hashlib.sha256(data).hexdigest(), len(data))
+                self._verify(ref, path, new_hasher(data).hexdigest(), len(data))
                 return serializer.load(io.BytesIO(data))
             if self._local:
                 return self._get_local(ref, path, serializer)
@@ -364,26 +389,24 @@ class ArtifactStore:
 
     def put_key(self, key: str, outputs: Mapping[str, ArtifactRef]) -> None:
         """Record that cache key ``key`` produced ``outputs`` (atomically replacing any record)."""
-        path = self._key_path(key)
+        path = self.key_path(key)
         body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
         data = json.dumps(body, sort_keys=True).encode()
         if not self._local:
             self._fs.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
-        os.makedirs(self._tmp, exist_ok=True)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+        tmp = self._tmp_name()
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
+            _replace(tmp, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
     def get_key(self, key: str) -> dict[str, ArtifactRef] | None:
         """Return the outputs recorded for ``key``, or None if absent or any object is missing."""
-        path = self._key_path(key)
+        path = self.key_path(key)
         try:
             body = json.loads(self._cat(path))
             if body.get("version") != _INDEX_VERSION:
@@ -405,7 +428,7 @@ class ArtifactStore:
 
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
-        self._remove(self._key_path(key))
+        self._remove(self.key_path(key))
 
     def clean_tmp(self, older_than: float = 3600.0) -> int:
         """Delete tmp files older than ``older_than`` seconds (crash leftovers); count them."""

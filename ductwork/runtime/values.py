@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ductwork.runtime.hashing import register_hash
 from ductwork.runtime.store import ArtifactRef
 
 
@@ -37,6 +38,14 @@ class GatherRef:
 
 
 Ref = ArtifactRef | GatherRef
+
+
+def _gather_token(ref: GatherRef) -> list[Any]:
+    return ["gather", [["artifact", p.digest, p.serializer] if isinstance(p, ArtifactRef)
+                       else _gather_token(p) for p in ref.parts]]
+
+
+register_hash(GatherRef, _gather_token)
 
 
 def ref_to_json(ref: Ref) -> dict[str, Any]:

@@ -154,8 +154,8 @@ def test_supported_values_are_all_distinct() -> None:
     assert len(set(digests)) == len(digests)
 
 
-def test_hasher_is_sha256() -> None:
-    assert HASH_NAME == "sha256" and new_hasher().name == "sha256"
+def test_hasher_is_blake3() -> None:
+    assert HASH_NAME == "blake3" and new_hasher().name == "blake3"
 
 
 @pytest.mark.parametrize(
