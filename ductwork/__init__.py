@@ -33,13 +33,21 @@ __all__ = [
     "StepRun",
     "TraceError",
     "__version__",
+    "get_run",
     "pipeline",
+    "register_hash",
+    "register_serializer",
+    "runs",
     "step",
 ]
 
 _LAZY = {
     "Run": "ductwork.runtime.run",
     "StepRun": "ductwork.runtime.run",
+    "runs": "ductwork.runtime.history",
+    "get_run": "ductwork.runtime.history",
+    "register_serializer": "ductwork.runtime.serializers",
+    "register_hash": "ductwork.runtime.hashing",
 }
 
 

@@ -418,3 +418,15 @@ def test_ductwork_store_fixture_is_isolated(ductwork_store):
     assert ductwork_store.startswith("memory://")
     run = flow.run()
     assert run.store == ductwork_store
+
+
+def test_history_and_registries_are_public_and_lazy():
+    import subprocess
+
+    assert dw.runs is runs and dw.get_run is get_run
+    assert callable(dw.register_serializer) and callable(dw.register_hash)
+    code = "import sys, ductwork; print('ductwork.runtime.history' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = dw.nope
