@@ -66,6 +66,7 @@ def run_pipeline(
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
     from ductwork import __version__
     from ductwork.runtime.history import attach, open_store
+    from ductwork.runtime.progress import make_progress
     from ductwork.runtime.provenance import GitState
     from ductwork.runtime.runstore import open_runstore
     from ductwork.runtime.scheduler import Scheduler
@@ -91,8 +92,11 @@ def run_pipeline(
         graph=plan_to_dict(plan),
     )
     history.begin_run(run)
+    display = make_progress(progress)
     try:
-        Scheduler(plan, engine, run, artifacts, force).execute()
+        scheduler = Scheduler(plan, engine, run, artifacts, force, display)
+        display.started(run)
+        scheduler.execute()
     except BaseException as exc:
         run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
         raise
@@ -104,6 +108,7 @@ def run_pipeline(
         run.git_commit, run.git_dirty = git.result()
         history.finish_run(run)
         attach(run, artifacts, history)
+        display.finished(run)
     failed = run.failed_steps
     if failed:
         first = failed[0]

@@ -48,7 +48,10 @@ class Scheduler:
     """Runs one plan on one backend, filling in ``run.steps`` and ``run.result``."""
 
     def __init__(self, plan: Plan, backend: Backend, run: Run, store: Any,
-                 force: frozenset[str] = frozenset()) -> None:
+                 force: frozenset[str] = frozenset(), progress: Any = None) -> None:
+        from ductwork.runtime.progress import NullProgress
+
+        self.progress = progress or NullProgress()
         self.plan = plan
         self.backend = backend
         self.run = run
@@ -65,13 +68,13 @@ class Scheduler:
         self._parts: dict[str, list[Any]] = {}
         self._left: dict[str, int] = {}
         self._failed: set[str] = set()
+        for nid, inv in plan.invocations.items():
+            run.steps[nid] = self._record(nid, inv.step.name)
 
     # -- the loop -------------------------------------------------------------------------
 
     def execute(self) -> None:
         """Run every node that can run; leave refs in ``self.refs`` and the result in the run."""
-        for nid, inv in self.plan.invocations.items():
-            self.run.steps[nid] = self._record(nid, inv.step.name)
         # Roots are listed first: starting one can complete it (a hit) and empty others' sets.
         for nid in [n for n, waiting in self._waiting.items() if not waiting]:
             self._start(nid)
@@ -91,7 +94,8 @@ class Scheduler:
             while self._queue and len(in_flight) < capacity:
                 job = self._queue.popleft()
                 record = self.run.steps[job.step_id]
-                record.status, record.attempts = RUNNING, job.attempt
+                record.attempts = job.attempt
+                self._set(record, RUNNING)
                 in_flight[self.backend.submit(job)] = job
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
@@ -108,7 +112,7 @@ class Scheduler:
     def _start(self, nid: str) -> None:
         inv = self.plan.invocations[nid]
         record = self.run.steps[nid]
-        record.status = RUNNING
+        self._set(record, RUNNING)
         try:
             if inv.is_map:
                 self._start_map(nid, inv, record)
@@ -140,7 +144,7 @@ class Scheduler:
         for i, item in enumerate(items):
             eid = f"{nid}[{i}]"
             self.run.steps[eid] = element = self._record(eid, inv.step.name, map_index=i)
-            element.status = RUNNING
+            self._set(element, RUNNING)
             if self._lookup(eid, element, inv, {**refs, inv.map_over: item}):
                 missing.append(i)
         if missing:
@@ -203,12 +207,12 @@ class Scheduler:
 
     def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
                  values: dict[str, Any] | None = None) -> None:
-        record.status = SUCCEEDED
         for name, ref in refs.items():
             known = values is not None
             record.set_output(name, ref, values[name] if known else None, known=known)
             if known:
                 self._memo[ref.digest] = values[name]
+        self._set(record, SUCCEEDED)
         if record.map_index is None:
             self._complete(sid, refs)
             return
@@ -217,7 +221,7 @@ class Scheduler:
         self._element_done(node)
 
     def _fail_task(self, sid: str, record: StepRun) -> None:
-        record.status = FAILED
+        self._set(record, FAILED)
         if record.map_index is None:
             self._fail(sid)
             return
@@ -236,7 +240,6 @@ class Scheduler:
 
     def _complete(self, nid: str, refs: dict[str, Any]) -> None:
         record = self.run.steps[nid]
-        record.status = SUCCEEDED
         if record.map_index is None and self.plan.invocations[nid].is_map:
             record.set_output("output", refs["output"])
             count = len(self._parts[nid])
@@ -245,6 +248,7 @@ class Scheduler:
             )
         if record.finished is None:
             record.finished = time.time()
+        self._set(record, SUCCEEDED)
         for name, ref in refs.items():
             self.refs[(nid, name)] = ref
         for dep in self._dependents[nid]:
@@ -260,15 +264,15 @@ class Scheduler:
         if nid in self._failed:
             return
         self._failed.add(nid)
-        self.run.steps[nid].status = FAILED
+        self._set(self.run.steps[nid], FAILED)
         stack = list(self._dependents[nid])
         while stack:
             dep = stack.pop()
             down = self.run.steps[dep]
             if down.status == SKIPPED:
                 continue
-            down.status = SKIPPED
             down.error = f"not run: upstream step '{nid}' failed"
+            self._set(down, SKIPPED)
             stack.extend(self._dependents[dep])
 
     # -- values and corruption ------------------------------------------------------------
@@ -309,6 +313,11 @@ class Scheduler:
             if consumer is not None:
                 self._waiting[consumer].add(node)
             self._start(node)
+
+    def _set(self, record: StepRun, status: str) -> None:
+        if record.status != status:
+            record.status = status
+            self.progress.changed(record)
 
     def _record(self, sid: str, step: str, map_index: int | None = None) -> StepRun:
         return StepRun(sid, step, map_index=map_index, run_id=self.run.id,
