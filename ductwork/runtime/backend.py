@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "ductwork.backends"
 BUILTIN: dict[str, tuple[str, str | None]] = {
     # name: (module:attribute, install hint when its imports fail)
     "inline": ("ductwork.backends.inline:InlineBackend", None),
+    "process": ("ductwork.backends.process:ProcessBackend", None),
 }
 
 

@@ -1,10 +1,11 @@
 """Running one job where the step runs: call the function, check and store its outputs.
 
 This is the worker's half of a run (in-process, in a worker process, in a
-container): it receives argument values and the step's cache key, calls the
-step, checks the return value against the step's annotation, writes each
-output to the artifact store (the digest is computed while writing) and the
-key's index entry after them, and reports refs. It must stay small.
+container): it resolves input refs from the artifact store, calls the step
+under its ``ductwork.context()`` with its output captured, checks the return
+value against the step's annotation, writes each output to the store (the
+digest is computed while writing) and then the key's index entry, and
+reports refs. It must stay small.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ductwork.runtime.annotations import check_outputs
 
 @attrs.frozen
 class Job:
-    """One unit of work: a step function with its argument values and cache key."""
+    """One unit of work: a step function with its arguments (values or refs) and cache key."""
 
     step_id: str
     step: Any
@@ -31,6 +32,7 @@ class Job:
     key: str | None = None
     #: A map element keeps a multi-output step's return value whole, as one list item.
     whole: bool = False
+    run_id: str = "local"
 
 
 @attrs.frozen
@@ -44,6 +46,7 @@ class JobResult:
     values: dict[str, Any] | None = None
     error: str | None = None
     logs: str = ""
+    metrics: dict[str, Any] = attrs.field(factory=dict)
 
 
 class OutputMismatch(Exception):
@@ -66,37 +69,94 @@ def split_outputs(step: Any, result: Any) -> dict[str, Any]:
     )
 
 
-def execute(job: Job, store: Any) -> JobResult:
-    """Run ``job`` here and now; user errors become a formatted traceback in the result."""
-    started = time.time()
-    try:
-        result = job.step.fn(*job.args, **job.kwargs)
-    except Exception as exc:
-        # Drop this frame: the user wants their own traceback, starting at their step.
-        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        error = "".join(traceback.format_exception(type(exc), exc, tb))
-        return JobResult(job.step_id, started, time.time(), error=error)
-    try:
-        if job.whole:
-            values = {"output": result}
-            check_outputs(job.step, split_outputs(job.step, result))
-        else:
-            values = split_outputs(job.step, result)
-            check_outputs(job.step, values)
-    except (OutputMismatch, TypeError) as exc:
-        return JobResult(job.step_id, started, time.time(), error=f"{exc}\n")
+def resolve_refs(value: Any, store: Any, memo: dict[str, Any]) -> Any:
+    """Replace artifact refs inside arguments by their values, read (and verified) once."""
+    from ductwork.runtime.values import GatherRef, map_refs
+
+    def load(ref: Any) -> Any:
+        if isinstance(ref, GatherRef):
+            return [load(part) for part in ref.parts]
+        if ref.digest not in memo:
+            memo[ref.digest] = store.get(ref)
+        return memo[ref.digest]
+
+    return map_refs(value, load)
+
+
+def call(job: Job, capture: str = "python") -> tuple[dict[str, Any] | None, str | None, str,
+                                                     dict[str, Any]]:
+    """Call the step under its context with output captured: (values, error, logs, metrics)."""
+    from ductwork.runtime.capture import capture_fds, capture_python
+    from ductwork.runtime.context import StepContext, running
+
+    ctx = StepContext(job.run_id, job.step_id, job.attempt)
+    values = error = None
+    catcher = capture_fds() if capture == "fds" else capture_python()
+    with catcher as captured, running(ctx):
+        try:
+            result = job.step.fn(*job.args, **job.kwargs)
+        except Exception as exc:
+            # Drop this frame: the user wants their own traceback, starting at their step.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+            error = "".join(traceback.format_exception(type(exc), exc, tb))
+    logs = captured["text"] if isinstance(captured, dict) else "".join(captured)
+    if error is None:
+        try:
+            values = {"output": result} if job.whole else split_outputs(job.step, result)
+            check_outputs(job.step, split_outputs(job.step, result) if job.whole else values)
+        except (OutputMismatch, TypeError) as exc:
+            values, error = None, f"{exc}\n"
+    return values, error, logs, ctx.metrics
+
+
+def store_outputs(job: Job, values: dict[str, Any], store: Any) -> dict[str, Any]:
+    """Write each output, then the key's index entry; raise ValueError naming what failed."""
     refs = {}
     for name, value in values.items():
         try:
             refs[name] = store.put(value)
         except Exception as exc:
-            error = (
+            raise ValueError(
                 f"Step '{job.step.name}': output '{name}' ({type(value).__name__}) could not be "
                 f"stored: {type(exc).__name__}: {exc}. Return a value that can be serialized, or "
                 "register a serializer for its type (ductwork.register_serializer).\n"
-            )
-            return JobResult(job.step_id, started, time.time(), error=error)
+            ) from None
     if job.key is not None:
         # Indexed only after every output is stored: a reader never sees a partial entry.
         store.put_key(job.key, refs)
-    return JobResult(job.step_id, started, time.time(), refs=refs, values=values)
+    return refs
+
+
+def execute(job: Job, store: Any, capture: str = "python",
+            memo: dict[str, Any] | None = None, resolve: bool = True) -> JobResult:
+    """Run ``job`` here and now; user errors become a formatted traceback in the result.
+
+    ``resolve`` reads input refs from the store (off when the caller passed values);
+    with ``store=None`` the outputs are returned as values for the caller to store.
+    """
+    from ductwork.runtime.store import CorruptArtifact
+
+    started = time.time()
+    if store is not None and resolve:
+        try:
+            memo = {} if memo is None else memo
+            job = attrs.evolve(job, args=resolve_refs(job.args, store, memo),
+                               kwargs=resolve_refs(job.kwargs, store, memo))
+        except CorruptArtifact as exc:
+            return JobResult(job.step_id, started, time.time(), error=(
+                f"{exc}\nThe corrupt object was removed; run the pipeline again to recompute "
+                "it.\n"))
+    values, error, logs, metrics = call(job, capture)
+    if error is not None or values is None:
+        return JobResult(job.step_id, started, time.time(), error=error, logs=logs,
+                         metrics=metrics)
+    if store is None:
+        return JobResult(job.step_id, started, time.time(), values=values, logs=logs,
+                         metrics=metrics)
+    try:
+        refs = store_outputs(job, values, store)
+    except ValueError as exc:
+        return JobResult(job.step_id, started, time.time(), error=str(exc), logs=logs,
+                         metrics=metrics)
+    return JobResult(job.step_id, started, time.time(), refs=refs, values=values, logs=logs,
+                     metrics=metrics)

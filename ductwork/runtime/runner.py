@@ -15,7 +15,15 @@ from ductwork.dsl.core import DuctworkError, PipelineFailed
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
 from ductwork.runtime.backend import get_backend
-from ductwork.runtime.run import CANCELLED, FAILED, SUCCEEDED, Run, new_run_id
+from ductwork.runtime.run import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    Run,
+    new_run_id,
+)
 
 
 class RunOptionError(DuctworkError, ValueError):
@@ -99,6 +107,10 @@ def run_pipeline(
         scheduler.execute()
     except BaseException as exc:
         run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
+        for record in run.steps.values():
+            if record.status in (RUNNING, PENDING):
+                record.status = CANCELLED
+                record.error = record.error or "cancelled: the run was interrupted"
         raise
     else:
         run.status = FAILED if run.failed_steps else SUCCEEDED

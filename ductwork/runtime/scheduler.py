@@ -52,6 +52,8 @@ class Scheduler:
         from ductwork.runtime.progress import NullProgress
 
         self.progress = progress or NullProgress()
+        # A backend whose workers read inputs from the store gets refs, not values.
+        self._reads_store = bool(getattr(backend, "reads_store", False))
         self.plan = plan
         self.backend = backend
         self.run = run
@@ -125,7 +127,8 @@ class Scheduler:
         refs = substitute(inv.arguments, self._ref)
         if not self._lookup(nid, record, inv, refs):
             return
-        self._queue.append(self._job(nid, inv, substitute(inv.arguments, self._value)))
+        args = refs if self._reads_store else substitute(inv.arguments, self._value)
+        self._queue.append(self._job(nid, inv, args))
 
     def _start_map(self, nid: str, inv: Invocation, record: StepRun) -> None:
         items = substitute(inv.arguments[inv.map_over], self._value)
@@ -148,7 +151,7 @@ class Scheduler:
             if self._lookup(eid, element, inv, {**refs, inv.map_over: item}):
                 missing.append(i)
         if missing:
-            values = substitute(inv.arguments, self._value)
+            values = substitute(inv.arguments, self._ref if self._reads_store else self._value)
             for i in missing:
                 arguments = {**values, inv.map_over: items[i]}
                 self._queue.append(self._job(f"{nid}[{i}]", inv, arguments))
@@ -185,7 +188,7 @@ class Scheduler:
         bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
         record = self.run.steps[sid]
         return Job(sid, inv.step, bound.args, bound.kwargs, 1, record.key,
-                   whole=record.map_index is not None)
+                   whole=record.map_index is not None, run_id=self.run.id)
 
     # -- results --------------------------------------------------------------------------
 
@@ -195,6 +198,7 @@ class Scheduler:
             record.started = result.started
         record.finished = result.finished
         record.logs += result.logs
+        record.metrics.update(result.metrics)
         if result.error is None:
             assert result.refs is not None
             self._succeed(job.step_id, record, result.refs, result.values)

@@ -101,7 +101,8 @@ def map_refs(value: Any, fn: Any) -> Any:
     if isinstance(value, list):
         return [map_refs(v, fn) for v in value]
     if isinstance(value, tuple):
-        return tuple(map_refs(v, fn) for v in value)
+        items = [map_refs(v, fn) for v in value]
+        return type(value)._make(items) if hasattr(value, "_make") else tuple(items)
     if isinstance(value, dict):
         return {k: map_refs(v, fn) for k, v in value.items()}
     return value

@@ -1,0 +1,217 @@
+"""The process backend: a pool of worker processes on this machine.
+
+Workers are fresh interpreters (``python -m ductwork.runtime.worker``), not
+forks and not ``multiprocessing`` spawns, so a user's script without a
+``__main__`` guard is never re-run in them. Each is driven by one thread of
+the parent, which sends it a job, waits for the answer at most the step's
+``timeout``, and kills the process when it is exceeded; a worker that dies
+(``os._exit``, a segfault, the OOM killer) fails only the step it was running
+and is replaced on the next job.
+
+Step functions travel by cloudpickle; the user's own modules (not installed
+packages) are pickled by value, so a worker runs exactly the code whose
+fingerprint is in the cache key, even if a file changed on disk since. Data
+travels through the artifact store: a job carries refs, the worker reads and
+writes the store itself. A ``memory://`` store lives only in the parent, so
+there values go through the pipe and the parent stores the outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from ductwork.runtime.execute import Job, JobResult, store_outputs
+
+
+def _user_modules() -> list[Any]:
+    from ductwork.runtime._source import module_kind
+
+    return [
+        module for name, module in list(sys.modules.items())
+        if module is not None and name != "__main__" and module_kind(module, name) == "user"
+    ]
+
+
+def pickle_step(step: Any) -> bytes:
+    """Cloudpickle a step with the user's modules by value (and only while pickling it)."""
+    import cloudpickle
+
+    registered = []
+    for module in _user_modules():
+        with contextlib.suppress(ValueError):  # already registered by the user
+            cloudpickle.register_pickle_by_value(module)
+            registered.append(module)
+    try:
+        return cloudpickle.dumps(step)
+    finally:
+        for module in registered:
+            with contextlib.suppress(ValueError):
+                cloudpickle.unregister_pickle_by_value(module)
+
+
+class _Worker(threading.Thread):
+    """One worker process and the parent thread that drives it."""
+
+    def __init__(self, backend: ProcessBackend) -> None:
+        super().__init__(daemon=True, name="ductwork-worker")
+        self.backend = backend
+        self.process: subprocess.Popen[bytes] | None = None
+        self.conn: Any = None
+        self.sent: set[str] = set()
+
+    def _spawn(self) -> None:
+        from multiprocessing.connection import Connection
+
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
+        env["DUCTWORK_WORKER_STORE"] = json.dumps(self.backend.store_config)
+        # Installed packages and the user's folders resolve as they do here.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ductwork.runtime.worker"], pass_fds=(theirs.fileno(),),
+            env=env, stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.sent = set()
+
+    def _stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=10)
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
+        self.process = self.conn = None
+
+    def _died(self, job: Job, started: float) -> JobResult:
+        code = None
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.process.wait(timeout=5)
+        how = f"exit code {code}"
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"killed by {signal.Signals(-code).name}"
+        self._stop()
+        return JobResult(job.step_id, started, time.time(), error=(
+            f"The worker process running step '{job.step_id}' died ({how}): a crash in native "
+            "code, os._exit(), or the out-of-memory killer. A fresh worker takes the remaining "
+            "steps.\n"))
+
+    def run(self) -> None:
+        while True:
+            item = self.backend.jobs.get()
+            if item is None:
+                break
+            job, future = item
+            if future.set_running_or_notify_cancel():
+                future.set_result(self._do(job))
+        self._stop()
+
+    def _do(self, job: Job) -> JobResult:
+        import cloudpickle
+
+        started = time.time()
+        try:
+            token, step_bytes = self.backend.step_payload(job.step)
+            job_bytes = cloudpickle.dumps(Job(**{**_asdict(job), "step": None}))
+        except Exception as exc:
+            return JobResult(job.step_id, started, time.time(), error=(
+                f"Step '{job.step_id}' could not be sent to a worker process: "
+                f"{type(exc).__name__}: {exc}. Everything a step uses must be picklable by "
+                "cloudpickle; run it with backend='inline' instead.\n"))
+        if self.process is None or self.process.poll() is not None:
+            self._stop()
+            self._spawn()
+        try:
+            self.conn.send((token, None if token in self.sent else step_bytes, job_bytes))
+            self.sent.add(token)
+            timeout = job.step.options.timeout
+            if not self.conn.poll(timeout):
+                self._stop()
+                return JobResult(job.step_id, started, time.time(), error=(
+                    f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
+                    "its worker process was stopped.\n"))
+            result: JobResult = cloudpickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            return self._died(job, started)
+        if result.error is None and result.refs is None and result.values is not None:
+            try:
+                refs = store_outputs(job, result.values, self.backend.store)
+            except ValueError as exc:
+                return JobResult(job.step_id, result.started, result.finished, error=str(exc),
+                                 logs=result.logs, metrics=result.metrics)
+            result = JobResult(job.step_id, result.started, result.finished, refs=refs,
+                               values=result.values, logs=result.logs, metrics=result.metrics)
+        return result
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(obj, recurse=False)
+
+
+class ProcessBackend:
+    """Run jobs in a pool of worker processes, at most ``max_workers`` at once."""
+
+    name = "process"
+
+    def __init__(self, store: Any, max_workers: int | None = None, **options: Any) -> None:
+        self.store = store
+        self.capacity = max_workers or os.cpu_count() or 1
+        shared = not store.url.startswith("memory://")
+        self.reads_store = shared
+        self.store_config = {"url": store.url if shared else None,
+                             "options": getattr(store, "storage_options", {}) if shared else {}}
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        self._steps: dict[int, tuple[Any, str, bytes]] = {}
+        self._lock = threading.Lock()
+        self._submitted = 0
+
+    def step_payload(self, step: Any) -> tuple[str, bytes]:
+        """Return a token and the pickled step, pickled once per run."""
+        with self._lock:
+            entry = self._steps.get(id(step))
+            if entry is None or entry[0] is not step:
+                entry = (step, f"s{len(self._steps)}", pickle_step(step))
+                self._steps[id(step)] = entry
+            return entry[1], entry[2]
+
+    def submit(self, job: Job) -> Future[JobResult]:
+        """Queue ``job`` for the next free worker, starting one if fewer than the limit run."""
+        future: Future[JobResult] = Future()
+        with self._lock:
+            self._submitted += 1
+            if len(self._workers) < min(self.capacity, self._submitted):
+                worker = _Worker(self)
+                self._workers.append(worker)
+                worker.start()
+        self.jobs.put((job, future))
+        return future
+
+    def close(self) -> None:
+        """Stop every worker process, also ones still running a step (Ctrl-C)."""
+        for _ in self._workers:
+            self.jobs.put(None)
+        for worker in self._workers:
+            worker._stop()
+        for worker in self._workers:
+            worker.join(timeout=10)
+        self._workers.clear()

@@ -1,0 +1,92 @@
+"""``ductwork.context()``: what a running step knows about its run.
+
+Inside a step it names the run and the step, takes metrics, and offers a
+scratch directory that is removed when the step ends. Outside a run it
+returns a local context that works the same way, so a step that logs metrics
+can be unit-tested as a plain function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from ductwork.dsl.core import DuctworkError
+
+_CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", default=None)
+
+
+class StepContext:
+    """The run and step a piece of step code is running for."""
+
+    def __init__(self, run_id: str, step_id: str | None, attempt: int = 1) -> None:
+        self.run_id = run_id
+        self.step_id = step_id
+        self.attempt = attempt
+        self.metrics: dict[str, Any] = {}
+        self._scratch: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<ductwork context run={self.run_id} step={self.step_id}>"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private temporary directory, made on first use, removed when the step ends."""
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix=f"ductwork-{self.step_id or 'local'}-")
+        return Path(self._scratch)
+
+    def log_metric(self, name: str, value: float | int) -> None:
+        """Record a numeric metric; a name logged again keeps every value, in order."""
+        if not isinstance(name, str) or not name:
+            raise DuctworkError(f"log_metric needs a metric name (a string), got {name!r}.")
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise DuctworkError(
+                f"log_metric('{name}', ...) takes a finite number, got {value!r}; log text "
+                "with print(), which goes to the step's logs."
+            )
+        if name in self.metrics:
+            previous = self.metrics[name]
+            self.metrics[name] = [*previous, value] if isinstance(previous, list) else [
+                previous, value]
+        else:
+            self.metrics[name] = value
+
+    def close(self) -> None:
+        """Remove the scratch directory."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+
+_LOCAL: StepContext | None = None
+
+
+def context() -> StepContext:
+    """The context of the step running now; outside a run, a process-wide local one."""
+    global _LOCAL
+    current = _CURRENT.get()
+    if current is not None:
+        return current
+    if _LOCAL is None:
+        _LOCAL = StepContext("local", None)
+    return _LOCAL
+
+
+@contextlib.contextmanager
+def running(ctx: StepContext) -> Iterator[StepContext]:
+    """Make ``ctx`` the context of the code in the block; clean its scratch dir after."""
+    token = _CURRENT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CURRENT.reset(token)
+        ctx.close()

@@ -1,0 +1,73 @@
+"""The worker process: ``python -m ductwork.runtime.worker``.
+
+It reads jobs from a connection on the file descriptor named by
+``DUCTWORK_WORKER_FD`` and answers each with a ``JobResult``. A message is
+``(token, step_bytes, job_bytes)``: the step (cloudpickled, sent once per
+worker and kept under its token) and the job with its arguments -- refs into
+the artifact store, or values when the store is private to the parent
+(``memory://``), in which case outputs come back as values too. Output of
+each job is captured at the file-descriptor level, so what child processes
+print is kept as well.
+
+SIGINT is ignored: on Ctrl-C the parent decides, and stops workers itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+_MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are read once
+
+
+def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> None:
+    """Answer jobs until the connection closes."""
+    from multiprocessing.connection import Connection
+
+    import cloudpickle
+
+    from ductwork.runtime.execute import execute
+    from ductwork.runtime.store import ArtifactStore
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    store = ArtifactStore(store_url, **storage_options) if store_url else None
+    steps: dict[str, Any] = {}
+    memo: dict[str, Any] = {}
+    while True:
+        try:
+            token, step_bytes, job_bytes = conn.recv()
+        except (EOFError, OSError):
+            return
+        if step_bytes is not None:
+            steps[token] = cloudpickle.loads(step_bytes)
+        job = cloudpickle.loads(job_bytes)
+        job = type(job)(**{**_fields(job), "step": steps[token]})
+        if len(memo) > _MEMO_ENTRIES:
+            memo.clear()
+        result = execute(job, store, capture="fds", memo=memo)
+        if store is not None:
+            # Values stay here: data travels through the store, not the pipe.
+            result = type(result)(**{**_fields(result), "values": None})
+        conn.send_bytes(cloudpickle.dumps(result))
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(obj, recurse=False)
+
+
+def main() -> None:
+    """Entry point: the parent passes the fd and the store through the environment."""
+    fd = int(os.environ["DUCTWORK_WORKER_FD"])
+    config = json.loads(os.environ.get("DUCTWORK_WORKER_STORE") or "{}")
+    serve(fd, config.get("url"), config.get("options") or {})
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,168 @@
+"""The conformance suite: every backend must pass these, unchanged.
+
+Later backends (docker, dask) join by adding their name, and a fixture that
+provides what they need, to ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+import ductwork as dw
+from ductwork import pipeline, step
+from ductwork.runtime.context import context
+
+BACKENDS = ["inline", "process"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "store")
+    return f"memory://conformance-{uuid.uuid4().hex}"
+
+
+@step
+def make(n: int) -> list[int]:
+    print(f"making {n}")
+    return list(range(n))
+
+
+@step(outputs=("evens", "odds"))
+def split(xs: list[int]):
+    return [x for x in xs if x % 2 == 0], [x for x in xs if x % 2]
+
+
+@step
+def square(x: int, k: int = 1) -> int:
+    context().log_metric("x", x)
+    return x * x * k
+
+
+@step
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@step(cache=False)  # it reports on the run it is in, so it must run in each
+def whoami() -> dict:
+    ctx = context()
+    return {"run": ctx.run_id, "step": ctx.step_id, "scratch": ctx.scratch_dir.is_dir()}
+
+
+@step
+def boom(x: int) -> int:
+    raise ValueError(f"boom on {x}")
+
+
+@pipeline
+def flow(n: int = 6, k: int = 2):
+    evens, odds = split(make(n))
+    return {"evens": total(square.map(evens, k=k)), "odds": total(odds), "who": whoami()}
+
+
+def test_outputs_match_plain_evaluation(backend, store):
+    run = flow.run(backend=backend, store=store)
+    assert run.status == "succeeded"
+    expected = flow()
+    assert run.outputs["evens"] == expected["evens"] == 2 * (0 + 4 + 16)
+    assert run.outputs["odds"] == 9
+    assert run.backend == backend
+
+
+def test_context_names_run_and_step_and_scratch(backend, store):
+    run = flow.run(backend=backend, store=store)
+    assert run.outputs["who"] == {"run": run.id, "step": "whoami", "scratch": True}
+
+
+def test_logs_and_metrics_are_kept(backend, store):
+    run = flow.run(backend=backend, store=store)
+    assert "making 6" in run.steps["make"].logs
+    assert run.steps["square[1]"].metrics == {"x": 2}
+    again = dw.get_run(run.id, store=store)
+    assert "making 6" in again.steps["make"].logs
+    assert again.steps["square[2]"].metrics == {"x": 4}
+
+
+def test_second_run_is_served_from_cache(backend, store):
+    flow.run(backend=backend, store=store)
+    run = flow.run(backend=backend, store=store)
+    assert all(s.cached for s in run.steps.values() if s.map_index is None and s.id != "whoami")
+    assert run.outputs["evens"] == 40
+
+
+def test_failure_is_contained(backend, store):
+    @pipeline
+    def p():
+        xs = make(3)
+        return {"bad": total([boom(1)]), "good": total(xs)}
+
+    with pytest.raises(dw.PipelineFailed) as err:
+        p.run(backend=backend, store=store)
+    run = err.value.run
+    assert "ValueError: boom on 1" in str(err.value)
+    assert run.steps["boom"].status == "failed"
+    assert run.steps["total"].status == "skipped"
+    assert run.steps["total-2"].status == "succeeded"
+    assert run.steps["total-2"].output == 3
+
+
+def test_retries(backend, store, tmp_path):
+    marker = tmp_path / "attempts"
+
+    @step(retries=2, cache=False)
+    def flaky(path: str) -> str:
+        with open(path, "a") as f:
+            f.write("x")
+        if len(open(path).read()) < 3:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    @pipeline
+    def p():
+        return flaky(str(marker))
+
+    run = p.run(backend=backend, store=store)
+    assert run.outputs == "ok" and run.steps["flaky"].attempts == 3
+
+
+def test_a_large_value_passes_between_steps(backend, store):
+    @step
+    def big() -> bytes:
+        return os.urandom(8 << 20)
+
+    @step
+    def size(b: bytes) -> int:
+        return len(b)
+
+    @pipeline
+    def p():
+        return size(big())
+
+    assert p.run(backend=backend, store=store).outputs == 8 << 20
+
+
+def test_map_over_a_runtime_list_and_an_empty_one(backend, store):
+    @pipeline
+    def p(n: int = 5):
+        return square.map(make(n)), square.map(make(0))
+
+    assert p.run(backend=backend, store=store, n=4).outputs == ([0, 1, 4, 9], [])
+
+
+def test_context_outside_a_run_is_local():
+    ctx = context()
+    assert ctx.run_id == "local" and ctx.step_id is None
+    ctx.log_metric("loss", 0.5)
+    assert square(3) == 9  # a step as a plain call logs to the local context
+    assert ctx.metrics["x"] == 3 or ctx.metrics["x"][-1] == 3
+    with pytest.raises(dw.DuctworkError, match="takes a finite number"):
+        ctx.log_metric("bad", float("nan"))
