@@ -107,12 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = pipeline.run(**params, **options)
     except PipelineFailed as exc:
         run = exc.run
+        store = f" --store {args.store}" if args.store else ""
         for record in run.failed_steps:
-            first_line = (record.error or "").strip().splitlines()[-1:] or [""]
-            print(f"step {record.id} failed: {first_line[0]}", file=sys.stderr)
-        print(f"run {run.id} failed; the full traceback is above in the error chain:\n",
-              file=sys.stderr)
-        print(str(exc), file=sys.stderr)
+            last = (record.error or "").strip().splitlines()[-1:] or [""]
+            print(f"step {record.id} failed: {last[0]}", file=sys.stderr)
+            print(f"  traceback: ductwork logs {run.id} {record.id}{store}", file=sys.stderr)
+        print(f"run {run.id} failed", file=sys.stderr)
         return 1
     print(f"run {run.id} {run.status} in {run.duration:.3f}s")
     for record in run.steps.values():

@@ -98,3 +98,36 @@ def test_console_script_is_installed():
     assert exe, "the 'ductwork' console script is not installed"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
+
+
+def test_failed_run_points_at_the_traceback(pipeline_file, tmp_path):
+    store = str(tmp_path / "s")
+    out = _cli("run", f"{pipeline_file}:flow", "-p", "flag=true", "--store", store)
+    assert out.returncode == 1
+    line = next(x for x in out.stderr.splitlines() if "traceback: ductwork logs" in x)
+    logs = _cli(*line.split("ductwork ", 1)[1].split())
+    assert logs.returncode == 0
+    assert "RuntimeError: asked to fail" in logs.stdout and "Traceback" in logs.stdout
+
+
+def test_history_commands(pipeline_file, tmp_path):
+    store = str(tmp_path / "s")
+    assert _cli("run", f"{pipeline_file}:flow", "--store", store).returncode == 0
+    runs = _cli("runs", "--store", store)
+    assert runs.returncode == 0 and "flow" in runs.stdout and "succeeded" in runs.stdout
+    run_id = runs.stdout.splitlines()[1].split()[0]
+    show = _cli("show", run_id, "--store", store)
+    assert show.returncode == 0 and "double" in show.stdout and "parameters" in show.stdout
+    why = _cli("why", run_id, "double", "--store", store)
+    assert why.returncode == 0 and "no earlier run" in why.stdout
+    missing = _cli("why", run_id, "nope", "--store", store)
+    assert missing.returncode == 2 and "has no step 'nope'" in missing.stderr
+    unknown = _cli("show", "nope", "--store", store)
+    assert unknown.returncode == 1 and "No run 'nope'" in unknown.stderr
+
+
+def test_run_on_the_process_backend(pipeline_file, tmp_path):
+    out = _cli("run", f"{pipeline_file}:flow", "-p", "x=4", "--backend", "process",
+               "--store", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    assert '"y": 8' in out.stdout
