@@ -175,7 +175,7 @@ class ProcessBackend:
     def __init__(self, store: Any, max_workers: int | None = None, **options: Any) -> None:
         self.store = store
         self.capacity = max_workers or os.cpu_count() or 1
-        shared = not store.url.startswith("memory://")
+        shared = not store.in_memory
         self.reads_store = shared
         self.store_config = {"url": store.url if shared else None,
                              "options": getattr(store, "storage_options", {}) if shared else {}}

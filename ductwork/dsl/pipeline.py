@@ -20,10 +20,9 @@ from ductwork.dsl.core import (
     DefinitionError,
     ParameterError,
     TraceError,
-    format_location,
     user_location,
 )
-from ductwork.dsl.trace import Plan, Trace, current_trace, find_outputs, tracing
+from ductwork.dsl.trace import Plan, Trace, bind_call, current_trace, find_outputs, tracing
 
 if TYPE_CHECKING:
     import networkx
@@ -70,14 +69,7 @@ class Pipeline:
         trace = current_trace()
         if trace is None:
             return self.fn(*args, **kwargs)
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TraceError(
-                f"Pipeline '{self.name}' called with arguments that do not fit "
-                f"{self.name}{self.signature} at {format_location(user_location())}: {exc}."
-            ) from None
-        bound.apply_defaults()
+        bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, user_location())
         with trace.scope(self.name):
             return self.fn(*bound.args, **bound.kwargs)
 

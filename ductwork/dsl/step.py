@@ -22,7 +22,7 @@ from ductwork.dsl.core import (
     user_location,
 )
 from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import Invocation, current_trace, find_outputs, links_for
+from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
@@ -110,14 +110,7 @@ class Step:
     def _bind(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], location: tuple[str, int]
     ) -> dict[str, Any]:
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TraceError(
-                f"Step '{self.name}' called with arguments that do not fit "
-                f"{self.name}{self.signature} at {format_location(location)}: {exc}."
-            ) from None
-        bound.apply_defaults()
+        bound = bind_call("Step", self.name, self.signature, args, kwargs, location)
         for name in self.options.ignore_inputs:
             for out, _ in find_outputs(bound.arguments.get(name), name):
                 raise TraceError(

@@ -12,6 +12,7 @@ placeholders that already exist, so that order is a topological order.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -114,6 +115,22 @@ def raise_foreign(source: str, consumer: str) -> None:
         f"step '{source}', which was not called in this pipeline. Outputs can only be passed "
         "to steps inside the pipeline body that produced them."
     )
+
+
+def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[Any, ...],
+              kwargs: dict[str, Any], location: tuple[str, int]) -> inspect.BoundArguments:
+    """Bind a traced call's arguments, defaults applied; a misfit names the callee and line."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        from ductwork.dsl.core import TraceError, format_location
+
+        raise TraceError(
+            f"{kind} '{name}' called with arguments that do not fit {name}{signature} at "
+            f"{format_location(location)}: {exc}."
+        ) from None
+    bound.apply_defaults()
+    return bound
 
 
 def current_trace() -> Trace | None:

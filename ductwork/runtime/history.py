@@ -39,6 +39,8 @@ def attach(run: Run, artifacts: Any, history: Any) -> Run:
     load = _loader(artifacts)
 
     def why(record: StepRun) -> str:
+        if record.map_index is None and f"{record.id}[0]" in run.steps:
+            return _explain_map(run, record, why)
         before = record.started or run.started or 0.0
         previous = history.previous_step(run.pipeline, record.id, before, run.id)
         return explain(record, previous)
@@ -50,6 +52,20 @@ def attach(run: Run, artifacts: Any, history: Any) -> Run:
     if run._resolve is None:
         run._resolve = lambda result: map_refs(result, load)
     return run
+
+
+def _explain_map(run: Run, record: StepRun, why: Any) -> str:
+    """Summarize a map step: how many elements hit, and why the first that ran did."""
+    elements = [s for s in run.steps.values()
+                if s.map_index is not None and s.id.rsplit("[", 1)[0] == record.id]
+    ran = [s for s in elements if not s.cached]
+    if not elements:
+        return "a map over an empty list: nothing to run"
+    summary = (f"a map of {len(elements)} elements: {len(elements) - len(ran)} cache hits, "
+               f"{len(ran)} ran")
+    if not ran:
+        return summary
+    return f"{summary}; the first that ran, {ran[0].id}, {why(ran[0])}"
 
 
 def runs(store: Any = None, pipeline: str | None = None, limit: int | None = None) -> list[Run]:

@@ -29,6 +29,10 @@ def new_run_id() -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def _span(started: float | None, finished: float | None) -> float | None:
+    return None if started is None or finished is None else finished - started
+
+
 @attrs.define(eq=False)
 class StepRun:
     """One step's part in a run: state, timing, outputs (by output name), error, logs."""
@@ -56,9 +60,7 @@ class StepRun:
     @property
     def duration(self) -> float | None:
         """Seconds from start to finish, or None if it never ran."""
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
+        return _span(self.started, self.finished)
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -118,9 +120,7 @@ class Run:
     @property
     def duration(self) -> float | None:
         """Seconds from start to finish of the whole run."""
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
+        return _span(self.started, self.finished)
 
     @property
     def outputs(self) -> Any:
@@ -140,4 +140,5 @@ class Run:
             key = "cached" if s.cached else s.status
             counts[key] = counts.get(key, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        return f"<Run {self.id} of {self.pipeline}: {self.status} ({summary})>"
+        return f"<Run {self.id} of {self.pipeline}: {self.status}" + (
+            f" ({summary})>" if summary else ">")

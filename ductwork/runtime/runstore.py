@@ -87,7 +87,7 @@ def runstore_path(store: Any) -> str:
     else in the ductwork home."""
     if store.is_local:
         return str(Path(store.root) / "runs.sqlite")
-    if store.url.startswith("memory://"):
+    if store.in_memory:
         return ":memory:"
     return str(ductwork_home() / "runs.sqlite")
 

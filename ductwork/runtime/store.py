@@ -221,7 +221,7 @@ class ArtifactStore:
             self._local = False
             self._fs, path = fsspec.core.url_to_fs(url, **storage_options)
             self._root = path.rstrip("/") or "/"
-            self._url = url.rstrip("/")
+            self._url = url.rstrip("/") if rest.strip("/") else f"{protocol}://"
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
         self._tmp_ready = False
 
@@ -237,6 +237,15 @@ class ArtifactStore:
     def is_local(self) -> bool:
         """Whether the store is a directory on this machine."""
         return self._local
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the store lives in this process's memory (``memory://``): no other
+        process can reach it."""
+        if self._local:
+            return False
+        protocols = self._fs.protocol
+        return "memory" in ((protocols,) if isinstance(protocols, str) else protocols)
 
     @property
     def root(self) -> str:

@@ -170,3 +170,21 @@ def test_ctrl_c_cancels_stops_workers_and_keeps_finished_work(tmp_path):
     full = dw.get_run(run.id, store=str(store))
     assert full.steps["quick"].status == "succeeded"
     assert full.steps["slow[0]"].status == "cancelled"
+
+
+def test_process_backend_on_a_bare_memory_store():
+    @step
+    def three(x: int) -> list[int]:
+        return [x, x + 1]
+
+    @step
+    def tot(v: list[int]) -> int:
+        return sum(v)
+
+    @pipeline
+    def chain():
+        return tot(three(2))
+
+    run = chain.run(store="memory://", backend="process", progress=False)
+    assert run.outputs == 5
+    assert run.store == "memory://"

@@ -430,3 +430,20 @@ def test_history_and_registries_are_public_and_lazy():
     assert out.stdout.strip() == "False"
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         _ = dw.nope
+
+
+def test_why_of_a_map_step_summarizes_its_elements():
+    @step
+    def sq(x: int) -> int:
+        return x * x
+
+    @pipeline
+    def p(n: int = 3):
+        return sq.map(make(n))
+
+    p.run(n=3)
+    run = p.run(n=4)
+    why = run.steps["sq"].why
+    assert why.startswith("a map of 4 elements: 3 cache hits, 1 ran")
+    assert "sq[3]" in why and "no earlier run" in why
+    assert repr(runs()[0]).endswith(": succeeded>")
