@@ -44,8 +44,10 @@ def _user_modules() -> list[Any]:
 
 
 def pickle_step(step: Any) -> bytes:
-    """Cloudpickle a step with the user's modules by value (and only while pickling it)."""
+    """Cloudpickle a step, and the user's serializers, with the user's modules by value."""
     import cloudpickle
+
+    from ductwork.runtime.serializers import user_registrations
 
     registered = []
     for module in _user_modules():
@@ -53,7 +55,7 @@ def pickle_step(step: Any) -> bytes:
             cloudpickle.register_pickle_by_value(module)
             registered.append(module)
     try:
-        return cloudpickle.dumps(step)
+        return cloudpickle.dumps((step, user_registrations()))
     finally:
         for module in registered:
             with contextlib.suppress(ValueError):

@@ -47,6 +47,8 @@ class JobResult:
     error: str | None = None
     logs: str = ""
     metrics: dict[str, Any] = attrs.field(factory=dict)
+    #: The digest of an input that failed verification: its producer must recompute it.
+    corrupt: str | None = None
 
 
 class OutputMismatch(Exception):
@@ -143,9 +145,12 @@ def execute(job: Job, store: Any, capture: str = "python",
             job = attrs.evolve(job, args=resolve_refs(job.args, store, memo),
                                kwargs=resolve_refs(job.kwargs, store, memo))
         except CorruptArtifact as exc:
+            return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
+                             corrupt=exc.digest)
+        except Exception as exc:
             return JobResult(job.step_id, started, time.time(), error=(
-                f"{exc}\nThe corrupt object was removed; run the pipeline again to recompute "
-                "it.\n"))
+                f"Step '{job.step.name}': its inputs could not be read from the store: "
+                f"{type(exc).__name__}: {exc}\n"))
     values, error, logs, metrics = call(job, capture)
     if error is not None or values is None:
         return JobResult(job.step_id, started, time.time(), error=error, logs=logs,

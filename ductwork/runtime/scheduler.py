@@ -70,6 +70,9 @@ class Scheduler:
         self._parts: dict[str, list[Any]] = {}
         self._left: dict[str, int] = {}
         self._failed: set[str] = set()
+        self._items: dict[str, Any] = {}
+        # Jobs whose worker found an input corrupt, waiting for its producer to redo it.
+        self._parked: dict[str, list[str]] = defaultdict(list)
         for nid, inv in plan.invocations.items():
             run.steps[nid] = self._record(nid, inv.step.name)
 
@@ -141,6 +144,7 @@ class Scheduler:
             return
         record.started = time.time()
         refs = substitute(inv.arguments, self._ref)
+        self._items[nid] = items
         self._parts[nid] = [None] * len(items)
         self._left[nid] = len(items)
         missing = []
@@ -203,6 +207,12 @@ class Scheduler:
             assert result.refs is not None
             self._succeed(job.step_id, record, result.refs, result.values)
             return
+        if result.corrupt is not None:
+            producers = self._rewind(None, result.corrupt)
+            if producers:
+                record.note = "rerun: an input failed verification and was recomputed"
+                self._parked[producers[0]].append(job.step_id)
+                return
         if job.attempt <= job.step.options.retries:
             self._queue.append(attrs.evolve(job, attempt=job.attempt + 1))
             return
@@ -255,6 +265,8 @@ class Scheduler:
         self._set(record, SUCCEEDED)
         for name, ref in refs.items():
             self.refs[(nid, name)] = ref
+        for sid in self._parked.pop(nid, []):
+            self._requeue(sid)
         for dep in self._dependents[nid]:
             waiting = self._waiting[dep]
             if nid in waiting:
@@ -299,7 +311,22 @@ class Scheduler:
                 raise _Rewind(ref.digest) from None
         return self._memo[ref.digest]
 
-    def _rewind(self, consumer: str | None, digest: str) -> None:
+    def _requeue(self, sid: str) -> None:
+        """Queue a parked job again, with its key and inputs taken afresh."""
+        record = self.run.steps[sid]
+        node = sid.rsplit("[", 1)[0] if record.map_index is not None else sid
+        inv = self.plan.invocations[node]
+        if record.map_index is None:
+            self._start_call(node, inv, record)
+            return
+        item = self._items[node][record.map_index]
+        refs = {**substitute(inv.arguments, self._ref), inv.map_over: item}
+        if self._lookup(sid, record, inv, refs):
+            values = refs if self._reads_store else {
+                **substitute(inv.arguments, self._value), inv.map_over: item}
+            self._queue.append(self._job(sid, inv, values))
+
+    def _rewind(self, consumer: str | None, digest: str) -> list[str]:
         """Recompute the producer of a corrupt artifact, then start ``consumer`` again."""
         producers = [node for (node, _), ref in self.refs.items() if digest in iter_digests(ref)]
         warnings.warn(
@@ -317,6 +344,7 @@ class Scheduler:
             if consumer is not None:
                 self._waiting[consumer].add(node)
             self._start(node)
+        return list(dict.fromkeys(producers))
 
     def _set(self, record: StepRun, status: str) -> None:
         if record.status != status:

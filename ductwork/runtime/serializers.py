@@ -412,6 +412,12 @@ def register_serializer(type_: type, serializer: Serializer) -> None:
         _user_types[type_] = serializer
 
 
+def user_registrations() -> list[tuple[type, Serializer]]:
+    """The serializers registered by user code in this process (to register in workers)."""
+    with _lock:
+        return list(_user_types.items())
+
+
 def serializer_for(value: Any) -> Serializer:
     """Return the serializer that stores ``value``: the most specific registration in its MRO."""
     mro = type(value).__mro__

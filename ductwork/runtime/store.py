@@ -62,7 +62,14 @@ _INDEX_VERSION = 1
 
 
 class CorruptArtifact(DuctworkError):
-    """A stored object's bytes do not hash to its digest."""
+    """A stored object's bytes do not hash to its digest; ``.digest`` names it."""
+
+    def __init__(self, message: str, digest: str = "") -> None:
+        super().__init__(message)
+        self.digest = digest
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CorruptArtifact, (str(self), self.digest))
 
 
 class MissingArtifact(DuctworkError, LookupError):
@@ -376,7 +383,8 @@ class ArtifactStore:
         self.delete_object(ref.digest)
         raise CorruptArtifact(
             f"artifact {ref.digest} at {path} is corrupt: its {size} bytes hash to {digest} "
-            f"(expected {ref.size} bytes). It has been deleted; rerun to recompute it."
+            f"(expected {ref.size} bytes). It has been deleted; rerun to recompute it.",
+            ref.digest,
         ) from cause
 
     def has(self, digest: str) -> bool:

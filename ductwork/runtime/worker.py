@@ -18,6 +18,8 @@ import json
 import os
 import signal
 import sys
+import time
+import traceback
 from typing import Any
 
 _MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are read once
@@ -29,7 +31,8 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
 
     import cloudpickle
 
-    from ductwork.runtime.execute import execute
+    from ductwork.runtime.execute import JobResult, execute
+    from ductwork.runtime.serializers import register_serializer
     from ductwork.runtime.store import ArtifactStore
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -43,12 +46,18 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
         except (EOFError, OSError):
             return
         if step_bytes is not None:
-            steps[token] = cloudpickle.loads(step_bytes)
+            steps[token], registrations = cloudpickle.loads(step_bytes)
+            for type_, serializer in registrations:
+                register_serializer(type_, serializer)
         job = cloudpickle.loads(job_bytes)
         job = type(job)(**{**_fields(job), "step": steps[token]})
         if len(memo) > _MEMO_ENTRIES:
             memo.clear()
-        result = execute(job, store, capture="fds", memo=memo)
+        try:
+            result = execute(job, store, capture="fds", memo=memo)
+        except Exception:  # a fault of ours must fail the step, not kill the worker
+            result = JobResult(job.step_id, time.time(), time.time(),
+                               error=traceback.format_exc())
         if store is not None:
             # Values stay here: data travels through the store, not the pipe.
             result = type(result)(**{**_fields(result), "values": None})
