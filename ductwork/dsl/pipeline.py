@@ -60,6 +60,11 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"<pipeline {self.name}{self.signature}>"
 
+    def _repr_html_(self) -> str:
+        from ductwork.dsl.svg import pipeline_html
+
+        return pipeline_html(self)
+
     @property
     def parameters(self) -> dict[str, Any]:
         """Parameter names mapped to their defaults (``inspect.Parameter.empty`` if none)."""

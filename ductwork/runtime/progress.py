@@ -367,6 +367,7 @@ class _Display(NullProgress):
         self._on = False
 
     def started(self, run: Any) -> None:
+        self.tally = Tally(self.tally.max_listed)  # a display passed to a second run starts over
         self.tally.start(run)
         try:
             self._open()
@@ -413,7 +414,10 @@ class RichProgress(_Display):
         self._live.start()
 
     def _close(self) -> None:
+        refresher = getattr(self._live, "_refresh_thread", None)
         self._live.stop()  # draws the final state once more
+        if refresher is not None:  # stop() only signals it; nothing may draw after this
+            refresher.join(timeout=2)
 
     def renderable(self) -> Any:
         """What the view shows now, as a rich renderable."""

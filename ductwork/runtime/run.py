@@ -129,6 +129,11 @@ class Run:
             self._outputs = self._resolve(self.result)
         return self._outputs
 
+    def _repr_html_(self) -> str:
+        from ductwork.runtime.html import run_html
+
+        return run_html(self)
+
     @property
     def failed_steps(self) -> list[StepRun]:
         """The step runs that failed, in the order they were recorded."""

@@ -83,6 +83,7 @@ def run_pipeline(
         raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
     if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
         raise RunOptionError(f"max_workers= must be a whole number >= 1, got {max_workers!r}.")
+    display = make_progress(progress)
     git = GitState.start()
     plan = pipeline.trace(**params)
     force = forced_nodes(plan, regenerate)
@@ -100,7 +101,6 @@ def run_pipeline(
         graph=plan_to_dict(plan),
     )
     history.begin_run(run)
-    display = make_progress(progress)
     try:
         scheduler = Scheduler(plan, engine, run, artifacts, force, display)
         display.started(run)
@@ -111,6 +111,7 @@ def run_pipeline(
             if record.status in (RUNNING, PENDING):
                 record.status = CANCELLED
                 record.error = record.error or "cancelled: the run was interrupted"
+                display.changed(record)
         raise
     else:
         run.status = FAILED if run.failed_steps else SUCCEEDED

@@ -383,6 +383,24 @@ def test_jupyter_display_updates_in_place_throttled_and_at_the_end():
     assert all(gap >= 0.2 for gap in gaps)
 
 
+def test_no_display_thread_outlives_its_run():
+    squares.run(n=2, progress=P.JupyterProgress(output=FakeOutput()))
+    squares.run(n=2, progress=P.PlainProgress(stream=TTY(), interval=0.01))
+    display, _ = _rich_display()
+    squares.run(n=2, progress=display)
+    alive = [t.name for t in threading.enumerate()]
+    assert "ductwork-progress" not in alive
+    assert not any("Live" in type(t).__name__ or "Refresh" in type(t).__name__
+                   for t in threading.enumerate())
+
+
+def test_a_display_can_be_reused_for_another_run():
+    display, buf = _rich_display()
+    squares.run(n=2, progress=display)
+    squares.run(n=2, progress=display)
+    assert "3/3 done, 0 running, 3 cached" in buf.getvalue()
+
+
 def test_jupyter_display_escapes_and_lists_failures():
     output = FakeOutput()
     with pytest.raises(dw.PipelineFailed):
