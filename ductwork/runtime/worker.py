@@ -36,6 +36,7 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
     from ductwork.runtime.store import ArtifactStore
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     conn = Connection(fd)
     store = ArtifactStore(store_url, **storage_options) if store_url else None
     steps: dict[str, Any] = {}
@@ -62,6 +63,21 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
             # Values stay here: data travels through the store, not the pipe.
             result = type(result)(**{**_fields(result), "values": None})
         conn.send_bytes(cloudpickle.dumps(result))
+
+
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Exit when the parent dies (even by SIGKILL), instead of running on as an orphan."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="ductwork-parent-watch").start()
 
 
 def _fields(obj: Any) -> dict[str, Any]:

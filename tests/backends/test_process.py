@@ -188,3 +188,40 @@ def test_process_backend_on_a_bare_memory_store():
     run = chain.run(store="memory://", backend="process", progress=False)
     assert run.outputs == 5
     assert run.store == "memory://"
+
+
+def test_workers_exit_when_the_driver_is_killed(tmp_path):
+    script = tmp_path / "driver.py"
+    pids = tmp_path / "pids"
+    script.write_text(textwrap.dedent(f'''
+        import os, time
+        from ductwork import pipeline, step
+
+        @step
+        def forever(x: int) -> int:
+            with open({str(pids)!r}, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            time.sleep(600)
+            return x
+
+        @pipeline
+        def p():
+            return forever(1)
+
+        if __name__ == "__main__":
+            p.run(backend="process", store={str(tmp_path / "s")!r})
+    '''))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (pids.exists() and pids.read_text().endswith("\n")):
+        time.sleep(0.1)
+    worker = int(pids.read_text())
+    proc.kill()
+    proc.wait(timeout=30)
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail("the worker outlived its killed driver")

@@ -269,9 +269,7 @@ def _kill_session(pgid: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("where", "backend"), [
-    ("body", "inline"), ("dump", "inline"), ("body", "process"),
-    # ("dump", "process") cannot be staged: workers do not know the module's registered
-    # serializer (see test_a_registered_serializer_works_in_process_workers), so they pickle.
+    ("body", "inline"), ("dump", "inline"), ("body", "process"), ("dump", "process"),
 ])
 def test_kill_9_mid_run_then_rerun_resumes_from_the_completed_steps(lab, where, backend):
     """SIGKILL the driver while the third step runs (``body``) or while its output is half
@@ -469,7 +467,7 @@ def test_several_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
     where waiting could deadlock). A race, so it is repeated on fresh stores."""
     script = tmp_path / "first_use.py"
     script.write_text(FIRST_USE)
-    for rep in range(8):
+    for rep in range(6):
         store, barrier = tmp_path / f"store{rep}", tmp_path / f"go{rep}"
         procs = [subprocess.Popen([sys.executable, str(script), str(store), str(barrier)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -549,21 +547,15 @@ def _damage(path: Path, how: str) -> None:
     assert file_digest(path) != path.parent.name + path.name
 
 
-PROCESS_READS_CORRUPT = pytest.mark.xfail(strict=True, reason=(
-    "library bug: on the process backend a worker reads the step's inputs itself "
-    "(execute.resolve_refs); a CorruptArtifact there fails the step ('run the pipeline again "
-    "to recompute it') instead of rewinding to the producer as the scheduler does on inline"
-))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("how", "size", "backend"), [
     pytest.param("flip", 1000, "inline", id="flip-small"),
     pytest.param("flip", 5 << 20, "inline", id="flip-large"),
     pytest.param("truncate", 1000, "inline", id="truncate-small"),
     pytest.param("truncate", 5 << 20, "inline", id="truncate-large"),
-    pytest.param("flip", 1000, "process", id="flip-small-process",
-                 marks=PROCESS_READS_CORRUPT),
+    # a worker reads the step's inputs itself: it reports the corrupt digest to the driver
+    pytest.param("flip", 1000, "process", id="flip-small-process"),
+    pytest.param("truncate", 5 << 20, "process", id="truncate-large-process"),
 ])
 def test_a_corrupt_intermediate_artifact_is_recomputed(lab, how, size, backend):
     """``mid``'s stored bytes are damaged between runs; ``consumer`` is forced to read them."""
@@ -899,14 +891,9 @@ def blobs():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: process workers never import the pipeline's module (steps travel by "
-    "cloudpickle), so a serializer it registers is unknown there: a worker reading an "
-    "artifact written with it dies (SerializerError, reported as 'the worker process died "
-    "... native code, os._exit(), or the out-of-memory killer'), and a worker writing that "
-    "type silently cloudpickles it (serializer 'pickle', another digest than inline)"
-))
 def test_a_registered_serializer_works_in_process_workers(lab):
+    """Workers never import the pipeline's module (steps travel by cloudpickle), yet a
+    serializer that module registers must be used there, both to read and to write."""
     lab.module("sermod", SERIALIZER_MODULE)
     inline = lab.drive("sermod", "blobs")
     assert inline["serializers"]["make"] == {"output": "reliability.tagged-blob"}
