@@ -8,6 +8,9 @@ the parent, which sends it a job, waits for the answer at most the step's
 (``os._exit``, a segfault, the OOM killer) fails only the step it was running
 and is replaced on the next job.
 
+Workers are kept for the next run in the same process (a notebook's next
+cell pays no start-up), and stopped at exit or on Ctrl-C.
+
 Step functions travel by cloudpickle; the user's own modules (not installed
 packages) are pickled by value, so a worker runs exactly the code whose
 fingerprint is in the cache key, even if a file changed on disk since. Data
@@ -18,6 +21,7 @@ there values go through the pipe and the parent stores the outputs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -28,10 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from typing import Any
 
 from ductwork.runtime.execute import Job, JobResult, store_outputs
+from ductwork.runtime.worker import STEPS_KEPT
 
 
 def _user_modules() -> list[Any]:
@@ -65,12 +71,12 @@ def pickle_step(step: Any) -> bytes:
 class _Worker(threading.Thread):
     """One worker process and the parent thread that drives it."""
 
-    def __init__(self, backend: ProcessBackend) -> None:
+    def __init__(self, pool: _Pool) -> None:
         super().__init__(daemon=True, name="ductwork-worker")
-        self.backend = backend
+        self.pool = pool
         self.process: subprocess.Popen[bytes] | None = None
         self.conn: Any = None
-        self.sent: set[str] = set()
+        self.sent: dict[str, None] = {}  # mirrors the worker's kept steps, oldest first
 
     def _spawn(self) -> None:
         from multiprocessing.connection import Connection
@@ -78,7 +84,7 @@ class _Worker(threading.Thread):
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
-        env["DUCTWORK_WORKER_STORE"] = json.dumps(self.backend.store_config)
+        env["DUCTWORK_WORKER_STORE"] = json.dumps(self.pool.store_config)
         # Installed packages and the user's folders resolve as they do here.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
@@ -87,7 +93,7 @@ class _Worker(threading.Thread):
         )
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.sent = set()
+        self.sent = {}
 
     def _stop(self) -> None:
         if self.process is not None:
@@ -117,20 +123,20 @@ class _Worker(threading.Thread):
 
     def run(self) -> None:
         while True:
-            item = self.backend.jobs.get()
+            item = self.pool.jobs.get()
             if item is None:
                 break
-            job, future = item
+            job, future, backend = item
             if future.set_running_or_notify_cancel():
-                future.set_result(self._do(job))
+                future.set_result(self._do(job, backend))
         self._stop()
 
-    def _do(self, job: Job) -> JobResult:
+    def _do(self, job: Job, backend: ProcessBackend) -> JobResult:
         import cloudpickle
 
         started = time.time()
         try:
-            token, step_bytes = self.backend.step_payload(job.step)
+            token, step_bytes = backend.step_payload(job.step)
             job_bytes = cloudpickle.dumps(Job(**{**_asdict(job), "step": None}))
         except Exception as exc:
             return JobResult(job.step_id, started, time.time(), error=(
@@ -141,8 +147,12 @@ class _Worker(threading.Thread):
             self._stop()
             self._spawn()
         try:
-            self.conn.send((token, None if token in self.sent else step_bytes, job_bytes))
-            self.sent.add(token)
+            known = token in self.sent
+            self.conn.send((token, None if known else step_bytes, job_bytes))
+            if not known:
+                if len(self.sent) >= STEPS_KEPT:
+                    del self.sent[next(iter(self.sent))]
+                self.sent[token] = None
             timeout = job.step.options.timeout
             if not self.conn.poll(timeout):
                 self._stop()
@@ -154,7 +164,7 @@ class _Worker(threading.Thread):
             return self._died(job, started)
         if result.error is None and result.refs is None and result.values is not None:
             try:
-                refs = store_outputs(job, result.values, self.backend.store)
+                refs = store_outputs(job, result.values, backend.store)
             except ValueError as exc:
                 return JobResult(job.step_id, result.started, result.finished, error=str(exc),
                                  logs=result.logs, metrics=result.metrics)
@@ -169,8 +179,66 @@ def _asdict(obj: Any) -> dict[str, Any]:
     return attrs.asdict(obj, recurse=False)
 
 
+class _Pool:
+    """Worker processes for one store and size, kept between runs of this process."""
+
+    def __init__(self, store_config: dict[str, Any], capacity: int) -> None:
+        self.store_config = store_config
+        self.capacity = capacity
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.workers: list[_Worker] = []
+        self.lock = threading.Lock()
+
+    def grow(self, wanted: int) -> None:
+        """Start driver threads (their processes start on first job) up to ``wanted``."""
+        with self.lock:
+            while len(self.workers) < min(self.capacity, wanted):
+                worker = _Worker(self)
+                self.workers.append(worker)
+                worker.start()
+
+    def shutdown(self) -> None:
+        """Stop every worker process, also ones still running a step."""
+        with self.lock:
+            workers, self.workers = self.workers, []
+        for _ in workers:
+            self.jobs.put(None)
+        for worker in workers:
+            worker._stop()
+        for worker in workers:
+            worker.join(timeout=10)
+
+
+_POOLS: dict[tuple[str, int], _Pool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool_for(store_config: dict[str, Any], capacity: int) -> _Pool:
+    key = (json.dumps(store_config, sort_keys=True), capacity)
+    with _POOLS_LOCK:
+        if key not in _POOLS:
+            if not _POOLS:
+                atexit.register(shutdown_pools)
+            _POOLS[key] = _Pool(store_config, capacity)
+        return _POOLS[key]
+
+
+def shutdown_pools() -> None:
+    """Stop every kept worker process (at interpreter exit, or to free them now)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown()
+
+
 class ProcessBackend:
-    """Run jobs in a pool of worker processes, at most ``max_workers`` at once."""
+    """Run jobs in a pool of worker processes, at most ``max_workers`` at once.
+
+    Workers outlive the run: the next run in this process (a notebook's next
+    cell) with the same store and size finds them started. ``cancel`` (Ctrl-C)
+    stops them, running steps included.
+    """
 
     name = "process"
 
@@ -179,10 +247,9 @@ class ProcessBackend:
         self.capacity = max_workers or os.cpu_count() or 1
         shared = not store.in_memory
         self.reads_store = shared
-        self.store_config = {"url": store.url if shared else None,
-                             "options": getattr(store, "storage_options", {}) if shared else {}}
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._workers: list[_Worker] = []
+        config = {"url": store.url if shared else None,
+                  "options": getattr(store, "storage_options", {}) if shared else {}}
+        self.pool = _pool_for(config, self.capacity)
         self._steps: dict[int, tuple[Any, str, bytes]] = {}
         self._lock = threading.Lock()
         self._submitted = 0
@@ -192,7 +259,8 @@ class ProcessBackend:
         with self._lock:
             entry = self._steps.get(id(step))
             if entry is None or entry[0] is not step:
-                entry = (step, f"s{len(self._steps)}", pickle_step(step))
+                # Tokens are unique across runs: kept workers cache steps by token.
+                entry = (step, uuid.uuid4().hex, pickle_step(step))
                 self._steps[id(step)] = entry
             return entry[1], entry[2]
 
@@ -201,19 +269,14 @@ class ProcessBackend:
         future: Future[JobResult] = Future()
         with self._lock:
             self._submitted += 1
-            if len(self._workers) < min(self.capacity, self._submitted):
-                worker = _Worker(self)
-                self._workers.append(worker)
-                worker.start()
-        self.jobs.put((job, future))
+            wanted = self._submitted
+        self.pool.grow(wanted)
+        self.pool.jobs.put((job, future, self))
         return future
 
+    def cancel(self) -> None:
+        """Stop the workers now, steps running in them included (Ctrl-C)."""
+        self.pool.shutdown()
+
     def close(self) -> None:
-        """Stop every worker process, also ones still running a step (Ctrl-C)."""
-        for _ in self._workers:
-            self.jobs.put(None)
-        for worker in self._workers:
-            worker._stop()
-        for worker in self._workers:
-            worker.join(timeout=10)
-        self._workers.clear()
+        """Release the workers to the next run of this process."""

@@ -106,6 +106,9 @@ def run_pipeline(
         display.started(run)
         scheduler.execute()
     except BaseException as exc:
+        cancel = getattr(engine, "cancel", None)
+        if cancel is not None:
+            cancel()  # stop work still running before recording the run
         run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
         for record in run.steps.values():
             if record.status in (RUNNING, PENDING):

@@ -23,6 +23,7 @@ import traceback
 from typing import Any
 
 _MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are read once
+STEPS_KEPT = 256  # pickled steps a worker keeps; its parent mirrors this to know what it has
 
 
 def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> None:
@@ -41,19 +42,23 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
     store = ArtifactStore(store_url, **storage_options) if store_url else None
     steps: dict[str, Any] = {}
     memo: dict[str, Any] = {}
+    run_id = None
     while True:
         try:
             token, step_bytes, job_bytes = conn.recv()
         except (EOFError, OSError):
             return
+        job = cloudpickle.loads(job_bytes)
+        if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
+            memo.clear()  # inputs are shared within a run, not kept across runs
+        run_id = job.run_id
         if step_bytes is not None:
+            if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
+                del steps[next(iter(steps))]
             steps[token], registrations = cloudpickle.loads(step_bytes)
             for type_, serializer in registrations:
                 register_serializer(type_, serializer)
-        job = cloudpickle.loads(job_bytes)
         job = type(job)(**{**_fields(job), "step": steps[token]})
-        if len(memo) > _MEMO_ENTRIES:
-            memo.clear()
         try:
             result = execute(job, store, capture="fds", memo=memo)
         except Exception:  # a fault of ours must fail the step, not kill the worker

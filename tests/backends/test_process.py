@@ -225,3 +225,17 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path):
             return
         time.sleep(0.1)
     pytest.fail("the worker outlived its killed driver")
+
+
+def test_workers_are_kept_for_the_next_run_in_the_process(tmp_path):
+    @step(cache=False)
+    def pid(x: int) -> int:
+        return os.getpid()
+
+    @pipeline
+    def p():
+        return pid.map([1, 2, 3, 4])
+
+    first = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
+    second = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
+    assert os.getpid() not in first and first == second
