@@ -138,6 +138,53 @@ class _HashingWriter(io.RawIOBase):
         return self._hasher.hexdigest()
 
 
+_SPILL = 1 << 20  # serialized values up to this size stay in memory until hashed
+
+
+def _local_tmp() -> str:
+    fd, path = tempfile.mkstemp(prefix="ductwork-")
+    os.close(fd)
+    return path
+
+
+class _Spool(io.RawIOBase):
+    """Collects written bytes in memory, moving to a temp file once they pass ``_SPILL``."""
+
+    def __init__(self, make_path: Any) -> None:
+        self._make_path = make_path
+        self._buffer: io.BytesIO | None = io.BytesIO()
+        self._file: Any = None
+        self.path: str | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        if self._buffer is not None:
+            if self._buffer.tell() + memoryview(b).nbytes <= _SPILL:
+                return self._buffer.write(b)
+            self.path = self._make_path()
+            self._file = open(self.path, "wb")  # closed in finish() or discard()
+            self._file.write(self._buffer.getbuffer())
+            self._buffer = None
+        return self._file.write(b)
+
+    def getvalue(self) -> bytes:
+        assert self._buffer is not None
+        return self._buffer.getvalue()
+
+    def finish(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
 class _HashingReader(io.RawIOBase):
     """Reads from ``raw`` and hashes what was read (for streamed remote objects)."""
 
@@ -294,20 +341,24 @@ class ArtifactStore:
     def put(self, value: Any) -> ArtifactRef:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
         serializer = serializer_for(value)
-        if self._local:
-            tmp = self._tmp_name()
-        else:
-            fd, tmp = tempfile.mkstemp(prefix="ductwork-")
-            os.close(fd)
+        spool = _Spool(self._tmp_name if self._local else _local_tmp)
         try:
-            with open(tmp, "wb") as raw:
-                writer = _HashingWriter(raw)
-                try:
-                    serializer.dump(value, writer)
-                except BaseException as e:
-                    e.add_note(f"serializing a {type(value).__qualname__} with {serializer.name!r}")
-                    raise
-            digest = writer.hexdigest()
+            writer = _HashingWriter(spool)
+            try:
+                serializer.dump(value, writer)
+            except BaseException as e:
+                e.add_note(f"serializing a {type(value).__qualname__} with {serializer.name!r}")
+                raise
+            spool.finish()
+        except BaseException:
+            spool.discard()
+            raise
+        digest = writer.hexdigest()
+        if spool.path is None:
+            self._put_small(digest, spool.getvalue())
+            return ArtifactRef(digest, serializer.name, writer.size)
+        tmp = spool.path
+        try:
             dest = self.object_path(digest)
             if self._local:
                 if not os.path.exists(dest):
@@ -319,6 +370,25 @@ class ArtifactStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return ArtifactRef(digest, serializer.name, writer.size)
+
+    def _put_small(self, digest: str, data: bytes) -> None:
+        # A small value is hashed in memory first, so one that is already stored costs a
+        # stat, not a temp file, a write and an unlink.
+        dest = self.object_path(digest)
+        if self._local:
+            if os.path.exists(dest):
+                return
+            tmp = self._tmp_name()
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                _replace(tmp, dest)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        elif not self._fs.exists(dest):
+            self._fs.makedirs(posixpath.dirname(dest), exist_ok=True)
+            self._fs.pipe_file(dest, data)  # one PUT: visible whole or not at all
 
     def get(self, ref: ArtifactRef) -> Any:
         """Load the value of ``ref``, verifying its digest; raise CorruptArtifact on a mismatch."""

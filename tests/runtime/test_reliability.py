@@ -242,7 +242,7 @@ def square(xs: list) -> list:
 @step
 def slow(xs: list):
     _hold("body")
-    return Blob(b"".join(x.to_bytes(8, "little") for x in xs) * 64)
+    return Blob(b"".join(x.to_bytes(8, "little") for x in xs) * 160)  # > 2 MiB: spills to tmp/
 
 
 @step
@@ -257,7 +257,7 @@ def chain(n: int = 2000):
 
 
 def _expected_chain(n: int = 2000) -> dict:
-    data = b"".join((x * x).to_bytes(8, "little") for x in range(n)) * 64
+    data = b"".join((x * x).to_bytes(8, "little") for x in range(n)) * 160
     return {"len": len(data), "sha": hashlib.sha256(data).hexdigest()}
 
 
