@@ -25,6 +25,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     # name: (module:attribute, install hint when its imports fail)
     "inline": ("ductwork.backends.inline:InlineBackend", None),
     "process": ("ductwork.backends.process:ProcessBackend", None),
+    "docker": ("ductwork.backends.docker:DockerBackend", "pip install 'ductwork[docker]'"),
 }
 
 

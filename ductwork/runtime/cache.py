@@ -40,10 +40,13 @@ def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
     return components
 
 
-def step_key(step: Any, inputs: dict[str, str], whole: bool = False) -> tuple[str, dict[str, str]]:
+def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
+             environment: str | None = None) -> tuple[str, dict[str, str]]:
     """Return ``(key, components)`` for a step called with inputs of these digests.
 
     ``whole`` is for a map element, which stores a multi-output return value as one.
+    ``environment`` is what the backend runs the step in, when it is more than the
+    declared ``Environment`` -- for containers, the image's digest, not its tag.
     """
     from ductwork.runtime.fingerprint import fingerprint
 
@@ -55,7 +58,9 @@ def step_key(step: Any, inputs: dict[str, str], whole: bool = False) -> tuple[st
         "outputs": "output" if whole else ",".join(options.outputs),
         **inputs,
     }
-    if options.env is not None:
+    if environment is not None:
+        components["env"] = environment
+    elif options.env is not None:
         components["env"] = hash_value(options.env)
     for path in options.hash_paths:
         components[f"path:{path}"] = hash_path(step.name, path)

@@ -10,9 +10,10 @@ reports refs. It must stay small.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -93,7 +94,8 @@ def call(job: Job, capture: str = "python") -> tuple[dict[str, Any] | None, str 
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
-    catcher = capture_fds() if capture == "fds" else capture_python()
+    # "none": the caller collects output itself (a container's logs).
+    catcher = {"fds": capture_fds, "python": capture_python}.get(capture, _no_capture)()
     with catcher as captured, running(ctx):
         try:
             result = job.step.fn(*job.args, **job.kwargs)
@@ -109,6 +111,11 @@ def call(job: Job, capture: str = "python") -> tuple[dict[str, Any] | None, str 
         except (OutputMismatch, TypeError) as exc:
             values, error = None, f"{exc}\n"
     return values, error, logs, ctx.metrics
+
+
+@contextlib.contextmanager
+def _no_capture() -> Iterator[list[str]]:
+    yield []
 
 
 def store_outputs(job: Job, values: dict[str, Any], store: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import attrs
 
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
-from ductwork.runtime.backend import Backend
+from ductwork.runtime.backend import Backend, BackendError
 from ductwork.runtime.cache import CacheKeyError, input_components, step_key
 from ductwork.runtime.execute import Job, JobResult
 from ductwork.runtime.run import FAILED, RUNNING, SKIPPED, SUCCEEDED, Run, StepRun
@@ -170,9 +170,10 @@ class Scheduler:
             return True
         try:
             record.key, record.components = step_key(
-                step, input_components(step, refs), whole=record.map_index is not None
+                step, input_components(step, refs), whole=record.map_index is not None,
+                environment=self._environment(step),
             )
-        except CacheKeyError as exc:
+        except (CacheKeyError, BackendError) as exc:
             record.error = f"{exc}\n"
             self._fail_task(sid, record)
             return False
@@ -187,6 +188,10 @@ class Scheduler:
         record.started = record.finished = time.time()
         self._succeed(sid, record, hit)
         return False
+
+    def _environment(self, step: Any) -> str | None:
+        describe = getattr(self.backend, "environment", None)
+        return describe(step) if describe is not None else None
 
     def _job(self, sid: str, inv: Invocation, arguments: dict[str, Any]) -> Job:
         bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]

@@ -91,8 +91,46 @@ def _fields(obj: Any) -> dict[str, Any]:
     return attrs.asdict(obj, recurse=False)
 
 
+def run_job_dir(job_dir: str, store_url: str | None) -> None:
+    """Run the one job in ``job_dir`` (a container's way): ``payload`` in, ``result`` out.
+
+    The layout is fixed: ``payload`` holds the cloudpickled ``(step bytes, job)``, the
+    step bytes being ``(step, serializers)`` pickled once per run; ``result`` (written
+    whole, by rename) holds the ``JobResult``. With no store the outputs come back as
+    values in the result.
+    """
+    import cloudpickle
+
+    from ductwork.runtime.execute import JobResult, execute
+    from ductwork.runtime.serializers import register_serializer
+    from ductwork.runtime.store import ArtifactStore
+
+    with open(os.path.join(job_dir, "payload"), "rb") as f:
+        step_bytes, job = cloudpickle.load(f)
+    step, registrations = cloudpickle.loads(step_bytes)
+    for type_, serializer in registrations:
+        register_serializer(type_, serializer)
+    job = type(job)(**{**_fields(job), "step": step})
+    store = ArtifactStore(store_url) if store_url else None
+    try:
+        result = execute(job, store, capture="none")
+    except Exception:
+        result = JobResult(job.step_id, time.time(), time.time(), error=traceback.format_exc())
+    if store is not None:
+        result = type(result)(**{**_fields(result), "values": None})
+    tmp = os.path.join(job_dir, "result.tmp")
+    with open(tmp, "wb") as f:
+        cloudpickle.dump(result, f)
+    os.replace(tmp, os.path.join(job_dir, "result"))
+
+
 def main() -> None:
-    """Entry point: the parent passes the fd and the store through the environment."""
+    """Entry point: ``--job DIR [--store URL]`` runs one job; else serve a parent's jobs."""
+    args = sys.argv[1:]
+    if args[:1] == ["--job"]:
+        store = args[3] if args[2:3] == ["--store"] else None
+        run_job_dir(args[1], store)
+        return
     fd = int(os.environ["DUCTWORK_WORKER_FD"])
     config = json.loads(os.environ.get("DUCTWORK_WORKER_STORE") or "{}")
     serve(fd, config.get("url"), config.get("options") or {})

@@ -1,0 +1,248 @@
+"""The docker backend: each step in its own container, from its environment's image.
+
+A job is laid out in a fresh host directory, mounted at ``/ductwork/job``:
+``payload`` (the cloudpickled step, the user's serializers and the job) in,
+``result`` out. ductwork's own source is mounted read-only at
+``/ductwork/lib``; step code travels in the payload (the user's modules by
+value), so editing code never rebuilds an image. A local artifact store is
+mounted at ``/ductwork/store`` and the container reads inputs and writes
+outputs there, as the invoking user (``--user UID:GID``), so files it creates
+belong to that user; any other store stays in the parent, and values travel in
+the payload and result instead.
+
+``container_config`` is a pure function from a job's facts to the arguments of
+``docker run``; the tests check it without an engine. The container has no
+network. It is removed after the step, also on failure, timeout and Ctrl-C.
+The cache key of a step names its image by ID (the digest), not its tag, so
+a rebuilt image reruns its steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import ductwork
+from ductwork.runtime.backend import BackendError
+from ductwork.runtime.execute import Job, JobResult, store_outputs
+
+JOB_MOUNT = "/ductwork/job"
+LIB_MOUNT = "/ductwork/lib"
+STORE_MOUNT = "/ductwork/store"
+
+
+def container_config(
+    image: str,
+    job_dir: str,
+    lib_dir: str,
+    store_dir: str | None,
+    uid: int,
+    gid: int,
+    cpus: float | None = None,
+    memory: str | None = None,
+    gpus: int | None = None,
+    environment: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``docker.containers.run`` for one job (pure)."""
+    command = ["python", "-m", "ductwork.runtime.worker", "--job", JOB_MOUNT]
+    # Only ductwork's own package is mounted: the image's packages are the step's.
+    volumes = {job_dir: {"bind": JOB_MOUNT, "mode": "rw"},
+               lib_dir: {"bind": f"{LIB_MOUNT}/ductwork", "mode": "ro"}}
+    if store_dir is not None:
+        command += ["--store", STORE_MOUNT]
+        volumes[store_dir] = {"bind": STORE_MOUNT, "mode": "rw"}
+    config: dict[str, Any] = {
+        "image": image,
+        "command": command,
+        "volumes": volumes,
+        "user": f"{uid}:{gid}",
+        "environment": {"PYTHONPATH": LIB_MOUNT, "HOME": "/tmp", "PYTHONUNBUFFERED": "1",
+                        **(environment or {})},
+        "working_dir": "/tmp",
+        "network_mode": "none",
+        "detach": True,
+        "labels": {"ductwork.job": os.path.basename(job_dir)},
+    }
+    if cpus is not None:
+        config["nano_cpus"] = int(cpus * 1e9)
+    if memory is not None:
+        config["mem_limit"] = memory
+    if gpus:
+        import docker.types
+
+        config["device_requests"] = [docker.types.DeviceRequest(count=gpus,
+                                                                 capabilities=[["gpu"]])]
+    return config
+
+
+def docker_command(config: dict[str, Any]) -> list[str]:
+    """The equivalent ``docker run`` command line, for logs and documentation (pure)."""
+    cmd = ["docker", "run", "--rm", "--network", config["network_mode"], "--user",
+           config["user"], "-w", config["working_dir"]]
+    for host, spec in config["volumes"].items():
+        cmd += ["-v", f"{host}:{spec['bind']}:{spec['mode']}"]
+    for key, value in config["environment"].items():
+        cmd += ["-e", f"{key}={value}"]
+    if "nano_cpus" in config:
+        cmd += ["--cpus", f"{config['nano_cpus'] / 1e9:g}"]
+    if "mem_limit" in config:
+        cmd += ["--memory", str(config["mem_limit"])]
+    return [*cmd, config["image"], *config["command"]]
+
+
+def connect() -> Any:
+    """A client of the Docker engine; a clear error naming the socket if none answers."""
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        import docker
+    except ImportError as exc:
+        raise BackendError(
+            "The docker backend needs the Docker SDK: pip install 'ductwork[docker]'."
+        ) from exc
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:
+        raise BackendError(
+            f"No Docker engine answers at {where} ({type(exc).__name__}). Start one (e.g. "
+            "`dockerd &`, or `bash scripts/services.sh up docker` in ductwork's repository) "
+            "or point DOCKER_HOST at a running engine."
+        ) from None
+    return client
+
+
+class DockerBackend:
+    """Run each job in a container of its environment's image."""
+
+    name = "docker"
+
+    def __init__(self, store: Any, max_workers: int | None = None, cpus: float | None = None,
+                 memory: str | None = None, gpus: int | None = None, **options: Any) -> None:
+        from ductwork.backends.docker_env import Images
+
+        self.client = connect()
+        self.store = store
+        self.capacity = max_workers or os.cpu_count() or 1
+        self.reads_store = store.is_local
+        self.limits = {"cpus": cpus, "memory": memory, "gpus": gpus}
+        self.images = Images(self.client)
+        self.lib_dir = str(Path(ductwork.__file__).resolve().parent)
+        self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="ductwork-docker")
+        self._running: set[Any] = set()
+        self._lock = threading.Lock()
+        self._payloads: dict[int, tuple[Any, bytes]] = {}
+
+    def environment(self, step: Any) -> str:
+        """The ID of the image the step runs in: part of its cache key."""
+        return self.images.image_for(step.options.env)
+
+    def submit(self, job: Job) -> Future[JobResult]:
+        """Run ``job`` in a new container on a pool thread."""
+        return self._pool.submit(self._run, job)
+
+    def _payload(self, job: Job) -> bytes:
+        import cloudpickle
+
+        from ductwork.backends.process import pickle_step
+
+        with self._lock:
+            entry = self._payloads.get(id(job.step))
+            if entry is None or entry[0] is not job.step:
+                entry = (job.step, pickle_step(job.step))
+                self._payloads[id(job.step)] = entry
+        # The step's pickle is reused; the job (arguments) is pickled per call.
+        return cloudpickle.dumps((entry[1], Job(**{**_fields(job), "step": None})))
+
+    def _run(self, job: Job) -> JobResult:
+        started = time.time()
+        job_dir = tempfile.mkdtemp(prefix="ductwork-job-")
+        container = None
+        try:
+            image = self.environment(job.step)
+            with open(os.path.join(job_dir, "payload"), "wb") as f:
+                f.write(self._payload(job))
+            os.chmod(job_dir, 0o777)  # the container's user writes the result here
+            config = container_config(
+                image, job_dir, self.lib_dir, self.store.root if self.reads_store else None,
+                os.getuid(), os.getgid(), **self.limits,
+            )
+            container = self.client.containers.run(**config)
+            with self._lock:
+                self._running.add(container)
+            timeout = job.step.options.timeout
+            try:
+                status = container.wait(timeout=timeout)
+            except Exception:
+                if timeout is None:
+                    raise
+                return JobResult(job.step_id, started, time.time(), error=(
+                    f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
+                    "its container was stopped.\n"), logs=_logs(container))
+            return self._collect(job, job_dir, container, status, started)
+        except BackendError as exc:
+            return JobResult(job.step_id, started, time.time(), error=f"{exc}\n")
+        finally:
+            if container is not None:
+                with self._lock:
+                    self._running.discard(container)
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _collect(self, job: Job, job_dir: str, container: Any, status: dict[str, Any],
+                 started: float) -> JobResult:
+        import cloudpickle
+
+        logs = _logs(container)
+        path = os.path.join(job_dir, "result")
+        if not os.path.exists(path):
+            code = status.get("StatusCode")
+            return JobResult(job.step_id, started, time.time(), logs=logs, error=(
+                f"The container running step '{job.step_id}' exited with status {code} without "
+                f"a result (137 means it was killed, e.g. out of memory). Its output:\n"
+                f"{logs[-2000:]}\n"))
+        with open(path, "rb") as f:
+            result: JobResult = cloudpickle.load(f)
+        result = JobResult(**{**_fields(result), "logs": logs})
+        if result.error is None and result.refs is None and result.values is not None:
+            try:
+                refs = store_outputs(job, result.values, self.store)
+            except ValueError as exc:
+                return JobResult(job.step_id, result.started, result.finished, error=str(exc),
+                                 logs=logs, metrics=result.metrics)
+            result = JobResult(**{**_fields(result), "refs": refs})
+        return result
+
+    def cancel(self) -> None:
+        """Kill the containers still running (Ctrl-C)."""
+        with self._lock:
+            running = list(self._running)
+        for container in running:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+
+    def close(self) -> None:
+        """Wait for the pool threads and release the client."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def _logs(container: Any) -> str:
+    try:
+        return container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
+    except Exception:
+        return ""
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(obj, recurse=False)

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Start, stop and report the services the test suite needs.
+#
+#   bash scripts/services.sh up     [SERVICE...]   # start what is missing (idempotent)
+#   bash scripts/services.sh down   [--all] [SERVICE...]   # stop only what `up` started
+#   bash scripts/services.sh status [SERVICE...]
+#
+# SERVICE defaults to every known one (see SERVICES below). Each service is three
+# functions, up_NAME, down_NAME and status_NAME; add one by writing those and
+# appending NAME to SERVICES.
+#
+# What `up` starts is recorded in .services/started, one line per process:
+#   SERVICE NAME PID OWNER
+# and `down` stops exactly the processes recorded with the same OWNER (with --all:
+# every recorded one), so an engine or server that was already running, or that a
+# developer started by hand for several test runs, is left alone. OWNER is
+# $DUCTWORK_SERVICES_OWNER, "manual" by default; scripts/test.sh sets its own.
+# Logs go to .services/*.log. Every wait is bounded.
+#
+# Environment:
+#   DUCTWORK_SERVICES_OWNER   who `up` records as the starter and `down` stops for
+#   DUCTWORK_CA_BUNDLE        CA bundle copied into images (default: the host's)
+#   DUCTWORK_REBUILD_IMAGE=1  rebuild the base image even if it is up to date
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STATE=$ROOT/.services
+STARTED=$STATE/started
+SERVICES=(docker)
+
+APT_TIMEOUT=${APT_TIMEOUT:-600}                    # seconds for one apt-get call
+DOCKERD_READY_TIMEOUT=${DOCKERD_READY_TIMEOUT:-60}  # seconds for `docker info` to answer
+DOCKERD_STOP_TIMEOUT=${DOCKERD_STOP_TIMEOUT:-45}    # seconds for dockerd to exit after SIGTERM
+DOCKER_PIDFILE=/var/run/docker.pid                 # dockerd's own default pid file
+BASE_IMAGE=ductwork/python:3.11
+OWNER=${DUCTWORK_SERVICES_OWNER:-manual}
+OWNER=${OWNER//[[:space:]]/_}
+ALL_OWNERS=0
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# --- bookkeeping -----------------------------------------------------------------
+
+record_started() {  # SERVICE NAME PID
+    mkdir -p "$STATE"
+    printf '%s %s %s %s\n' "$1" "$2" "$3" "$OWNER" >>"$STARTED"
+    log "recorded: $1 $2 pid $3 started by '$OWNER'"
+}
+
+started_pids() {  # SERVICE NAME [any] -> pids recorded for it (by OWNER, or by anyone)
+    [ -f "$STARTED" ] || return 0
+    local all=$ALL_OWNERS
+    [ "${3:-}" = any ] && all=1
+    awk -v s="$1" -v n="$2" -v o="$OWNER" -v all="$all" \
+        '$1 == s && $2 == n && (all == 1 || ($4 == "" ? "manual" : $4) == o) { print $3 }' "$STARTED"
+}
+
+started_owner() {  # SERVICE NAME PID -> who recorded it
+    awk -v s="$1" -v n="$2" -v p="$3" \
+        '$1 == s && $2 == n && $3 == p { print ($4 == "" ? "manual" : $4); exit }' "$STARTED"
+}
+
+forget_started() {  # SERVICE NAME PID
+    [ -f "$STARTED" ] || return 0
+    local tmp
+    tmp=$(mktemp "$STATE/started.XXXXXX")
+    awk -v s="$1" -v n="$2" -v p="$3" '!($1 == s && $2 == n && $3 == p)' "$STARTED" >"$tmp"
+    if [ -s "$tmp" ]; then mv "$tmp" "$STARTED"; else rm -f "$tmp" "$STARTED"; fi
+}
+
+is_process() {  # PID NAME: true if PID is alive and its command name is NAME
+    [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
+}
+
+pids_named() {  # NAME -> pids of live processes with that exact command name
+    local d
+    for d in /proc/[0-9]*; do
+        [ "$(cat "$d/comm" 2>/dev/null)" = "$1" ] && echo "${d#/proc/}"
+    done
+    return 0
+}
+
+stop_pid() {  # PID NAME TIMEOUT: SIGTERM, wait up to TIMEOUT s, then SIGKILL
+    local pid=$1 name=$2 limit=$3 t0
+    t0=$(now)
+    log "stopping $name (pid $pid): SIGTERM, waiting up to ${limit}s"
+    kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + limit))
+    while is_process "$pid" "$name"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            log "$name (pid $pid) still running after ${limit}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 1
+            break
+        fi
+        sleep 0.2
+    done
+    log "$name (pid $pid) stopped in $(elapsed "$t0") s"
+}
+
+APT_UPDATED=0
+apt_install() {  # PACKAGE...: apt-get update (once per invocation) and install
+    command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+    [ "$(id -u)" = 0 ] || die "installing $* needs root (or install it by hand)"
+    export DEBIAN_FRONTEND=noninteractive
+    local t0
+    if [ "$APT_UPDATED" = 0 ]; then
+        t0=$(now)
+        log "apt-get update (timeout ${APT_TIMEOUT}s)"
+        timeout "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 update -qq \
+            || die "apt-get update failed or timed out"
+        APT_UPDATED=1
+        log "apt-get update took $(elapsed "$t0") s"
+    fi
+    t0=$(now)
+    log "apt-get install -y --no-install-recommends $* (timeout ${APT_TIMEOUT}s)"
+    timeout "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 install -y -qq \
+        --no-install-recommends "$@" >"$STATE/apt.log" 2>&1 \
+        || { tail -n 30 "$STATE/apt.log" >&2; die "apt-get install $* failed or timed out (log: $STATE/apt.log)"; }
+    log "apt-get install $* took $(elapsed "$t0") s"
+}
+
+venv_python() {
+    [ -x "$ROOT/.venv/bin/python" ] || die "$ROOT/.venv is missing: create it first (bash scripts/test.sh does)"
+    echo "$ROOT/.venv/bin/python"
+}
+
+# --- docker ----------------------------------------------------------------------
+
+docker_ready() { timeout 10 docker info >/dev/null 2>&1; }
+
+up_docker() {
+    local t0 pid before
+    if ! command -v dockerd >/dev/null; then
+        t0=$(now)
+        log "dockerd not found: installing Debian's docker.io"
+        before=$(pids_named dockerd)
+        apt_install docker.io
+        command -v dockerd >/dev/null || die "docker.io installed but dockerd is still not on PATH"
+        # A package init script may have started one; if so, it is ours to stop.
+        for pid in $(pids_named dockerd); do
+            if ! grep -qx "$pid" <<<"$before"; then
+                log "the docker.io package started dockerd (pid $pid): recording it"
+                record_started docker dockerd "$pid"
+            fi
+        done
+        log "engine install took $(elapsed "$t0") s"
+    fi
+    command -v docker >/dev/null || die "dockerd is installed but the docker CLI is not on PATH"
+
+    if docker_ready; then
+        log "docker engine already answering: $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+    else
+        local running
+        running=$(pids_named dockerd | paste -sd ' ' -)
+        t0=$(now)
+        if [ -n "$running" ]; then
+            # Never a second dockerd beside a running one: wait for it instead.
+            log "dockerd already running (pid $running) but not answering yet: waiting for it"
+        else
+            [ "$(id -u)" = 0 ] || die "docker engine is not running and starting dockerd needs root"
+            mkdir -p "$STATE"
+            log "starting dockerd in the background (log: $STATE/dockerd.log)"
+            # Its own session, so a Ctrl-C meant for the tests reaches it only through
+            # `down`. With job control off (set +m) the child is no process-group
+            # leader, so setsid execs in place and $! is dockerd's pid. 9>&-: the
+            # daemon must not inherit (and so hold) our lock.
+            set +m
+            setsid dockerd --pidfile "$DOCKER_PIDFILE" >>"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
+            pid=$!
+            record_started docker dockerd "$pid"
+        fi
+        local deadline=$((SECONDS + DOCKERD_READY_TIMEOUT))
+        until docker_ready; do
+            if [ -z "$running" ] && ! is_process "$pid" dockerd; then
+                tail -n 30 "$STATE/dockerd.log" >&2 || true
+                forget_started docker dockerd "$pid"
+                die "dockerd exited during start-up (log: $STATE/dockerd.log)"
+            fi
+            if [ "$SECONDS" -ge "$deadline" ]; then
+                [ -n "$running" ] && die "dockerd (pid $running) is running but \`docker info\` still fails after ${DOCKERD_READY_TIMEOUT}s: check DOCKER_HOST and that daemon's log; not starting a second one"
+                tail -n 30 "$STATE/dockerd.log" >&2 || true
+                die "docker info did not answer within ${DOCKERD_READY_TIMEOUT}s (log: $STATE/dockerd.log; stop it with: bash scripts/services.sh down docker)"
+            fi
+            sleep 0.2
+        done
+        log "docker engine ready in $(elapsed "$t0") s: $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+    fi
+
+    ensure_base_image
+}
+
+ensure_base_image() {
+    local t0
+    if [ ! -x /usr/bin/python3.11 ]; then
+        t0=$(now)
+        log "base image path: no Debian python3.11 on this host: installing python3.11 python3.11-venv"
+        apt_install python3.11 python3.11-venv
+        log "python3.11 install took $(elapsed "$t0") s"
+    else
+        log "base image path: copying the host's Debian python3.11 ($(dpkg-query -W -f '${Version}' python3.11 2>/dev/null || echo '?'))"
+    fi
+    # The builder prints each stage's timing and the image ID; it does nothing when
+    # the image is present and matches the host venv's pinned dependencies.
+    "$(venv_python)" "$ROOT/scripts/docker/build_base_image.py" --tag "$BASE_IMAGE" \
+        --ca-bundle "${DUCTWORK_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" \
+        ${DUCTWORK_REBUILD_IMAGE:+--rebuild}
+}
+
+down_docker() {
+    local pid any=0
+    for pid in $(started_pids docker dockerd); do
+        any=1
+        if is_process "$pid" dockerd; then
+            stop_pid "$pid" dockerd "$DOCKERD_STOP_TIMEOUT"
+        else
+            log "dockerd (pid $pid) recorded as ours is no longer running"
+        fi
+        # dockerd removes its pid file on a clean exit; not after SIGKILL.
+        if [ -f "$DOCKER_PIDFILE" ] && ! is_process "$(cat "$DOCKER_PIDFILE" 2>/dev/null || echo 0)" dockerd; then
+            rm -f "$DOCKER_PIDFILE"
+            log "removed $DOCKER_PIDFILE"
+        fi
+        forget_started docker dockerd "$pid"
+    done
+    if [ "$any" = 0 ]; then
+        local others
+        others=$(started_pids docker dockerd any | paste -sd ' ' -)
+        if [ -n "$others" ]; then
+            log "docker: dockerd (pid $others) was started by another owner ($(started_owner docker dockerd "${others%% *}")), not '$OWNER': leaving it (down --all stops it)"
+        else
+            log "docker: nothing started by this script; leaving the engine alone"
+        fi
+    fi
+}
+
+status_docker() {
+    local pid ours
+    ours=$(started_pids docker dockerd any | paste -sd ' ' -)
+    if ! command -v dockerd >/dev/null; then
+        echo "docker: dockerd not installed"
+        return 0
+    fi
+    local running
+    running=$(pids_named dockerd | paste -sd ' ' -)
+    if docker_ready; then
+        echo "docker: engine up ($(docker version --format '{{.Server.Version}}' 2>/dev/null)), dockerd pid ${running:-?}${ours:+, started by services.sh (pid $ours, owner $(started_owner docker dockerd "${ours%% *}"))}"
+    elif [ -n "$running" ]; then
+        echo "docker: dockerd running (pid $running) but not answering"
+    else
+        echo "docker: engine down"
+    fi
+    for pid in $ours; do
+        is_process "$pid" dockerd || echo "docker: recorded pid $pid is gone (stale entry in $STARTED)"
+    done
+    if docker_ready; then
+        local id
+        if id=$(docker image inspect --format '{{.Id}} {{.Size}}' "$BASE_IMAGE" 2>/dev/null); then
+            echo "docker: image $BASE_IMAGE ${id%% *} ($(awk -v b="${id##* }" 'BEGIN { printf "%.0f MB", b / 1e6 }'))"
+        else
+            echo "docker: image $BASE_IMAGE absent"
+        fi
+    fi
+}
+
+# --- main ------------------------------------------------------------------------
+
+main() {
+    local action=${1:-}
+    [ $# -gt 0 ] && shift
+    case "$action" in
+        up|down|status) ;;
+        *) echo "usage: $0 up|down [--all]|status [${SERVICES[*]}]" >&2; exit 2 ;;
+    esac
+    if [ "$action" = down ] && [ "${1:-}" = --all ]; then
+        ALL_OWNERS=1
+        shift
+    fi
+    local wanted=("$@") svc known
+    [ ${#wanted[@]} -gt 0 ] || wanted=("${SERVICES[@]}")
+    for svc in "${wanted[@]}"; do
+        known=0
+        for k in "${SERVICES[@]}"; do [ "$k" = "$svc" ] && known=1; done
+        [ "$known" = 1 ] || die "unknown service '$svc' (known: ${SERVICES[*]})"
+    done
+    if [ "$action" = status ]; then
+        for svc in "${wanted[@]}"; do "status_$svc"; done
+        return 0
+    fi
+    mkdir -p "$STATE"
+    # One up/down at a time.
+    exec 9>"$STATE/lock"
+    flock -w 600 9 || die "another services.sh has held $STATE/lock for 10 minutes (fuser -v $STATE/lock)"
+    if [ "$action" = down ]; then
+        # Stop in reverse order of start.
+        local i
+        for ((i = ${#wanted[@]} - 1; i >= 0; i--)); do "down_${wanted[$i]}"; done
+    else
+        for svc in "${wanted[@]}"; do "up_$svc"; done
+    fi
+}
+
+main "$@"

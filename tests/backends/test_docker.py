@@ -1,0 +1,183 @@
+"""The docker backend against a real engine: environments, failures, timeouts, image digests."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import tarfile
+import time
+
+import pytest
+
+import ductwork as dw
+from ductwork import pipeline, step
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def engine(docker_engine):
+    return docker_engine
+
+
+@step(env=dw.Environment(pip=["termcolor==3.3.0"]))
+def colored(text: str) -> str:
+    import termcolor
+
+    return termcolor.colored(text, "red") + f"|{termcolor.__name__}"
+
+
+@step
+def uid_and_file(store_hint: str) -> dict:
+    return {"uid": os.getuid(), "gid": os.getgid()}
+
+
+@step(cache=False)
+def fails(x: int) -> int:
+    raise KeyError(f"no such row {x}")
+
+
+@step(timeout=2, cache=False)
+def sleeps(seconds: float) -> str:
+    time.sleep(seconds)
+    return "woke"
+
+
+@step
+def plus(x: int) -> int:
+    print(f"adding to {x}")
+    return x + 1
+
+
+def test_a_package_only_the_container_has(engine, tmp_path):
+    assert importlib.util.find_spec("termcolor") is None, "the host must not have termcolor"
+
+    @pipeline
+    def p():
+        return colored("hello")
+
+    run = p.run(backend="docker", store=str(tmp_path / "s"))
+    assert run.outputs.endswith("|termcolor") and "hello" in run.outputs
+    again = p.run(backend="docker", store=str(tmp_path / "s"))
+    assert again.steps["colored"].cached  # the image is reused and keyed by its ID
+
+
+def test_outputs_belong_to_the_invoking_user_and_logs_stream(engine, tmp_path):
+    @pipeline
+    def p():
+        return plus(1), uid_and_file("x")
+
+    store = tmp_path / "s"
+    run = p.run(backend="docker", store=str(store))
+    assert run.outputs[0] == 2
+    assert run.outputs[1] == {"uid": os.getuid(), "gid": os.getgid()}
+    assert "adding to 1" in run.steps["plus"].logs
+    for path in (store / "objects").rglob("*"):
+        assert path.stat().st_uid == os.getuid()
+
+
+def test_a_failing_step_keeps_its_traceback_and_removes_its_container(engine, tmp_path):
+    @pipeline
+    def p():
+        return fails(3), plus(1)
+
+    before = {c.id for c in engine.containers.list(all=True)}
+    with pytest.raises(dw.PipelineFailed) as err:
+        p.run(backend="docker", store=str(tmp_path / "s"))
+    assert "KeyError: 'no such row 3'" in str(err.value)
+    assert err.value.run.steps["plus"].status == "succeeded"
+    assert {c.id for c in engine.containers.list(all=True)} <= before
+
+
+def test_a_timeout_stops_the_container(engine, tmp_path):
+    @pipeline
+    def p():
+        return sleeps(60)
+
+    before = {c.id for c in engine.containers.list(all=True)}
+    started = time.time()
+    with pytest.raises(dw.PipelineFailed, match=r"timed out after 2 s \(timeout=2\)"):
+        p.run(backend="docker", store=str(tmp_path / "s"))
+    assert time.time() - started < 40
+    assert {c.id for c in engine.containers.list(all=True)} <= before
+
+
+def _build_base(engine, tag: str, marker: str) -> str:
+    from ductwork.backends.docker_env import default_base
+
+    dockerfile = f"FROM {default_base()}\nLABEL ductwork.test={marker}\n".encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    image, _ = engine.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
+    return image.id
+
+
+def test_a_rebuilt_image_with_the_same_tag_reruns_its_steps(engine, tmp_path):
+    tag = "ductwork-test/rebuilt:latest"
+    first_id = _build_base(engine, tag, "one")
+
+    @step(env=dw.Environment(base_image=tag))
+    def where(x: int) -> int:
+        return x * 10
+
+    @pipeline
+    def p():
+        return where(4)
+
+    store = str(tmp_path / "s")
+    assert p.run(backend="docker", store=store).outputs == 40
+    assert p.run(backend="docker", store=store).steps["where"].cached
+    second_id = _build_base(engine, tag, f"two-{time.time()}")
+    assert second_id != first_id
+    run = p.run(backend="docker", store=store)
+    assert not run.steps["where"].cached
+    assert "the environment changed" in run.steps["where"].why
+    engine.images.remove(tag, force=True)
+
+
+def test_a_python_minor_mismatch_fails_before_any_container_runs_the_step(engine, tmp_path):
+    from ductwork.backends.docker_env import default_base
+
+    tag = "ductwork-test/wrong-python:latest"
+    dockerfile = (f"FROM {default_base()}\n"
+                  "RUN printf '#!/bin/sh\\necho 3.10\\n' > /opt/venv/bin/python && "
+                  "chmod +x /opt/venv/bin/python\n").encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    engine.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
+    marker = tmp_path / "ran"
+
+    @step(env=dw.Environment(base_image=tag))
+    def never(path: str) -> int:
+        open(path, "w").close()
+        return 1
+
+    @pipeline
+    def p():
+        return never(str(marker))
+
+    with pytest.raises(dw.PipelineFailed, match="has Python 3.10, but this client runs Python"):
+        p.run(backend="docker", store=str(tmp_path / "s"))
+    assert not marker.exists()
+    engine.images.remove(tag, force=True)
+
+
+def test_no_engine_is_a_clear_error_before_the_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+
+    @pipeline
+    def p():
+        return plus(1)
+
+    with pytest.raises(dw.DuctworkError, match=r"No Docker engine answers at unix://.*nothing.sock"):
+        p.run(backend="docker", store=str(tmp_path / "s"))
+    assert dw.runs(store=str(tmp_path / "s")) == []
