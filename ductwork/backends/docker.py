@@ -124,7 +124,8 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self, store: Any, max_workers: int | None = None, cpus: float | None = None,
-                 memory: str | None = None, gpus: int | None = None, **options: Any) -> None:
+                 memory: str | None = None, gpus: int | None = None, image: str | None = None,
+                 **options: Any) -> None:
         from ductwork.backends.docker_env import Images
 
         self.client = connect()
@@ -132,7 +133,7 @@ class DockerBackend:
         self.capacity = max_workers or os.cpu_count() or 1
         self.reads_store = store.is_local
         self.limits = {"cpus": cpus, "memory": memory, "gpus": gpus}
-        self.images = Images(self.client)
+        self.images = Images(self.client, default=image)
         self.lib_dir = str(Path(ductwork.__file__).resolve().parent)
         self._pool = ThreadPoolExecutor(self.capacity, thread_name_prefix="ductwork-docker")
         self._running: set[Any] = set()

@@ -75,11 +75,39 @@ def image_tag(env: Any, base_id: str, with_ca: bool) -> str:
     return f"{IMAGE_REPOSITORY}:{digest[:20]}"
 
 
+def _checked_path() -> str:
+    from ductwork.runtime.runstore import ductwork_home
+
+    return str(ductwork_home() / "images-python.json")
+
+
+def _checked_images() -> dict[str, str]:
+    """Image IDs whose Python minor version was checked before, by any process."""
+    try:
+        with open(_checked_path()) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_checked(image_id: str, version: str) -> None:
+    # A warm run in a new process must start no container, not even this check.
+    path = _checked_path()
+    data = {**_checked_images(), image_id: version}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
 class Images:
     """Builds and remembers the image (by ID) of each environment, for one engine."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, default: str | None = None) -> None:
         self.client = client
+        self.default = default  # a compute target's image, for steps that name none
         self._ids: dict[Any, str] = {}
         self._checked: set[str] = set()
 
@@ -87,7 +115,8 @@ class Images:
         """Return the image ID for ``env`` (None: the plain base), building it if needed."""
         if env in self._ids:
             return self._ids[env]
-        base = (env.base_image if env is not None and env.base_image else None) or default_base()
+        base = (env.base_image if env is not None and env.base_image else None) or (
+            self.default or default_base())
         base_id = self._base_id(base)
         needs_build = env is not None and bool(env.pip or env.apt or env.env)
         image_id = self._build(env, base, base_id) if needs_build else base_id
@@ -142,6 +171,10 @@ class Images:
         if image_id in self._checked:
             return
         want = f"{sys.version_info.major}.{sys.version_info.minor}"
+        checked = _checked_images()
+        if checked.get(image_id) == want:  # an image ID names its content: checked for good
+            self._checked.add(image_id)
+            return
         try:
             out = self.client.containers.run(
                 image_id, ["python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -160,3 +193,4 @@ class Images:
                 f"on both sides. Use a base image with Python {want}."
             )
         self._checked.add(image_id)
+        _remember_checked(image_id, got)

@@ -73,6 +73,7 @@ def run_pipeline(
 ) -> Run:
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
     from ductwork import __version__
+    from ductwork.runtime.config import compute_target
     from ductwork.runtime.history import attach, open_store
     from ductwork.runtime.progress import make_progress
     from ductwork.runtime.provenance import GitState
@@ -93,7 +94,17 @@ def run_pipeline(
         options["max_workers"] = max_workers
     if address is not None:
         options["address"] = address
-    engine = get_backend(backend, **options)
+    engines = {None: get_backend(backend, **options)}
+    try:
+        for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
+                             - {None}):
+            settings = compute_target(target)
+            kind = settings.pop("backend")
+            engines[target] = get_backend(kind, store=artifacts, **settings)
+    except BaseException:
+        for made in engines.values():
+            made.close()
+        raise
     history = open_runstore(artifacts)
     run = Run(
         new_run_id(), plan.name, plan.params, backend, store=artifacts.url, started=time.time(),
@@ -102,13 +113,14 @@ def run_pipeline(
     )
     history.begin_run(run)
     try:
-        scheduler = Scheduler(plan, engine, run, artifacts, force, display)
+        scheduler = Scheduler(plan, engines, run, artifacts, force, display)
         display.started(run)
         scheduler.execute()
     except BaseException as exc:
-        cancel = getattr(engine, "cancel", None)
-        if cancel is not None:
-            cancel()  # stop work still running before recording the run
+        for engine in engines.values():
+            cancel = getattr(engine, "cancel", None)
+            if cancel is not None:
+                cancel()  # stop work still running before recording the run
         run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
         for record in run.steps.values():
             if record.status in (RUNNING, PENDING):
@@ -119,7 +131,8 @@ def run_pipeline(
     else:
         run.status = FAILED if run.failed_steps else SUCCEEDED
     finally:
-        engine.close()
+        for engine in engines.values():
+            engine.close()
         run.finished = time.time()
         run.git_commit, run.git_dirty = git.result()
         history.finish_run(run)

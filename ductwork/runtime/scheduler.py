@@ -47,15 +47,14 @@ class _Rewind(Exception):
 class Scheduler:
     """Runs one plan on one backend, filling in ``run.steps`` and ``run.result``."""
 
-    def __init__(self, plan: Plan, backend: Backend, run: Run, store: Any,
-                 force: frozenset[str] = frozenset(), progress: Any = None) -> None:
+    def __init__(self, plan: Plan, backend: Backend | dict[str | None, Backend], run: Run,
+                 store: Any, force: frozenset[str] = frozenset(), progress: Any = None) -> None:
         from ductwork.runtime.progress import NullProgress
 
         self.progress = progress or NullProgress()
-        # A backend whose workers read inputs from the store gets refs, not values.
-        self._reads_store = bool(getattr(backend, "reads_store", False))
+        # The run's backend under None, and one per compute target that steps name.
+        self.backends = backend if isinstance(backend, dict) else {None: backend}
         self.plan = plan
-        self.backend = backend
         self.run = run
         self.store = store
         self.force = force
@@ -66,7 +65,7 @@ class Scheduler:
         for nid, inv in plan.invocations.items():
             for dep in inv.deps:
                 self._dependents[dep].append(nid)
-        self._queue: deque[Job] = deque()
+        self._queues: dict[str | None, deque[Job]] = {name: deque() for name in self.backends}
         self._parts: dict[str, list[Any]] = {}
         self._left: dict[str, int] = {}
         self._failed: set[str] = set()
@@ -93,18 +92,23 @@ class Scheduler:
         raise RuntimeError("stored artifacts keep failing verification; check the store's disk")
 
     def _loop(self) -> None:
-        in_flight: dict[Future[JobResult], Job] = {}
-        capacity = max(1, self.backend.capacity)
-        while self._queue or in_flight:
-            while self._queue and len(in_flight) < capacity:
-                job = self._queue.popleft()
-                record = self.run.steps[job.step_id]
-                record.attempts = job.attempt
-                self._set(record, RUNNING)
-                in_flight[self.backend.submit(job)] = job
+        in_flight: dict[Future[JobResult], tuple[str | None, Job]] = {}
+        busy = dict.fromkeys(self.backends, 0)
+        while in_flight or any(self._queues.values()):
+            for name, queue in self._queues.items():
+                backend = self.backends[name]
+                while queue and busy[name] < max(1, backend.capacity):
+                    job = queue.popleft()
+                    record = self.run.steps[job.step_id]
+                    record.attempts = job.attempt
+                    self._set(record, RUNNING)
+                    in_flight[backend.submit(job)] = (name, job)
+                    busy[name] += 1
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                self._finish(in_flight.pop(future), future.result())
+                name, job = in_flight.pop(future)
+                busy[name] -= 1
+                self._finish(job, future.result())
 
     def _resolve_result(self) -> None:
         result = substitute(self.plan.result, lambda out: self.refs.get(out.key))
@@ -130,8 +134,8 @@ class Scheduler:
         refs = substitute(inv.arguments, self._ref)
         if not self._lookup(nid, record, inv, refs):
             return
-        args = refs if self._reads_store else substitute(inv.arguments, self._value)
-        self._queue.append(self._job(nid, inv, args))
+        args = refs if self._reads_store(inv.step) else substitute(inv.arguments, self._value)
+        self._enqueue(self._job(nid, inv, args))
 
     def _start_map(self, nid: str, inv: Invocation, record: StepRun) -> None:
         items = substitute(inv.arguments[inv.map_over], self._value)
@@ -155,10 +159,11 @@ class Scheduler:
             if self._lookup(eid, element, inv, {**refs, inv.map_over: item}):
                 missing.append(i)
         if missing:
-            values = substitute(inv.arguments, self._ref if self._reads_store else self._value)
+            values = substitute(inv.arguments,
+                                self._ref if self._reads_store(inv.step) else self._value)
             for i in missing:
                 arguments = {**values, inv.map_over: items[i]}
-                self._queue.append(self._job(f"{nid}[{i}]", inv, arguments))
+                self._enqueue(self._job(f"{nid}[{i}]", inv, arguments))
         if not items:
             self._complete(nid, {"output": GatherRef.of([])})
 
@@ -189,8 +194,20 @@ class Scheduler:
         self._succeed(sid, record, hit)
         return False
 
+    def _backend_name(self, step: Any) -> str | None:
+        return step.options.compute if step.options.compute in self.backends else None
+
+    def _reads_store(self, step: Any) -> bool:
+        # A backend whose workers read inputs from the store gets refs, not values.
+        backend = self.backends[self._backend_name(step)]
+        return bool(getattr(backend, "reads_store", False))
+
+    def _enqueue(self, job: Job) -> None:
+        self._queues[self._backend_name(job.step)].append(job)
+
     def _environment(self, step: Any) -> str | None:
-        describe = getattr(self.backend, "environment", None)
+        backend = self.backends[self._backend_name(step)]
+        describe = getattr(backend, "environment", None)
         return describe(step) if describe is not None else None
 
     def _job(self, sid: str, inv: Invocation, arguments: dict[str, Any]) -> Job:
@@ -219,7 +236,7 @@ class Scheduler:
                 self._parked[producers[0]].append(job.step_id)
                 return
         if job.attempt <= job.step.options.retries:
-            self._queue.append(attrs.evolve(job, attempt=job.attempt + 1))
+            self._enqueue(attrs.evolve(job, attempt=job.attempt + 1))
             return
         record.error = result.error
         self._fail_task(job.step_id, record)
@@ -327,9 +344,9 @@ class Scheduler:
         item = self._items[node][record.map_index]
         refs = {**substitute(inv.arguments, self._ref), inv.map_over: item}
         if self._lookup(sid, record, inv, refs):
-            values = refs if self._reads_store else {
+            values = refs if self._reads_store(inv.step) else {
                 **substitute(inv.arguments, self._value), inv.map_over: item}
-            self._queue.append(self._job(sid, inv, values))
+            self._enqueue(self._job(sid, inv, values))
 
     def _rewind(self, consumer: str | None, digest: str) -> list[str]:
         """Recompute the producer of a corrupt artifact, then start ``consumer`` again."""

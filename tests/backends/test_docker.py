@@ -181,3 +181,24 @@ def test_no_engine_is_a_clear_error_before_the_run(monkeypatch, tmp_path):
     with pytest.raises(dw.DuctworkError, match=r"No Docker engine answers at unix://.*nothing.sock"):
         p.run(backend="docker", store=str(tmp_path / "s"))
     assert dw.runs(store=str(tmp_path / "s")) == []
+
+
+@step(compute="containers")
+def in_container(x: int) -> str:
+    return open("/etc/hostname").read().strip() + f":{x}"
+
+
+def test_a_pipeline_mixing_inline_and_docker_steps(engine, tmp_path, monkeypatch):
+    (tmp_path / "ductwork.toml").write_text('[compute.containers]\nbackend = "docker"\ncpus = 1\n')
+    monkeypatch.chdir(tmp_path)
+
+    @pipeline
+    def p():
+        return in_container(plus(1)), plus(5)
+
+    run = p.run(store=str(tmp_path / "s"))
+    assert run.backend == "inline"
+    hostname = open("/etc/hostname").read().strip()
+    container_side, inline_side = run.outputs
+    assert container_side.endswith(":2") and not container_side.startswith(hostname + ":")
+    assert inline_side == 6
