@@ -1,22 +1,19 @@
 """The step graph as an inline SVG picture, drawn here with no external tool.
 
 The input is the plain dict of ``plan_to_dict`` (also what a run records), so
-neither networkx nor graphviz is needed. The layout is a small Sugiyama:
+neither networkx nor graphviz is needed. ``pipeline_svg`` collects the nodes
+and edges, has ``layout`` put them in layers, add waypoints to long edges and
+order each layer (a small Sugiyama, pure geometry), then draws:
 
-1. Layers: longest path from the sources -- a node sits one layer after its
-   deepest predecessor, so every edge points forward.
-2. An edge that spans several layers gets a waypoint in each layer it crosses;
-   waypoints take a slot like a node, so the edge runs between boxes, not
-   through them.
-3. Order within a layer: barycenter sweeps -- down the layers ordering each by
-   the mean position of its predecessors, back up by its successors -- keeping
-   the order with the fewest crossings seen.
-4. Coordinates: each layer is a column (a row when top-down), centred; a box
-   is as wide as its label in a monospace font; the gap after a layer is as
-   wide as the edge labels leaving it.
+- Coordinates: each layer is a column (a row when top-down), centred; a box
+  is as wide as its label in a monospace font; the gap after a layer is as
+  wide as the edge labels leaving it.
+- Boxes are coloured by node state (``STATE_STYLE``), a map has a double
+  border, and a caption can add a second line.
+- Edges are cubic curves through their waypoints, spread along a box's side
+  (``layout.ports``), with an arrowhead drawn as a polygon (no ``<marker>``,
+  whose ids would collide between several pictures on one notebook page).
 
-Edges are cubic curves with an arrowhead drawn as a polygon (no ``<marker>``,
-whose ids would collide between several pictures on one notebook page).
 Every piece of text is escaped for XML.
 
 ``pipeline_html`` (the HTML repr of a ``Pipeline``) lives here too because the
@@ -27,11 +24,11 @@ from __future__ import annotations
 
 import html
 import inspect
-import itertools
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+from ductwork.dsl import layout
 from ductwork.dsl.options import SINGLE_OUTPUT
 
 # state -> (fill, stroke, text colour)
@@ -113,113 +110,10 @@ def pipeline_svg(
             f'<text x="10" y="24" font-family="{_MONO}" font-size="{FONT}" fill="#888">'
             "no steps</text></svg>"
         )
-    layer = _layers(list(nodes), [p for p in links if p[0] != p[1]])
-    layers, pred, succ, chains = _layered_graph(list(nodes), layer, list(links))
-    layers = _order(layers, pred, succ)
+    layer = layout.assign_layers(list(nodes), [p for p in links if p[0] != p[1]])
+    layers, pred, succ, chains = layout.layered_graph(list(nodes), layer, list(links))
+    layers = layout.order(layers, pred, succ)
     return _draw(plan, nodes, links, layers, chains, states, captions, direction, title)
-
-
-# -- layout -------------------------------------------------------------------------------
-
-
-def _layers(ids: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
-    """Longest-path layering (Kahn order); nodes left on a cycle go after the rest."""
-    preds: dict[str, list[str]] = {n: [] for n in ids}
-    succs: dict[str, list[str]] = {n: [] for n in ids}
-    for a, b in pairs:
-        preds[b].append(a)
-        succs[a].append(b)
-    indegree = {n: len(preds[n]) for n in ids}
-    layer: dict[str, int] = {}
-    ready = [n for n in ids if indegree[n] == 0]
-    while ready:
-        node = ready.pop(0)
-        layer[node] = max((layer[p] + 1 for p in preds[node]), default=0)
-        for s in succs[node]:
-            indegree[s] -= 1
-            if indegree[s] == 0:
-                ready.append(s)
-    last = max(layer.values(), default=-1)
-    for node in ids:
-        if node not in layer:
-            last += 1
-            layer[node] = last
-    return layer
-
-
-def _layered_graph(
-    ids: list[str], layer: dict[str, int], pairs: list[tuple[str, str]]
-) -> tuple[list[list[Any]], dict[Any, list[Any]], dict[Any, list[Any]], dict[Any, list[Any]]]:
-    """Put nodes in layers and give each long forward edge a waypoint per layer it crosses."""
-    depth = max(layer.values()) + 1
-    layers: list[list[Any]] = [[] for _ in range(depth)]
-    pred: dict[Any, list[Any]] = {}
-    succ: dict[Any, list[Any]] = {}
-    for node in ids:
-        layers[layer[node]].append(node)
-        pred[node], succ[node] = [], []
-    chains: dict[Any, list[Any]] = {}
-    for a, b in pairs:
-        if a == b or layer[b] <= layer[a]:
-            chains[(a, b)] = [a, b]  # a cycle's back edge: drawn, not laid out
-            continue
-        chain = [a]
-        for k in range(layer[a] + 1, layer[b]):
-            way = ("~", a, b, k)  # a tuple never equals a node id (a str)
-            layers[k].append(way)
-            pred[way], succ[way] = [], []
-            chain.append(way)
-        chain.append(b)
-        for u, v in itertools.pairwise(chain):
-            succ[u].append(v)
-            pred[v].append(u)
-        chains[(a, b)] = chain
-    return layers, pred, succ, chains
-
-
-def _crossings(layers: list[list[Any]], succ: dict[Any, list[Any]]) -> int:
-    """Count edge crossings between neighbouring layers (quadratic; capped by the caller)."""
-    total = 0
-    for upper, lower in itertools.pairwise(layers):
-        pos = {v: i for i, v in enumerate(lower)}
-        ends = sorted((i, pos[v]) for i, u in enumerate(upper) for v in succ[u] if v in pos)
-        for x in range(len(ends)):
-            for y in range(x + 1, len(ends)):
-                if ends[x][0] < ends[y][0] and ends[x][1] > ends[y][1]:
-                    total += 1
-    return total
-
-
-def _reorder(layer: list[Any], neighbours: dict[Any, list[Any]], pos: dict[Any, int]) -> None:
-    keys = {}
-    for i, v in enumerate(layer):
-        near = [pos[n] for n in neighbours[v] if n in pos]
-        keys[v] = sum(near) / len(near) if near else float(i)
-    layer.sort(key=keys.__getitem__)
-
-
-def _order(layers: list[list[Any]], pred: dict[Any, list[Any]],
-           succ: dict[Any, list[Any]], sweeps: int = 4) -> list[list[Any]]:
-    """Barycenter sweeps down and up; keep the order with the fewest crossings."""
-    edges = sum(len(s) for s in succ.values())
-    count = edges <= 600  # counting is quadratic per layer pair; big graphs just sweep
-    best = [list(level) for level in layers]
-    best_crossings = _crossings(best, succ) if count else 0
-    current = [list(level) for level in layers]
-    for _ in range(sweeps):
-        if count and best_crossings == 0:
-            break
-        for i in range(1, len(current)):
-            _reorder(current[i], pred, {v: k for k, v in enumerate(current[i - 1])})
-        for i in range(len(current) - 2, -1, -1):
-            _reorder(current[i], succ, {v: k for k, v in enumerate(current[i + 1])})
-        if not count:
-            best = [list(level) for level in current]
-            continue
-        crossings = _crossings(current, succ)
-        if crossings < best_crossings:
-            best, best_crossings = [list(level) for level in current], crossings
-    return best
 
 
 # -- drawing ------------------------------------------------------------------------------
@@ -285,7 +179,7 @@ def _draw(plan: dict[str, Any], nodes: dict[str, dict[str, Any]],
         f'font-family="{_MONO}" font-size="{FONT}" style="max-width:100%;height:auto">',
         f"<title>{esc(title)}</title>",
     ]
-    ports = _ports(chains, centre, cross)
+    ports = layout.ports(chains, centre, cross)
     for pair, chain in chains.items():
         out.append(_edge(pair, chain, centre, main, xy, labels[pair], layer_of, extent,
                          ports[pair]))
@@ -336,8 +230,8 @@ def _edge(pair: tuple[str, str], chain: list[Any], centre: dict[Any, tuple[float
         (m0, c0), (m1, c1) = pts[0], pts[1]
         t = 0.5 if xy(0, 1) == (0, 1) else 0.72
         bend = max(abs(m1 - m0) / 2, 20.0)
-        lm = _cubic(t, m0, m0 + bend, m1 - bend, m1)
-        lc = _cubic(t, c0, c0, c1, c1)
+        lm = layout.cubic(t, m0, m0 + bend, m1 - bend, m1)
+        lc = layout.cubic(t, c0, c0, c1, c1)
         lx, ly = xy(lm, lc)
         parts.append(
             f'<text x="{lx:.1f}" y="{ly - 4:.1f}" text-anchor="middle" font-size="10" '
@@ -389,32 +283,6 @@ def _node(nid: str, node: dict[str, Any], centre: tuple[float, float],
         )
     parts.append("</g>")
     return "\n".join(parts)
-
-
-def _ports(chains: dict[Any, list[Any]], centre: dict[Any, tuple[float, float]],
-           cross: Any) -> dict[Any, tuple[float, float]]:
-    """Spread the edges leaving (entering) a box along its side, in the order of their
-    other ends, so fans do not start (end) in one point."""
-    leaving: dict[Any, list[Any]] = {}
-    entering: dict[Any, list[Any]] = {}
-    for pair, chain in chains.items():
-        leaving.setdefault(chain[0], []).append((centre[chain[1]][1], pair))
-        entering.setdefault(chain[-1], []).append((centre[chain[-2]][1], pair))
-    offsets: dict[Any, list[float]] = {pair: [0.0, 0.0] for pair in chains}
-    for side, groups in ((0, leaving), (1, entering)):
-        for node, ends in groups.items():
-            if len(ends) < 2:
-                continue
-            ends.sort(key=lambda e: e[0])
-            step = min(8.0, (cross(node) - 10) / (len(ends) - 1))
-            for i, (_, pair) in enumerate(ends):
-                offsets[pair][side] = (i - (len(ends) - 1) / 2) * step
-    return {pair: (o[0], o[1]) for pair, o in offsets.items()}
-
-
-def _cubic(t: float, a: float, b: float, c: float, d: float) -> float:
-    u = 1 - t
-    return u * u * u * a + 3 * u * u * t * b + 3 * u * t * t * c + t * t * t * d
 
 
 def _p(point: tuple[float, float]) -> str:

@@ -8,20 +8,18 @@
 2. Order is canonical where equality ignores it: dict entries and set elements are sorted by
    content, so equal dicts hash equal whatever their insertion order, and nothing depends on
    ``PYTHONHASHSEED``. (``OrderedDict`` compares by order, so it keeps its order.)
-3. ``hash_value`` encodes the token into a BLAKE3 hasher as it goes, in a prefix code:
-   ``l<n>:`` a list of n items, ``s<n>:`` n bytes of UTF-8, ``b<n>:`` n raw bytes, ``i<hex>;``
-   an int, ``n`` None. Each item states its size first, so the encoding is unambiguous and
-   nothing big is built: small items gather in a buffer, and a leaf of 64 KiB or more (bytes,
-   an array's data) goes to the hasher as it is -- one pass over its memory, no copy.
+3. ``hash_value`` encodes the token into a BLAKE3 hasher as it goes, in the unambiguous
+   prefix code of ``hashing_encoding`` (each item states its size first); nothing big is
+   built, and a leaf of 64 KiB or more (an array's data) goes to the hasher uncopied.
 4. The stream opens with a domain prefix (value or tagged key, plus an encoding version): a
    ``hash_value`` never equals a ``hash_tagged``, and bumping the version retires every key.
 
 Types join through ``register_hash`` (``normalize.register``) or a ``__ductwork_hash__()``
-method; numpy and pandas handlers are registered by ``register_lazy`` when a value of theirs
-is first seen, so importing this module imports neither. A value with no handler -- function,
-class, generator, file, lock, plain object, a container holding itself -- raises
-``UnhashableValue``. Nothing falls back to pickle, ``repr`` or ``id``: they change between
-runs, and a key built on them would miss (or hit) silently.
+method; the numpy and pandas handlers (in ``hashing_data``) are registered by ``register_lazy``
+when a value of theirs is first seen, so importing this module imports neither library. A
+value with no handler -- function, class, generator, file, lock, plain object, a container
+holding itself -- raises ``UnhashableValue``. Nothing falls back to pickle, ``repr`` or
+``id``: they change between runs, and a key built on them would miss (or hit) silently.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.hashing_encoding import _encode, _write
 
 __all__ = [
     "HASH_NAME", "Token", "UnhashableValue", "hash_tagged", "hash_value", "new_hasher",
@@ -55,7 +54,6 @@ Token: TypeAlias = "str | bytes | bytearray | memoryview | int | list[Token] | N
 
 _VALUE_PREFIX = b"ductwork.value/1\n"
 _TAGGED_PREFIX = b"ductwork.tagged/1\n"
-_STREAM_MIN = 1 << 16  # leaves this big skip the buffer and go to the hasher uncopied
 
 
 def new_hasher(data: Any = b"") -> Any:
@@ -172,56 +170,6 @@ def _canonical(entries: list[tuple[Any, Token, Any]]) -> None:
     else:
         # By the whole entry, so that equal keys (two NaNs) are ordered by their values.
         entries.sort(key=lambda e: _encode(list(e[1:])))
-
-
-_LIST_HEAD = [b"l%d:" % n for n in range(64)]
-_STR_HEAD = [b"s%d:" % n for n in range(256)]
-_SMALL_INT = {n: b"i%x;" % n for n in range(-256, 1024)}
-
-
-def _encode(token: Token) -> bytes:
-    """Return the encoding of a (small) token."""
-    out: list[Any] = []
-    _write((token,), out, None)
-    return b"".join(out)
-
-
-def _write(items: Iterable[Token], out: list[Any], sink: Any) -> None:
-    """Append the encoding of each token to ``out``; hand leaves of 64 KiB+ to ``sink`` whole."""
-    # Leaves are handled inline and only lists recurse: this loop runs for every node of every
-    # key a step computes, and Python function calls are its main cost.
-    for item in items:
-        kind = type(item)
-        if kind is list:
-            size = len(item)
-            out.append(_LIST_HEAD[size] if size < 64 else b"l%d:" % size)
-            _write(item, out, sink)
-        elif kind is str:
-            try:
-                data = item.encode()
-            except UnicodeEncodeError:  # lone surrogates are still distinct strings
-                data = item.encode("utf-8", "surrogatepass")
-            size = len(data)
-            out.append(_STR_HEAD[size] if size < 256 else b"s%d:" % size)
-            out.append(data)
-        elif kind is int:  # hex: no decimal digit limit for huge ints
-            out.append(_SMALL_INT.get(item) or b"i%x;" % item)
-        elif item is None:
-            out.append(b"n")
-        elif kind is bytes or kind is bytearray or kind is memoryview:
-            size = item.nbytes if kind is memoryview else len(item)
-            out.append(b"b%d:" % size)
-            if sink is not None and size >= _STREAM_MIN:
-                sink.update(b"".join(out))
-                out.clear()
-                sink.update(item)
-            else:
-                out.append(item)
-        else:
-            raise TypeError(
-                f"a normalize handler put a {kind.__name__} in its token; tokens hold only "
-                "str, bytes, int, None and lists: wrap that part in normalize(...)"
-            )
 
 
 def _digest(prefix: bytes, make_token: Callable[[], Token]) -> str:
@@ -438,94 +386,15 @@ del _base, _body
 
 
 def _register_numpy() -> None:
-    """Register the numpy handlers: arrays by dtype, shape and C-order bytes."""
-    import numpy as np
+    from ductwork.runtime.hashing_data import register_numpy
 
-    def dtype_token(dtype: np.dtype) -> Token:
-        # dtype.str says "|V16" for every 16-byte record; the field layout is in descr.
-        if dtype.fields is None and dtype.subdtype is None:
-            return dtype.str
-        return normalize(dtype.descr)
-
-    def array(value: np.ndarray) -> Token:
-        head = ["ndarray", dtype_token(value.dtype), list(value.shape)]
-        if value.dtype.hasobject or value.dtype.kind == "T":
-            # The bytes of object and StringDType arrays are pointers: hash the elements.
-            items = value.ravel().tolist()
-            if all(type(x) is str or x is None for x in items):
-                # Text columns, the common case: a table of sizes (-1: None) and one blob,
-                # about ten times faster than a token per cell.
-                data = [b"" if x is None else x.encode("utf-8", "surrogatepass") for x in items]
-                sizes = [-1 if x is None else len(d) for x, d in zip(items, data, strict=True)]
-                text = memoryview(np.array(sizes, dtype="<i8").view(np.uint8))
-                return [*head, "text", text, b"".join(data)]
-            return [*head, *_walk(value, [(".flat", items)], str)]
-        if value.dtype.itemsize == 0:
-            return [*head, b""]
-        # ascontiguousarray copies only if it must; view(uint8) is what memoryview accepts.
-        flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
-        return [*head, memoryview(flat)]
-
-    def ndarray(value: np.ndarray) -> Token:
-        exact = type(value) is np.ndarray or type(value) is np.memmap
-        return array(value) if exact else _subclass(value, array, ndarray)
-
-    normalize.register(np.ndarray, ndarray)
-    normalize.register(np.generic, lambda x: ["numpy.scalar", dtype_token(x.dtype), x.tobytes()])
-    normalize.register(np.dtype, lambda d: ["numpy.dtype", dtype_token(d)])
-    normalize.register(
-        np.ma.MaskedArray,
-        lambda a: ["numpy.ma", array(np.asarray(a.data)), array(np.ma.getmaskarray(a))],
-    )
+    register_numpy()
 
 
 def _register_pandas() -> None:
-    """Register the pandas handlers: frames by schema, index and column values."""
-    import numpy as np
-    import pandas as pd
+    from ductwork.runtime.hashing_data import register_pandas
 
-    # Not pd.util.hash_pandas_object: 64 bits a row, and it hashes object columns through
-    # str(), so 1 and "1" collide. Column arrays go through the numpy handler instead.
-    def values(obj: pd.Series | pd.Index) -> Token:
-        if isinstance(obj.array, pd.Categorical):
-            return normalize(obj.array)
-        if isinstance(obj.dtype, np.dtype):
-            return normalize(obj.to_numpy())
-        # Extension arrays (nullable, string, arrow, tz-aware) have no public buffer:
-        # hash their elements, missing ones as None, under the dtype's name.
-        elements = obj.array.to_numpy(dtype=object, na_value=None)
-        return ["pandas.ext", str(obj.dtype), normalize(elements)]
-
-    def frame(df: pd.DataFrame) -> Token:
-        columns = _walk(df, df.items(), _at_key, values)
-        return ["pandas.DataFrame", normalize(df.columns), normalize(df.index), columns]
-
-    def timestamp(ts: pd.Timestamp) -> Token:
-        return ["pandas.Timestamp", int(ts.value), ts.unit, None if ts.tz is None else str(ts.tz)]
-
-    def multi(m: pd.MultiIndex) -> Token:
-        return ["pandas.MultiIndex", *(normalize(list(x)) for x in (m.names, m.levels, m.codes))]
-
-    def ranged(r: pd.RangeIndex) -> Token:
-        return ["pandas.RangeIndex", normalize(r.name), normalize(range(r.start, r.stop, r.step))]
-
-    def categorical(c: pd.Categorical) -> Token:
-        return ["pandas.Categorical", normalize(c.categories), int(c.ordered), normalize(c.codes)]
-
-    handlers: dict[type, Callable[[Any], Token]] = {
-        pd.Index: lambda i: ["pandas.Index", normalize(list(i.names)), values(i)],
-        pd.RangeIndex: ranged,
-        pd.MultiIndex: multi,
-        pd.Series: lambda s: ["pandas.Series", normalize(s.name), normalize(s.index), values(s)],
-        pd.DataFrame: frame,
-        pd.Categorical: categorical,
-        pd.Timestamp: timestamp,
-        pd.Timedelta: lambda td: ["pandas.Timedelta", int(td.value), td.unit],
-        type(pd.NaT): lambda _: ["pandas.NaT"],
-        type(pd.NA): lambda _: ["pandas.NA"],
-    }
-    for cls, handler in handlers.items():
-        normalize.register(cls, handler)
+    register_pandas()
 
 
 register_lazy("numpy", _register_numpy)

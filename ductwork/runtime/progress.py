@@ -1,37 +1,34 @@
-"""Progress of a run as it goes: the interface the scheduler reports to, and its displays.
+"""Progress of a run as it goes: the interface the scheduler reports to, and its counting.
 
 The runner calls ``started(run)``, the scheduler ``changed(record)`` on every
 state change of every step run -- each element of a map too, so thousands of
 calls for a big map -- and the runner ``finished(run)`` from a ``finally``, so
 also when the run is interrupted. ``changed`` therefore only moves counters in
 a ``Tally`` (O(1), under a lock); a display draws a ``Snapshot`` of it on its
-own clock, never per event:
+own clock, never per event.
 
-- ``RichProgress``: a rich ``Live`` on stderr, redrawn 8 times a second;
-- ``PlainProgress``: one stderr line rewritten with ``\\r`` twice a second (or,
-  when stderr is not a terminal, a line every few seconds when something
-  changed), used when rich is not installed;
-- ``JupyterProgress``: an HTML display updated in place, at most 4 times a
-  second, and once more at the end.
+The displays live in their own modules, imported only when one is picked
+(``progress_display`` holds what they share):
+
+- ``progress_terminal``: ``RichProgress`` (a rich ``Live`` on stderr) and
+  ``PlainProgress`` (one stderr line, when rich is not installed);
+- ``progress_jupyter``: ``JupyterProgress``, an HTML view updated in place.
 
 ``make_progress`` picks one; ``choose_display`` is its rule as a pure function.
-rich and IPython are imported only by the display that uses them. A display
-never fails a run: an error inside one turns it off.
+Their classes are re-exported here on first access, so importing this module
+imports neither them nor rich, IPython or the SVG code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 import attrs
 
-from ductwork.dsl.svg import STATE_STYLE, esc
 from ductwork.runtime.run import CANCELLED, FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED
 
 CACHED = "cached"  # a succeeded step served from the cache: counted apart from SUCCEEDED
@@ -121,8 +118,12 @@ def make_progress(progress: bool | None) -> Any:
     kind = choose_display(progress, env=os.environ.get(ENV), in_kernel=in_kernel(),
                           isatty=_isatty(sys.stderr))
     if kind == "jupyter":
+        from ductwork.runtime.progress_jupyter import JupyterProgress
+
         return JupyterProgress()
     if kind == "terminal":
+        from ductwork.runtime.progress_terminal import PlainProgress, RichProgress
+
         if _have_rich() and _isatty(sys.stderr):
             return RichProgress()
         return PlainProgress()
@@ -332,305 +333,20 @@ def summary_line(snap: Snapshot, *, title: bool = True) -> str:
     return "".join(text for text, _ in summary_parts(snap, title=title))
 
 
-# -- displays -----------------------------------------------------------------------------
+# -- the displays, re-exported lazily ------------------------------------------------------
+
+_DISPLAYS = {
+    "RichProgress": "ductwork.runtime.progress_terminal",
+    "PlainProgress": "ductwork.runtime.progress_terminal",
+    "JupyterProgress": "ductwork.runtime.progress_jupyter",
+}
 
 
-class _Ticker:
-    """Call ``tick`` every ``interval`` seconds on a daemon thread until stopped."""
+def __getattr__(name: str) -> Any:
+    """Import a display class from its module the first time it is asked for here."""
+    module = _DISPLAYS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-    def __init__(self, interval: float, tick: Callable[[], None]) -> None:
-        self._interval = interval
-        self._tick = tick
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="ductwork-progress",
-                                        daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._tick()
-            except Exception:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-
-
-class _Display(NullProgress):
-    """Counts into a ``Tally``; subclasses draw it. Errors in drawing turn the display off."""
-
-    def __init__(self, max_listed: int = 8) -> None:
-        self.tally = Tally(max_listed)
-        self._on = False
-
-    def started(self, run: Any) -> None:
-        self.tally = Tally(self.tally.max_listed)  # a display passed to a second run starts over
-        self.tally.start(run)
-        try:
-            self._open()
-            self._on = True
-        except Exception:
-            self._on = False
-
-    def changed(self, record: Any) -> None:
-        self.tally.change(record)
-
-    def finished(self, run: Any) -> None:
-        self.tally.finish(run)
-        if self._on:
-            self._on = False
-            with contextlib.suppress(Exception):
-                self._close()
-
-    def _open(self) -> None:
-        raise NotImplementedError
-
-    def _close(self) -> None:
-        raise NotImplementedError
-
-
-class RichProgress(_Display):
-    """A rich ``Live`` view on stderr: a bar and summary line, running and failed steps."""
-
-    def __init__(self, console: Any = None, refresh_per_second: float = 8.0,
-                 max_listed: int = 8) -> None:
-        super().__init__(max_listed)
-        self._console = console
-        self._refresh = refresh_per_second
-        self._live: Any = None
-        self._spinners: dict[str, Any] = {}
-
-    def _open(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        # Bound to the stream as it is now: a step's captured stderr must not get the view.
-        console = self._console or Console(file=sys.stderr)
-        self._live = Live(console=console, get_renderable=self.renderable,
-                          refresh_per_second=self._refresh, transient=False)
-        self._live.start()
-
-    def _close(self) -> None:
-        refresher = getattr(self._live, "_refresh_thread", None)
-        self._live.stop()  # draws the final state once more
-        if refresher is not None:  # stop() only signals it; nothing may draw after this
-            refresher.join(timeout=2)
-
-    def renderable(self) -> Any:
-        """What the view shows now, as a rich renderable."""
-        from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.spinner import Spinner
-        from rich.table import Table
-        from rich.text import Text
-
-        snap = self.tally.snapshot()
-        # The summary line, split in two so it fits a terminal: who, then how far.
-        title = Text.assemble(("pipeline ", "dim"), (snap.pipeline, "bold"), (" run ", "dim"),
-                              snap.run_id)
-        colour = "red" if snap.count(FAILED) else "green"
-        bar = ProgressBar(total=max(snap.total, 1), completed=snap.done, width=20,
-                          complete_style="yellow" if snap.status is None else colour,
-                          finished_style=colour)
-        head = Table.grid(padding=(0, 1))
-        head.add_row(bar, Text.assemble(*summary_parts(snap, title=False)))
-        rows: list[Any] = [title, head]
-        if snap.status is None and snap.active:
-            grid = Table.grid(padding=(0, 1))
-            for nid, detail in snap.active:
-                spinner = self._spinners.get(nid)
-                if spinner is None:
-                    spinner = self._spinners[nid] = Spinner("dots", style="yellow")
-                grid.add_row(spinner, Text(nid, style="bold"), Text(detail, style="dim"))
-            if snap.more_active:
-                grid.add_row("", Text(f"… {snap.more_active} more running", style="dim"), "")
-            rows.append(grid)
-        for nid, gist in snap.failures:
-            rows.append(Text.assemble(("✗ ", "bold red"), (nid, "bold red"), ": ", gist))
-        if snap.more_failures:
-            rows.append(Text(f"… {snap.more_failures} more failed", style="red"))
-        return Group(*rows)
-
-
-class PlainProgress(_Display):
-    """One stderr line, for when rich is not installed.
-
-    On a terminal the line is rewritten in place (``\\r``) every ``interval``
-    seconds; elsewhere (a log file, CI) a new line is written when something
-    changed, at most every ``every`` seconds.
-    """
-
-    def __init__(self, stream: TextIO | None = None, interval: float = 0.5,
-                 every: float = 5.0, width: int | None = None) -> None:
-        super().__init__(max_listed=3)
-        self._stream = stream
-        self._interval = interval
-        self._every = every
-        self._width = width
-        self._ticker: _Ticker | None = None
-        self._last_len = 0
-        self._last_version = -1
-        self._last_write = 0.0
-        self._lock = threading.Lock()
-
-    def _open(self) -> None:
-        self._out = self._stream or sys.stderr
-        self._tty = _isatty(self._out)
-        if self._width is None:
-            import shutil
-
-            self._width = shutil.get_terminal_size((100, 20)).columns
-        self._ticker = _Ticker(self._interval, self._tick)
-
-    def _close(self) -> None:
-        assert self._ticker is not None
-        self._ticker.stop()
-        self._write(final=True)
-
-    def _tick(self) -> None:
-        version = self.tally.version
-        if self._tty:
-            self._write()
-        elif version != self._last_version and time.monotonic() - self._last_write >= self._every:
-            self._write()
-
-    def line(self, *, title: bool = True) -> str:
-        """The line as it would be written now."""
-        snap = self.tally.snapshot()
-        text = summary_line(snap, title=title)
-        if snap.status is None and snap.active:
-            names = [f"{nid} {detail}".strip() for nid, detail in snap.active]
-            more = f" +{snap.more_active}" if snap.more_active else ""
-            text += " | running: " + ", ".join(names) + more
-        return text
-
-    def _write(self, final: bool = False) -> None:
-        with self._lock:
-            self._last_version = self.tally.version
-            self._last_write = time.monotonic()
-            text = self.line()
-            if self._tty:
-                width = max(20, (self._width or 100) - 1)
-                if len(text) > width:  # keep the counts and the clock; drop the names
-                    text = self.line(title=False)
-                if len(text) > width:
-                    text = text[: width - 1] + "…"
-                pad = " " * max(0, self._last_len - len(text))
-                self._last_len = len(text)
-                self._out.write("\r" + text + pad + ("\n" if final else ""))
-            else:
-                self._out.write(text + "\n")
-            self._out.flush()
-
-
-class _IPythonOutput:
-    """Shows HTML in the current notebook cell and replaces it in place."""
-
-    def __init__(self) -> None:
-        self._handle: Any = None
-
-    def show(self, html: str) -> None:
-        from IPython.display import HTML, display
-
-        self._handle = display(HTML(html), display_id=True)
-
-    def update(self, html: str) -> None:
-        from IPython.display import HTML
-
-        self._handle.update(HTML(html))
-
-
-class JupyterProgress(_Display):
-    """An HTML view in the notebook cell, updated at most every ``interval`` seconds.
-
-    ``output`` has ``show(html)`` and ``update(html)``; it defaults to IPython's
-    ``display(..., display_id=True)`` and the handle's ``update``.
-    """
-
-    def __init__(self, output: Any = None, interval: float = 0.25, max_listed: int = 8) -> None:
-        super().__init__(max_listed)
-        self._output = output
-        self._interval = max(0.25, interval)
-        self._ticker: _Ticker | None = None
-        self._lock = threading.Lock()
-        self._shown = ""
-
-    def _open(self) -> None:
-        if self._output is None:
-            self._output = _IPythonOutput()
-        self._shown = self.html()
-        self._output.show(self._shown)
-        self._ticker = _Ticker(self._interval, self._tick)
-
-    def _close(self) -> None:
-        assert self._ticker is not None
-        self._ticker.stop()
-        self._update()
-
-    def _tick(self) -> None:
-        self._update()
-
-    def _update(self) -> None:
-        with self._lock:
-            html = self.html()
-            if html != self._shown:  # the clock alone changes it, so a tick redraws
-                self._output.update(html)
-                self._shown = html
-
-    def html(self) -> str:
-        """The view now, as HTML."""
-        snap = self.tally.snapshot()
-        total = max(snap.total, 1)
-        bar = []
-        for state in (SUCCEEDED, CACHED, FAILED, SKIPPED, CANCELLED, RUNNING):
-            n = snap.count(state)
-            if n:
-                stroke = STATE_STYLE[state][1]
-                bar.append(f'<div title="{n} {state}" style="width:{100 * n / total:.2f}%;'
-                           f'background:{stroke if state != SKIPPED else "#c4c4c4"}"></div>')
-        counts = " · ".join(
-            f"{snap.count(state)} {state}" for state in (RUNNING, CACHED, FAILED, SKIPPED)
-        )
-        if snap.status is None:
-            clock = f"elapsed {format_seconds(snap.elapsed)}"
-        else:
-            colour = STATE_STYLE.get(snap.status, STATE_STYLE[CANCELLED])[1]
-            clock = (f'<b style="color:{colour}">{esc(snap.status)}</b> in '
-                     f"{format_seconds(snap.elapsed)}")
-        out = [
-            '<div class="ductwork-progress" style="font-family:system-ui,-apple-system,'
-            'Segoe UI,Roboto,sans-serif;font-size:13px;line-height:1.5">',
-            f'<div><span style="color:#777">pipeline</span> <b>{esc(snap.pipeline)}</b> '
-            f'<span style="color:#777">run</span> <code>{esc(snap.run_id)}</code></div>',
-            '<div style="display:flex;align-items:center;gap:10px">'
-            '<div style="display:flex;width:260px;height:10px;border-radius:5px;'
-            f'overflow:hidden;background:#e6e6e6">{"".join(bar)}</div>'
-            f"<span><b>{snap.done}/{snap.total} done</b> · {counts} · {clock}</span></div>",
-        ]
-        rows = []
-        if snap.status is None:
-            for nid, detail in snap.active:
-                rows.append(self._row("running", nid, detail))
-            if snap.more_active:
-                rows.append(self._row("running", f"… {snap.more_active} more", ""))
-        for nid, gist in snap.failures:
-            rows.append(self._row("failed", nid, gist))
-        if snap.more_failures:
-            rows.append(self._row("failed", f"… {snap.more_failures} more", ""))
-        if rows:
-            out.append('<table style="border-collapse:collapse;margin-top:4px">'
-                       + "".join(rows) + "</table>")
-        out.append("</div>")
-        return "".join(out)
-
-    @staticmethod
-    def _row(state: str, name: str, detail: str) -> str:
-        fill, stroke, ink = STATE_STYLE[state]
-        return (f'<tr><td style="padding:1px 8px 1px 0"><span style="background:{fill};'
-                f'color:{ink};border:1px solid {stroke};border-radius:3px;padding:0 5px;'
-                f'font-size:11px">{state}</span></td>'
-                f'<td style="padding:1px 8px 1px 0"><code>{esc(name)}</code></td>'
-                f'<td style="padding:1px 0;color:#555">{esc(detail)}</td></tr>')
+    return getattr(importlib.import_module(module), name)
