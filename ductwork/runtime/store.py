@@ -39,25 +39,29 @@ import json
 import os
 import posixpath
 import re
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any
 
 import attrs
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.hashing import new_hasher, register_hash
+from ductwork.runtime.hashio import (
+    THREAD_MIN,
+    FileHasher,
+    HashingReader,
+    HashingWriter,
+    Spool,
+    local_tmp,
+)
 from ductwork.runtime.serializers import get_serializer, serializer_for
 
 __all__ = ["ArtifactRef", "ArtifactStore", "CorruptArtifact", "MissingArtifact"]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
-_THREAD_MIN = 4 << 20  # below this a second thread costs more than it overlaps
-_CHUNK = 1 << 20  # fits in L2: the verifier hashes data that is still in cache
 _INDEX_VERSION = 1
 
 
@@ -103,147 +107,6 @@ class ArtifactRef:
 # An upstream output enters a downstream key by what identifies its bytes and how they
 # are read back: two types serialized to equal bytes (str vs bytes) must not collide.
 register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
-
-
-class _HashingWriter(io.RawIOBase):
-    """Forwards writes to ``raw`` and hashes them; big buffers hash on a second thread."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw, self._hasher, self.size = raw, new_hasher(), 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        mv = memoryview(b)
-        n = mv.nbytes
-        if n >= _THREAD_MIN:
-            # join before returning: the caller may reuse its buffer afterwards
-            t = threading.Thread(target=self._hasher.update, args=(mv,))
-            t.start()
-            try:
-                self._raw.write(mv)
-            finally:
-                t.join()
-        else:
-            self._hasher.update(mv)
-            self._raw.write(mv)
-        self.size += n
-        return n
-
-    def tell(self) -> int:
-        return self.size
-
-    def hexdigest(self) -> str:
-        return self._hasher.hexdigest()
-
-
-_SPILL = 1 << 20  # serialized values up to this size stay in memory until hashed
-
-
-def _local_tmp() -> str:
-    fd, path = tempfile.mkstemp(prefix="ductwork-")
-    os.close(fd)
-    return path
-
-
-class _Spool(io.RawIOBase):
-    """Collects written bytes in memory, moving to a temp file once they pass ``_SPILL``."""
-
-    def __init__(self, make_path: Any) -> None:
-        self._make_path = make_path
-        self._buffer: io.BytesIO | None = io.BytesIO()
-        self._file: Any = None
-        self.path: str | None = None
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        if self._buffer is not None:
-            if self._buffer.tell() + memoryview(b).nbytes <= _SPILL:
-                return self._buffer.write(b)
-            self.path = self._make_path()
-            self._file = open(self.path, "wb")  # closed in finish() or discard()
-            self._file.write(self._buffer.getbuffer())
-            self._buffer = None
-        return self._file.write(b)
-
-    def getvalue(self) -> bytes:
-        assert self._buffer is not None
-        return self._buffer.getvalue()
-
-    def finish(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-
-
-class _HashingReader(io.RawIOBase):
-    """Reads from ``raw`` and hashes what was read (for streamed remote objects)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw, self._hasher, self.size = raw, new_hasher(), 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        mv = memoryview(b).cast("B")
-        n = self._raw.readinto(mv) or 0
-        self._hasher.update(mv[:n])
-        self.size += n
-        return n
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
-        self._hasher.update(data)
-        self.size += len(data)
-        return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        data = self._raw.readline(-1 if size is None else size)
-        self._hasher.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        """Read and hash whatever the loader left unread."""
-        while self.read(_CHUNK):
-            pass
-
-    def hexdigest(self) -> str:
-        return self._hasher.hexdigest()
-
-
-class _FileHasher(threading.Thread):
-    """Hashes a local file on its own handle, alongside a loader reading it.
-
-    Not mmap, though ~10% faster: a file truncated under a mapping (or gone stale
-    on NFS) kills the process with SIGBUS instead of raising.
-    """
-
-    def __init__(self, path: str) -> None:
-        super().__init__(daemon=True)
-        self._path, self.digest, self.size, self.error = path, "", 0, None
-
-    def run(self) -> None:
-        try:
-            hasher, buf = new_hasher(), bytearray(_CHUNK)
-            view = memoryview(buf)
-            with open(self._path, "rb", buffering=0) as f:
-                while n := f.readinto(buf):
-                    hasher.update(view[:n])
-                    self.size += n
-            self.digest = hasher.hexdigest()
-        except BaseException as e:  # surfaced by the caller after join
-            self.error = e
 
 
 def _replace(src: str, dest: str) -> None:
@@ -341,9 +204,9 @@ class ArtifactStore:
     def put(self, value: Any) -> ArtifactRef:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
         serializer = serializer_for(value)
-        spool = _Spool(self._tmp_name if self._local else _local_tmp)
+        spool = Spool(self._tmp_name if self._local else local_tmp)
         try:
-            writer = _HashingWriter(spool)
+            writer = HashingWriter(spool)
             try:
                 serializer.dump(value, writer)
             except BaseException as e:
@@ -395,7 +258,7 @@ class ArtifactStore:
         serializer = get_serializer(ref.serializer)
         path = self.object_path(ref.digest)
         try:
-            if ref.size < _THREAD_MIN:
+            if ref.size < THREAD_MIN:
                 data = self._cat(path)
                 self._verify(ref, path, new_hasher(data).hexdigest(), len(data))
                 return serializer.load(io.BytesIO(data))
@@ -419,7 +282,7 @@ class ArtifactStore:
 
     def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
         with open(path, "rb") as f:
-            hasher = _FileHasher(path)
+            hasher = FileHasher(path)
             hasher.start()
             try:
                 value = serializer.load(f)
@@ -436,7 +299,7 @@ class ArtifactStore:
 
     def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
         with self._fs.open(path, "rb") as raw:
-            reader = _HashingReader(raw)
+            reader = HashingReader(raw)
             try:
                 value = serializer.load(reader)
             except Exception as e:

@@ -23,7 +23,7 @@ try:
 except ImportError:
     pd = None
 
-BIG = store_module._THREAD_MIN + 12_345  # takes the threaded write and read paths
+BIG = store_module.THREAD_MIN + 12_345  # takes the threaded write and read paths
 
 
 @pytest.fixture(params=["local", "memory"])
