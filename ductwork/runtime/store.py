@@ -239,16 +239,8 @@ class ArtifactStore:
         # stat, not a temp file, a write and an unlink.
         dest = self.object_path(digest)
         if self._local:
-            if os.path.exists(dest):
-                return
-            tmp = self._tmp_name()
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                _replace(tmp, dest)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            if not os.path.exists(dest):
+                self._write_atomic(dest, data)
         elif not self._fs.exists(dest):
             self._fs.makedirs(posixpath.dirname(dest), exist_ok=True)
             self._fs.pipe_file(dest, data)  # one PUT: visible whole or not at all
@@ -345,11 +337,15 @@ class ArtifactStore:
         if not self._local:
             self._fs.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
+        self._write_atomic(path, data)
+
+    def _write_atomic(self, dest: str, data: bytes) -> None:
+        # Written beside the store under a temp name, then renamed: readers see all or none.
         tmp = self._tmp_name()
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-            _replace(tmp, path)
+            _replace(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
