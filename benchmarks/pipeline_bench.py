@@ -51,9 +51,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
+
+from _table import NOTES, add, load, print_table, ratio, scratch
 
 N_STEPS = 50
 HEAVY = ("networkx", "cloudpickle", "fsspec", "numpy")
@@ -63,49 +64,14 @@ MiB = 1 << 20
 # --- the table -------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    name: str
-    value: str
-    floor: str
-    ratio: str
-    target: str
-    result: str  # PASS, MISS or info
 
 
-ROWS: list[Row] = []
-NOTES: list[str] = []
 
 
-def verdict(ok: bool | None) -> str:
-    return "info" if ok is None else ("PASS" if ok else "MISS")
 
 
-def add(name: str, value: str, floor: str = "-", ratio: str = "-", target: str = "-",
-        ok: bool | None = None) -> None:
-    ROWS.append(Row(name, value, floor, ratio, target, verdict(ok)))
-    print(f"  .. {name}: {value}", file=sys.stderr, flush=True)
 
 
-def print_table() -> None:
-    header = Row("measurement", "value", "floor", "ratio", "target", "result")
-    cols = list(vars(header))
-    widths = {c: max(len(getattr(r, c)) for r in [header, *ROWS]) for c in cols}
-    right = {"value", "floor", "ratio"}
-
-    def line(r: Row) -> str:
-        cells = [getattr(r, c).rjust(widths[c]) if c in right else getattr(r, c).ljust(widths[c])
-                 for c in cols]
-        return "  ".join(cells).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * widths[c] for c in cols))
-    for r in ROWS:
-        print(line(r))
-    if NOTES:
-        print()
-        for note in NOTES:
-            print(f"* {note}")
 
 
 def ms(seconds: float) -> str:
@@ -116,11 +82,6 @@ def sec(seconds: float) -> str:
     return f"{seconds:.3f} s"
 
 
-def ratio(value: float, floor: float) -> str:
-    if floor <= 0:
-        return "-"
-    r = value / floor
-    return f"{r:.2f}x" if r < 100 else f"{r:,.0f}x"
 
 
 def fmt_bytes(n: int) -> str:
@@ -145,11 +106,6 @@ def settle() -> None:
         os.sync()  # writeback of earlier big files otherwise stalls later writes at random
 
 
-def load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def rchar() -> int | None:
@@ -164,13 +120,6 @@ def rchar() -> int | None:
     return None
 
 
-@contextlib.contextmanager
-def scratch(base: str | None, prefix: str) -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix=prefix, dir=base)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 class ModuleFactory:

@@ -56,54 +56,21 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+from _table import NOTES, add, load, print_table, ratio, scratch
+
 W2_N = 100
 
 # --- the table (the format of pipeline_bench.py) ---------------------------------------------
 
 
-@dataclass
-class Row:
-    name: str
-    value: str
-    floor: str
-    ratio: str
-    target: str
-    result: str  # PASS, MISS or info
 
 
-ROWS: list[Row] = []
-NOTES: list[str] = []
 
 
-def verdict(ok: bool | None) -> str:
-    return "info" if ok is None else ("PASS" if ok else "MISS")
 
 
-def add(name: str, value: str, floor: str = "-", ratio: str = "-", target: str = "-",
-        ok: bool | None = None) -> None:
-    ROWS.append(Row(name, value, floor, ratio, target, verdict(ok)))
-    print(f"  .. {name}: {value}", file=sys.stderr, flush=True)
 
 
-def print_table() -> None:
-    header = Row("measurement", "value", "floor", "ratio", "target", "result")
-    cols = list(vars(header))
-    widths = {c: max(len(getattr(r, c)) for r in [header, *ROWS]) for c in cols}
-    right = {"value", "floor", "ratio"}
-
-    def line(r: Row) -> str:
-        cells = [getattr(r, c).rjust(widths[c]) if c in right else getattr(r, c).ljust(widths[c])
-                 for c in cols]
-        return "  ".join(cells).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * widths[c] for c in cols))
-    for r in ROWS:
-        print(line(r))
-    if NOTES:
-        print()
-        for note in NOTES:
-            print(f"* {note}")
 
 
 def ms(seconds: float) -> str:
@@ -114,31 +81,14 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:.0f} us"
 
 
-def ratio(value: float, floor: float) -> str:
-    if floor <= 0:
-        return "-"
-    r = value / floor
-    return f"{r:.2f}x" if r < 100 else f"{r:,.0f}x"
 
 
 def spread(xs: list[float], unit: Callable[[float], str] = ms) -> str:
     return f"median {unit(statistics.median(xs))} (min {unit(min(xs))}, max {unit(max(xs))})"
 
 
-def load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
-@contextlib.contextmanager
-def scratch(base: str | None, prefix: str) -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix=prefix, dir=base)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 # --- the programs ----------------------------------------------------------------------------
@@ -228,16 +178,16 @@ import w2_pipeline  # noqa: E402  (imports ductwork)
 
 t1 = time.perf_counter()
 import ductwork.backends.inline  # noqa: E402,F401  what the first run imports lazily
-import ductwork.runtime.history  # noqa: E402,F401
-import ductwork.runtime.progress  # noqa: E402,F401
-import ductwork.runtime.runner  # noqa: E402,F401
-import ductwork.runtime.runstore  # noqa: E402,F401
-import ductwork.runtime.scheduler  # noqa: E402,F401
+import ductwork.runtime.history
+import ductwork.runtime.progress
+import ductwork.runtime.runner
+import ductwork.runtime.runstore
+import ductwork.runtime.scheduler
 
 if sys.argv[1] == "process":
-    import cloudpickle  # noqa: F401
+    import cloudpickle
 
-    import ductwork.backends.process  # noqa: F401
+    import ductwork.backends.process
 t2 = time.perf_counter()
 backend, store = sys.argv[1], sys.argv[2]
 options = {"max_workers": 2} if backend == "process" else {}
@@ -403,7 +353,13 @@ class StepModule:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_dispatch(mod: Any, n: int, store: str) -> float:
+def run_dispatch(mod: Any, n: int, store: str, fresh_workers: bool = True) -> float:
+    if fresh_workers:
+        # Workers are kept between runs of a process; stopping them first makes each
+        # measured run start its own, as a new program's first run does.
+        from ductwork.backends.process import shutdown_pools
+
+        shutdown_pools()
     t = time.perf_counter()
     run = mod.dispatch.run(n=n, backend="process", max_workers=2, store=store, progress=False)
     seconds = time.perf_counter() - t
@@ -455,11 +411,11 @@ class JobTimes:
 
         original = process._Worker._do
 
-        def _do(worker: Any, job: Any, _f: Any = original) -> Any:
+        def _do(worker: Any, *args: Any, _f: Any = original) -> Any:
             fresh = worker.process is None or worker.process.poll() is not None
             t = time.perf_counter()
             try:
-                return _f(worker, job)
+                return _f(worker, *args)
             finally:
                 end = time.perf_counter()
                 with self._lock:
@@ -569,8 +525,11 @@ def bench_dispatch(base: str | None, n: int, repeat: int) -> None:
         us(floor), ratio(floor2, floor))
     later = statistics.median(jobs.later)
     add("process backend: one job's round trip, one worker (later jobs)", us(later))
-    add("worker start-up, every run (first job of a fresh worker - a later job)",
-        ms(statistics.median(jobs.first) - later))
+    if jobs.first:
+        add("worker start-up (first job of a fresh worker - a later job)",
+            ms(statistics.median(jobs.first) - later))
+    else:  # workers are kept between runs of a process: only its first run starts them
+        add("worker start-up, runs after the first in a process", "0 (workers kept)")
     first_cost = statistics.median(f - x for f, x in zip(firsts, laters, strict=True))
     add(f"first {n}-element run in a program - a later one (one-time costs)", ms(first_cost))
     NOTES.append(

@@ -130,7 +130,10 @@ def main() -> None:
     if args[:1] == ["--job"]:
         store = args[3] if args[2:3] == ["--store"] else None
         run_job_dir(args[1], store)
-        return
+        # The result is on disk: skip the interpreter's teardown (it is the container's end).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     fd = int(os.environ["DUCTWORK_WORKER_FD"])
     config = json.loads(os.environ.get("DUCTWORK_WORKER_STORE") or "{}")
     serve(fd, config.get("url"), config.get("options") or {})

@@ -1,0 +1,93 @@
+"""What every benchmark script shares: the results table, ratios, the load, scratch dirs.
+
+Each script adds rows (value, floor, ratio against the floor, target, PASS/MISS
+or info) and notes, then prints one table; see README.md for what they measure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    floor: str
+    ratio: str
+    target: str
+    result: str  # PASS, MISS or info
+
+
+ROWS: list[Row] = []
+NOTES: list[str] = []
+DETAIL: list[str] = []  # longer breakdowns, printed after the table
+
+
+def verdict(ok: bool | None) -> str:
+    """PASS, MISS, or info when there is no target."""
+    return "info" if ok is None else ("PASS" if ok else "MISS")
+
+
+def add(name: str, value: str, floor: str = "-", ratio: str = "-", target: str = "-",
+        ok: bool | None = None, result: str | None = None) -> None:
+    """Add a row to the table (and say so on stderr, so a long run shows progress)."""
+    ROWS.append(Row(name, value, floor, ratio, target, result or verdict(ok)))
+    print(f"  .. {name}: {value}", file=sys.stderr, flush=True)
+
+
+def print_table() -> None:
+    """Print the rows as aligned columns, then the notes and details."""
+    header = Row("measurement", "value", "floor", "ratio", "target", "result")
+    cols = list(vars(header))
+    widths = {c: max(len(getattr(r, c)) for r in [header, *ROWS]) for c in cols}
+    right = {"value", "floor", "ratio"}
+
+    def line(r: Row) -> str:
+        cells = [getattr(r, c).rjust(widths[c]) if c in right else getattr(r, c).ljust(widths[c])
+                 for c in cols]
+        return "  ".join(cells).rstrip()
+
+    print(line(header))
+    print("  ".join("-" * widths[c] for c in cols))
+    for r in ROWS:
+        print(line(r))
+    if NOTES:
+        print()
+        for note in NOTES:
+            print(f"* {note}")
+    if DETAIL:
+        print()
+        print("\n".join(DETAIL))
+
+
+def ratio(value: float, floor: float) -> str:
+    """``value / floor`` as ``1.23x``, or ``-`` without a floor."""
+    if floor <= 0:
+        return "-"
+    r = value / floor
+    return f"{r:.2f}x" if r < 100 else f"{r:,.0f}x"
+
+
+def load() -> str:
+    """The machine's load averages (it is shared: numbers move with it)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+@contextlib.contextmanager
+def scratch(base: str | None, prefix: str) -> Iterator[str]:
+    """A temporary directory under ``base``, removed afterwards."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=base)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
