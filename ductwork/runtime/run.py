@@ -19,6 +19,8 @@ import attrs
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
     "pending", "running", "succeeded", "failed", "skipped", "cancelled",
 )
+#: A run recorded as running whose driver process is gone (killed, machine rebooted).
+DIED = "died"
 
 Loader = Callable[[Any], Any]
 

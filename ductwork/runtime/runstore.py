@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
-from ductwork.runtime.run import Run, StepRun
+from ductwork.runtime.run import DIED, Run, StepRun
 from ductwork.runtime.values import decode_structure, encode_structure, ref_from_json, ref_to_json
 
 SCHEMA = """
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit TEXT,
     git_dirty INTEGER,
     ductwork_version TEXT,
-    python_version TEXT
+    python_version TEXT,
+    driver TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
 CREATE TABLE IF NOT EXISTS steps (
@@ -66,7 +68,7 @@ CREATE INDEX IF NOT EXISTS steps_by_id ON steps (id, started);
 
 _RUN_COLUMNS = (
     "id", "pipeline", "status", "backend", "store", "params", "graph", "result", "started",
-    "finished", "git_commit", "git_dirty", "ductwork_version", "python_version",
+    "finished", "git_commit", "git_dirty", "ductwork_version", "python_version", "driver",
 )
 _STEP_COLUMNS = (
     "run_id", "id", "step", "status", "cached", "attempts", "started", "finished", "map_index",
@@ -269,7 +271,7 @@ def _run_row(run: Run) -> tuple[Any, ...]:
         run.id, run.pipeline, run.status, run.backend, run.store, _json(run.params),
         _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
         run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
-        run.ductwork_version, run.python_version,
+        run.ductwork_version, run.python_version, _DRIVER,
     )
 
 
@@ -282,11 +284,31 @@ def _step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
     )
 
 
+# Which process drives a run: a run still "running" whose driver is gone has died.
+_DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _status(status: str, driver: str | None) -> str:
+    if status != "running" or not driver:
+        return status
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return status  # another machine's run: it cannot be checked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return DIED
+    except PermissionError:
+        pass
+    return status
+
+
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     data = dict(zip(_RUN_COLUMNS, row, strict=True))
     return Run(
         id=data["id"], pipeline=data["pipeline"], params=json.loads(data["params"] or "{}"),
-        backend=data["backend"], status=data["status"], started=data["started"],
+        backend=data["backend"], status=_status(data["status"], data["driver"]),
+        started=data["started"],
         finished=data["finished"], store=data["store"], git_commit=data["git_commit"],
         git_dirty=None if data["git_dirty"] is None else bool(data["git_dirty"]),
         ductwork_version=data["ductwork_version"], python_version=data["python_version"],

@@ -103,3 +103,23 @@ def test_gc_cli(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0 and "ran:" in out.stdout
+
+
+def test_a_run_whose_driver_died_is_reported_died_and_not_kept(tmp_path, monkeypatch):
+    import socket
+
+    from ductwork.runtime import runstore
+    from ductwork.runtime.run import Run
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store = str(tmp_path / "s")
+    flow.run(n=3, store=store)
+    monkeypatch.setattr(runstore, "_DRIVER", f"{socket.gethostname()}:{gone.pid}")
+    history = runstore.open_runstore(open_store(store))
+    history.begin_run(Run("20000101-000000-dead01", "flow", {}, "inline", started=1.0))
+    listed = {r.id: r.status for r in runs(store=store)}
+    assert listed["20000101-000000-dead01"] == "died"
+    _age_everything(tmp_path / "s")
+    report = collect(store, keep_last=1)
+    assert report.runs_removed == 1  # a died run is not protected like a running one
