@@ -64,10 +64,6 @@ class Plan:
     invocations: dict[str, Invocation]
     result: Any
 
-    def result_links(self) -> list[tuple[Output, str]]:
-        """The placeholders the pipeline returns, with where they sit in the result."""
-        return list(find_outputs(self.result, "result"))
-
 
 class Trace:
     """The invocations recorded while one pipeline body runs."""
