@@ -162,8 +162,11 @@ class Images:
             )
         except docker.errors.BuildError as exc:
             log = "".join(str(chunk.get("stream", "")) for chunk in exc.build_log)[-3000:]
+            hint = (" apt packages need a base image with apt-get; ductwork's own minimal base "
+                    "has none: set Environment(base_image=...) to a Debian/Ubuntu image with "
+                    "this Python." if env.apt else "")
             raise BackendError(
-                f"Building the image for {env!r} failed: {exc}.\nLast build output:\n{log}"
+                f"Building the image for {env!r} failed: {exc}.{hint}\nLast build output:\n{log}"
             ) from None
         return image.id
 
