@@ -7,12 +7,17 @@ or info) and notes, then prints one table; see README.md for what they measure.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -91,3 +96,51 @@ def scratch(base: str | None, prefix: str) -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+class WallTimers:
+    """Wraps library functions with inclusive wall-clock and thread-CPU timers while active.
+
+    ``timed`` lists ``(label, module, "Class.attr" or "function", _)``; an entry the
+    library no longer has is simply not timed.
+    """
+
+    def __init__(self, timed: list[tuple[str, str, str, Any]]) -> None:
+        self.timed = timed
+        self.total: dict[str, float] = dict.fromkeys((t[0] for t in timed), 0.0)
+        self.calls: dict[str, int] = dict.fromkeys(self.total, 0)
+        self.cpu: dict[str, float] = dict.fromkeys(self.total, 0.0)
+        self._lock = threading.Lock()
+        self._undo: list[Callable[[], None]] = []
+
+    def __enter__(self) -> WallTimers:
+        for label, module_name, attr, _ in self.timed:
+            owner: Any = importlib.import_module(module_name)
+            *path, name = attr.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(
+                owner, name, None)
+            if original is None:
+                continue
+
+            def wrapper(*a: Any, _f: Any = original, _l: str = label, **k: Any) -> Any:
+                t, c = time.perf_counter(), time.thread_time()
+                try:
+                    return _f(*a, **k)
+                finally:
+                    dt, dc = time.perf_counter() - t, time.thread_time() - c
+                    with self._lock:
+                        self.total[_l] += dt
+                        self.cpu[_l] += dc
+                        self.calls[_l] += 1
+
+            functools.update_wrapper(wrapper, original)
+            setattr(owner, name, wrapper)
+            self._undo.append(lambda o=owner, n=name, f=original: setattr(o, n, f))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()

@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _table import NOTES, add, load, print_table, ratio, scratch
+from _table import NOTES, WallTimers, add, load, print_table, ratio, scratch
 
 N_STEPS = 50
 HEAVY = ("networkx", "cloudpickle", "fsspec", "numpy")
@@ -510,46 +510,6 @@ TIMED = [
 ]
 
 
-class WallTimers:
-    """Wraps the functions of ``TIMED`` with inclusive wall-clock timers while active."""
-
-    def __init__(self) -> None:
-        self.total: dict[str, float] = dict.fromkeys((t[0] for t in TIMED), 0.0)
-        self.calls: dict[str, int] = dict.fromkeys(self.total, 0)
-        self._undo: list[Callable[[], None]] = []
-
-    def __enter__(self) -> WallTimers:
-        import functools
-
-        for label, module_name, attr, _ in TIMED:
-            owner: Any = importlib.import_module(module_name)
-            *path, name = attr.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(
-                owner, name, None)
-            if original is None:
-                continue  # the library moved on: that part is simply not timed
-
-            def wrapper(*a: Any, _f: Any = original, _l: str = label, **k: Any) -> Any:
-                t = time.perf_counter()
-                try:
-                    return _f(*a, **k)
-                finally:
-                    self.total[_l] += time.perf_counter() - t
-                    self.calls[_l] += 1
-
-            functools.update_wrapper(wrapper, original)
-            setattr(owner, name, wrapper)
-            self._undo.append(lambda o=owner, n=name, f=original: setattr(o, n, f))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
-
-
 def breakdown(label: str, timers: WallTimers, walls: list[float]) -> None:
     runs = len(walls)
     wall = sum(walls)
@@ -602,7 +562,7 @@ def profile_w1(mods: ModuleFactory, base: str | None, runs: int, top: int) -> No
     mk, create, rename = fs_latency(base)
     print(f"this disk, plain Python, median of 100: mkdir {ms(mk)}, create+write 64 B+close "
           f"{ms(create)}, rename {ms(rename)}")
-    wall_cold, wall_warm = WallTimers(), WallTimers()
+    wall_cold, wall_warm = WallTimers(TIMED), WallTimers(TIMED)
     cold_walls, warm_walls = [], []
     with scratch(base, "w1-wall-") as d:
         for r in range(runs):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import gc
 import importlib
 import json
@@ -56,7 +55,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from _table import NOTES, add, load, print_table, ratio, scratch
+from _table import NOTES, WallTimers, add, load, print_table, ratio, scratch
 
 W2_N = 100
 
@@ -728,49 +727,6 @@ worker.main()
 '''
 
 
-class WallTimers:
-    """Wraps the functions of ``PARENT_TIMED`` (in this process only) with wall-clock timers."""
-
-    def __init__(self) -> None:
-        self.total: dict[str, float] = dict.fromkeys((t[0] for t in PARENT_TIMED), 0.0)
-        self.calls: dict[str, int] = dict.fromkeys(self.total, 0)
-        self.cpu: dict[str, float] = dict.fromkeys(self.total, 0.0)
-        self._lock = threading.Lock()
-        self._undo: list[Callable[[], None]] = []
-
-    def __enter__(self) -> WallTimers:
-        for label, module_name, attr, _ in PARENT_TIMED:
-            owner: Any = importlib.import_module(module_name)
-            *path, name = attr.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(
-                owner, name, None)
-            if original is None:
-                continue  # the library moved on: that part is simply not timed
-
-            def wrapper(*a: Any, _f: Any = original, _l: str = label, **k: Any) -> Any:
-                t, c = time.perf_counter(), time.thread_time()
-                try:
-                    return _f(*a, **k)
-                finally:
-                    dt, dc = time.perf_counter() - t, time.thread_time() - c
-                    with self._lock:
-                        self.total[_l] += dt
-                        self.cpu[_l] += dc
-                        self.calls[_l] += 1
-
-            functools.update_wrapper(wrapper, original)
-            setattr(owner, name, wrapper)
-            self._undo.append(lambda o=owner, n=name, f=original: setattr(o, n, f))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
-
-
 @dataclass
 class Probe:
     out: str
@@ -808,7 +764,7 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
         def close_after_dump(backend: Any) -> None:
             # Workers are idle in recv now: ask each for its numbers, then stop them as usual.
             t = time.perf_counter()
-            for worker in backend._workers:
+            for worker in list(backend.pool.workers):  # the kept pool of this run
                 proc = worker.process
                 if proc is None or proc.poll() is not None:
                     continue
@@ -974,7 +930,7 @@ def profile(base: str | None, n: int, runs: int) -> None:
             run_dispatch(mod, n, store)
 
             def measure(title: str, go: Callable[[int], None], per: int) -> None:
-                timers = WallTimers()
+                timers = WallTimers(PARENT_TIMED)
                 walls, cpu = [], []
                 with worker_probe(base) as probe:
                     for r in range(runs):
