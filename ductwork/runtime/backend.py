@@ -26,6 +26,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "inline": ("ductwork.backends.inline:InlineBackend", None),
     "process": ("ductwork.backends.process:ProcessBackend", None),
     "docker": ("ductwork.backends.docker:DockerBackend", "pip install 'ductwork[docker]'"),
+    "dask": ("ductwork.backends.dask:DaskBackend", "pip install 'ductwork[dask]'"),
 }
 
 

@@ -48,6 +48,16 @@ def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
     ``environment`` is what the backend runs the step in, when it is more than the
     declared ``Environment`` -- for containers, the image's digest, not its tag.
     """
+    return finish_key(key_basis(step, whole, environment), inputs)
+
+
+def key_basis(step: Any, whole: bool = False,
+              environment: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The components of a step's key that do not depend on its inputs, and its code parts.
+
+    They are computed where the step's source is (the driver); a worker that only
+    learns the input digests finishes the key with ``finish_key``.
+    """
     from ductwork.runtime.fingerprint import fingerprint
 
     code = fingerprint(step.fn)
@@ -56,7 +66,6 @@ def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
         "code": code.digest,
         "cache_version": options.cache_version or "",
         "outputs": "output" if whole else ",".join(options.outputs),
-        **inputs,
     }
     if environment is not None:
         components["env"] = environment
@@ -64,8 +73,17 @@ def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
         components["env"] = hash_value(options.env)
     for path in options.hash_paths:
         components[f"path:{path}"] = hash_path(step.name, path)
+    parts = {f"code:{name}": digest for name, digest in code.components.items()}
+    return components, parts
+
+
+def finish_key(basis: tuple[dict[str, str], dict[str, str]],
+               inputs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Combine ``key_basis`` with the input digests into ``(key, components)``."""
+    fixed, parts = basis
+    components = {**fixed, **inputs}
     key = hash_tagged("StepKey", sorted(components.items()))
-    components.update({f"code:{name}": digest for name, digest in code.components.items()})
+    components.update(parts)
     return key, components
 
 

@@ -81,3 +81,60 @@ def capture_fds() -> Iterator[dict[str, Any]]:
             os.close(saved[1])
             log.seek(0)
             result["text"] = log.read().decode("utf-8", errors="replace")
+
+
+class _ThreadRouter(io.TextIOBase):
+    """A stream that sends each thread's writes to that thread's sink, if it has one.
+
+    A Dask worker runs several steps at once in threads of one process, so
+    swapping ``sys.stdout`` per step would mix their logs; the router is
+    installed once and each step registers its thread.
+    """
+
+    def __init__(self, passthrough: TextIO) -> None:
+        self.passthrough = passthrough
+        self.sinks: dict[int, list[str]] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        sink = self.sinks.get(threading.get_ident())
+        if sink is not None:
+            sink.append(text)  # one thread writes to its own list: no lock needed
+            return len(text)
+        return self.passthrough.write(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(Exception):
+            self.passthrough.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+_ROUTER_LOCK = threading.Lock()
+
+
+def _router(name: str) -> _ThreadRouter:
+    with _ROUTER_LOCK:
+        stream = getattr(sys, name)
+        if not isinstance(stream, _ThreadRouter):
+            stream = _ThreadRouter(stream)
+            setattr(sys, name, stream)
+        return stream
+
+
+@contextlib.contextmanager
+def capture_thread() -> Iterator[list[str]]:
+    """Collect what this thread writes to Python's stdout and stderr in the block."""
+    sink: list[str] = []
+    routers = [_router("stdout"), _router("stderr")]
+    ident = threading.get_ident()
+    for router in routers:
+        router.sinks[ident] = sink
+    try:
+        yield sink
+    finally:
+        for router in routers:
+            router.sinks.pop(ident, None)

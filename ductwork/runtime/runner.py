@@ -94,6 +94,8 @@ def run_pipeline(
         options["max_workers"] = max_workers
     if address is not None:
         options["address"] = address
+    if shared_filesystem:
+        options["shared_filesystem"] = True
     engines = {None: get_backend(backend, **options)}
     try:
         for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
@@ -113,7 +115,12 @@ def run_pipeline(
     )
     history.begin_run(run)
     try:
-        scheduler = Scheduler(plan, engines, run, artifacts, force, display)
+        if len(engines) == 1 and getattr(engines[None], "schedules_graph", False):
+            from ductwork.runtime.delegated import GraphDriver
+
+            scheduler = GraphDriver(plan, engines[None], run, artifacts, force, display)
+        else:
+            scheduler = Scheduler(plan, engines, run, artifacts, force, display)
         display.started(run)
         scheduler.execute()
     except BaseException as exc:

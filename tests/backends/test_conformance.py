@@ -15,21 +15,49 @@ import ductwork as dw
 from ductwork import pipeline, step
 from ductwork.runtime.context import context
 
-BACKENDS = ["inline", "process", pytest.param("docker", marks=pytest.mark.docker)]
+BACKENDS = [
+    "inline",
+    "process",
+    pytest.param("docker", marks=pytest.mark.docker),
+    "dask",  # a LocalCluster that ductwork starts
+    pytest.param("dask-cli", marks=pytest.mark.dask),  # `dask scheduler` + `dask worker`
+]
+STORES = ["local", "memory"]
+# A memory:// store cannot reach another process's workers: that case is an error by design
+# (tests/backends/test_dask.py), not a run.
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "docker":
+def _name(b) -> str:
+    return b.values[0] if hasattr(b, "values") else b
+
+
+CASES = [pytest.param((_name(b), s), id=f"{_name(b)}-{s}", marks=getattr(b, "marks", ()))
+         for b in BACKENDS for s in STORES if not (s == "memory" and _name(b) == "dask-cli")]
+
+
+@pytest.fixture(params=CASES)
+def case(request, tmp_path):
+    name, kind = request.param
+    options: dict = {"backend": name}
+    if name == "docker":
         request.getfixturevalue("docker_engine")
-    return request.param
+    if name == "dask-cli":
+        address = request.getfixturevalue("dask_cluster")
+        options = {"backend": "dask", "address": address, "shared_filesystem": True}
+    if kind == "local":
+        return options, str(tmp_path / "store")
+    return options, f"memory://conformance-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path):
-    if request.param == "local":
-        return str(tmp_path / "store")
-    return f"memory://conformance-{uuid.uuid4().hex}"
+@pytest.fixture
+def backend(case):
+    """The run options naming the backend (and its settings)."""
+    return case[0]
+
+
+@pytest.fixture
+def store(case):
+    return case[1]
 
 
 @step
@@ -72,21 +100,21 @@ def flow(n: int = 6, k: int = 2):
 
 
 def test_outputs_match_plain_evaluation(backend, store):
-    run = flow.run(backend=backend, store=store)
+    run = flow.run(**backend, store=store)
     assert run.status == "succeeded"
     expected = flow()
     assert run.outputs["evens"] == expected["evens"] == 2 * (0 + 4 + 16)
     assert run.outputs["odds"] == 9
-    assert run.backend == backend
+    assert run.backend == backend["backend"]
 
 
 def test_context_names_run_and_step_and_scratch(backend, store):
-    run = flow.run(backend=backend, store=store)
+    run = flow.run(**backend, store=store)
     assert run.outputs["who"] == {"run": run.id, "step": "whoami", "scratch": True}
 
 
 def test_logs_and_metrics_are_kept(backend, store):
-    run = flow.run(backend=backend, store=store)
+    run = flow.run(**backend, store=store)
     assert "making 6" in run.steps["make"].logs
     assert run.steps["square[1]"].metrics == {"x": 2}
     again = dw.get_run(run.id, store=store)
@@ -95,8 +123,8 @@ def test_logs_and_metrics_are_kept(backend, store):
 
 
 def test_second_run_is_served_from_cache(backend, store):
-    flow.run(backend=backend, store=store)
-    run = flow.run(backend=backend, store=store)
+    flow.run(**backend, store=store)
+    run = flow.run(**backend, store=store)
     assert all(s.cached for s in run.steps.values() if s.map_index is None and s.id != "whoami")
     assert run.outputs["evens"] == 40
 
@@ -108,7 +136,7 @@ def test_failure_is_contained(backend, store):
         return {"bad": total([boom(1)]), "good": total(xs)}
 
     with pytest.raises(dw.PipelineFailed) as err:
-        p.run(backend=backend, store=store)
+        p.run(**backend, store=store)
     run = err.value.run
     assert "ValueError: boom on 1" in str(err.value)
     assert run.steps["boom"].status == "failed"
@@ -128,7 +156,7 @@ def test_retries(backend, store):
     def p():
         return flaky()
 
-    run = p.run(backend=backend, store=store)
+    run = p.run(**backend, store=store)
     assert run.outputs == "ok" and run.steps["flaky"].attempts == 3
 
 
@@ -145,7 +173,7 @@ def test_a_large_value_passes_between_steps(backend, store):
     def p():
         return size(big())
 
-    assert p.run(backend=backend, store=store).outputs == 8 << 20
+    assert p.run(**backend, store=store).outputs == 8 << 20
 
 
 def test_map_over_a_runtime_list_and_an_empty_one(backend, store):
@@ -153,7 +181,7 @@ def test_map_over_a_runtime_list_and_an_empty_one(backend, store):
     def p(n: int = 5):
         return square.map(make(n)), square.map(make(0))
 
-    assert p.run(backend=backend, store=store, n=4).outputs == ([0, 1, 4, 9], [])
+    assert p.run(**backend, store=store, n=4).outputs == ([0, 1, 4, 9], [])
 
 
 def test_context_outside_a_run_is_local():

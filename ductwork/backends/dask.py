@@ -1,0 +1,237 @@
+"""The dask backend: steps as tasks on a Dask cluster, scheduled by Dask.
+
+``run(backend="dask", address="tcp://host:8786")`` connects to a running
+scheduler (or ``[tool.ductwork.compute.<name>]`` with ``backend = "dask"`` and
+an ``address``); with no address ductwork starts a ``LocalCluster`` on this
+machine and keeps it for the next run of this process, like the process
+backend keeps its workers.
+
+The whole graph is handed to Dask (``runtime/delegated.py``): each step is a
+task depending on its upstream tasks, so Dask's scheduler orders them, places
+them and reruns a task whose worker died. Data never travels through the
+scheduler: a task's result is a small record of digests, and workers read
+inputs from and write outputs to the artifact store. So the store must be one
+every worker reaches: a ``memory://`` store only works with the in-process
+cluster ductwork starts for it, and a local path with a remote scheduler is
+refused unless ``shared_filesystem=True`` says the path is mounted on every
+worker. Workers need ``ductwork`` installed; step code travels by value.
+
+Dask stops a task only by restarting its worker, so a step over its
+``timeout`` is failed at once and its worker is restarted (workers run under
+a nanny, as ``dask worker`` and ``LocalCluster`` start them).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+import attrs
+
+from ductwork.runtime.backend import BackendError
+from ductwork.runtime.delegated import store_config
+from ductwork.runtime.execute import Job, JobResult
+
+_LOCK = threading.Lock()
+#: Clusters this process started, and clients it opened, kept between runs.
+_CLIENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _close_all() -> None:
+    with _LOCK:
+        kept = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for client, cluster in kept:
+        try:
+            client.close(timeout=5)
+            if cluster is not None:
+                cluster.close(timeout=5)
+        except Exception:  # exiting: a cluster that is already gone is fine
+            pass
+
+
+atexit.register(_close_all)
+
+
+def _on_worker(fn: Any, *args: Any) -> Any:
+    """Run ``fn`` in a task and say which worker ran it, for a stuck worker's restart."""
+    result = fn(*args)
+    if getattr(result, "timed_out", False):
+        from distributed import get_worker
+
+        result = attrs.evolve(result, where=get_worker().address)
+    return result
+
+
+def _run_job(payload: bytes, config: dict[str, Any]) -> JobResult:
+    """Run one job on a worker, for a step a mixed run sends here by ``compute=``."""
+    from ductwork.runtime.execute import execute
+    from ductwork.runtime.tasks import open_store, unpickle
+
+    result = execute(unpickle(payload), open_store(config), capture="thread")
+    return attrs.evolve(result, values=None)  # values stay on the worker: data is in the store
+
+
+def check_store(store: Any, address: str | None, shared_filesystem: bool) -> None:
+    """Refuse, before anything runs, a store the cluster's workers cannot reach."""
+    if address is None:
+        return
+    if store.in_memory:
+        raise BackendError(
+            f"The store {store.url} lives in this process's memory, so the workers of the Dask "
+            f"scheduler at {address} cannot read or write it. Use a store every worker "
+            "reaches (az://container/prefix, or a path mounted on every worker with "
+            "shared_filesystem=True), or run without address= on a local cluster."
+        )
+    if store.is_local and not shared_filesystem:
+        raise BackendError(
+            f"The store {store.url} is a local path, and the Dask scheduler at {address} may "
+            "have workers on other machines, where that path is not this one. Use a store "
+            "every worker reaches (az://container/prefix), or, if the path is mounted at the "
+            "same place on every worker, say so with run(..., shared_filesystem=True) (or "
+            "shared_filesystem = true in the compute target)."
+        )
+
+
+class DaskBackend:
+    """Hand a run's graph to a Dask scheduler; a ``LocalCluster`` when no address is given."""
+
+    name = "dask"
+    reads_store = True
+    #: The graph goes to Dask's scheduler, not through ductwork's scheduling loop.
+    schedules_graph = True
+
+    def __init__(self, store: Any, address: str | None = None, shared_filesystem: bool = False,
+                 max_workers: int | None = None, connect_timeout: float = 10.0,
+                 **options: Any) -> None:
+        check_store(store, address, shared_filesystem)
+        self.store = store
+        self.address = address
+        self._futures: list[Any] = []
+        if address is not None:
+            self.client = _connect(address, connect_timeout)
+        else:
+            self.client = _local_cluster(max_workers, in_process=store.in_memory)
+        self.capacity = max(1, sum(self.client.nthreads().values()))
+
+    def call(self, fn: Any, *args: Any, key: str) -> Any:
+        """Submit ``fn(*args)`` as a task; futures inside ``args`` are its dependencies."""
+        future = self.client.submit(_on_worker, fn, *args, key=key, pure=False)
+        self._futures.append(future)
+        return future
+
+    def share(self, obj: Any) -> Any:
+        """Send ``obj`` to the cluster once, for many tasks to depend on."""
+        return self.client.scatter(obj, hash=False)
+
+    def completions(self) -> Any:
+        """An iterator of ``(future, result)`` as tasks finish; ``add`` takes more."""
+        from distributed import as_completed
+
+        return as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
+
+    def restart(self, where: str) -> None:
+        """Restart the worker at ``where``, stopping a step that overran its timeout."""
+        try:
+            self.client.restart_workers([where], timeout=60, raise_for_error=False)
+        except Exception as exc:  # the worker may be gone already
+            logging.getLogger(__name__).warning("could not restart worker %s: %s", where, exc)
+
+    def submit(self, job: Job) -> Future[JobResult]:
+        """Run one job on the cluster (for a step sent here by ``compute=`` in a mixed run)."""
+        from ductwork.backends.process import pickle_step
+
+        done: Future[JobResult] = Future()
+        task = self.client.submit(_run_job, pickle_step(job), store_config(self.store),
+                                  pure=False, key=f"ductwork-{job.step_id}-{id(done)}")
+        self._futures.append(task)
+
+        def finished(task: Any) -> None:
+            try:
+                done.set_result(task.result())
+            except BaseException as exc:
+                done.set_result(JobResult(job.step_id, 0.0, 0.0, error=(
+                    f"Step '{job.step_id}' could not be run on the cluster: "
+                    f"{type(exc).__name__}: {exc}\n")))
+
+        task.add_done_callback(finished)
+        return done
+
+    def cancel(self) -> None:
+        """Cancel every task of this run still queued or running."""
+        futures, self._futures = self._futures, []
+        if futures:
+            try:
+                self.client.cancel(futures, force=True)
+            except Exception:  # the cluster may be gone; nothing is left to stop then
+                pass
+
+    def close(self) -> None:
+        """Forget this run's futures; the client and any local cluster are kept for reuse."""
+        self._futures = []
+
+
+def _connect(address: str, timeout: float) -> Any:
+    key = ("address", address)
+    with _LOCK:
+        kept = _CLIENTS.get(key)
+    if kept is not None and kept[0].status == "running":
+        return kept[0]
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise BackendError(
+            f"Cannot reach the Dask scheduler at {address} (waited {timeout:g} s: {exc}). "
+            "Check that it is running (`dask scheduler`) and that the address and port are "
+            "right, or leave address= out to run on a local cluster."
+        ) from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise BackendError(
+            f"The Dask scheduler at {address} has no workers (waited {timeout:g} s). Start "
+            f"some with `dask worker {address}`."
+        ) from None
+    with _LOCK:
+        _CLIENTS[key] = (client, None)
+    return client
+
+
+def _local_cluster(max_workers: int | None, in_process: bool) -> Any:
+    import os
+
+    workers = max_workers or min(os.cpu_count() or 1, 4)
+    key = ("local", workers, in_process)
+    with _LOCK:
+        kept = _CLIENTS.get(key)
+    if kept is not None and kept[0].status == "running":
+        return kept[0]
+    if multiprocessing.parent_process() is not None and not in_process:
+        raise BackendError(_GUARD_HINT)
+    from distributed import Client, LocalCluster
+
+    try:
+        # A memory:// store exists only in this process: its cluster's workers are threads.
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                               processes=not in_process, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    except RuntimeError as exc:
+        raise BackendError(f"Dask could not start a local cluster ({exc}). {_GUARD_HINT}") \
+            from None
+    client = Client(cluster, set_as_default=False)
+    with _LOCK:
+        _CLIENTS[key] = (client, cluster)
+    return client
+
+
+_GUARD_HINT = (
+    "A local Dask cluster starts its workers as new Python processes, which import your main "
+    "script again: put the code that runs the pipeline under `if __name__ == \"__main__\":`."
+)
