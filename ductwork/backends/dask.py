@@ -67,12 +67,12 @@ def _on_worker(fn: Any, *args: Any) -> Any:
     return result
 
 
-def _run_job(payload: bytes, config: dict[str, Any]) -> JobResult:
+def _run_job(payload: bytes, config: dict[str, Any], run_id: str) -> JobResult:
     """Run one job on a worker, for a step a mixed run sends here by ``compute=``."""
     from ductwork.runtime.execute import execute
     from ductwork.runtime.tasks import open_store, unpickle
 
-    result = execute(unpickle(payload), open_store(config), capture="thread")
+    result = execute(unpickle(payload), open_store(config, run_id), capture="thread")
     return attrs.evolve(result, values=None)  # values stay on the worker: data is in the store
 
 
@@ -126,13 +126,22 @@ class DaskBackend:
 
     def share(self, obj: Any) -> Any:
         """Send ``obj`` to the cluster once, for many tasks to depend on."""
-        return self.client.scatter(obj, hash=False)
+        # On every worker: a task depending on data held by one worker is placed there.
+        return self.client.scatter(obj, hash=False, broadcast=True)
 
-    def completions(self) -> Any:
+    def call_many(self, fn: Any, calls: list[tuple[Any, ...]], keys: list[str]) -> list[Any]:
+        """Submit ``fn(*args)`` for each of ``calls`` in one message to the scheduler."""
+        if not calls:
+            return []
+        columns = [list(column) for column in zip(*calls, strict=True)]
+        futures = self.client.map(_on_worker, [fn] * len(calls), *columns, key=keys,
+                                  pure=False)
+        self._futures.extend(futures)
+        return futures
+
+    def completions(self) -> _Completions:
         """An iterator of ``(future, result)`` as tasks finish; ``add`` takes more."""
-        from distributed import as_completed
-
-        return as_completed([], loop=self.client.loop, with_results=True, raise_errors=False)
+        return _Completions(self.client)
 
     def restart(self, where: str) -> None:
         """Restart the worker at ``where``, stopping a step that overran its timeout."""
@@ -147,7 +156,7 @@ class DaskBackend:
 
         done: Future[JobResult] = Future()
         task = self.client.submit(_run_job, pickle_step(job), store_config(self.store),
-                                  pure=False, key=f"ductwork-{job.step_id}-{id(done)}")
+                                  job.run_id, pure=False, key=f"ductwork-{job.step_id}-{id(done)}")
         self._futures.append(task)
 
         def finished(task: Any) -> None:
@@ -173,6 +182,40 @@ class DaskBackend:
     def close(self) -> None:
         """Forget this run's futures; the client and any local cluster are kept for reuse."""
         self._futures = []
+
+
+class _Completions:
+    """Finished futures with their results, fetched a batch at a time.
+
+    ``as_completed(with_results=True)`` fetches each result in its own request;
+    a map of hundreds of small tasks then costs hundreds of round trips.
+    """
+
+    def __init__(self, client: Any) -> None:
+        from distributed import as_completed
+
+        self.client = client
+        self._pending = as_completed([], loop=client.loop)
+        self._ready: list[tuple[Any, Any]] = []
+
+    def add(self, future: Any) -> None:
+        """Watch one more future."""
+        self._pending.add(future)
+
+    def __iter__(self) -> _Completions:
+        return self
+
+    def __next__(self) -> tuple[Any, Any]:
+        while not self._ready:
+            if self._pending.is_empty():
+                raise StopIteration
+            batch = self._pending.next_batch(block=True)
+            finished = [f for f in batch if f.status == "finished"]
+            results = self.client.gather(finished, errors="skip") if finished else []
+            self._ready.extend(zip(finished, results, strict=True))
+            # A task that raised (its worker died too often) reports its exception.
+            self._ready.extend((f, f.exception()) for f in batch if f.status != "finished")
+        return self._ready.pop(0)
 
 
 def _connect(address: str, timeout: float) -> Any:
@@ -220,7 +263,7 @@ def _local_cluster(max_workers: int | None, in_process: bool) -> Any:
     try:
         # A memory:// store exists only in this process: its cluster's workers are threads.
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                               processes=not in_process, dashboard_address=None,
+                               processes=not in_process, dashboard_address=":0",
                                silence_logs=logging.ERROR)
     except RuntimeError as exc:
         raise BackendError(f"Dask could not start a local cluster ({exc}). {_GUARD_HINT}") \

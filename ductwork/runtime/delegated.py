@@ -13,7 +13,8 @@ failed verification (``corrupt``) removes its producer's object from the store,
 so the producer and what follows are submitted again and recompute it.
 
 A backend offers ``call(fn, *args, key=...)`` (handles nested in args become
-dependencies), ``share(obj)`` (one copy for many tasks), ``completions()`` (an
+dependencies), ``call_many(fn, calls, keys)`` (the same, in one batch),
+``share(obj)`` (one copy for many tasks), ``completions()`` (an
 iterator of ``(handle, result)`` that accepts new handles with ``add``) and,
 optionally, ``restart(where)`` for a worker stuck in a timed-out step.
 """
@@ -85,9 +86,13 @@ class GraphDriver:
         self._completions = self.backend.completions()
         for nid in self.plan.invocations:
             self._submit_if_ready(nid)
-        for handle, result in self._completions:
-            nid, index = self._owner.pop(handle)
-            self._collect(nid, index, self._as_result(nid, index, result))
+        try:
+            for handle, result in self._completions:
+                nid, index = self._owner.pop(handle)
+                self._collect(nid, index, self._as_result(nid, index, result))
+        finally:
+            # Holding a future keeps its result on the cluster: let go of them all.
+            self._handles, self._owner, self._completions = {}, {}, None
         return self._corrupt
 
     def _submit_if_ready(self, nid: str) -> None:
@@ -103,7 +108,7 @@ class GraphDriver:
             return
         if not inv.is_map:
             self._set(self.run.steps[nid], RUNNING)
-            handle = self._call(nid, upstream, None)
+            handle = self._call(nid, upstream)
             self._handles[nid] = handle
             return
         count = self._map_length(nid, inv)
@@ -113,13 +118,19 @@ class GraphDriver:
         self._set(record, RUNNING)
         record.started = record.started or time.time()
         payload = self.backend.share(self._payloads[nid]) if count > 1 else self._payloads[nid]
-        handles = []
         for i in range(count):
             eid = f"{nid}[{i}]"
             if eid not in self.run.steps:
                 self.run.steps[eid] = self._record(eid, inv.step.name, map_index=i)
             self._set(self.run.steps[eid], RUNNING)
-            handles.append(self._call(nid, upstream, i, payload))
+        token = f"{self.run.id}/{nid}"
+        stamp = time.time_ns()
+        handles = self.backend.call_many(
+            run_node, [(token, payload, upstream, i) for i in range(count)],
+            keys=[f"ductwork-{nid}[{i}]-{self.run.id}-{stamp}" for i in range(count)])
+        for i, handle in enumerate(handles):
+            self._owner[handle] = (nid, i)
+            self._completions.add(handle)
         self._handles[nid] = handles
         self._results[nid] = [None] * count
         self._left[nid] = count
@@ -147,14 +158,11 @@ class GraphDriver:
             return None
         return length
 
-    def _call(self, nid: str, upstream: dict[str, Any], index: int | None,
-              payload: Any = None) -> Any:
+    def _call(self, nid: str, upstream: dict[str, Any]) -> Any:
         token = f"{self.run.id}/{nid}"
-        sid = nid if index is None else f"{nid}[{index}]"
-        key = f"ductwork-{sid}-{self.run.id}-{time.time_ns()}"
-        handle = self.backend.call(run_node, token, payload or self._payloads[nid], upstream,
-                                   index, key=key)
-        self._owner[handle] = (nid, index)
+        key = f"ductwork-{nid}-{self.run.id}-{time.time_ns()}"
+        handle = self.backend.call(run_node, token, self._payloads[nid], upstream, None, key=key)
+        self._owner[handle] = (nid, None)
         self._completions.add(handle)
         return handle
 

@@ -87,13 +87,17 @@ _MEMO: dict[str, Any] = {}
 _MEMO_KEPT = 32  # values kept per worker process, so a map's list is read once, not per element
 
 
-def open_store(config: dict[str, Any]) -> Any:
-    """The store a config names, opened once per worker process."""
+def open_store(config: dict[str, Any], run_id: str = "") -> Any:
+    """The store a config names, opened once per run in each worker process."""
     from ductwork.runtime.store import ArtifactStore
 
-    token = json.dumps(config, sort_keys=True)
+    # Per run, not per process: a store deleted or re-created between runs (its tmp
+    # dir gone) is opened afresh.
+    token = json.dumps([config, run_id], sort_keys=True)
     with _LOCK:
         if token not in _STORES:
+            if len(_STORES) >= 8:
+                _STORES.clear()
             _STORES[token] = ArtifactStore(config["url"], **config.get("options", {}))
         return _STORES[token]
 
@@ -183,7 +187,7 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
     from ductwork.runtime.cache import CacheKeyError, finish_key, input_components
     from ductwork.runtime.store import CorruptArtifact
 
-    store = open_store(spec.store)
+    store = open_store(spec.store, spec.run_id)
     memo = _memo_for(spec.run_id)
     refs = upstream_refs(upstream)
     arguments = substitute(spec.arguments, lambda out: refs[out.node][out.name])

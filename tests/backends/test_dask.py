@@ -1,0 +1,212 @@
+"""The dask backend beyond the conformance suite: the graph goes to Dask, faults, checks.
+
+Against the real loopback cluster `scripts/services.sh up dask` starts (`dask
+scheduler` + `dask worker --nworkers 2`) and against the LocalCluster ductwork
+starts itself. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import ductwork as dw
+from ductwork import pipeline, step
+from ductwork.runtime.backend import BackendError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(dask_cluster):
+    """Run options for the loopback CLI cluster, whose workers share this filesystem."""
+    return {"backend": "dask", "address": dask_cluster, "shared_filesystem": True}
+
+
+@step
+def scheduler_keys(tag: str) -> list[str]:
+    """Ask the Dask scheduler, from inside a task, which tasks it holds."""
+    from distributed import get_client
+
+    time.sleep(0.5)  # the driver submits every task at once; give it the time to
+    return get_client().run_on_scheduler(
+        lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+
+
+@step
+def after(keys: list[str]) -> int:
+    return len(keys)
+
+
+def test_downstream_tasks_wait_in_dask_not_in_ductwork(cli, tmp_path):
+    @pipeline
+    def p():
+        return after(scheduler_keys("x"))
+
+    run = p.run(**cli, store=str(tmp_path / "s"))
+    assert run.outputs > 0
+    keys = run.steps["scheduler_keys"].output
+    # While the first step ran, its dependent was already a task on Dask's scheduler.
+    assert any(k.startswith(f"ductwork-after-{run.id}") for k in keys), keys
+
+
+@step
+def slow_pid(x: int, marker: str) -> int:
+    Path(marker, f"{x}-{os.getpid()}-{uuid.uuid4().hex[:6]}").touch()
+    time.sleep(3)
+    return x * 10
+
+
+def test_a_killed_worker_reruns_its_step_and_the_run_completes(cli, tmp_path):
+    marker = tmp_path / "started"
+    marker.mkdir()
+
+    @pipeline
+    def p():
+        return slow_pid(4, str(marker))
+
+    def kill_first_runner() -> None:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            started = list(marker.iterdir())
+            if started:
+                os.kill(int(started[0].name.split("-")[1]), signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_runner)
+    killer.start()
+    run = p.run(**cli, store=str(tmp_path / "s"))
+    killer.join()
+    assert run.outputs == 40
+    pids = {name.split("-")[1] for name in os.listdir(marker)}
+    assert len(os.listdir(marker)) == 2 and len(pids) == 2  # ran again, in another process
+    # The result is stored: a rerun is a hit.
+    assert p.run(**cli, store=str(tmp_path / "s")).steps["slow_pid"].cached
+
+
+def test_unreachable_scheduler_fails_before_any_step(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+
+    @step
+    def touch() -> int:
+        marker.touch()
+        return 1
+
+    @pipeline
+    def p():
+        return touch()
+
+    (tmp_path / "ductwork.toml").write_text(
+        '[compute.gone]\nbackend = "dask"\naddress = "tcp://127.0.0.1:9"\n'
+        "shared_filesystem = true\nconnect_timeout = 1\n")
+    monkeypatch.chdir(tmp_path)
+
+    @step(compute="gone")
+    def remote() -> int:
+        return 2
+
+    @pipeline
+    def q():
+        return touch(), remote()
+
+    with pytest.raises(BackendError, match=r"Cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+        q.run(store=str(tmp_path / "s"))
+    assert not marker.exists()
+    with pytest.raises(BackendError, match="Cannot reach the Dask scheduler"):
+        p.run(backend="dask", address="tcp://127.0.0.1:9", shared_filesystem=True,
+              store=str(tmp_path / "s"))
+    assert not marker.exists()
+
+
+def test_stores_workers_cannot_reach_are_refused_before_the_run(dask_cluster, tmp_path):
+    @pipeline
+    def p():
+        return after(["a"])
+
+    with pytest.raises(BackendError, match="is a local path.*shared_filesystem=True"):
+        p.run(backend="dask", address=dask_cluster, store=str(tmp_path / "s"))
+    with pytest.raises(BackendError, match="lives in this process's memory"):
+        p.run(backend="dask", address=dask_cluster, store="memory://nope")
+    assert dw.runs(store=str(tmp_path / "s")) == []
+
+
+def test_a_step_over_its_timeout_fails_and_its_worker_is_restarted(tmp_path):
+    @step(timeout=1)
+    def stuck() -> int:
+        time.sleep(60)
+        return 1
+
+    @pipeline
+    def p():
+        return stuck(), after(["ok"])
+
+    from ductwork.backends.dask import _local_cluster
+
+    client = _local_cluster(None, in_process=False)
+    before = set(client.run(os.getpid).values())
+    t0 = time.time()
+    with pytest.raises(dw.PipelineFailed, match="timed out after 1 s") as err:
+        p.run(backend="dask", store=str(tmp_path / "s"))
+    assert time.time() - t0 < 40
+    assert err.value.run.steps["after"].status == "succeeded"
+    # The stuck thread went with its worker: one worker process is new.
+    deadline = time.time() + 30
+    while len(client.nthreads()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    after_pids = set(client.run(os.getpid).values())
+    assert len(before - after_pids) == 1 and len(after_pids) == len(before)
+    @pipeline
+    def again():
+        return after.map([["a"], ["b", "c"]])
+
+    assert again.run(backend="dask", store=str(tmp_path / "s2")).outputs == [1, 2]
+
+
+def test_a_step_sent_to_dask_by_compute_in_an_inline_run(tmp_path, monkeypatch):
+    (tmp_path / "ductwork.toml").write_text('[compute.cluster]\nbackend = "dask"\n')
+    monkeypatch.chdir(tmp_path)
+
+    @step(compute="cluster")
+    def where() -> int:
+        return os.getpid()
+
+    @step
+    def here(pid: int) -> bool:
+        return pid != os.getpid()
+
+    @pipeline
+    def p():
+        return here(where())
+
+    assert p.run(store=str(tmp_path / "s")).outputs is True
+
+
+@step
+def held_by_cluster(b: bytes) -> int:
+    """How many bytes the cluster holds for the upstream task's result (it is still held)."""
+    from distributed import get_client
+
+    return get_client().run_on_scheduler(lambda dask_scheduler: sum(
+        ts.nbytes for key, ts in dask_scheduler.tasks.items()
+        if str(key).startswith("ductwork-big-")))
+
+
+def test_large_values_go_through_the_store_not_the_scheduler(cli, tmp_path):
+    @step
+    def big() -> bytes:
+        return os.urandom(16 << 20)
+
+    @pipeline
+    def p():
+        return held_by_cluster(big())
+
+    run = p.run(**cli, store=str(tmp_path / "s"))
+    assert 0 < run.outputs < 64 << 10  # a record of digests, not 16 MiB
+    assert run.steps["big"].output_refs["output"].size == 16 << 20
