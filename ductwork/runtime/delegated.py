@@ -22,6 +22,7 @@ optionally, ``restart(where)`` for a worker stuck in a timed-out step.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from typing import Any
 
@@ -303,6 +304,10 @@ class GraphDriver:
         stack = [nid for nid, result in self.done.items()
                  if any(d in digests for r in (result if isinstance(result, list) else [result])
                         for ref in (r.refs or {}).values() for d in iter_digests(ref))]
+        warnings.warn(
+            f"artifact {', '.join(sorted(d[:12] for d in digests))} in {self.store.url} failed "
+            f"verification; recomputing {', '.join(sorted(stack)) or 'its producer'}",
+            RuntimeWarning, stacklevel=2)
         while stack:
             nid = stack.pop()
             if self.done.pop(nid, None) is not None:

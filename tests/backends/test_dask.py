@@ -210,3 +210,38 @@ def test_large_values_go_through_the_store_not_the_scheduler(cli, tmp_path):
     run = p.run(**cli, store=str(tmp_path / "s"))
     assert 0 < run.outputs < 64 << 10  # a record of digests, not 16 MiB
     assert run.steps["big"].output_refs["output"].size == 16 << 20
+
+
+@step
+def produce(n: int) -> list[int]:
+    return list(range(n)) * 50
+
+
+@step
+def consume(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def test_a_corrupt_input_is_recomputed_on_the_cluster(cli, tmp_path):
+    from ductwork.runtime.store import ArtifactStore
+
+    @pipeline
+    def p():
+        return consume(produce(40))
+
+    store = str(tmp_path / "s")
+    first = p.run(**cli, store=store)
+    digest = first.steps["produce"].output_refs["output"].digest
+    path = Path(ArtifactStore(store).object_path(digest))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+
+    with pytest.warns(RuntimeWarning, match=f"{digest[:12]}.*failed verification.*produce"):
+        second = p.run(**cli, store=store, regenerate=["consume"])
+    assert second.outputs == first.outputs == sum(range(40)) * 50
+    assert not second.steps["produce"].cached
+    assert "failed verification" in second.steps["produce"].note
+    assert second.steps["produce"].output_refs["output"].digest == digest
+    assert p.run(**cli, store=store).steps["consume"].cached
