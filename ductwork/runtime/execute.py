@@ -89,13 +89,14 @@ def resolve_refs(value: Any, store: Any, memo: dict[str, Any]) -> Any:
 def call(job: Job, capture: str = "python") -> tuple[dict[str, Any] | None, str | None, str,
                                                      dict[str, Any]]:
     """Call the step under its context with output captured: (values, error, logs, metrics)."""
-    from ductwork.runtime.capture import capture_fds, capture_python
+    from ductwork.runtime.capture import capture_fds, capture_python, capture_thread
     from ductwork.runtime.context import StepContext, running
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
     # "none": the caller collects output itself (a container's logs).
-    catcher = {"fds": capture_fds, "python": capture_python}.get(capture, _no_capture)()
+    catchers = {"fds": capture_fds, "python": capture_python, "thread": capture_thread}
+    catcher = catchers.get(capture, _no_capture)()
     with catcher as captured, running(ctx):
         try:
             result = job.step.fn(*job.args, **job.kwargs)
