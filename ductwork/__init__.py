@@ -20,6 +20,8 @@ from ductwork.dsl.step import Step, step
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dataset",
+    "Datastore",
     "DefinitionError",
     "DuctworkError",
     "Environment",
@@ -34,6 +36,7 @@ __all__ = [
     "TraceError",
     "__version__",
     "context",
+    "datastore",
     "get_run",
     "pipeline",
     "register_hash",
@@ -47,6 +50,9 @@ _LAZY = {
     "StepRun": "ductwork.runtime.run",
     "runs": "ductwork.runtime.history",
     "context": "ductwork.runtime.context",
+    "Dataset": "ductwork.runtime.dataset",
+    "Datastore": "ductwork.runtime.datastore",
+    "datastore": "ductwork.runtime.datastore",
     "get_run": "ductwork.runtime.history",
     "register_serializer": "ductwork.runtime.serializers",
     "register_hash": "ductwork.runtime.hashing",

@@ -8,16 +8,22 @@ directory upward, is the project's configuration.
 that backend's settings (``image``, ``cpus``, ``memory``, ``gpus``,
 ``max_workers``, ``address``, ...). ``@step(compute="<name>")`` runs a step
 there, whatever backend the run uses for the others.
+
+``[tool.ductwork.datastores.<name>]`` defines a datastore: ``url`` plus the
+fsspec storage options of its filesystem; ``dw.datastore("<name>")`` opens it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ConfigError(DuctworkError):
@@ -66,3 +72,47 @@ def compute_target(name: str, start: str | os.PathLike[str] | None = None) -> di
             "docker, dask, or a third-party backend)."
         )
     return {"backend": backend, **settings}
+
+
+def datastore_settings(name: str,
+                       start: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The ``url`` and storage options of datastore ``name``, with ``${VAR}`` expanded.
+
+    A relative local ``url`` is taken from the configuration file's folder.
+
+    Secrets belong in the environment, not in the file: a value written
+    ``"${AZURE_STORAGE_CONNECTION_STRING}"`` is read from the environment of the
+    process that opens the datastore (the worker's, when a step opens it).
+    """
+    path, table = find_config(start)
+    stores = table.get("datastores", {})
+    if name not in stores:
+        where = f"in {path}" if path else "(no ductwork.toml or [tool.ductwork] in pyproject.toml)"
+        known = ", ".join(sorted(stores)) or "none"
+        raise ConfigError(
+            f"Datastore '{name}' is not defined {where}; defined: {known}. Add a table "
+            f"[tool.ductwork.datastores.{name}] with url = \"az://container/prefix\" (any "
+            "fsspec URL or local path) and its storage options."
+        )
+    settings = {key: _expand(name, key, value) for key, value in stores[name].items()}
+    if not isinstance(settings.get("url"), str) or not settings["url"]:
+        raise ConfigError(
+            f"Datastore '{name}' in {path} needs url = \"...\" (an fsspec URL such as "
+            "az://container/prefix, or a local path)."
+        )
+    url = os.path.expanduser(settings["url"])
+    if "://" not in url and not os.path.isabs(url) and path is not None:
+        settings["url"] = str(path.parent / url)  # relative to the file, not the cwd
+    return settings
+
+
+def _expand(store: str, key: str, value: Any) -> Any:
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    missing = [m for m in _ENV_REF.findall(value) if m not in os.environ]
+    if missing:
+        raise ConfigError(
+            f"Datastore '{store}': {key} refers to ${{{missing[0]}}}, which is not set in this "
+            f"process's environment. Set {missing[0]} (where the step runs, too)."
+        )
+    return _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)

@@ -1,11 +1,13 @@
 """Running one job where the step runs: call the function, check and store its outputs.
 
 This is the worker's half of a run (in-process, in a worker process, in a
-container): it resolves input refs from the artifact store, calls the step
-under its ``ductwork.context()`` with its output captured, checks the return
-value against the step's annotation, writes each output to the store (the
-digest is computed while writing) and then the key's index entry, and
-reports refs. It must stay small.
+container): it resolves input refs from the artifact store, materializes lazy
+inputs (values with a ``__ductwork_materialize__(context)`` method, such as
+datasets: read here, where the step runs, not where the pipeline was traced),
+calls the step under its ``ductwork.context()`` with its output captured,
+checks the return value against the step's annotation, writes each output to
+the store (the digest is computed while writing) and then the key's index
+entry, and reports refs. It must stay small.
 """
 
 from __future__ import annotations
@@ -86,20 +88,76 @@ def resolve_refs(value: Any, store: Any, memo: dict[str, Any]) -> Any:
     return map_refs(value, load)
 
 
-def call(job: Job, capture: str = "python") -> tuple[dict[str, Any] | None, str | None, str,
-                                                     dict[str, Any]]:
-    """Call the step under its context with output captured: (values, error, logs, metrics)."""
+_LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+class MaterializeError(Exception):
+    """An argument's ``__ductwork_materialize__`` failed; the message names step and argument."""
+
+
+def materialize(value: Any, ctx: Any) -> Any:
+    """Replace each value with a ``__ductwork_materialize__(context)`` method (a dataset) by
+    what the step reads, also inside lists, tuples and dicts; copy only what changes."""
+    hook = getattr(type(value), "__ductwork_materialize__", None)
+    if hook is not None:
+        return hook(value, ctx)
+    if isinstance(value, list | tuple):
+        if set(map(type, value)) <= _LEAVES:  # C-speed skip of a big list of plain values
+            return value
+        items = [materialize(v, ctx) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        if isinstance(value, list):
+            return items
+        return type(value)._make(items) if hasattr(value, "_make") else type(value)(items)
+    if isinstance(value, dict):
+        if set(map(type, value.values())) <= _LEAVES:
+            return value
+        new = {k: materialize(v, ctx) for k, v in value.items()}
+        if all(new[k] is value[k] for k in value):
+            return value
+        return new if type(value) is dict else type(value)(new)
+    return value
+
+
+def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The job's arguments with datasets (and other lazy inputs) materialized."""
+    if set(map(type, job.args)) <= _LEAVES and set(map(type, job.kwargs.values())) <= _LEAVES:
+        return job.args, job.kwargs
+    bound = job.step.signature.bind(*job.args, **job.kwargs)
+    for name, value in bound.arguments.items():
+        try:
+            bound.arguments[name] = materialize(value, ctx)
+        except Exception as exc:
+            raise MaterializeError(
+                f"Step '{job.step_id}': argument '{name}' could not be read before the step "
+                f"ran: {type(exc).__name__}: {exc}"
+            ) from exc
+    return bound.args, bound.kwargs
+
+
+def call(job: Job, capture: str = "python", store: Any = None,
+         ) -> tuple[dict[str, Any] | None, str | None, str, dict[str, Any]]:
+    """Call the step under its context with output captured: (values, error, logs, metrics).
+
+    ``store`` is the run's artifact store as this process sees it (None: out of reach);
+    ``dw.datastore()`` and datasets without a datastore read from it.
+    """
     from ductwork.runtime.capture import capture_fds, capture_python, capture_thread
     from ductwork.runtime.context import StepContext, running
+    from ductwork.runtime.datastore import run_store
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
     # "none": the caller collects output itself (a container's logs).
     catchers = {"fds": capture_fds, "python": capture_python, "thread": capture_thread}
     catcher = catchers.get(capture, _no_capture)()
-    with catcher as captured, running(ctx):
+    with catcher as captured, running(ctx), run_store(store):
         try:
-            result = job.step.fn(*job.args, **job.kwargs)
+            args, kwargs = _materialized(job, ctx)
+            result = job.step.fn(*args, **kwargs)
+        except MaterializeError as exc:
+            error = f"{exc}\n"
         except Exception as exc:
             # Drop this frame: the user wants their own traceback, starting at their step.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
@@ -159,7 +217,7 @@ def execute(job: Job, store: Any, capture: str = "python",
             return JobResult(job.step_id, started, time.time(), error=(
                 f"Step '{job.step.name}': its inputs could not be read from the store: "
                 f"{type(exc).__name__}: {exc}\n"))
-    values, error, logs, metrics = call(job, capture)
+    values, error, logs, metrics = call(job, capture, store)
     if error is not None or values is None:
         return JobResult(job.step_id, started, time.time(), error=error, logs=logs,
                          metrics=metrics)

@@ -122,7 +122,10 @@ def run_pipeline(
         else:
             scheduler = Scheduler(plan, engines, run, artifacts, force, display)
         display.started(run)
-        scheduler.execute()
+        from ductwork.runtime.datastore import run_store
+
+        with run_store(artifacts):  # datasets named without a datastore read the run's store
+            scheduler.execute()
     except BaseException as exc:
         for engine in engines.values():
             cancel = getattr(engine, "cancel", None)

@@ -175,8 +175,11 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
         failed = blocker.cause if blocker.status == SKIPPED else blocker.sid.split("[", 1)[0]
         return NodeResult(sid, SKIPPED, error=f"not run: upstream step '{failed}' failed",
                           cause=failed)
+    from ductwork.runtime.datastore import run_store
+
     try:
-        return _run(spec, sid, upstream, index)
+        with run_store(open_store(spec.store, spec.run_id)):  # the key may read datasets
+            return _run(spec, sid, upstream, index)
     except Exception:  # a fault of ours must fail the step, not the task
         import traceback
 

@@ -245,3 +245,33 @@ def test_a_corrupt_input_is_recomputed_on_the_cluster(cli, tmp_path):
     assert "failed verification" in second.steps["produce"].note
     assert second.steps["produce"].output_refs["output"].digest == digest
     assert p.run(**cli, store=store).steps["consume"].cached
+
+
+@step
+def lines_in(files) -> int:
+    return sum(len(Path(f).read_text().splitlines()) for f in files)
+
+
+@step
+def seven() -> int:
+    return 7
+
+
+def test_dataset_content_is_in_the_key_on_the_cluster(cli, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("1\n2\n")
+    (data / "b.txt").write_text("3\n")
+
+    @pipeline
+    def p():
+        return lines_in(dw.Dataset.files(str(data / "*.txt"))), seven()
+
+    store = str(tmp_path / "s")
+    assert p.run(**cli, store=store).outputs == (3, 7)
+    again = p.run(**cli, store=store)
+    assert again.steps["lines_in"].cached and again.steps["seven"].cached
+    (data / "b.txt").write_text("3\n4\n")
+    changed = p.run(**cli, store=store)
+    assert changed.outputs == (4, 7)
+    assert not changed.steps["lines_in"].cached and changed.steps["seven"].cached
