@@ -41,7 +41,8 @@ _LOCK = threading.Lock()
 _CLIENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
-def _close_all() -> None:
+def shutdown_clients() -> None:
+    """Close the clients (and local clusters) kept for later runs of this process."""
     with _LOCK:
         kept = list(_CLIENTS.values())
         _CLIENTS.clear()
@@ -54,7 +55,7 @@ def _close_all() -> None:
             pass
 
 
-atexit.register(_close_all)
+atexit.register(shutdown_clients)
 
 
 def _on_worker(fn: Any, *args: Any) -> Any:

@@ -193,7 +193,10 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
     store = open_store(spec.store, spec.run_id)
     memo = _memo_for(spec.run_id)
     refs = upstream_refs(upstream)
-    arguments = substitute(spec.arguments, lambda out: refs[out.node][out.name])
+    # With no upstream there is no placeholder to replace (and a constant list to map
+    # over would be walked once per element for nothing).
+    arguments = substitute(spec.arguments, lambda out: refs[out.node][out.name]) \
+        if upstream else spec.arguments
     started = time.time()
     if index is not None:
         try:
