@@ -49,6 +49,17 @@ def test_dsl_imports_nothing_upward_even_lazily_except_run():
                 )
 
 
+def test_runtime_never_imports_a_backend_even_lazily():
+    # The registry names backends by dotted path; nothing else in runtime may reach up.
+    for path in (PACKAGE / "runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                assert not any(n.startswith("ductwork.backends") for n in names), (
+                    f"{path.relative_to(PACKAGE)} imports {names}")
+
+
 def test_import_ductwork_loads_no_heavy_module():
     code = (
         "import sys, ductwork\n"

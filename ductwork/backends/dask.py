@@ -71,7 +71,8 @@ def _on_worker(fn: Any, *args: Any) -> Any:
 def _run_job(payload: bytes, config: dict[str, Any], run_id: str) -> JobResult:
     """Run one job on a worker, for a step a mixed run sends here by ``compute=``."""
     from ductwork.runtime.execute import execute
-    from ductwork.runtime.tasks import open_store, unpickle
+    from ductwork.runtime.shipping import unpickle
+    from ductwork.runtime.tasks import open_store
 
     result = execute(unpickle(payload), open_store(config, run_id), capture="thread")
     return attrs.evolve(result, values=None)  # values stay on the worker: data is in the store
@@ -153,7 +154,7 @@ class DaskBackend:
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run one job on the cluster (for a step sent here by ``compute=`` in a mixed run)."""
-        from ductwork.backends.process import pickle_step
+        from ductwork.runtime.shipping import pickle_step
 
         done: Future[JobResult] = Future()
         task = self.client.submit(_run_job, pickle_step(job), store_config(self.store),

@@ -151,7 +151,7 @@ class DockerBackend:
     def _payload(self, job: Job) -> bytes:
         import cloudpickle
 
-        from ductwork.backends.process import pickle_step
+        from ductwork.runtime.shipping import pickle_step
 
         with self._lock:
             entry = self._payloads.get(id(job.step))

@@ -37,35 +37,8 @@ from concurrent.futures import Future
 from typing import Any
 
 from ductwork.runtime.execute import Job, JobResult, store_outputs
+from ductwork.runtime.shipping import pickle_step
 from ductwork.runtime.worker import STEPS_KEPT
-
-
-def _user_modules() -> list[Any]:
-    from ductwork.runtime._source import module_kind
-
-    return [
-        module for name, module in list(sys.modules.items())
-        if module is not None and name != "__main__" and module_kind(module, name) == "user"
-    ]
-
-
-def pickle_step(step: Any) -> bytes:
-    """Cloudpickle a step, and the user's serializers, with the user's modules by value."""
-    import cloudpickle
-
-    from ductwork.runtime.serializers import user_registrations
-
-    registered = []
-    for module in _user_modules():
-        with contextlib.suppress(ValueError):  # already registered by the user
-            cloudpickle.register_pickle_by_value(module)
-            registered.append(module)
-    try:
-        return cloudpickle.dumps((step, user_registrations()))
-    finally:
-        for module in registered:
-            with contextlib.suppress(ValueError):
-                cloudpickle.unregister_pickle_by_value(module)
 
 
 class _Worker(threading.Thread):

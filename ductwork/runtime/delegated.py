@@ -168,8 +168,8 @@ class GraphDriver:
         return handle
 
     def _pickle_specs(self) -> dict[str, bytes]:
-        from ductwork.backends.process import pickle_step
         from ductwork.runtime.cache import CacheKeyError, key_basis
+        from ductwork.runtime.shipping import pickle_step
 
         config = store_config(self.store)
         self._broken: dict[str, str] = {}

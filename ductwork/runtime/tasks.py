@@ -108,24 +108,14 @@ def load_spec(token: str, payload: bytes) -> NodeSpec:
         spec = _SPECS.get(token)
     if spec is not None:
         return spec
+    from ductwork.runtime.shipping import unpickle
+
     spec = unpickle(payload)
     with _LOCK:
         if len(_SPECS) >= _SPECS_KEPT:
             del _SPECS[next(iter(_SPECS))]
         _SPECS[token] = spec
     return spec
-
-
-def unpickle(payload: bytes) -> Any:
-    """Load what ``pickle_step`` wrote, registering the user's serializers it carries."""
-    import cloudpickle
-
-    from ductwork.runtime.serializers import register_serializer
-
-    obj, registrations = cloudpickle.loads(payload)
-    for type_, serializer in registrations:
-        register_serializer(type_, serializer)
-    return obj
 
 
 def _memo_for(run_id: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
     import cloudpickle
 
     from ductwork.runtime.execute import JobResult, execute
-    from ductwork.runtime.serializers import register_serializer
+    from ductwork.runtime.shipping import unpickle
     from ductwork.runtime.store import ArtifactStore
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -55,9 +55,7 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
         if step_bytes is not None:
             if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
                 del steps[next(iter(steps))]
-            steps[token], registrations = cloudpickle.loads(step_bytes)
-            for type_, serializer in registrations:
-                register_serializer(type_, serializer)
+            steps[token] = unpickle(step_bytes)
         job = type(job)(**{**_fields(job), "step": steps[token]})
         try:
             result = execute(job, store, capture="fds", memo=memo)
@@ -102,15 +100,12 @@ def run_job_dir(job_dir: str, store_url: str | None) -> None:
     import cloudpickle
 
     from ductwork.runtime.execute import JobResult, execute
-    from ductwork.runtime.serializers import register_serializer
+    from ductwork.runtime.shipping import unpickle
     from ductwork.runtime.store import ArtifactStore
 
     with open(os.path.join(job_dir, "payload"), "rb") as f:
         step_bytes, job = cloudpickle.load(f)
-    step, registrations = cloudpickle.loads(step_bytes)
-    for type_, serializer in registrations:
-        register_serializer(type_, serializer)
-    job = type(job)(**{**_fields(job), "step": step})
+    job = type(job)(**{**_fields(job), "step": unpickle(step_bytes)})
     store = ArtifactStore(store_url) if store_url else None
     try:
         result = execute(job, store, capture="none")
