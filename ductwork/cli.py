@@ -103,6 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["store"] = args.store
     if args.max_workers:
         options["max_workers"] = args.max_workers
+    if args.address:
+        options["address"] = args.address
+    if args.shared_filesystem:
+        options["shared_filesystem"] = True
     try:
         run = pipeline.run(**params, **options)
     except PipelineFailed as exc:
@@ -234,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", default="inline", help="where steps run (default: inline)")
     run.add_argument("--max-workers", type=int, default=None, help="parallel steps at most")
     run.add_argument("--store", default=None, help="artifact store URL or path")
+    run.add_argument("--address", default=None,
+                     help="scheduler address for --backend dask (default: a local cluster)")
+    run.add_argument("--shared-filesystem", action="store_true",
+                     help="the local --store path is mounted on every dask worker")
     run.set_defaults(func=cmd_run)
 
     graph = commands.add_parser("graph", help="print a pipeline's graph",

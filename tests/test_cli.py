@@ -131,3 +131,19 @@ def test_run_on_the_process_backend(pipeline_file, tmp_path):
                "--store", str(tmp_path / "s"))
     assert out.returncode == 0, out.stderr
     assert '"y": 8' in out.stdout
+
+
+@pytest.mark.slow
+def test_run_on_a_local_dask_cluster_and_a_clear_error_for_a_missing_scheduler(
+        pipeline_file, tmp_path):
+    # The pipeline file has no __main__ guard: `ductwork run` imports it as a module,
+    # so the cluster's worker processes do not run it again.
+    out = _cli("run", f"{pipeline_file}:flow", "-p", "x=5", "--backend", "dask",
+               "--store", str(tmp_path / "s"))
+    assert out.returncode == 0, out.stderr
+    assert '"y": 10' in out.stdout
+    gone = _cli("run", f"{pipeline_file}:flow", "--backend", "dask", "--address",
+                "tcp://127.0.0.1:9", "--shared-filesystem", "--store", str(tmp_path / "s"))
+    assert gone.returncode != 0
+    assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in gone.stderr
+    assert "Traceback" not in gone.stderr
