@@ -6,6 +6,8 @@
 #
 # --quick is passed to the scripts that know it; the others get sizes of their own
 # (store_bench.py: --mb 32 --repeat 2). PYTHON=... overrides the interpreter.
+# azure_bench.py and docker_bench.py print a skip row without their service
+# (bash scripts/services.sh up azurite / docker).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -21,17 +21,29 @@
 #   DUCTWORK_SERVICES_OWNER   who `up` records as the starter and `down` stops for
 #   DUCTWORK_CA_BUNDLE        CA bundle copied into images (default: the host's)
 #   DUCTWORK_REBUILD_IMAGE=1  rebuild the base image even if it is up to date
+#   DUCTWORK_AZURITE_BLOB_PORT  Azurite's blob port on 127.0.0.1 (default 10000)
+#   DUCTWORK_AZURITE_HOME     where npm installs Azurite (default ~/.cache/ductwork/azurite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=$ROOT/.services
 STARTED=$STATE/started
-SERVICES=(docker)
+SERVICES=(docker azurite dask)
 
 APT_TIMEOUT=${APT_TIMEOUT:-600}                    # seconds for one apt-get call
 DOCKERD_READY_TIMEOUT=${DOCKERD_READY_TIMEOUT:-60}  # seconds for `docker info` to answer
 DOCKERD_STOP_TIMEOUT=${DOCKERD_STOP_TIMEOUT:-45}    # seconds for dockerd to exit after SIGTERM
 DOCKER_PIDFILE=/var/run/docker.pid                 # dockerd's own default pid file
+AZURITE_HOME=${DUCTWORK_AZURITE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ductwork/azurite}  # npm prefix
+AZURITE_BIN=$AZURITE_HOME/node_modules/.bin/azurite-blob
+AZURITE_PORT=${DUCTWORK_AZURITE_BLOB_PORT:-10000}
+DASK_PORT=${DUCTWORK_DASK_PORT:-18786}
+DASK_NWORKERS=2                                    # worker processes, one thread each
+DASK_READY_TIMEOUT=${DASK_READY_TIMEOUT:-60}       # seconds for the cluster to answer
+DASK_STOP_TIMEOUT=${DASK_STOP_TIMEOUT:-20}         # seconds for a dask process to exit
+AZURITE_NPM_TIMEOUT=${AZURITE_NPM_TIMEOUT:-300}       # seconds for `npm install azurite@3`
+AZURITE_READY_TIMEOUT=${AZURITE_READY_TIMEOUT:-30}   # seconds for the blob port to answer
+AZURITE_STOP_TIMEOUT=${AZURITE_STOP_TIMEOUT:-15}     # seconds for azurite to exit after SIGTERM
 BASE_IMAGE=ductwork/python:3.11
 OWNER=${DUCTWORK_SERVICES_OWNER:-manual}
 OWNER=${OWNER//[[:space:]]/_}
@@ -264,6 +276,227 @@ status_docker() {
             echo "docker: image $BASE_IMAGE absent"
         fi
     fi
+}
+
+# --- azurite ---------------------------------------------------------------------
+# Microsoft's Azure Storage emulator (blob service only), for the az:// store tests.
+# Installed with npm into a cache outside the clone; each start gets a fresh data dir
+# under .services (deleted blobs never shrink Azurite's files), which `down` removes.
+
+azurite_ready() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$AZURITE_PORT" 2>/dev/null; }
+
+is_azurite() {  # PID: alive, and a node running azurite-blob (pids get reused)
+    is_process "$1" node && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q azurite-blob
+}
+
+install_azurite() {
+    local t0
+    if [ -x "$AZURITE_BIN" ] && [ -f "$AZURITE_HOME/node_modules/azurite/package.json" ]; then
+        return 0
+    fi
+    command -v npm >/dev/null || die "npm not found: install Node.js 20+ and npm (apt-get install nodejs npm), or start Azurite yourself on 127.0.0.1:$AZURITE_PORT"
+    mkdir -p "$AZURITE_HOME" "$STATE"
+    t0=$(now)
+    log "installing azurite@3 with npm into $AZURITE_HOME (timeout ${AZURITE_NPM_TIMEOUT}s, log: $STATE/azurite-npm.log)"
+    timeout "$AZURITE_NPM_TIMEOUT" npm install --prefix "$AZURITE_HOME" --no-audit --no-fund \
+        --loglevel=error azurite@3 >"$STATE/azurite-npm.log" 2>&1 \
+        || { tail -n 30 "$STATE/azurite-npm.log" >&2; die "npm install azurite@3 failed or timed out (log: $STATE/azurite-npm.log)"; }
+    [ -x "$AZURITE_BIN" ] || die "npm installed azurite but $AZURITE_BIN is missing (log: $STATE/azurite-npm.log)"
+    log "azurite $(azurite_version) installed in $(elapsed "$t0") s"
+}
+
+azurite_version() {
+    sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$AZURITE_HOME/node_modules/azurite/package.json" 2>/dev/null | head -n 1
+}
+
+up_azurite() {
+    local t0 pid data
+    if azurite_ready; then
+        log "azurite: something already answers on 127.0.0.1:$AZURITE_PORT: leaving it alone"
+        return 0
+    fi
+    install_azurite
+    mkdir -p "$STATE"
+    data=$(mktemp -d "$STATE/azurite-data.XXXXXX")
+    t0=$(now)
+    log "starting azurite-blob on 127.0.0.1:$AZURITE_PORT in the background (data: $data, log: $STATE/azurite.log)"
+    # Without --disableTelemetry it phones home and ignores SIGTERM; current
+    # azure-storage-blob sends API versions newer than Azurite knows.
+    set +m
+    setsid "$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --location "$data" \
+        --silent --skipApiVersionCheck --disableTelemetry >>"$STATE/azurite.log" 2>&1 </dev/null 9>&- &
+    pid=$!
+    echo "$data" >"$STATE/azurite-$pid.location"
+    record_started azurite azurite-blob "$pid"
+    local deadline=$((SECONDS + AZURITE_READY_TIMEOUT))
+    until azurite_ready; do
+        # kill -0, not is_azurite: until setsid and env have exec'd node, the name differs.
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$STATE/azurite.log" >&2 || true
+            forget_azurite "$pid"
+            die "azurite-blob exited during start-up (log: $STATE/azurite.log; is port $AZURITE_PORT taken? set DUCTWORK_AZURITE_BLOB_PORT)"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 30 "$STATE/azurite.log" >&2 || true
+            die "azurite-blob did not listen on 127.0.0.1:$AZURITE_PORT within ${AZURITE_READY_TIMEOUT}s (log: $STATE/azurite.log; stop it with: bash scripts/services.sh down azurite)"
+        fi
+        sleep 0.2
+    done
+    log "azurite $(azurite_version) ready on 127.0.0.1:$AZURITE_PORT in $(elapsed "$t0") s (pid $pid)"
+}
+
+forget_azurite() {  # PID: drop its record and its data dir
+    local loc=$STATE/azurite-$1.location data
+    if [ -f "$loc" ]; then
+        data=$(cat "$loc")
+        # Only ever a dir this script made under .services.
+        case "$data" in "$STATE"/azurite-data.*) rm -rf -- "$data" && log "removed $data" ;; esac
+        rm -f "$loc"
+    fi
+    forget_started azurite azurite-blob "$1"
+}
+
+down_azurite() {
+    local pid any=0
+    for pid in $(started_pids azurite azurite-blob); do
+        any=1
+        if is_azurite "$pid"; then
+            stop_pid "$pid" node "$AZURITE_STOP_TIMEOUT"
+        else
+            log "azurite-blob (pid $pid) recorded as ours is no longer running"
+        fi
+        forget_azurite "$pid"
+    done
+    if [ "$any" = 0 ]; then
+        local others
+        others=$(started_pids azurite azurite-blob any | paste -sd ' ' -)
+        if [ -n "$others" ]; then
+            log "azurite: azurite-blob (pid $others) was started by another owner ($(started_owner azurite azurite-blob "${others%% *}")), not '$OWNER': leaving it (down --all stops it)"
+        else
+            log "azurite: nothing started by this script; leaving any Azurite alone"
+        fi
+    fi
+}
+
+status_azurite() {
+    local pid ours
+    ours=$(started_pids azurite azurite-blob any | paste -sd ' ' -)
+    if [ -x "$AZURITE_BIN" ]; then
+        echo "azurite: azurite $(azurite_version) installed in $AZURITE_HOME"
+    else
+        echo "azurite: not installed (in $AZURITE_HOME)"
+    fi
+    if azurite_ready; then
+        echo "azurite: blob service up on 127.0.0.1:$AZURITE_PORT${ours:+, started by services.sh (pid $ours, owner $(started_owner azurite azurite-blob "${ours%% *}"))}"
+    else
+        echo "azurite: blob service down on 127.0.0.1:$AZURITE_PORT"
+    fi
+    for pid in $ours; do
+        is_azurite "$pid" || echo "azurite: recorded pid $pid is gone (stale entry in $STARTED)"
+    done
+}
+
+# --- dask ------------------------------------------------------------------------
+# A real cluster on loopback, started with Dask's own CLI from the project's venv (so
+# its workers import this checkout's ductwork): one scheduler and one `dask worker`
+# parent running DASK_NWORKERS worker processes under nannies. Tests find it at
+# tcp://127.0.0.1:$DASK_PORT (DUCTWORK_DASK_PORT).
+
+dask_bin() {
+    [ -x "$ROOT/.venv/bin/dask" ] || die "$ROOT/.venv/bin/dask is missing: pip install -e '.[dask]' (bash scripts/test.sh installs everything)"
+    echo "$ROOT/.venv/bin/dask"
+}
+
+dask_answers() {  # true when the scheduler answers with at least DASK_NWORKERS workers
+    timeout 20 "$(venv_python)" - "$DASK_PORT" "$DASK_NWORKERS" <<'PY' >/dev/null 2>&1
+import sys
+from distributed import Client
+with Client(f"tcp://127.0.0.1:{sys.argv[1]}", timeout=3) as client:
+    sys.exit(0 if len(client.scheduler_info()["workers"]) >= int(sys.argv[2]) else 1)
+PY
+}
+
+dask_port_open() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$DASK_PORT" 2>/dev/null; }
+
+up_dask() {
+    local t0 pid bin
+    t0=$(now)
+    if dask_port_open; then
+        if dask_answers; then
+            log "dask: a scheduler with workers already answers on 127.0.0.1:$DASK_PORT: leaving it"
+            return 0
+        fi
+        [ -n "$(started_pids dask scheduler any)" ] \
+            || die "port $DASK_PORT is taken by something that is not a Dask scheduler with $DASK_NWORKERS workers: free it or set DUCTWORK_DASK_PORT"
+    fi
+    bin=$(dask_bin)
+    mkdir -p "$STATE"
+    if ! dask_port_open; then
+        log "dask: starting a scheduler on 127.0.0.1:$DASK_PORT (log: $STATE/dask-scheduler.log)"
+        set +m
+        (cd "$STATE"; setsid "$bin" scheduler --host 127.0.0.1 --port "$DASK_PORT" \
+            --no-dashboard --dashboard-address 127.0.0.1:0 >>"$STATE/dask-scheduler.log" 2>&1 </dev/null 9>&- &
+         echo $! >"$STATE/dask-scheduler.pid")
+        pid=$(cat "$STATE/dask-scheduler.pid")
+        record_started dask scheduler "$pid"
+        local deadline=$((SECONDS + DASK_READY_TIMEOUT))
+        until dask_port_open; do
+            kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-scheduler.log" >&2; forget_started dask scheduler "$pid"; die "dask scheduler exited during start-up (log: $STATE/dask-scheduler.log)"; }
+            [ "$SECONDS" -lt "$deadline" ] || die "dask scheduler did not listen within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-scheduler.log)"
+            sleep 0.2
+        done
+    fi
+    log "dask: starting $DASK_NWORKERS workers (log: $STATE/dask-worker.log)"
+    (cd "$STATE"; setsid "$bin" worker "tcp://127.0.0.1:$DASK_PORT" --nworkers "$DASK_NWORKERS" \
+        --nthreads 1 --no-dashboard --host 127.0.0.1 >>"$STATE/dask-worker.log" 2>&1 </dev/null 9>&- &
+     echo $! >"$STATE/dask-worker.pid")
+    pid=$(cat "$STATE/dask-worker.pid")
+    record_started dask worker "$pid"
+    local deadline=$((SECONDS + DASK_READY_TIMEOUT))
+    until dask_answers; do
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-worker.log" >&2; forget_started dask worker "$pid"; die "dask worker exited during start-up (log: $STATE/dask-worker.log)"; }
+        [ "$SECONDS" -lt "$deadline" ] || die "$DASK_NWORKERS dask workers did not register within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-worker.log)"
+        sleep 0.5
+    done
+    log "dask: scheduler and $DASK_NWORKERS workers ready in $(elapsed "$t0") s at tcp://127.0.0.1:$DASK_PORT"
+}
+
+down_dask() {
+    local name pid any=0
+    for name in worker scheduler; do  # workers first, so none reconnects to a dying scheduler
+        for pid in $(started_pids dask "$name"); do
+            any=1
+            if is_process "$pid" dask; then
+                stop_pid "$pid" dask "$DASK_STOP_TIMEOUT"
+            else
+                log "dask $name (pid $pid) recorded as ours is no longer running"
+            fi
+            forget_started dask "$name" "$pid"
+        done
+    done
+    [ "$any" = 1 ] || log "dask: nothing started by '$OWNER'; leaving any cluster alone"
+}
+
+status_dask() {
+    local name pid
+    if dask_port_open; then
+        if dask_answers; then
+            echo "dask: scheduler up on tcp://127.0.0.1:$DASK_PORT with >= $DASK_NWORKERS workers"
+        else
+            echo "dask: port $DASK_PORT open, but no scheduler with $DASK_NWORKERS workers answers"
+        fi
+    else
+        echo "dask: no scheduler on 127.0.0.1:$DASK_PORT"
+    fi
+    for name in scheduler worker; do
+        for pid in $(started_pids dask "$name" any); do
+            if is_process "$pid" dask; then
+                echo "dask: $name pid $pid started by services.sh (owner $(started_owner dask "$name" "$pid"))"
+            else
+                echo "dask: recorded $name pid $pid is gone (stale entry in $STARTED)"
+            fi
+        done
+    done
 }
 
 # --- main ------------------------------------------------------------------------

@@ -344,5 +344,12 @@ class GraphDriver:
 
 
 def store_config(store: Any) -> dict[str, Any]:
-    """How a worker opens the same store: its URL and (secret-free) options."""
-    return {"url": store.url, "options": dict(getattr(store, "storage_options", {}) or {})}
+    """How a worker opens the same store: its URL and options, without credentials.
+
+    A task's arguments pass through the cluster's scheduler and may be logged there,
+    so credentials are not sent: each worker finds its own in its environment.
+    """
+    from ductwork.runtime.datastore import is_secret
+
+    options = getattr(store, "storage_options", {}) or {}
+    return {"url": store.url, "options": {k: v for k, v in options.items() if not is_secret(k)}}

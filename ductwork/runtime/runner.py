@@ -89,6 +89,7 @@ def run_pipeline(
     plan = pipeline.trace(**params)
     force = forced_nodes(plan, regenerate)
     artifacts = open_store(store)
+    artifacts.check()  # bad credentials fail here, before a backend starts or a run is recorded
     options: dict[str, Any] = {"store": artifacts}
     if max_workers is not None:
         options["max_workers"] = max_workers

@@ -19,7 +19,8 @@ it to its object path: readers never see a partial object, concurrent writers
 of the same bytes both succeed, and a crash leaves only a tmp file
 (``clean_tmp``). A remote store spools to a local temporary file and uploads it
 only if the object is absent; object stores make an object visible once its
-upload completes. Callers write the key index after its objects, so a key never
+upload completes (``az://`` goes through ``azure_blobs``: an in-memory spool and
+blocks committed at the end). Callers write the key index after its objects, so a key never
 refers to an object that has not landed. There is no fsync: a torn object left
 by a power loss fails verification, like any corruption.
 
@@ -128,10 +129,18 @@ class ArtifactStore:
         url = os.fspath(url)
         protocol, _, rest = url.partition("://") if "://" in url else ("", "", url)
         self._fs: Any = None
+        self._azure: Any = None
+        # Kept for worker processes to open the same store; never shown (may hold secrets).
+        self._options = dict(storage_options)
         if protocol in ("", "file", "local"):
             self._local = True
             self._root = os.path.abspath(os.path.expanduser(rest))
             self._url = self._root
+        elif protocol == "az":
+            from ductwork.runtime.azure_blobs import open_az
+
+            self._local = False
+            self._root, self._url, self._azure = open_az(url, storage_options)
         else:
             import fsspec.core
 
@@ -139,11 +148,30 @@ class ArtifactStore:
             self._fs, path = fsspec.core.url_to_fs(url, **storage_options)
             self._root = path.rstrip("/") or "/"
             self._url = url.rstrip("/") if rest.strip("/") else f"{protocol}://"
+        # Remote object I/O: the fsspec filesystem, or the Azure SDK for az:// (faster,
+        # atomic, and with errors that name the account and never a secret).
+        self._io: Any = self._azure if self._azure is not None else self._fs
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
         self._tmp_ready = False
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self._url!r})"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The JSON-able options this store was opened with, for workers to open it too.
+
+        They may hold secrets the user passed: send them only through a process's
+        environment or pipe. Credentials found in the environment are not included; a
+        worker finds them in its own environment.
+        """
+        return {k: v for k, v in self._options.items() if k != "credential"}
+
+    def check(self) -> None:
+        """Probe a remote store once, before a run: raise a clear error on bad credentials;
+        create a missing Azure container."""
+        if self._azure is not None:
+            self._azure.check(self._root)
 
     @property
     def url(self) -> str:
@@ -159,7 +187,7 @@ class ArtifactStore:
     def in_memory(self) -> bool:
         """Whether the store lives in this process's memory (``memory://``): no other
         process can reach it."""
-        if self._local:
+        if self._local or self._azure is not None:
             return False
         protocols = self._fs.protocol
         return "memory" in ((protocols,) if isinstance(protocols, str) else protocols)
@@ -172,7 +200,11 @@ class ArtifactStore:
     @property
     def fs(self) -> Any:
         """The fsspec filesystem holding the store (a LocalFileSystem if local)."""
-        if self._fs is None:
+        if self._fs is None and self._azure is not None:
+            import fsspec
+
+            self._fs = fsspec.filesystem("az", **self._azure.auth.adlfs_options())
+        elif self._fs is None:
             from fsspec.implementations.local import LocalFileSystem
 
             self._fs = LocalFileSystem()
@@ -204,7 +236,10 @@ class ArtifactStore:
     def put(self, value: Any) -> ArtifactRef:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
         serializer = serializer_for(value)
-        spool = Spool(self._tmp_name if self._local else local_tmp)
+        if self._azure is not None:
+            spool: Any = self._azure.spool()
+        else:
+            spool = Spool(self._tmp_name if self._local else local_tmp)
         try:
             writer = HashingWriter(spool)
             try:
@@ -217,6 +252,9 @@ class ArtifactStore:
             spool.discard()
             raise
         digest = writer.hexdigest()
+        if self._azure is not None:
+            self._azure.put_spooled(self.object_path(digest), spool)
+            return ArtifactRef(digest, serializer.name, writer.size)
         if spool.path is None:
             self._put_small(digest, spool.getvalue())
             return ArtifactRef(digest, serializer.name, writer.size)
@@ -226,9 +264,9 @@ class ArtifactStore:
             if self._local:
                 if not os.path.exists(dest):
                     _replace(tmp, dest)  # atomic; a concurrent twin replaces it with equal bytes
-            elif not self._fs.exists(dest):
-                self._fs.makedirs(posixpath.dirname(dest), exist_ok=True)
-                self._fs.put_file(tmp, dest)
+            elif not self._io.exists(dest):
+                self._io.makedirs(posixpath.dirname(dest), exist_ok=True)
+                self._io.put_file(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -241,9 +279,9 @@ class ArtifactStore:
         if self._local:
             if not os.path.exists(dest):
                 self._write_atomic(dest, data)
-        elif not self._fs.exists(dest):
-            self._fs.makedirs(posixpath.dirname(dest), exist_ok=True)
-            self._fs.pipe_file(dest, data)  # one PUT: visible whole or not at all
+        elif not self._io.exists(dest):
+            self._io.makedirs(posixpath.dirname(dest), exist_ok=True)
+            self._io.pipe_file(dest, data)  # one PUT: visible whole or not at all
 
     def get(self, ref: ArtifactRef) -> Any:
         """Load the value of ``ref``, verifying its digest; raise CorruptArtifact on a mismatch."""
@@ -270,7 +308,7 @@ class ArtifactStore:
         if self._local:
             with open(path, "rb") as f:
                 return f.read()
-        return self._fs.cat_file(path)
+        return self._io.cat_file(path)
 
     def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
         with open(path, "rb") as f:
@@ -290,7 +328,7 @@ class ArtifactStore:
         return value
 
     def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
-        with self._fs.open(path, "rb") as raw:
+        with self._io.open(path, "rb") as raw:
             reader = HashingReader(raw)
             try:
                 value = serializer.load(reader)
@@ -315,7 +353,7 @@ class ArtifactStore:
     def has(self, digest: str) -> bool:
         """Whether the object ``digest`` is in the store."""
         path = self.object_path(digest)
-        return os.path.exists(path) if self._local else self._fs.exists(path)
+        return os.path.exists(path) if self._local else self._io.exists(path)
 
     def iter_objects(self) -> Iterator[str]:
         """Yield the digest of every stored object."""
@@ -335,7 +373,7 @@ class ArtifactStore:
         body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
         data = json.dumps(body, sort_keys=True).encode()
         if not self._local:
-            self._fs.pipe_file(path, data)  # one PUT: visible whole or not at all
+            self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
         self._write_atomic(path, data)
 
@@ -398,7 +436,7 @@ class ArtifactStore:
         """Yield (two-character prefix, file name) under ``top``."""
         base = self._join(top)
         if not self._local:
-            for path in self._fs.find(base):
+            for path in self._io.find(base):
                 prefix, name = posixpath.split(path)
                 yield posixpath.basename(prefix), name
             return
@@ -416,4 +454,4 @@ class ArtifactStore:
             if self._local:
                 os.unlink(path)
             else:
-                self._fs.rm_file(path)
+                self._io.rm_file(path)
