@@ -20,6 +20,7 @@ from ductwork.dsl.step import Step, step
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArtifactStore",
     "Dataset",
     "Datastore",
     "DefinitionError",
@@ -51,6 +52,7 @@ _LAZY = {
     "runs": "ductwork.runtime.history",
     "context": "ductwork.runtime.context",
     "Dataset": "ductwork.runtime.dataset",
+    "ArtifactStore": "ductwork.runtime.store",
     "Datastore": "ductwork.runtime.datastore",
     "datastore": "ductwork.runtime.datastore",
     "get_run": "ductwork.runtime.history",

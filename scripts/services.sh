@@ -38,6 +38,7 @@ AZURITE_HOME=${DUCTWORK_AZURITE_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ductwork/a
 AZURITE_BIN=$AZURITE_HOME/node_modules/.bin/azurite-blob
 AZURITE_PORT=${DUCTWORK_AZURITE_BLOB_PORT:-10000}
 DASK_PORT=${DUCTWORK_DASK_PORT:-18786}
+AZURITE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$AZURITE_PORT/devstoreaccount1;"
 DASK_NWORKERS=2                                    # worker processes, one thread each
 DASK_READY_TIMEOUT=${DASK_READY_TIMEOUT:-60}       # seconds for the cluster to answer
 DASK_STOP_TIMEOUT=${DASK_STOP_TIMEOUT:-20}         # seconds for a dask process to exit
@@ -447,7 +448,10 @@ up_dask() {
         done
     fi
     log "dask: starting $DASK_NWORKERS workers (log: $STATE/dask-worker.log)"
-    (cd "$STATE"; setsid "$bin" worker "tcp://127.0.0.1:$DASK_PORT" --nworkers "$DASK_NWORKERS" \
+    # The workers' own credentials for az:// stores, as a real cluster's come from its
+    # environment: ductwork never sends secrets through the scheduler. These are
+    # Azurite's published development-account credentials, not a secret.
+    (cd "$STATE"; AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONNECTION_STRING" setsid "$bin" worker "tcp://127.0.0.1:$DASK_PORT" --nworkers "$DASK_NWORKERS" \
         --nthreads 1 --no-dashboard --host 127.0.0.1 >>"$STATE/dask-worker.log" 2>&1 </dev/null 9>&- &
      echo $! >"$STATE/dask-worker.pid")
     pid=$(cat "$STATE/dask-worker.pid")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -24,3 +25,18 @@ def _isolated_store(tmp_path, monkeypatch):
     """Every test gets its own store and home, so no test sees another's cache."""
     monkeypatch.setenv("DUCTWORK_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("DUCTWORK_HOME", str(tmp_path / "home"))
+
+
+DASK_PORT = int(os.environ.get("DUCTWORK_DASK_PORT", "18786"))
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """The address of the loopback cluster `scripts/services.sh up dask` starts."""
+    address = f"tcp://127.0.0.1:{DASK_PORT}"
+    try:
+        with socket.create_connection(("127.0.0.1", DASK_PORT), timeout=2):
+            pass
+    except OSError:
+        pytest.skip(f"no Dask scheduler at {address}: bash scripts/services.sh up dask")
+    return address

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
 
@@ -25,17 +22,3 @@ def docker_engine():
         pytest.skip(f"base image {default_base()} missing: bash scripts/services.sh up docker")
     return client
 
-
-DASK_PORT = int(os.environ.get("DUCTWORK_DASK_PORT", "18786"))
-
-
-@pytest.fixture(scope="session")
-def dask_cluster():
-    """The address of the loopback cluster `scripts/services.sh up dask` starts."""
-    address = f"tcp://127.0.0.1:{DASK_PORT}"
-    try:
-        with socket.create_connection(("127.0.0.1", DASK_PORT), timeout=2):
-            pass
-    except OSError:
-        pytest.skip(f"no Dask scheduler at {address}: bash scripts/services.sh up dask")
-    return address
