@@ -80,6 +80,18 @@ def ratio(value: float, floor: float) -> str:
     return f"{r:.2f}x" if r < 100 else f"{r:,.0f}x"
 
 
+def best_time(fn: Callable[[], Any], repeat: int,
+              setup: Callable[[], Any] = lambda: None) -> float:
+    """The best wall time of ``repeat`` calls (``setup`` before each, untimed)."""
+    times = []
+    for _ in range(repeat):
+        setup()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)  # best of N: the machine is shared, noise only adds
+
+
 def load() -> str:
     """The machine's load averages (it is shared: numbers move with it)."""
     try:

@@ -27,10 +27,7 @@ import os
 import platform
 import socket
 import sys
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import _table as table
 
@@ -43,16 +40,6 @@ TARGET = 1.3
 def _conn(port: int) -> str:
     return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
             f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};")
-
-
-def _best(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] = lambda: None) -> float:
-    times = []
-    for _ in range(repeat):
-        setup()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _rate(mb: int, seconds: float) -> str:
@@ -108,9 +95,9 @@ def main() -> None:
             floors_w, floors_r = {}, {}
             for label, service in clients.items():
                 blob = service.get_blob_client(container, f"floor/{name}")
-                floors_w[label] = _best(lambda b=blob, d=data: b.upload_blob(
+                floors_w[label] = table.best_time(lambda b=blob, d=data: b.upload_blob(
                     d, overwrite=True, max_concurrency=conc), args.repeat)
-                floors_r[label] = _best(lambda b=blob: b.download_blob(
+                floors_r[label] = table.best_time(lambda b=blob: b.download_blob(
                     max_concurrency=conc).readall(), args.repeat)
                 blob.delete_blob()
             fw_label = min(floors_w, key=floors_w.get)
@@ -118,9 +105,9 @@ def main() -> None:
             fw, fr = floors_w[fw_label], floors_r[fr_label]
 
             ref = store.put(value)
-            put = _best(lambda v=value: store.put(v), args.repeat,
+            put = table.best_time(lambda v=value: store.put(v), args.repeat,
                         lambda r=ref: store.delete_object(r.digest))
-            get = _best(lambda r=ref: store.get(r), args.repeat)
+            get = table.best_time(lambda r=ref: store.get(r), args.repeat)
             back = store.get(ref)
             assert type(back) is type(value) and len(back) == len(value)
             store.delete_object(ref.digest)

@@ -15,23 +15,12 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _table import best_time
 
 from ductwork.runtime.store import ArtifactStore
-
-
-def _best_time(fn: Callable[[], Any], repeat: int, setup: Callable[[], Any] = lambda: None):
-    times = []
-    for _ in range(repeat):
-        setup()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)  # best of N: the machine is shared, noise only adds
 
 
 def _floor(data: Any, path: str, repeat: int) -> tuple[float, float]:
@@ -43,14 +32,14 @@ def _floor(data: Any, path: str, repeat: int) -> tuple[float, float]:
         with open(path, "rb") as f:
             f.read()
 
-    return _best_time(write, repeat), _best_time(read, repeat)
+    return best_time(write, repeat), best_time(read, repeat)
 
 
 def _store(value: Any, store: ArtifactStore, repeat: int) -> tuple[float, float]:
     ref = store.put(value)
     # delete first, so that every put really writes instead of deduplicating
-    put = _best_time(lambda: store.put(value), repeat, lambda: store.delete_object(ref.digest))
-    get = _best_time(lambda: store.get(ref), repeat)
+    put = best_time(lambda: store.put(value), repeat, lambda: store.delete_object(ref.digest))
+    get = best_time(lambda: store.get(ref), repeat)
     assert type(store.get(ref)) is type(value)
     return put, get
 
@@ -68,7 +57,7 @@ def main() -> None:
         f"bytes {args.mb} MB": os.urandom(n),
         f"float64 {args.mb} MB": np.random.default_rng(0).random(n // 8),
     }
-    sha = _best_time(lambda: hashlib.sha256(values[f"bytes {args.mb} MB"]).digest(), 3)
+    sha = best_time(lambda: hashlib.sha256(values[f"bytes {args.mb} MB"]).digest(), 3)
     root = tempfile.mkdtemp(prefix="store-bench-", dir=args.dir)
     try:
         store = ArtifactStore(os.path.join(root, "store"))

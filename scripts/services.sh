@@ -84,6 +84,16 @@ forget_started() {  # SERVICE NAME PID
     if [ -s "$tmp" ]; then mv "$tmp" "$STARTED"; else rm -f "$tmp" "$STARTED"; fi
 }
 
+left_alone() {  # SERVICE NAME WHAT: `down` found nothing of OWNER's to stop: say why
+    local others
+    others=$(started_pids "$1" "$2" any | paste -sd ' ' -)
+    if [ -n "$others" ]; then
+        log "$1: $2 (pid $others) was started by another owner ($(started_owner "$1" "$2" "${others%% *}")), not '$OWNER': leaving it (down --all stops it)"
+    else
+        log "$1: nothing started by this script; leaving $3 alone"
+    fi
+}
+
 is_process() {  # PID NAME: true if PID is alive and its command name is NAME
     [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
 }
@@ -239,15 +249,7 @@ down_docker() {
         fi
         forget_started docker dockerd "$pid"
     done
-    if [ "$any" = 0 ]; then
-        local others
-        others=$(started_pids docker dockerd any | paste -sd ' ' -)
-        if [ -n "$others" ]; then
-            log "docker: dockerd (pid $others) was started by another owner ($(started_owner docker dockerd "${others%% *}")), not '$OWNER': leaving it (down --all stops it)"
-        else
-            log "docker: nothing started by this script; leaving the engine alone"
-        fi
-    fi
+    [ "$any" = 1 ] || left_alone docker dockerd "the engine"
 }
 
 status_docker() {
@@ -368,15 +370,7 @@ down_azurite() {
         fi
         forget_azurite "$pid"
     done
-    if [ "$any" = 0 ]; then
-        local others
-        others=$(started_pids azurite azurite-blob any | paste -sd ' ' -)
-        if [ -n "$others" ]; then
-            log "azurite: azurite-blob (pid $others) was started by another owner ($(started_owner azurite azurite-blob "${others%% *}")), not '$OWNER': leaving it (down --all stops it)"
-        else
-            log "azurite: nothing started by this script; leaving any Azurite alone"
-        fi
-    fi
+    [ "$any" = 1 ] || left_alone azurite azurite-blob "any Azurite"
 }
 
 status_azurite() {
@@ -478,7 +472,7 @@ down_dask() {
             forget_started dask "$name" "$pid"
         done
     done
-    [ "$any" = 1 ] || log "dask: nothing started by '$OWNER'; leaving any cluster alone"
+    [ "$any" = 1 ] || left_alone dask scheduler "any cluster"
 }
 
 status_dask() {

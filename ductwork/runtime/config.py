@@ -53,18 +53,25 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
+def _entry(section: str, kind: str, name: str, start: str | os.PathLike[str] | None,
+           example: str) -> tuple[Path | None, dict[str, Any]]:
+    """The file and a copy of table ``[tool.ductwork.<section>.<name>]``, or a ConfigError."""
+    path, table = find_config(start)
+    entries = table.get(section, {})
+    if name not in entries:
+        where = f"in {path}" if path else "(no ductwork.toml or [tool.ductwork] in pyproject.toml)"
+        known = ", ".join(sorted(entries)) or "none"
+        raise ConfigError(
+            f"{kind} '{name}' is not defined {where}; defined: {known}. Add a table "
+            f"[tool.ductwork.{section}.{name}] with {example}."
+        )
+    return path, dict(entries[name])
+
+
 def compute_target(name: str, start: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The settings of compute target ``name``, with its ``backend``."""
-    path, table = find_config(start)
-    targets = table.get("compute", {})
-    if name not in targets:
-        where = f"in {path}" if path else "(no ductwork.toml or [tool.ductwork] in pyproject.toml)"
-        known = ", ".join(sorted(targets)) or "none"
-        raise ConfigError(
-            f"Compute target '{name}' is not defined {where}; defined: {known}. Add a table "
-            f"[tool.ductwork.compute.{name}] with backend = \"docker\" (or \"process\", ...)."
-        )
-    settings = dict(targets[name])
+    path, settings = _entry("compute", "Compute target", name, start,
+                            'backend = "docker" (or "process", ...)')
     backend = settings.pop("backend", None)
     if not isinstance(backend, str):
         raise ConfigError(
@@ -84,17 +91,10 @@ def datastore_settings(name: str,
     ``"${AZURE_STORAGE_CONNECTION_STRING}"`` is read from the environment of the
     process that opens the datastore (the worker's, when a step opens it).
     """
-    path, table = find_config(start)
-    stores = table.get("datastores", {})
-    if name not in stores:
-        where = f"in {path}" if path else "(no ductwork.toml or [tool.ductwork] in pyproject.toml)"
-        known = ", ".join(sorted(stores)) or "none"
-        raise ConfigError(
-            f"Datastore '{name}' is not defined {where}; defined: {known}. Add a table "
-            f"[tool.ductwork.datastores.{name}] with url = \"az://container/prefix\" (any "
-            "fsspec URL or local path) and its storage options."
-        )
-    settings = {key: _expand(name, key, value) for key, value in stores[name].items()}
+    path, entry = _entry("datastores", "Datastore", name, start,
+                         'url = "az://container/prefix" (any fsspec URL or local path) and '
+                         "its storage options")
+    settings = {key: _expand(name, key, value) for key, value in entry.items()}
     if not isinstance(settings.get("url"), str) or not settings["url"]:
         raise ConfigError(
             f"Datastore '{name}' in {path} needs url = \"...\" (an fsspec URL such as "

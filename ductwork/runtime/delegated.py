@@ -326,13 +326,9 @@ class GraphDriver:
         self.run._outputs = map_refs(result, self._load)
 
     def _load(self, ref: Any) -> Any:
-        if ref is None:
-            return None
-        if isinstance(ref, GatherRef):
-            return [self._load(part) for part in ref.parts]
-        if ref.digest not in self._memo:
-            self._memo[ref.digest] = self.store.get(ref)
-        return self._memo[ref.digest]
+        from ductwork.runtime.execute import resolve_refs
+
+        return resolve_refs(ref, self.store, self._memo)
 
     def _set(self, record: StepRun, status: str) -> None:
         if record.status != status:
