@@ -297,7 +297,11 @@ install_azurite() {
     if [ -x "$AZURITE_BIN" ] && [ -f "$AZURITE_HOME/node_modules/azurite/package.json" ]; then
         return 0
     fi
-    command -v npm >/dev/null || die "npm not found: install Node.js 20+ and npm (apt-get install nodejs npm), or start Azurite yourself on 127.0.0.1:$AZURITE_PORT"
+    if ! command -v npm >/dev/null; then
+        log "npm not found: installing Debian's nodejs and npm (Azurite runs on Node.js)"
+        apt_install nodejs npm
+        command -v npm >/dev/null || die "nodejs and npm installed but npm is still not on PATH: start Azurite yourself on 127.0.0.1:$AZURITE_PORT"
+    fi
     mkdir -p "$AZURITE_HOME" "$STATE"
     t0=$(now)
     log "installing azurite@3 with npm into $AZURITE_HOME (timeout ${AZURITE_NPM_TIMEOUT}s, log: $STATE/azurite-npm.log)"
