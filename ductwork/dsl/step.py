@@ -57,6 +57,9 @@ class Step:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         trace = current_trace()
         if trace is None:
+            if any(hasattr(type(a), "__ductwork_materialize__")
+                   for a in (*args, *kwargs.values())):
+                args, kwargs = _materialized(args, kwargs)
             return self.fn(*args, **kwargs)
         location = user_location()
         arguments = self._bind(args, kwargs, location)
@@ -150,3 +153,16 @@ def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
             "yielding."
         )
     return Step(fn, make_options(fn, options))
+
+
+def _materialized(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...],
+                                                                            dict[str, Any]]:
+    """Arguments with lazy inputs (datasets) read, as a running step would receive them.
+
+    So a step called as a plain function -- in a unit test, a notebook -- gets the
+    same paths or DataFrame it gets in a run, not the dataset object.
+    """
+    def read(value: Any) -> Any:
+        return value.materialize() if hasattr(type(value), "__ductwork_materialize__") else value
+
+    return tuple(map(read, args)), {k: read(v) for k, v in kwargs.items()}

@@ -330,3 +330,11 @@ def test_default_datastore_follows_the_run_store(tmp_path):
         return count_lines(dw.Dataset.files("logs/*.txt"))
 
     assert p.run(store=url).outputs == 1
+
+
+def test_a_step_called_as_a_plain_function_receives_what_a_run_gives_it(tmp_path):
+    (tmp_path / "a.txt").write_text("1\n2\n")
+    (tmp_path / "b.txt").write_text("3\n")
+    files = dw.Dataset.files(str(tmp_path / "*.txt"))
+    assert count_lines(files) == 3  # paths, as in a run: no pipeline needed in a unit test
+    assert names(files=files) == ["a.txt", "b.txt"]
