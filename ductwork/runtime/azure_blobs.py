@@ -352,9 +352,13 @@ class BlobReader(io.RawIOBase):
         self._next = len(self._buf)
         self._pending: deque[Future[bytes]] = deque()
         self._pool: ThreadPoolExecutor | None = None
-        if self._size > self._next:
-            self._pool = ThreadPoolExecutor(blobs.concurrency, thread_name_prefix="ductwork-az")
-            for _ in range(blobs.concurrency):
+
+    def _prefetch(self) -> None:
+        """Start downloading the next ranges, for reads in pieces (the first read decides)."""
+        if self._pool is None and self._size > self._next:
+            self._pool = ThreadPoolExecutor(self._blobs.concurrency,
+                                            thread_name_prefix="ductwork-az")
+            for _ in range(self._blobs.concurrency):
                 self._schedule()
 
     def _schedule(self) -> None:
@@ -379,6 +383,14 @@ class BlobReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         out = memoryview(b).cast("B")
+        if not self._buf and self._pool is None and self._next < self._size:
+            want = min(len(out), self._size - self._next)
+            if want >= 2 * self._step:
+                # One large read (an array's body): ranges straight into the caller's buffer
+                # in parallel, as the SDK's own download does -- no buffer per range to copy.
+                self._download_into(out[:want])
+                return want
+            self._prefetch()
         while not self._buf and self._pending:
             self._buf = memoryview(self._pending.popleft().result())
             self._schedule()
@@ -387,8 +399,31 @@ class BlobReader(io.RawIOBase):
         self._buf = self._buf[n:]
         return n
 
+    def _download_into(self, out: memoryview) -> None:
+        from azure.core import MatchConditions
+
+        with self._blobs.errors("reading a blob", self._path):
+            self._client.download_blob(
+                offset=self._next, length=len(out), etag=self._etag,
+                match_condition=MatchConditions.IfNotModified,
+                max_concurrency=self._blobs.concurrency,
+            ).readinto(_ViewWriter(out))
+        self._next += len(out)
+
     def readall(self) -> bytes:
+        if self._pool is None and self._next == len(self._buf) < self._size:
+            # Nothing read yet (a bytes value): the whole blob in one parallel download,
+            # the first range again, rather than joining it to the rest (a 2nd copy).
+            from azure.core import MatchConditions
+
+            with self._blobs.errors("reading a blob", self._path):
+                data = self._client.download_blob(
+                    etag=self._etag, match_condition=MatchConditions.IfNotModified,
+                    max_concurrency=self._blobs.concurrency).readall()
+            self._buf, self._next = memoryview(b""), self._size
+            return data
         # Whole ranges joined once, not RawIOBase's 8 KiB reads.
+        self._prefetch()
         parts = [bytes(self._buf)]
         self._buf = memoryview(b"")
         while self._pending:
@@ -404,6 +439,37 @@ class BlobReader(io.RawIOBase):
             self._pool = None
         self._pending.clear()
         super().close()
+
+
+class _ViewWriter(io.RawIOBase):
+    """A seekable stream writing into a memoryview (the SDK's parallel download target)."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view, self._pos = view, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else (
+            len(self._view) + offset)
+        return self._pos
+
+    def write(self, b: Any) -> int:
+        data = memoryview(b).cast("B")
+        end = self._pos + len(data)
+        if end > len(self._view):
+            raise ValueError("the blob is longer than when its first range was read")
+        self._view[self._pos:end] = data
+        self._pos = end
+        return len(data)
 
 
 def _code(e: Any) -> str:
