@@ -15,7 +15,6 @@ credentials, for everything off this path.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import io
 import os
@@ -31,13 +30,13 @@ from ductwork.runtime.azure import (
     redact,
     resolve_auth,
 )
+from ductwork.runtime.buffers import BufferSpool, ViewWriter
 
-__all__ = ["AzureBlobs", "BlobReader", "BufferSpool", "open_az"]
+__all__ = ["AzureBlobs", "BlobReader", "open_az"]
 
 MAX_CONCURRENCY = 8  # parallel block uploads / range downloads per blob
 BLOCK_SIZE = 8 << 20  # upload block and download range: few requests, bounded memory
 SINGLE_PUT = 32 << 20  # above this a blob is uploaded as staged blocks
-REFERENCE_MIN = 1 << 20  # a bytes buffer this big is spooled by reference, not copied
 # An object is spooled in memory up to this size (the SDK uploads from memory fastest),
 # then in a local temp file.
 def _memory_spool() -> int:
@@ -238,102 +237,6 @@ class AzureBlobs:
         self._service.close()
 
 
-class BufferSpool(io.RawIOBase):
-    """Collects a serialized object for upload: in memory up to ``limit`` (``bytes`` buffers
-    by reference, others copied), past it in a local temp file."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self._limit, self._chunks, self._file = limit, [], None
-        self.size, self.path = 0, None
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        mv = memoryview(b).cast("B")
-        n = mv.nbytes
-        if self._file is None and self.size + n > self._limit:
-            from ductwork.runtime.hashio import local_tmp
-
-            self.path = local_tmp()
-            self._file = open(self.path, "wb")  # closed in finish() or discard()
-            for chunk in self._chunks:
-                self._file.write(chunk)
-            self._chunks = []
-        if self._file is not None:
-            self._file.write(mv)
-        elif type(mv.obj) is bytes and n >= REFERENCE_MIN:
-            self._chunks.append(mv)  # immutable: what was hashed is what will be sent
-        elif self._chunks and isinstance(self._chunks[-1], bytearray) and n < REFERENCE_MIN:
-            self._chunks[-1] += mv
-        else:
-            self._chunks.append(bytearray(mv))
-        self.size += n
-        return n
-
-    def stream(self) -> Any:
-        """The collected bytes: the ``bytes`` itself when it is one, else a seekable reader."""
-        if len(self._chunks) == 1 and type(self._chunks[0]) is memoryview:
-            return self._chunks[0].obj
-        if len(self._chunks) == 1:
-            return io.BytesIO(self._chunks[0])
-        return ChunkReader(self._chunks)
-
-    def finish(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-    def discard(self) -> None:
-        """Free the buffers and delete any temp file."""
-        self._chunks = []
-        if self._file is not None:
-            self._file.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-
-
-class ChunkReader(io.RawIOBase):
-    """A seekable reader over a list of buffers, for a parallel block upload."""
-
-    def __init__(self, chunks: list[Any]) -> None:
-        super().__init__()
-        self._chunks = [memoryview(c).cast("B") for c in chunks]
-        self._starts, total = [], 0
-        for c in self._chunks:
-            self._starts.append(total)
-            total += c.nbytes
-        self._size, self._pos = total, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, b: Any) -> int:
-        out = memoryview(b).cast("B")
-        done = 0
-        i = bisect.bisect_right(self._starts, self._pos) - 1
-        while done < len(out) and self._pos < self._size and i < len(self._chunks):
-            chunk, at = self._chunks[i], self._pos - self._starts[i]
-            n = min(len(out) - done, chunk.nbytes - at)
-            out[done:done + n] = chunk[at:at + n]
-            done += n
-            self._pos += n
-            i += 1
-        return done
-
-
 class BlobReader(io.RawIOBase):
     """Reads a blob in order while up to ``concurrency`` later ranges download."""
 
@@ -407,7 +310,7 @@ class BlobReader(io.RawIOBase):
                 offset=self._next, length=len(out), etag=self._etag,
                 match_condition=MatchConditions.IfNotModified,
                 max_concurrency=self._blobs.concurrency,
-            ).readinto(_ViewWriter(out))
+            ).readinto(ViewWriter(out))
         self._next += len(out)
 
     def readall(self) -> bytes:
@@ -439,37 +342,6 @@ class BlobReader(io.RawIOBase):
             self._pool = None
         self._pending.clear()
         super().close()
-
-
-class _ViewWriter(io.RawIOBase):
-    """A seekable stream writing into a memoryview (the SDK's parallel download target)."""
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__()
-        self._view, self._pos = view, 0
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else (
-            len(self._view) + offset)
-        return self._pos
-
-    def write(self, b: Any) -> int:
-        data = memoryview(b).cast("B")
-        end = self._pos + len(data)
-        if end > len(self._view):
-            raise ValueError("the blob is longer than when its first range was read")
-        self._view[self._pos:end] = data
-        self._pos = end
-        return len(data)
 
 
 def _code(e: Any) -> str:
