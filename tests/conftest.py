@@ -1,4 +1,5 @@
-"""Suite-wide rules: under CI=true a skipped test is a failure (every service must be there)."""
+"""Suite-wide rules (under CI=true a skipped test is a failure), isolation, and the fixtures
+for services (Dask, Docker): absent, they skip -- and so fail under CI."""
 
 from __future__ import annotations
 
@@ -40,3 +41,22 @@ def dask_cluster():
     except OSError:
         pytest.skip(f"no Dask scheduler at {address}: bash scripts/services.sh up dask")
     return address
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A reachable Docker engine with ductwork's base image."""
+    from ductwork.backends.docker import connect
+    from ductwork.backends.docker_env import default_base
+    from ductwork.runtime.backend import BackendError
+
+    try:
+        client = connect()
+    except BackendError as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    try:
+        client.images.get(default_base())
+    except Exception:
+        pytest.skip(f"base image {default_base()} missing: bash scripts/services.sh up docker")
+    return client
+

@@ -1,4 +1,4 @@
-"""The spec's cluster set-up: steps on a Dask cluster, artifacts in Azure Blob storage.
+"""Remote backends with the store in Azure Blob storage: Dask workers, containers.
 
 The loopback cluster's workers have their own credentials in their environment
 (scripts/services.sh gives them Azurite's development account); the driver sends
@@ -53,3 +53,21 @@ def test_a_pipeline_on_dask_with_its_store_on_blob(azurite, dask_cluster):
     assert new_hasher(data).hexdigest() == ref.digest
     again = p.run(backend="dask", address=dask_cluster, store=store)
     assert all(s.cached for s in again.steps.values() if s.id != "where")
+
+
+@pytest.mark.docker
+def test_containers_with_the_store_on_blob(azurite, docker_engine):
+    """Containers run with no network: their values travel through the job dir and the
+    driver writes them to blob storage."""
+
+    @pipeline
+    def p():
+        return digest_all(chunk.map([4, 5]))
+
+    store = f"{azurite.url}/docker"
+    run = p.run(backend="docker", store=store)
+    assert run.outputs == new_hasher(bytes([4]) * (1 << 20) + bytes([5]) * (1 << 20)).hexdigest()
+    ref = run.steps["digest_all"].output_refs["output"]
+    blob = ArtifactStore(store).object_path(ref.digest).split("/", 1)[1]
+    assert azurite.container_client().get_blob_client(blob).exists()
+    assert all(s.cached for s in p.run(backend="docker", store=store).steps.values())
