@@ -15,7 +15,7 @@ from typing import Any
 
 
 def _user_modules() -> list[Any]:
-    from ductwork.runtime._source import module_kind
+    from ductwork.runtime._origin import module_kind
 
     return [
         module for name, module in list(sys.modules.items())

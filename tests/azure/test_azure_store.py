@@ -291,3 +291,35 @@ def test_an_upload_killed_midway_leaves_nothing_visible_and_the_rerun_recomputes
     digest = staged[0].split("/objects/", 1)[1].replace("/", "")
     data = container.download_blob(staged[0]).readall()
     assert new_hasher(data).hexdigest() == digest
+
+
+def test_gc_removes_what_no_kept_run_refers_to_on_blob(azurite):
+    from ductwork.runtime.gc import collect
+
+    url = f"{azurite.url}/gc"
+    old = sums.run(n=3, size=1 << 16, store=url)
+    new = sums.run(n=4, size=1 << 16, store=url)
+    before = set(ArtifactStore(url).iter_objects())
+    report = collect(url, keep_last=1, grace=0)
+    after = set(ArtifactStore(url).iter_objects())
+    assert report.runs_removed == 1 and after < before
+    assert [r.id for r in dw.runs(store=url)] == [new.id]
+    assert old.steps["numbers"].output_refs["output"].digest not in after
+    assert all(s.cached for s in sums.run(n=4, size=1 << 16, store=url).steps.values())
+
+
+def test_a_corrupt_blob_is_refused_and_recomputed(azurite):
+    url = f"{azurite.url}/corrupt"
+    first = sums.run(n=6, size=1 << 16, store=url)
+    ref = first.steps["numbers"].output_refs["output"]
+    blob = azurite.container_client().get_blob_client(
+        ArtifactStore(url).object_path(ref.digest).split("/", 1)[1])
+    data = bytearray(blob.download_blob().readall())
+    data[len(data) // 2] ^= 1
+    blob.upload_blob(bytes(data), overwrite=True)
+
+    with pytest.warns(RuntimeWarning, match=f"{ref.digest[:12]}.*failed verification"):
+        second = sums.run(n=6, size=1 << 16, store=url, regenerate=["total"])
+    assert second.outputs == first.outputs
+    assert not second.steps["numbers"].cached
+    assert new_hasher(blob.download_blob().readall()).hexdigest() == ref.digest

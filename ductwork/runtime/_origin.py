@@ -1,0 +1,116 @@
+"""Where code comes from: user code, the standard library, a package, or ductwork.
+
+The code fingerprint counts user code by its source (see ``_source``) and
+everything else by a version, so each module, function and class it reaches is
+classified first. Where code comes from is decided by path: a file under the
+interpreter's site-packages directories is a package (it counts by its
+distribution's version, looked up once per process), one under the stdlib
+directories is the standard library, and anything else -- a project file,
+``__main__``, a notebook cell, ``exec``'d code -- is user code.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import site
+import sys
+import sysconfig
+from types import ModuleType
+
+
+def module_file(module: ModuleType | None) -> str | None:
+    """Return a module's file, or the first directory of a namespace package."""
+    file = getattr(module, "__file__", None)
+    path = getattr(module, "__path__", None)  # a namespace package has only a path
+    return file or (next(iter(path), None) if path is not None else None)
+
+
+def module_kind(module: ModuleType | None, name: str) -> str:
+    """Classify a module: "builtin", "ductwork", "stdlib", "package" or "user"."""
+    top = name.partition(".")[0]
+    if name == "builtins":
+        return "builtin"
+    if top == "ductwork":
+        return "ductwork"
+    if name == "__main__":  # a script, a notebook, or code exec'd as if it were one
+        return "user"
+    file = module_file(module) if module is not None else None
+    if file is None:
+        stdlib = top in sys.stdlib_module_names or name in sys.builtin_module_names
+        return "stdlib" if stdlib else "user"
+    return _path_kind(file) or "user"
+
+
+def code_kind(module: str, filename: str) -> str:
+    """Classify a function by its module's name and the file its code was compiled from."""
+    if module.partition(".")[0] == "ductwork":
+        return "ductwork"
+    if filename.startswith("<frozen "):
+        return "stdlib"
+    return _path_kind(filename) or "user"
+
+
+def class_kind(cls: type) -> str:
+    """Classify a class by the module that claims it."""
+    # Not by its methods' files: a namedtuple or dataclass made in user code is user
+    # code even though its methods come from the stdlib or from a string.
+    return module_kind(sys.modules.get(cls.__module__), cls.__module__)
+
+
+def import_kind(name: str) -> str:
+    """Classify a module by name without importing it."""
+    top = name.partition(".")[0]
+    module = sys.modules.get(top)
+    if module is not None or top in ("builtins", "ductwork"):
+        return module_kind(module, top)
+    spec = importlib.util.find_spec(top)  # a top-level lookup imports nothing
+    if spec is None:
+        return "user"  # the import will fail, and say so
+    where = spec.origin if spec.has_location else None
+    where = where or next(iter(spec.submodule_search_locations or ()), None)
+    if where is None:
+        return "stdlib" if top in sys.stdlib_module_names else "user"
+    return _path_kind(where) or "user"
+
+
+@functools.cache
+def _library_roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    paths = sysconfig.get_paths()
+    packages = {paths["purelib"], paths["platlib"], *site.getsitepackages()}
+    packages.add(site.getusersitepackages())
+    stdlib = {paths["stdlib"], paths["platstdlib"]}
+    real = lambda ps: tuple(os.path.join(os.path.realpath(p), "") for p in ps if p)  # noqa: E731
+    return real(packages), real(stdlib)
+
+
+@functools.lru_cache(maxsize=8192)
+def _path_kind(path: str) -> str | None:
+    """Return "package" or "stdlib" for a library file, None for user code."""
+    if not os.path.isabs(path):
+        return None  # "<string>", "<ipython-input-...>": exec'd or notebook code
+    real = os.path.realpath(path)
+    packages, stdlib = _library_roots()
+    parts = real.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts or real.startswith(packages):
+        return "package"
+    return "stdlib" if real.startswith(stdlib) else None
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())  # slow: once, on first need
+
+
+@functools.cache
+def distribution(top: str) -> tuple[str, str]:
+    """Return the name and version of the distribution that installs module ``top``."""
+    for dist in sorted(_distributions().get(top, ())):
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    version = getattr(sys.modules.get(top), "__version__", None)
+    return top, version if isinstance(version, str) else "unknown"
