@@ -417,8 +417,28 @@ PY
 
 dask_port_open() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$DASK_PORT" 2>/dev/null; }
 
+start_dask() {  # NAME READY ARGS...: `dask NAME ARGS` in the background until READY succeeds
+    local name=$1 ready=$2 pid
+    shift 2
+    # The workers' own credentials for az:// stores, as a real cluster's come from its
+    # environment: ductwork never sends secrets through the scheduler. These are
+    # Azurite's published development-account credentials, not a secret.
+    (cd "$STATE"; AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONNECTION_STRING" \
+        setsid "$(dask_bin)" "$name" "$@" >>"$STATE/dask-$name.log" 2>&1 </dev/null 9>&- &
+     echo $! >"$STATE/dask-$name.pid")
+    pid=$(cat "$STATE/dask-$name.pid")
+    record_started dask "$name" "$pid"
+    local deadline=$((SECONDS + DASK_READY_TIMEOUT))
+    until "$ready"; do
+        # kill -0, not is_process: until setsid has exec'd dask, the name differs.
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-$name.log" >&2; forget_started dask "$name" "$pid"; die "dask $name exited during start-up (log: $STATE/dask-$name.log)"; }
+        [ "$SECONDS" -lt "$deadline" ] || die "dask $name not ready within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-$name.log)"
+        sleep 0.3
+    done
+}
+
 up_dask() {
-    local t0 pid bin
+    local t0
     t0=$(now)
     if dask_port_open; then
         if dask_answers; then
@@ -428,38 +448,17 @@ up_dask() {
         [ -n "$(started_pids dask scheduler any)" ] \
             || die "port $DASK_PORT is taken by something that is not a Dask scheduler with $DASK_NWORKERS workers: free it or set DUCTWORK_DASK_PORT"
     fi
-    bin=$(dask_bin)
+    dask_bin >/dev/null
     mkdir -p "$STATE"
+    set +m
     if ! dask_port_open; then
         log "dask: starting a scheduler on 127.0.0.1:$DASK_PORT (log: $STATE/dask-scheduler.log)"
-        set +m
-        (cd "$STATE"; setsid "$bin" scheduler --host 127.0.0.1 --port "$DASK_PORT" \
-            --no-dashboard --dashboard-address 127.0.0.1:0 >>"$STATE/dask-scheduler.log" 2>&1 </dev/null 9>&- &
-         echo $! >"$STATE/dask-scheduler.pid")
-        pid=$(cat "$STATE/dask-scheduler.pid")
-        record_started dask scheduler "$pid"
-        local deadline=$((SECONDS + DASK_READY_TIMEOUT))
-        until dask_port_open; do
-            kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-scheduler.log" >&2; forget_started dask scheduler "$pid"; die "dask scheduler exited during start-up (log: $STATE/dask-scheduler.log)"; }
-            [ "$SECONDS" -lt "$deadline" ] || die "dask scheduler did not listen within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-scheduler.log)"
-            sleep 0.2
-        done
+        start_dask scheduler dask_port_open --host 127.0.0.1 --port "$DASK_PORT" \
+            --no-dashboard --dashboard-address 127.0.0.1:0
     fi
     log "dask: starting $DASK_NWORKERS workers (log: $STATE/dask-worker.log)"
-    # The workers' own credentials for az:// stores, as a real cluster's come from its
-    # environment: ductwork never sends secrets through the scheduler. These are
-    # Azurite's published development-account credentials, not a secret.
-    (cd "$STATE"; AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONNECTION_STRING" setsid "$bin" worker "tcp://127.0.0.1:$DASK_PORT" --nworkers "$DASK_NWORKERS" \
-        --nthreads 1 --no-dashboard --host 127.0.0.1 >>"$STATE/dask-worker.log" 2>&1 </dev/null 9>&- &
-     echo $! >"$STATE/dask-worker.pid")
-    pid=$(cat "$STATE/dask-worker.pid")
-    record_started dask worker "$pid"
-    local deadline=$((SECONDS + DASK_READY_TIMEOUT))
-    until dask_answers; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-worker.log" >&2; forget_started dask worker "$pid"; die "dask worker exited during start-up (log: $STATE/dask-worker.log)"; }
-        [ "$SECONDS" -lt "$deadline" ] || die "$DASK_NWORKERS dask workers did not register within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-worker.log)"
-        sleep 0.5
-    done
+    start_dask worker dask_answers "tcp://127.0.0.1:$DASK_PORT" --nworkers "$DASK_NWORKERS" \
+        --nthreads 1 --no-dashboard --host 127.0.0.1
     log "dask: scheduler and $DASK_NWORKERS workers ready in $(elapsed "$t0") s at tcp://127.0.0.1:$DASK_PORT"
 }
 

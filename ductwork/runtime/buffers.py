@@ -75,7 +75,25 @@ class BufferSpool(io.RawIOBase):
                 os.unlink(self.path)
 
 
-class ChunkReader(io.RawIOBase):
+class _Positioned(io.RawIOBase):
+    """A seekable stream over buffers of a known total size."""
+
+    _pos = 0
+    _size = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+
+class ChunkReader(_Positioned):
     """A seekable reader over a list of buffers, for a parallel block upload."""
 
     def __init__(self, chunks: list[Any]) -> None:
@@ -89,17 +107,6 @@ class ChunkReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, b: Any) -> int:
         out = memoryview(b).cast("B")
@@ -115,26 +122,15 @@ class ChunkReader(io.RawIOBase):
         return done
 
 
-class ViewWriter(io.RawIOBase):
+class ViewWriter(_Positioned):
     """A seekable stream writing into a memoryview (the SDK's parallel download target)."""
 
     def __init__(self, view: memoryview) -> None:
         super().__init__()
-        self._view, self._pos = view, 0
+        self._view, self._pos, self._size = view, 0, len(view)
 
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else (
-            len(self._view) + offset)
-        return self._pos
 
     def write(self, b: Any) -> int:
         data = memoryview(b).cast("B")
