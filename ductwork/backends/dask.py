@@ -173,13 +173,24 @@ class DaskBackend:
         return done
 
     def cancel(self) -> None:
-        """Cancel every task of this run still queued or running."""
+        """Cancel every task of this run; on a cluster ductwork started, stop running ones.
+
+        Dask cannot stop a task's thread. On the local cluster, which is this
+        process's alone, the workers running this run's tasks are restarted; on a
+        cluster at an address, shared with others, running tasks finish unseen.
+        """
         futures, self._futures = self._futures, []
-        if futures:
-            try:
-                self.client.cancel(futures, force=True)
-            except Exception:  # the cluster may be gone; nothing is left to stop then
-                pass
+        if not futures:
+            return
+        try:
+            ours = {f.key for f in futures}
+            busy = [worker for worker, keys in self.client.processing().items()
+                    if ours.intersection(keys)]
+            self.client.cancel(futures, force=True)
+            if self.address is None and busy:
+                self.client.restart_workers(busy, timeout=60, raise_for_error=False)
+        except Exception:  # the cluster may be gone; nothing is left to stop then
+            pass
 
     def close(self) -> None:
         """Forget this run's futures; the client and any local cluster are kept for reuse."""

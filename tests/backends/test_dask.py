@@ -275,3 +275,50 @@ def test_dataset_content_is_in_the_key_on_the_cluster(cli, tmp_path):
     changed = p.run(**cli, store=store)
     assert changed.outputs == (4, 7)
     assert not changed.steps["lines_in"].cached and changed.steps["seven"].cached
+
+
+def test_ctrl_c_cancels_the_run_and_stops_its_running_step(tmp_path):
+    """On the local cluster (this process's own) a running step's worker is restarted."""
+    import _thread
+
+    from ductwork.backends.dask import _local_cluster
+
+    marker = tmp_path / "pid"
+    after_marker = tmp_path / "downstream-ran"
+
+    @step(cache=False)
+    def sleepy() -> int:
+        marker.write_text(str(os.getpid()))
+        time.sleep(30)
+        return 1
+
+    @step
+    def downstream(x: int) -> int:
+        after_marker.touch()
+        return x
+
+    @pipeline
+    def p():
+        return downstream(sleepy())
+
+    def interrupt_when_running() -> None:
+        deadline = time.time() + 30
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    client = _local_cluster(None, in_process=False)
+    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        p.run(backend="dask", store=str(tmp_path / "s"))
+    assert time.time() - t0 < 25
+    [run] = dw.runs(store=str(tmp_path / "s"))
+    assert run.status == "cancelled"
+    pid = int(marker.read_text())
+    deadline = time.time() + 30
+    while pid in client.run(os.getpid).values() and time.time() < deadline:
+        time.sleep(0.2)
+    assert pid not in client.run(os.getpid).values()  # its worker was restarted
+    time.sleep(0.5)
+    assert not after_marker.exists()
