@@ -87,8 +87,9 @@ class _ThreadRouter(io.TextIOBase):
     """A stream that sends each thread's writes to that thread's sink, if it has one.
 
     A Dask worker runs several steps at once in threads of one process, so
-    swapping ``sys.stdout`` per step would mix their logs; the router is
-    installed once and each step registers its thread.
+    swapping ``sys.stdout`` per step would mix their logs; the router stands in
+    for the stream while any step captures, and the original is put back when
+    the last one ends. Everything but writing is the original stream's.
     """
 
     def __init__(self, passthrough: TextIO) -> None:
@@ -110,31 +111,46 @@ class _ThreadRouter(io.TextIOBase):
             self.passthrough.flush()
 
     def isatty(self) -> bool:
-        return False
+        return self.passthrough.isatty()
+
+    def fileno(self) -> int:
+        return self.passthrough.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.passthrough.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.passthrough.errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.passthrough, name)
 
 
 _ROUTER_LOCK = threading.Lock()
-
-
-def _router(name: str) -> _ThreadRouter:
-    with _ROUTER_LOCK:
-        stream = getattr(sys, name)
-        if not isinstance(stream, _ThreadRouter):
-            stream = _ThreadRouter(stream)
-            setattr(sys, name, stream)
-        return stream
+_STREAMS = ("stdout", "stderr")
 
 
 @contextlib.contextmanager
 def capture_thread() -> Iterator[list[str]]:
     """Collect what this thread writes to Python's stdout and stderr in the block."""
     sink: list[str] = []
-    routers = [_router("stdout"), _router("stderr")]
     ident = threading.get_ident()
-    for router in routers:
-        router.sinks[ident] = sink
+    with _ROUTER_LOCK:
+        routers = []
+        for name in _STREAMS:
+            stream = getattr(sys, name)
+            if not isinstance(stream, _ThreadRouter):
+                stream = _ThreadRouter(stream)
+                setattr(sys, name, stream)
+            stream.sinks[ident] = sink
+            routers.append(stream)
     try:
         yield sink
     finally:
-        for router in routers:
-            router.sinks.pop(ident, None)
+        with _ROUTER_LOCK:
+            for name, router in zip(_STREAMS, routers, strict=True):
+                router.sinks.pop(ident, None)
+                if not router.sinks and getattr(sys, name) is router:
+                    setattr(sys, name, router.passthrough)
