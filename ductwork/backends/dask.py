@@ -27,6 +27,8 @@ import atexit
 import logging
 import multiprocessing
 import threading
+import uuid
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -47,12 +49,16 @@ def shutdown_clients() -> None:
         kept = list(_CLIENTS.values())
         _CLIENTS.clear()
     for client, cluster in kept:
-        try:
-            client.close(timeout=5)
-            if cluster is not None:
-                cluster.close(timeout=5)
-        except Exception:  # exiting: a cluster that is already gone is fine
-            pass
+        _close_quietly(client, cluster)
+
+
+def _close_quietly(client: Any, cluster: Any) -> None:
+    try:
+        client.close(timeout=5)
+        if cluster is not None:
+            cluster.close(timeout=5)
+    except Exception:  # a cluster that is already gone is fine
+        pass
 
 
 atexit.register(shutdown_clients)
@@ -68,14 +74,22 @@ def _on_worker(fn: Any, *args: Any) -> Any:
     return result
 
 
-def _run_job(payload: bytes, config: dict[str, Any], run_id: str) -> JobResult:
-    """Run one job on a worker, for a step a mixed run sends here by ``compute=``."""
-    from ductwork.runtime.execute import execute
+def _run_job(payload: bytes, config: dict[str, Any],
+             run_id: str) -> tuple[JobResult, str | None]:
+    """Run one job on a worker (a step a mixed run sends here by ``compute=``), and where a
+    thread it left behind over its timeout runs, if one did."""
     from ductwork.runtime.shipping import unpickle
-    from ductwork.runtime.tasks import open_store
+    from ductwork.runtime.tasks import open_store, run_with_timeout
 
-    result = execute(unpickle(payload), open_store(config, run_id), capture="thread")
-    return attrs.evolve(result, values=None)  # values stay on the worker: data is in the store
+    job = unpickle(payload)
+    result, timed_out = run_with_timeout(job, open_store(config), {}, job.step.options.timeout)
+    where = None
+    if timed_out:
+        from distributed import get_worker
+
+        where = get_worker().address
+    # Values stay on the worker: data is in the store.
+    return attrs.evolve(result, values=None), where
 
 
 def check_store(store: Any, address: str | None, shared_filesystem: bool) -> None:
@@ -113,7 +127,9 @@ class DaskBackend:
         check_store(store, address, shared_filesystem)
         self.store = store
         self.address = address
-        self._futures: list[Any] = []
+        # This run's futures still pending, by key: holding a future keeps its result
+        # on the cluster, so each is let go once its result is read.
+        self._futures: dict[str, Any] = {}
         if address is not None:
             self.client = _connect(address, connect_timeout)
         else:
@@ -123,7 +139,7 @@ class DaskBackend:
     def call(self, fn: Any, *args: Any, key: str) -> Any:
         """Submit ``fn(*args)`` as a task; futures inside ``args`` are its dependencies."""
         future = self.client.submit(_on_worker, fn, *args, key=key, pure=False)
-        self._futures.append(future)
+        self._futures[future.key] = future
         return future
 
     def share(self, obj: Any) -> Any:
@@ -138,19 +154,34 @@ class DaskBackend:
         columns = [list(column) for column in zip(*calls, strict=True)]
         futures = self.client.map(_on_worker, [fn] * len(calls), *columns, key=keys,
                                   pure=False)
-        self._futures.extend(futures)
+        self._futures.update((f.key, f) for f in futures)
         return futures
 
     def completions(self) -> _Completions:
         """An iterator of ``(future, result)`` as tasks finish; ``add`` takes more."""
-        return _Completions(self.client)
+        return _Completions(self.client, self._futures)
 
     def restart(self, where: str) -> None:
-        """Restart the worker at ``where``, stopping a step that overran its timeout."""
-        try:
-            self.client.restart_workers([where], timeout=60, raise_for_error=False)
-        except Exception as exc:  # the worker may be gone already
-            logging.getLogger(__name__).warning("could not restart worker %s: %s", where, exc)
+        """Stop a step that overran its timeout by restarting its worker, in the background.
+
+        Only on the local cluster, this process's own: a cluster at an address is
+        shared, and restarting a worker there would kill other people's tasks; the
+        stuck thread then runs on (its result is never indexed, see ``tasks``).
+        """
+        if self.address is not None:
+            logging.getLogger(__name__).warning(
+                "a step overran its timeout on %s; its thread runs on (workers of a shared "
+                "cluster are not restarted)", where)
+            return
+
+        def restart() -> None:
+            try:
+                self.client.restart_workers([where], timeout=60, raise_for_error=False)
+            except Exception as exc:  # the worker may be gone already
+                logging.getLogger(__name__).warning("could not restart worker %s: %s",
+                                                    where, exc)
+
+        threading.Thread(target=restart, daemon=True, name="ductwork-dask-restart").start()
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run one job on the cluster (for a step sent here by ``compute=`` in a mixed run)."""
@@ -158,16 +189,20 @@ class DaskBackend:
 
         done: Future[JobResult] = Future()
         task = self.client.submit(_run_job, pickle_step(job), store_config(self.store),
-                                  job.run_id, pure=False, key=f"ductwork-{job.step_id}-{id(done)}")
-        self._futures.append(task)
+                                  job.run_id, pure=False,
+                                  key=f"ductwork-{job.step_id}-{uuid.uuid4().hex}")
+        self._futures[task.key] = task
 
         def finished(task: Any) -> None:
+            self._futures.pop(task.key, None)
             try:
-                done.set_result(task.result())
+                result, where = task.result()
             except BaseException as exc:
-                done.set_result(JobResult(job.step_id, 0.0, 0.0, error=(
-                    f"Step '{job.step_id}' could not be run on the cluster: "
-                    f"{type(exc).__name__}: {exc}\n")))
+                done.set_result(JobResult(job.step_id, 0.0, 0.0, error=_lost(job.step_id, exc)))
+                return
+            if where is not None:
+                self.restart(where)
+            done.set_result(result)
 
         task.add_done_callback(finished)
         return done
@@ -179,7 +214,8 @@ class DaskBackend:
         process's alone, the workers running this run's tasks are restarted; on a
         cluster at an address, shared with others, running tasks finish unseen.
         """
-        futures, self._futures = self._futures, []
+        futures = list(self._futures.values())
+        self._futures.clear()
         if not futures:
             return
         try:
@@ -194,22 +230,32 @@ class DaskBackend:
 
     def close(self) -> None:
         """Forget this run's futures; the client and any local cluster are kept for reuse."""
-        self._futures = []
+        self._futures.clear()
+
+
+def _lost(sid: str, exc: BaseException | None) -> str:
+    """What a task that did not return says: its workers died, or it was cancelled."""
+    if exc is None or type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
+        return f"Step '{sid}' was cancelled on the cluster before it finished.\n"
+    return (f"Step '{sid}' could not be run on the cluster: {type(exc).__name__}: {exc}. "
+            "If its workers keep dying (out of memory?), give them more memory or run the "
+            "step elsewhere.\n")
 
 
 class _Completions:
     """Finished futures with their results, fetched a batch at a time.
 
     ``as_completed(with_results=True)`` fetches each result in its own request;
-    a map of hundreds of small tasks then costs hundreds of round trips.
+    a map of hundreds of small tasks then costs hundreds of round trips. Each
+    future is dropped from ``held`` once its result is read.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, held: dict[str, Any]) -> None:
         from distributed import as_completed
 
-        self.client = client
+        self.client, self._held = client, held
         self._pending = as_completed([], loop=client.loop)
-        self._ready: list[tuple[Any, Any]] = []
+        self._ready: deque[tuple[Any, Any]] = deque()
 
     def add(self, future: Any) -> None:
         """Watch one more future."""
@@ -226,17 +272,36 @@ class _Completions:
             finished = [f for f in batch if f.status == "finished"]
             results = self.client.gather(finished, errors="skip") if finished else []
             self._ready.extend(zip(finished, results, strict=True))
-            # A task that raised (its worker died too often) reports its exception.
-            self._ready.extend((f, f.exception()) for f in batch if f.status != "finished")
-        return self._ready.pop(0)
+            # A task that raised (its worker died too often) or was cancelled says so.
+            self._ready.extend((f, _Lost(f.exception() if f.status == "error" else None))
+                               for f in batch if f.status != "finished")
+            for f in batch:
+                self._held.pop(f.key, None)
+        return self._ready.popleft()
+
+
+class _Lost(Exception):
+    """A task that returned no result; ``str`` says why, for the step's error."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        super().__init__()
+        self.cause = cause
+
+    def describe(self, sid: str) -> str:
+        """The step's error text."""
+        return _lost(sid, self.cause)
 
 
 def _connect(address: str, timeout: float) -> Any:
     key = ("address", address)
     with _LOCK:
-        kept = _CLIENTS.get(key)
-    if kept is not None and kept[0].status == "running":
-        return kept[0]
+        kept = _CLIENTS.pop(key, None)
+    if kept is not None:
+        if kept[0].status == "running":
+            with _LOCK:
+                _CLIENTS[key] = kept
+            return kept[0]
+        _close_quietly(*kept)  # its scheduler went away; a new client reconnects
     from distributed import Client
 
     try:
@@ -264,11 +329,20 @@ def _local_cluster(max_workers: int | None, in_process: bool) -> Any:
     import os
 
     workers = max_workers or min(os.cpu_count() or 1, 4)
-    key = ("local", workers, in_process)
+    # One local cluster per kind, resized when a run asks for another size.
+    key = ("local", in_process)
     with _LOCK:
-        kept = _CLIENTS.get(key)
-    if kept is not None and kept[0].status == "running":
-        return kept[0]
+        kept = _CLIENTS.pop(key, None)
+    if kept is not None:
+        client, cluster = kept
+        if client.status == "running":
+            if len(cluster.workers) != workers:
+                cluster.scale(workers)
+                client.wait_for_workers(workers, timeout=60)
+            with _LOCK:
+                _CLIENTS[key] = kept
+            return client
+        _close_quietly(client, cluster)
     if multiprocessing.parent_process() is not None and not in_process:
         raise BackendError(_GUARD_HINT)
     from distributed import Client, LocalCluster

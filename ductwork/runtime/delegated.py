@@ -169,12 +169,12 @@ class GraphDriver:
 
     def _pickle_specs(self) -> dict[str, bytes]:
         from ductwork.runtime.cache import CacheKeyError, key_basis
-        from ductwork.runtime.shipping import pickle_step
+        from ductwork.runtime.shipping import pickle_many
 
         config = store_config(self.store)
         self._broken: dict[str, str] = {}
         environment = getattr(self.backend, "environment", None)
-        payloads = {}
+        specs = {}
         for nid, inv in self.plan.invocations.items():
             step = inv.step
             basis = None
@@ -185,10 +185,10 @@ class GraphDriver:
                 except CacheKeyError as exc:
                     self._broken[nid] = f"{exc}\n"
                     continue
-            spec = NodeSpec(nid, step, inv.arguments, self.run.id, config, inv.map_over, basis,
-                            nid in self.force, tuple(sorted(self._lengths.get(nid, ()))))
-            payloads[nid] = pickle_step(spec)
-        return payloads
+            specs[nid] = NodeSpec(nid, step, inv.arguments, self.run.id, config, inv.map_over,
+                                  basis, nid in self.force,
+                                  tuple(sorted(self._lengths.get(nid, ()))))
+        return dict(zip(specs, pickle_many(list(specs.values())), strict=True))
 
     # -- results --------------------------------------------------------------------------
 
@@ -196,9 +196,11 @@ class GraphDriver:
         sid = nid if index is None else f"{nid}[{index}]"
         if isinstance(result, NodeResult):
             return result
-        # The task itself failed: its worker died more often than the cluster allows.
-        return NodeResult(sid, FAILED, error=(
-            f"Step '{sid}' could not be run on the cluster: {type(result).__name__}: {result}\n"))
+        # The task returned nothing: its workers died more often than the cluster allows,
+        # or it was cancelled. The backend says which.
+        describe = getattr(result, "describe", None)
+        return NodeResult(sid, FAILED, error=describe(sid) if describe else (
+            f"Step '{sid}' could not be run: {type(result).__name__}: {result}\n"))
 
     def _collect(self, nid: str, index: int | None, result: NodeResult) -> None:
         record = self.run.steps[result.sid]
@@ -345,7 +347,8 @@ def store_config(store: Any) -> dict[str, Any]:
     A task's arguments pass through the cluster's scheduler and may be logged there,
     so credentials are not sent: each worker finds its own in its environment.
     """
-    from ductwork.runtime.datastore import is_secret
+    from ductwork.runtime.datastore import is_secret, redact_url
 
     options = getattr(store, "storage_options", {}) or {}
-    return {"url": store.url, "options": {k: v for k, v in options.items() if not is_secret(k)}}
+    return {"url": redact_url(store.url),
+            "options": {k: v for k, v in options.items() if not is_secret(k)}}

@@ -66,6 +66,19 @@ def local_tmp() -> str:
     return path
 
 
+def open_new(path: str) -> Any:
+    """Open ``path`` for writing, making its folder only when it is missing.
+
+    Not checked before each write (a stat per write on the hot path), and a folder
+    deleted while a process keeps its store open (``rm -rf .ductwork``) is made again.
+    """
+    try:
+        return open(path, "wb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "wb")
+
+
 class Spool(io.RawIOBase):
     """Collects written bytes in memory, moving to a temp file once they pass ``SPILL``."""
 
@@ -83,7 +96,7 @@ class Spool(io.RawIOBase):
             if self._buffer.tell() + memoryview(b).nbytes <= SPILL:
                 return self._buffer.write(b)
             self.path = self._make_path()
-            self._file = open(self.path, "wb")  # closed in finish() or discard()
+            self._file = open_new(self.path)  # closed in finish() or discard()
             self._file.write(self._buffer.getbuffer())
             self._buffer = None
         return self._file.write(b)

@@ -25,6 +25,11 @@ def _user_modules() -> list[Any]:
 
 def pickle_step(obj: Any) -> bytes:
     """Cloudpickle a step (or a job, or a spec holding one) and the user's serializers."""
+    return pickle_many([obj])[0]
+
+
+def pickle_many(objs: list[Any]) -> list[bytes]:
+    """``pickle_step`` for several objects, finding the user's modules once for all."""
     import cloudpickle
 
     from ductwork.runtime.serializers import user_registrations
@@ -35,7 +40,8 @@ def pickle_step(obj: Any) -> bytes:
             cloudpickle.register_pickle_by_value(module)
             registered.append(module)
     try:
-        return cloudpickle.dumps((obj, user_registrations()))
+        registrations = user_registrations()
+        return [cloudpickle.dumps((obj, registrations)) for obj in objs]
     finally:
         for module in registered:
             with contextlib.suppress(ValueError):

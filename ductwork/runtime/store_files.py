@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from ductwork.runtime.hashio import open_new
+
 
 def _replace(src: str, dest: str) -> None:
     """Rename into place, making the two-hex-digit prefix folder only when it is missing."""
@@ -63,7 +65,6 @@ class StoreFiles:
         # atomic, and with errors that name the account and never a secret).
         self._io: Any = self._azure if self._azure is not None else self._fs
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
-        self._tmp_ready = False
 
     @property
     def storage_options(self) -> dict[str, Any]:
@@ -121,11 +122,13 @@ class StoreFiles:
     def _join(self, *parts: str) -> str:
         return (os.path if self._local else posixpath).join(self._root, *parts)
 
+    def close(self) -> None:
+        """Release network connections (an ``az://`` store's); local stores hold none."""
+        if self._azure is not None:
+            self._azure.close()
+
     def _tmp_name(self) -> str:
-        # The tmp folder is made once per store object, not stat-ed on every write.
-        if not self._tmp_ready:
-            os.makedirs(self._tmp, exist_ok=True)
-            self._tmp_ready = True
+        # The tmp folder is made by whoever opens the name (hashio.open_new), when missing.
         return os.path.join(self._tmp, uuid.uuid4().hex)
 
     def _cat(self, path: str) -> bytes:
@@ -138,7 +141,7 @@ class StoreFiles:
         # Written beside the store under a temp name, then renamed: readers see all or none.
         tmp = self._tmp_name()
         try:
-            with open(tmp, "wb") as f:
+            with open_new(tmp) as f:
                 f.write(data)
             _replace(tmp, dest)
         finally:

@@ -81,25 +81,27 @@ class NodeResult:
 
 _LOCK = threading.Lock()
 _STORES: dict[str, Any] = {}
+_STORES_KEPT = 8
 _SPECS: dict[str, NodeSpec] = {}
 _SPECS_KEPT = 256
 _MEMO: dict[str, Any] = {}
 _MEMO_KEPT = 32  # values kept per worker process, so a map's list is read once, not per element
 
 
-def open_store(config: dict[str, Any], run_id: str = "") -> Any:
-    """The store a config names, opened once per run in each worker process."""
+def open_store(config: dict[str, Any]) -> Any:
+    """The store a config names, opened once per worker process."""
     from ductwork.runtime.store import ArtifactStore
 
-    # Per run, not per process: a store deleted or re-created between runs (its tmp
-    # dir gone) is opened afresh.
-    token = json.dumps([config, run_id], sort_keys=True)
+    token = json.dumps(config, sort_keys=True)
     with _LOCK:
-        if token not in _STORES:
-            if len(_STORES) >= 8:
-                _STORES.clear()
-            _STORES[token] = ArtifactStore(config["url"], **config.get("options", {}))
-        return _STORES[token]
+        store = _STORES.get(token)
+        if store is None:
+            if len(_STORES) >= _STORES_KEPT:
+                # Not closed: another thread of this worker may be using it; its
+                # connections go when it is collected.
+                _STORES.pop(next(iter(_STORES)))
+            store = _STORES[token] = ArtifactStore(config["url"], **config.get("options", {}))
+        return store
 
 
 def load_spec(token: str, payload: bytes) -> NodeSpec:
@@ -168,7 +170,7 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
     from ductwork.runtime.datastore import run_store
 
     try:
-        with run_store(open_store(spec.store, spec.run_id)):  # the key may read datasets
+        with run_store(open_store(spec.store)):  # the key may read datasets
             return _run(spec, sid, upstream, index)
     except Exception:  # a fault of ours must fail the step, not the task
         import traceback
@@ -180,7 +182,7 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
     from ductwork.runtime.cache import CacheKeyError, finish_key, input_components
     from ductwork.runtime.store import CorruptArtifact
 
-    store = open_store(spec.store, spec.run_id)
+    store = open_store(spec.store)
     memo = _memo_for(spec.run_id)
     refs = upstream_refs(upstream)
     # With no upstream there is no placeholder to replace (and a constant list to map
@@ -222,15 +224,16 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
     bound = inspect.BoundArguments(step.signature, arguments)  # type: ignore[arg-type]
     logs, started = "", time.time()
     note = "regenerate was asked for" if spec.forced else None
+    stuck = False
     for attempt in range(1, step.options.retries + 2):
         job = Job(sid, step, bound.args, bound.kwargs, attempt, key, whole=index is not None,
                   run_id=spec.run_id)
-        result, timed_out = _call(job, store, memo, step.options.timeout)
+        result, timed_out = run_with_timeout(job, store, memo, step.options.timeout)
+        stuck = stuck or timed_out  # a stuck thread stays until its worker restarts
         logs += result.logs
         common = dict(key=key, components=components, logs=logs, metrics=result.metrics,
-                      started=started, finished=time.time(), attempts=attempt, note=note)
-        if timed_out:
-            return NodeResult(sid, FAILED, error=result.error, timed_out=True, **common)
+                      started=started, finished=time.time(), attempts=attempt, note=note,
+                      timed_out=stuck)
         if result.corrupt is not None:
             return NodeResult(sid, CORRUPT, cause=result.corrupt, error=result.error, **common)
         if result.error is None:
@@ -239,21 +242,31 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
     return NodeResult(sid, FAILED, error=result.error, **common)
 
 
-def _call(job: Any, store: Any, memo: dict[str, Any], timeout: float | None) -> tuple[Any, bool]:
-    """Execute ``job`` in this thread, or in a helper thread when it has a timeout."""
+def run_with_timeout(job: Any, store: Any, memo: dict[str, Any],
+                     timeout: float | None) -> tuple[Any, bool]:
+    """Execute ``job`` here; with a timeout, in a helper thread: ``(result, timed_out)``.
+
+    A thread cannot be stopped, so one that overruns is left behind (its worker is
+    restarted by the driver when that is safe) and must not index the key: the
+    helper thread runs the job without its key, and this thread writes the index
+    only for a job that finished in time.
+    """
     from ductwork.runtime.execute import JobResult, execute
 
     if timeout is None:
         return execute(job, store, capture="thread", memo=memo), False
     box: list[Any] = []
+    unindexed = attrs.evolve(job, key=None)
     runner = threading.Thread(target=lambda: box.append(
-        execute(job, store, capture="thread", memo=memo)), daemon=True,
+        execute(unindexed, store, capture="thread", memo=memo)), daemon=True,
         name=f"ductwork-{job.step_id}")
     runner.start()
     runner.join(timeout)
     if box:
-        return box[0], False
-    # A thread cannot be stopped: the driver restarts this worker (see NodeResult.where).
+        result = box[0]
+        if job.key is not None and result.error is None and store is not None:
+            store.put_key(job.key, result.refs)
+        return result, False
     return JobResult(job.step_id, time.time(), time.time(), error=(
         f"Step '{job.step.name}' timed out after {timeout:g} s and was stopped (timeout="
         f"{timeout:g}). Raise the timeout, or make the step faster.\n")), True
