@@ -2,8 +2,9 @@
 
 A ``Step`` wraps a plain function and does one of two documented things when
 called: with no active trace it calls the function and returns its result (so
-unit tests and notebook cells need nothing from ductwork); inside a pipeline
-trace it records an invocation and returns ``Output`` placeholders.
+unit tests and notebook cells need nothing from ductwork; a dataset argument is
+read first, at any depth, as in a run); inside a pipeline trace it records an
+invocation and returns ``Output`` placeholders.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any, overload
 
 from ductwork.dsl.core import (
     DefinitionError,
+    DuctworkError,
     Output,
     Outputs,
     TraceError,
     format_location,
     user_location,
 )
+from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
 from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
 
@@ -57,8 +60,7 @@ class Step:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         trace = current_trace()
         if trace is None:
-            if any(hasattr(type(a), "__ductwork_materialize__")
-                   for a in (*args, *kwargs.values())):
+            if not set(map(type, (*args, *kwargs.values()))) <= LEAVES:
                 args, kwargs = _materialized(args, kwargs)
             return self.fn(*args, **kwargs)
         location = user_location()
@@ -80,7 +82,8 @@ class Step:
         mapped = self._mapped_parameter(fixed)
         trace = current_trace()
         if trace is None:
-            return [self.fn(**{mapped: item}, **fixed) for item in items]  # type: ignore[union-attr]
+            items, fixed = _materialized(tuple(items), fixed)
+            return [self.fn(**{mapped: item}, **fixed) for item in items]
         location = user_location()
         if isinstance(items, Outputs):
             items = list(items)
@@ -160,9 +163,20 @@ def _materialized(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[
     """Arguments with lazy inputs (datasets) read, as a running step would receive them.
 
     So a step called as a plain function -- in a unit test, a notebook -- gets the
-    same paths or DataFrame it gets in a run, not the dataset object.
+    same paths or DataFrame it gets in a run, not the dataset object, also inside
+    lists, tuples and dicts. The DSL cannot make a step context, so each lazy value
+    is read through its public ``materialize()`` method.
     """
-    def read(value: Any) -> Any:
-        return value.materialize() if hasattr(type(value), "__ductwork_materialize__") else value
+    return materialize(args, _read), materialize(kwargs, _read)
 
-    return tuple(map(read, args)), {k: read(v) for k, v in kwargs.items()}
+
+def _read(value: Any) -> Any:
+    read = getattr(value, "materialize", None)
+    if not callable(read):
+        raise DuctworkError(
+            f"{type(value).__name__} has __ductwork_materialize__ but no materialize() method, "
+            "so a step called outside a pipeline cannot read it. Give the class a "
+            "materialize() that returns what the step should receive, or run the step in a "
+            "pipeline."
+        )
+    return read()

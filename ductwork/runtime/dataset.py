@@ -24,6 +24,21 @@ runs:
   ``MountedFile`` objects (``dataset_read``) that stream through fsspec on ``open()`` and fetch
   just that file into the same cache on ``os.fspath()``.
 
+The key is computed before the step runs -- often in another process -- so the
+files may change in between, and outputs of the new content would be cached
+under the old content's key for good. ``__ductwork_hash__`` therefore records
+the fingerprint it returned on the dataset (a plain attribute, pickled with it),
+and when ``execute`` materializes the inputs of a job that has a key, the
+dataset lists the files again and refuses to read content other than what the
+key was made of; the step fails and says to rerun. Materializing lists afresh
+rather than reusing the listing made for the key: reusing it would skip exactly
+this check, and could fill the content-addressed download folder with other
+bytes. A step run without a key (``cache=False``) or called as a plain function
+reads what is there now, so a fingerprint left on the object by an earlier run
+never matters. The check is against the latest key made with this object: one
+dataset object given to two steps whose files change between the two keys is
+checked against the second key's content.
+
 A dataset holds no filesystem and no secret: a datastore's name, a URL without
 its query string, or a ``Datastore`` that pickles without its credentials. It
 travels to workers by cloudpickle, and workers open the filesystem themselves.
@@ -78,6 +93,7 @@ class Dataset:
         self.name = name
         self.version = version
         self.pinned = pinned
+        self._keyed: str | None = None  # the content of the latest key: see the module doc
         if kind == "tabular":
             from ductwork.runtime.hashing import UnhashableValue, hash_value
 
@@ -241,13 +257,28 @@ class Dataset:
     # -- the two hooks --------------------------------------------------------------------
 
     def __ductwork_hash__(self) -> tuple[Any, ...]:
+        fingerprint = self.fingerprint()
+        # What the key is made of, for __ductwork_materialize__ to check; it is pickled
+        # with the dataset, so a worker in another process checks it too.
+        self._keyed = fingerprint
         # The mode is left out: how the bytes arrive does not change what they are.
-        return ("ductwork.Dataset/1", self.kind, self.fingerprint(), self.read_options)
+        return ("ductwork.Dataset/1", self.kind, fingerprint, self.read_options)
 
     def __ductwork_materialize__(self, context: Any) -> Any:
         from ductwork.runtime.dataset_read import MountedFile, cache_dir, fetch, read_table
+        from ductwork.runtime.execute import materializing_for_key
 
         fs, local, base, fingerprint, entries = self._scan()
+        keyed = getattr(self, "_keyed", None)
+        if keyed is not None and fingerprint != keyed and materializing_for_key():
+            raise DatasetError(
+                f"Dataset {self.describe()} changed while the run was starting: its content "
+                f"when the step's cache key was computed ({keyed[:12]}) is not what is there "
+                f"now ({fingerprint[:12]}), and the step's outputs would be cached under the "
+                "key of content it did not read. Rerun the pipeline (it keys the step by the "
+                "new content); if the files are still being written, wait until they are "
+                "complete."
+            )
         join = os.path.join if local else posixpath.join
         sources = [(join(base, *rel.split("/")), rel, size) for rel, size, _ in entries]
         if local:

@@ -9,8 +9,13 @@ Layout under the store's root::
 A version is created exclusively -- a local file is linked into place (``os.link``
 fails if the name exists), a blob is uploaded with ``overwrite=False`` -- so two
 machines registering at once both get a version: the loser of a race takes the
-next number. Registering content equal to the latest version's returns that
-version instead of adding one.
+next number. Registering the latest version's definition (kind, path, datastore,
+read options) with the same content returns that version instead of adding one;
+the same bytes at another path or in another datastore are a new version, since
+a version is read from where it was registered.
+
+A dataset with no datastore is scanned, and later read, in the datastore of the
+store that holds the registry (``store=``), not the default store's.
 
 A version is pinned to its fingerprint, not to a copy of its bytes: reading a
 version whose files have changed since raises ``DatasetError`` (naming what
@@ -88,13 +93,30 @@ def versions(name: str, store: Any = None) -> list[dict[str, Any]]:
     return [records[v] for v in sorted(records)]
 
 
-def _datastore_ref(dataset: Dataset) -> dict[str, Any] | None:
+def _own_datastore(store: Any) -> Datastore:
+    """The registry's store's own datastore, where a dataset without one reads."""
+    from ductwork.runtime.datastore import datastore as open_datastore
+    from ductwork.runtime.datastore import run_store
+
+    with run_store(store):
+        return open_datastore()
+
+
+def _datastore_ref(dataset: Dataset, store: Any) -> dict[str, Any] | None:
+    """How a version names its datastore: None for the registry store's own one."""
     ds = dataset.datastore
     if dataset.external or ds is None:
         return None
     if isinstance(ds, str):
         return {"name": ds}
-    return {"name": ds.name, "url": ds.url, "options": ds.public_options}
+    if ds.name is None and ds.url == _own_datastore(store).url:
+        return None  # a dataset from get(): the store's datastore, wherever it is opened
+    return _plain({"name": ds.name, "url": ds.url, "options": ds.public_options})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from a version's JSON."""
+    return json.loads(json.dumps(value, sort_keys=True, default=repr))
 
 
 def register(dataset: Dataset, name: str, description: str = "", store: Any = None) -> Dataset:
@@ -107,17 +129,26 @@ def register(dataset: Dataset, name: str, description: str = "", store: Any = No
             "a datastore with the credential in the environment and register a path inside it."
         )
     artifacts = _store(store)
-    _, _, _, fingerprint, entries = dataset._scan()
+    from ductwork.runtime.datastore import run_store
+
+    # Scanned where get() will read it: a dataset without a datastore is in the
+    # registry's store's datastore, not in the default store's.
+    with run_store(artifacts):
+        _, _, _, fingerprint, entries = dataset._scan()
+    definition = {
+        "kind": dataset.kind, "path": redact_url(dataset.path),
+        "datastore": _datastore_ref(dataset, artifacts),
+        "read_options": _plain(dataset.read_options),
+    }
     existing = _read_all(artifacts, name)
     if existing:
         latest = existing[max(existing)]
-        if latest.get("fingerprint") == fingerprint and _same_definition(latest, dataset):
+        if latest.get("fingerprint") == fingerprint and all(
+                latest.get(k) == v for k, v in definition.items()):
             return _from_record(latest, artifacts)
     record = {
-        "format": _FORMAT, "name": name, "description": description,
-        "kind": dataset.kind, "path": redact_url(dataset.path),
-        "datastore": _datastore_ref(dataset), "mode": dataset.mode,
-        "read_options": dataset.read_options, "fingerprint": fingerprint,
+        "format": _FORMAT, "name": name, "description": description, **definition,
+        "mode": dataset.mode, "fingerprint": fingerprint,
         "files": [list(e) for e in entries], "created": time.time(),
     }
     version = max(existing, default=0) + 1
@@ -129,11 +160,6 @@ def register(dataset: Dataset, name: str, description: str = "", store: Any = No
         if _create(artifacts, path, data):
             return _from_record(record, artifacts)
         version += 1  # another register took this number first
-
-
-def _same_definition(record: dict[str, Any], dataset: Dataset) -> bool:
-    return (record.get("kind"), record.get("read_options")) == (
-        dataset.kind, json.loads(json.dumps(dataset.read_options, default=repr)))
 
 
 def _create(store: Any, path: str, data: bytes) -> bool:
@@ -197,12 +223,7 @@ def _from_record(record: dict[str, Any], store: Any) -> Dataset:
     ref = record.get("datastore")
     datastore: str | Datastore | None
     if ref is None and "://" not in record["path"] and not os.path.isabs(record["path"]):
-        # The registry's own store's datastore, wherever that store is opened from.
-        from ductwork.runtime.datastore import datastore as open_datastore
-        from ductwork.runtime.datastore import run_store
-
-        with run_store(store):
-            datastore = open_datastore()
+        datastore = _own_datastore(store)  # wherever that store is opened from
     elif ref is None:
         datastore = None
     elif ref.get("url") is None:

@@ -3,7 +3,8 @@
 This is the worker's half of a run (in-process, in a worker process, in a
 container): it resolves input refs from the artifact store, materializes lazy
 inputs (values with a ``__ductwork_materialize__(context)`` method, such as
-datasets: read here, where the step runs, not where the pipeline was traced),
+datasets: read here, where the step runs, not where the pipeline was traced;
+``dsl.lazy`` finds them, also inside lists, tuples and dicts),
 calls the step under its ``ductwork.context()`` with its output captured,
 checks the return value against the step's annotation, writes each output to
 the store (the digest is computed while writing) and then the key's index
@@ -16,10 +17,12 @@ import contextlib
 import time
 import traceback
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
 
+from ductwork.dsl.lazy import holds_lazy, materialize
 from ductwork.runtime.annotations import check_outputs
 
 
@@ -88,51 +91,41 @@ def resolve_refs(value: Any, store: Any, memo: dict[str, Any]) -> Any:
     return map_refs(value, load)
 
 
-_LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
-
-
 class MaterializeError(Exception):
     """An argument's ``__ductwork_materialize__`` failed; the message names step and argument."""
 
 
-def materialize(value: Any, ctx: Any) -> Any:
-    """Replace each value with a ``__ductwork_materialize__(context)`` method (a dataset) by
-    what the step reads, also inside lists, tuples and dicts; copy only what changes."""
-    hook = getattr(type(value), "__ductwork_materialize__", None)
-    if hook is not None:
-        return hook(value, ctx)
-    if isinstance(value, list | tuple):
-        if set(map(type, value)) <= _LEAVES:  # C-speed skip of a big list of plain values
-            return value
-        items = [materialize(v, ctx) for v in value]
-        if all(a is b for a, b in zip(items, value, strict=True)):
-            return value
-        if isinstance(value, list):
-            return items
-        return type(value)._make(items) if hasattr(value, "_make") else type(value)(items)
-    if isinstance(value, dict):
-        if set(map(type, value.values())) <= _LEAVES:
-            return value
-        new = {k: materialize(v, ctx) for k, v in value.items()}
-        if all(new[k] is value[k] for k in value):
-            return value
-        return new if type(value) is dict else type(value)(new)
-    return value
+_FOR_KEY: ContextVar[bool] = ContextVar("ductwork_materializing_for_key", default=False)
+
+
+def materializing_for_key() -> bool:
+    """Whether the lazy inputs being read now are those of a job whose outputs are stored
+    under a cache key: a dataset then checks that it reads the content that key was made of.
+    """
+    return _FOR_KEY.get()
 
 
 def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The job's arguments with datasets (and other lazy inputs) materialized."""
-    if set(map(type, job.args)) <= _LEAVES and set(map(type, job.kwargs.values())) <= _LEAVES:
+    if not holds_lazy(job.args) and not holds_lazy(job.kwargs):  # one pass over types
         return job.args, job.kwargs
+
+    def read(value: Any) -> Any:
+        return type(value).__ductwork_materialize__(value, ctx)
+
     bound = job.step.signature.bind(*job.args, **job.kwargs)
-    for name, value in bound.arguments.items():
-        try:
-            bound.arguments[name] = materialize(value, ctx)
-        except Exception as exc:
-            raise MaterializeError(
-                f"Step '{job.step_id}': argument '{name}' could not be read before the step "
-                f"ran: {type(exc).__name__}: {exc}"
-            ) from exc
+    token = _FOR_KEY.set(job.key is not None)
+    try:
+        for name, value in bound.arguments.items():
+            try:
+                bound.arguments[name] = materialize(value, read)
+            except Exception as exc:
+                raise MaterializeError(
+                    f"Step '{job.step_id}': argument '{name}' could not be read before the "
+                    f"step ran: {type(exc).__name__}: {exc}"
+                ) from exc
+    finally:
+        _FOR_KEY.reset(token)
     return bound.args, bound.kwargs
 
 

@@ -14,7 +14,9 @@ A walk starts at the step's function and follows what its code can reach:
   the module-level statements that bind it, else as its type's name, and its
   class is walked if it is user code. Unhashable containers are walked by
   element and plain objects by the functions they hold, so a dict of helpers
-  or ``FunctionTransformer(func=clean)`` reaches the helpers' code.
+  or ``FunctionTransformer(func=clean)`` reaches the helpers' code. A dataset
+  (a lazy input) read this way counts by its content *now*: it is hashed on
+  every walk, never memoized, and the walk's memo is never reused for it.
 
 "User code" is any module whose file is not under the interpreter's stdlib or
 site-packages directories -- ``__main__``, notebook cells and ``exec``'d code
@@ -42,10 +44,12 @@ import builtins
 import functools
 import importlib
 import importlib.util
+import reprlib
 import sys
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any
 
+from ductwork.dsl.lazy import holds_lazy
 from ductwork.dsl.step import Step
 from ductwork.runtime import _source
 from ductwork.runtime._origin import (
@@ -58,6 +62,7 @@ from ductwork.runtime._origin import (
 )
 
 _MISSING = object()
+_NEVER = object()  # what no attribute ever is: a guard holding it is never fresh
 _PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 _MEMO_LIMIT = 4096
 _VALUES: dict[int, tuple[Any, str | None]] = {}
@@ -138,7 +143,14 @@ class _Walk:
     def constant(self, value: Any, label: str, source: tuple[Any, str] | None) -> str:
         if label in self.components:
             return label
-        digest = _value_digest(value)
+        try:
+            digest, lazy = _digest(value)
+        except Exception as exc:  # only a lazy input's errors get here
+            raise _lazy_error(label, value, exc) from exc
+        if lazy:
+            # A dataset read as a module constant: its content is part of the code, so
+            # the memoized fingerprint must never be reused (a guard that never holds).
+            self.attrs.append((value, "__class__", _NEVER))
         if digest is None:
             self.klass(type(value))
             self._elements(value, label)
@@ -352,11 +364,26 @@ def _data_attributes(cls: type) -> list[tuple[str, str]]:
 
 def _value_digest(value: Any) -> str | None:
     """Hash a value once per object (it is a constant); None if it cannot be hashed."""
-    from ductwork.runtime.hashing import hash_value
+    return _digest(value)[0]
+
+
+def _digest(value: Any) -> tuple[str | None, bool]:
+    """Return ``(digest, lazy)``: a value is hashed once per object, since it is a constant
+    -- except a lazy input (a dataset, also inside lists, tuples and dicts), whose content
+    changes while the object stays: it is hashed afresh every time, and its errors propagate
+    (a missing file must fail the key, not drop out of it)."""
+    from ductwork.runtime.hashing import UnhashableValue, hash_value
 
     hit = _VALUES.get(id(value))
     if hit is not None and hit[0] is value:
-        return hit[1]
+        return hit[1], False
+    if holds_lazy(value):
+        try:
+            return hash_value(value), True
+        except UnhashableValue:
+            if getattr(type(value), "__ductwork_materialize__", None) is not None:
+                raise
+            return None, True  # a list of a dataset and a function: walked by element
     try:
         digest: str | None = hash_value(value)
     except Exception:  # UnhashableValue, or a broken __ductwork_hash__: never crash here
@@ -364,7 +391,17 @@ def _value_digest(value: Any) -> str | None:
     if len(_VALUES) >= _MEMO_LIMIT:
         _VALUES.clear()
     _VALUES[id(value)] = (value, digest)
-    return digest
+    return digest, False
+
+
+def _lazy_error(label: str, value: Any, exc: Exception) -> Exception:
+    from ductwork.runtime.cache import CacheKeyError
+
+    return CacheKeyError(
+        f"The step's code reads {label.partition(':')[2] or label} "
+        f"({reprlib.repr(value)}); the content of the dataset there is part of the step's "
+        f"code fingerprint, and it could not be fingerprinted: {type(exc).__name__}: {exc}"
+    )
 
 
 def _getattr(obj: Any, name: str) -> Any:

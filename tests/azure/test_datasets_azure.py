@@ -6,13 +6,17 @@ import textwrap
 import threading
 from pathlib import Path
 
+import cloudpickle
 import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
 from ductwork.runtime.dataset import DatasetError
 from ductwork.runtime.dataset_read import MountedFile
-from ductwork.runtime.datastore import DatastoreError
+from ductwork.runtime.datastore import DatastoreError, run_store
+from ductwork.runtime.execute import Job, execute
+from ductwork.runtime.hashing import hash_value
+from ductwork.runtime.history import open_store
 
 
 @step
@@ -120,6 +124,30 @@ def test_register_get_and_a_pinned_version_in_a_blob_store(azurite, lake):
     assert count_lines(dw.Dataset.get("logs", store=registry).materialize()) == 2
     with pytest.raises(DatasetError, match=r"changed since: changed a.txt"):
         dw.Dataset.get("logs", version=1, store=registry).materialize()
+
+
+def test_registering_into_a_blob_store_reads_that_stores_datastore(azurite, tmp_path):
+    registry = f"{azurite.url}/artifacts"
+    (tmp_path / "x.txt").write_text("7\n8\n9\n")
+    with run_store(open_store(registry)):
+        dw.datastore().upload_files([tmp_path / "x.txt"], "logs")
+    # No datastore: the registry store's own, not the default (local, empty) store's.
+    version = dw.Dataset.files("logs/*.txt").register("logs", store=registry)
+    assert [e[0] for e in version.manifest()[1]] == ["x.txt"]
+    assert count_lines(version) == 3
+    assert count_lines(dw.Dataset.get("logs", store=registry)) == 3
+
+
+def test_a_blob_changed_after_the_key_is_not_read_under_that_key(azurite, lake):
+    ds = dw.Dataset.files("logs/*.txt", datastore=lake)
+    hash_value(ds)  # the step's cache key is computed ...
+    azurite.container_client().upload_blob("lake/logs/b.txt", b"3\n4\n", overwrite=True)
+    shipped = cloudpickle.loads(cloudpickle.dumps(ds))  # ... and the job goes to a worker
+    result = execute(Job("count_lines", count_lines, (shipped,), {}, key="k"), None)
+    assert result.values is None and "changed while the run was starting" in result.error
+    hash_value(shipped)  # a rerun keys the new content, and reads it
+    assert execute(Job("count_lines", count_lines, (shipped,), {}, key="k2"), None).values == {
+        "output": 4}
 
 
 def test_concurrent_registers_on_blob_lose_no_version(azurite, lake, tmp_path):

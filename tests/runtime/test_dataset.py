@@ -14,11 +14,13 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
+from ductwork.dsl.lazy import materialize
 from ductwork.runtime.dataset import DatasetError
 from ductwork.runtime.dataset_read import MountedFile
 from ductwork.runtime.dataset_registry import versions
 from ductwork.runtime.datastore import run_store
-from ductwork.runtime.execute import materialize
+from ductwork.runtime.execute import Job, execute
+from ductwork.runtime.hashing import hash_value
 from ductwork.runtime.store import ArtifactStore
 
 CALLS: list[str] = []
@@ -185,8 +187,6 @@ def test_local_files_are_passed_as_their_real_paths_in_both_modes(lake):
 def test_mode_is_not_part_of_the_key(lake):
     assert dw.Dataset.files("logs").fingerprint() == dw.Dataset.files(
         "logs", mode="mount").fingerprint()
-    from ductwork.runtime.hashing import hash_value
-
     assert hash_value(dw.Dataset.files("logs")) == hash_value(dw.Dataset.files("logs").as_mount())
     assert hash_value(dw.Dataset.tabular("tables/t.csv")) != hash_value(
         dw.Dataset.tabular("tables/t.csv", usecols=["x"]))
@@ -303,8 +303,12 @@ class Lazy:
 
 def test_the_materialize_hook_reaches_inside_containers():
     plain = [1, 2, "x"]
-    assert materialize(plain, None) is plain
-    assert materialize({"a": [Lazy(1), (Lazy(2), 3)], "b": plain}, None) == {
+
+    def read(lazy):
+        return lazy.__ductwork_materialize__(None)
+
+    assert materialize(plain, read) is plain
+    assert materialize({"a": [Lazy(1), (Lazy(2), 3)], "b": plain}, read) == {
         "a": [10, (20, 3)], "b": plain}
 
 
@@ -338,3 +342,132 @@ def test_a_step_called_as_a_plain_function_receives_what_a_run_gives_it(tmp_path
     files = dw.Dataset.files(str(tmp_path / "*.txt"))
     assert count_lines(files) == 3  # paths, as in a run: no pipeline needed in a unit test
     assert names(files=files) == ["a.txt", "b.txt"]
+
+
+@step
+def shapes(one, many: list, by_name: dict) -> list:
+    """What the step received, with each local path shown by its file name."""
+    def shape(value):
+        if isinstance(value, list | tuple):
+            return [shape(v) for v in value]
+        if isinstance(value, dict):
+            return {k: shape(v) for k, v in value.items()}
+        return value.name if isinstance(value, Path) else type(value).__name__
+    return [shape(one), shape(many), shape(by_name)]
+
+
+def test_a_plain_call_reads_datasets_inside_containers_as_a_run_does(lake):
+    ds = dw.Dataset.files("logs/b.txt")
+
+    @pipeline
+    def p():
+        return shapes(ds, [ds, (ds, 1)], {"k": ds, "n": [ds]})
+
+    expected = [["b.txt"], [["b.txt"], [["b.txt"], "int"]], {"k": ["b.txt"], "n": [["b.txt"]]}]
+    assert p.run().outputs == expected
+    assert shapes(ds, [ds, (ds, 1)], {"k": ds, "n": [ds]}) == expected
+    assert shapes(one=1, many=[2], by_name={}) == ["int", ["int"], {}]
+    assert names.map([ds, dw.Dataset.files("logs")]) == [["b.txt"], ["a.txt", "b.txt"]]
+
+
+def test_a_lazy_value_without_materialize_is_explained_outside_a_run():
+    with pytest.raises(dw.DuctworkError, match=r"Lazy has __ductwork_materialize__ but no "
+                                                r"materialize\(\) method"):
+        shapes(1, [Lazy(1)], {})
+
+
+def test_registering_in_another_store_reads_that_stores_datastore(lake, tmp_path):
+    other = str(tmp_path / "other-store")
+    (tmp_path / "x.txt").write_text("7\n8\n9\n")
+    with run_store(ArtifactStore(other)):
+        dw.datastore().upload_files([tmp_path / "x.txt"], "logs")
+    ds = dw.Dataset.files("logs/*.txt")  # the default store's datastore has a.txt, b.txt
+
+    version = ds.register("logs", store=other)
+    assert [p.name for p in version.materialize()] == ["x.txt"]
+    assert [e[0] for e in versions("logs", store=other)[0]["files"]] == ["x.txt"]
+    assert count_lines(dw.Dataset.get("logs", store=other)) == 3
+    assert ds.register("logs", store=other).version == 1
+    with pytest.raises(DatasetError, match="No dataset is registered"):
+        dw.Dataset.get("logs")  # nothing went to the default store
+
+
+def test_the_same_bytes_at_another_path_or_datastore_are_a_new_version(lake, tmp_path):
+    v1 = dw.Dataset.files("logs/b.txt").register("b")
+    assert dw.Dataset.get("b").register("b").version == 1  # read back: the same definition
+    lake.upload_files([lake.full_path("logs/b.txt")], "copy")
+    v2 = dw.Dataset.files("copy/b.txt").register("b")
+    assert (v1.version, v2.version) == (1, 2) and v2.fingerprint() == v1.fingerprint()
+    assert v2.materialize() == [Path(lake.full_path("copy/b.txt"))]
+
+    elsewhere = dw.Datastore(tmp_path / "elsewhere")
+    elsewhere.upload_files([lake.full_path("logs/b.txt")], "copy")
+    v3 = dw.Dataset.files("copy/b.txt", datastore=elsewhere).register("b")
+    assert v3.version == 3
+    assert v3.materialize() == [Path(elsewhere.full_path("copy/b.txt"))]
+    assert dw.Dataset.files("copy/b.txt", datastore=elsewhere).register("b").version == 3
+    assert dw.Dataset.files("copy/b.txt").register("b").version == 4
+
+
+def test_a_dataset_changed_after_its_key_is_not_read_under_that_key(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a.txt").write_text("1\n")
+    ds = dw.Dataset.files(str(folder))
+    hash_value(ds)  # the step's cache key is computed (by the scheduler, say)
+    (folder / "a.txt").write_text("1\n2\n")  # ... and the file changes before the step reads it
+    shipped = cloudpickle.loads(cloudpickle.dumps(ds))  # as sent to a worker process
+
+    for dataset in (ds, shipped):
+        result = execute(Job("count_lines", count_lines, (dataset,), {}, key="k"), None)
+        assert result.values is None
+        assert "changed while the run was starting" in result.error
+        assert "Rerun" in result.error
+    # No key (cache=False), or a plain call: nothing is stored under a key; read what is there.
+    assert execute(Job("count_lines", count_lines, (ds,), {}), None).values == {"output": 2}
+    assert count_lines(ds) == 2
+    hash_value(shipped)  # the next run keys the new content
+    assert execute(Job("count_lines", count_lines, (shipped,), {}, key="k2"), None).values == {
+        "output": 2}
+
+
+SHARED = dw.Dataset.files("shared/*.txt")
+
+
+def _lines(path) -> list[str]:
+    return Path(path).read_text().splitlines()
+
+
+SOURCES = {"data": [SHARED], "parse": _lines}  # no hash as a whole: walked by element
+
+
+@step
+def count_shared() -> int:
+    return sum(len(Path(f).read_text().splitlines()) for f in SHARED.materialize())
+
+
+@step
+def count_sources() -> int:
+    return sum(len(SOURCES["parse"](f)) for f in SOURCES["data"][0].materialize())
+
+
+def test_a_dataset_read_as_a_module_constant_is_keyed_by_its_content_now(tmp_path):
+    store = dw.datastore()
+    _rewrite(store, "shared/a.txt", "1\n", tmp_path)
+
+    @pipeline
+    def p():
+        return count_shared(), count_sources()
+
+    assert p.run().outputs == (1, 1)
+    assert _ran(p.run()) == set()
+    _rewrite(store, "shared/a.txt", "1\n2\n", tmp_path)
+    run = p.run()
+    assert run.outputs == (2, 2) and _ran(run) == {"count_shared", "count_sources"}
+    assert "SHARED changed" in run.steps["count_shared"].why
+    assert _ran(p.run()) == set()
+
+    os.remove(store.full_path("shared/a.txt"))
+    with pytest.raises(dw.PipelineFailed,
+                       match=r"count_shared(.|\n)*reads .*SHARED(.|\n)*matches no file"):
+        p.run()
