@@ -31,7 +31,8 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.step import Step
-from ductwork.runtime.fingerprint_walk import _MEMO_LIMIT, _MISSING, _cell, _getattr, _Walk
+from ductwork.runtime.fingerprint_values import MEMO_LIMIT
+from ductwork.runtime.fingerprint_walk import _MISSING, _cell, _getattr, _Walk
 
 __all__ = ["CodeFingerprint", "diff_components", "fingerprint"]
 
@@ -61,7 +62,7 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
         walk.reach(value, label.format(root=name.partition(":")[2]))
     components = dict(sorted(walk.components.items()))
     result = CodeFingerprint(hash_tagged("Code", list(components.items())), components)
-    if len(_MEMO) >= _MEMO_LIMIT:
+    if len(_MEMO) >= MEMO_LIMIT:
         _MEMO.clear()
     _MEMO[key] = _Entry(root, extras, walk, result)
     return result

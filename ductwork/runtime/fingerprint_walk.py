@@ -44,12 +44,10 @@ import builtins
 import functools
 import importlib
 import importlib.util
-import reprlib
 import sys
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any
 
-from ductwork.dsl.lazy import holds_lazy
 from ductwork.dsl.step import Step
 from ductwork.runtime import _source
 from ductwork.runtime._origin import (
@@ -60,12 +58,11 @@ from ductwork.runtime._origin import (
     module_file,
     module_kind,
 )
+from ductwork.runtime.fingerprint_values import constant_digest, lazy_error, value_digest
 
 _MISSING = object()
 _NEVER = object()  # what no attribute ever is: a guard holding it is never fresh
 _PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
-_MEMO_LIMIT = 4096
-_VALUES: dict[int, tuple[Any, str | None]] = {}
 
 
 class _Walk:
@@ -144,9 +141,9 @@ class _Walk:
         if label in self.components:
             return label
         try:
-            digest, lazy = _digest(value)
+            digest, lazy = constant_digest(value)
         except Exception as exc:  # only a lazy input's errors get here
-            raise _lazy_error(label, value, exc) from exc
+            raise lazy_error(label, value, exc) from exc
         if lazy:
             # A dataset read as a module constant: its content is part of the code, so
             # the memoized fingerprint must never be reused (a guard that never holds).
@@ -358,50 +355,8 @@ def _data_attributes(cls: type) -> list[tuple[str, str]]:
     out = []
     for name, value in sorted(vars(cls).items()):
         if name != "__doc__" and not _callables(cls, value):
-            out.append((name, _value_digest(value) or _qualname(type(value))))
+            out.append((name, value_digest(value) or _qualname(type(value))))
     return out
-
-
-def _value_digest(value: Any) -> str | None:
-    """Hash a value once per object (it is a constant); None if it cannot be hashed."""
-    return _digest(value)[0]
-
-
-def _digest(value: Any) -> tuple[str | None, bool]:
-    """Return ``(digest, lazy)``: a value is hashed once per object, since it is a constant
-    -- except a lazy input (a dataset, also inside lists, tuples and dicts), whose content
-    changes while the object stays: it is hashed afresh every time, and its errors propagate
-    (a missing file must fail the key, not drop out of it)."""
-    from ductwork.runtime.hashing import UnhashableValue, hash_value
-
-    hit = _VALUES.get(id(value))
-    if hit is not None and hit[0] is value:
-        return hit[1], False
-    if holds_lazy(value):
-        try:
-            return hash_value(value), True
-        except UnhashableValue:
-            if getattr(type(value), "__ductwork_materialize__", None) is not None:
-                raise
-            return None, True  # a list of a dataset and a function: walked by element
-    try:
-        digest: str | None = hash_value(value)
-    except Exception:  # UnhashableValue, or a broken __ductwork_hash__: never crash here
-        digest = None
-    if len(_VALUES) >= _MEMO_LIMIT:
-        _VALUES.clear()
-    _VALUES[id(value)] = (value, digest)
-    return digest, False
-
-
-def _lazy_error(label: str, value: Any, exc: Exception) -> Exception:
-    from ductwork.runtime.cache import CacheKeyError
-
-    return CacheKeyError(
-        f"The step's code reads {label.partition(':')[2] or label} "
-        f"({reprlib.repr(value)}); the content of the dataset there is part of the step's "
-        f"code fingerprint, and it could not be fingerprinted: {type(exc).__name__}: {exc}"
-    )
 
 
 def _getattr(obj: Any, name: str) -> Any:
