@@ -229,12 +229,24 @@ class DaskBackend:
             pass
 
     def close(self) -> None:
-        """Forget this run's futures; the client and any local cluster are kept for reuse."""
+        """Forget this run's futures; the client and any local cluster are kept for reuse
+        (a client whose scheduler went away is closed now, not left retrying)."""
         self._futures.clear()
+        if self.client.status != "running":
+            with _LOCK:
+                for key, (client, cluster) in list(_CLIENTS.items()):
+                    if client is self.client:
+                        del _CLIENTS[key]
+                        _close_quietly(client, cluster)
 
 
-def _lost(sid: str, exc: BaseException | None) -> str:
-    """What a task that did not return says: its workers died, or it was cancelled."""
+def _lost(sid: str, exc: BaseException | None, scheduler: str | None = None) -> str:
+    """What a task that did not return says: the scheduler went away, its workers died, or
+    it was cancelled."""
+    if scheduler is not None:
+        return (f"Step '{sid}' did not finish: the connection to the Dask scheduler at "
+                f"{scheduler} was lost. Check that the scheduler is running, then rerun: "
+                "finished steps are cached.\n")
     if exc is None or type(exc).__name__ in ("CancelledError", "FutureCancelledError"):
         return f"Step '{sid}' was cancelled on the cluster before it finished.\n"
     return (f"Step '{sid}' could not be run on the cluster: {type(exc).__name__}: {exc}. "
@@ -273,7 +285,8 @@ class _Completions:
             results = self.client.gather(finished, errors="skip") if finished else []
             self._ready.extend(zip(finished, results, strict=True))
             # A task that raised (its worker died too often) or was cancelled says so.
-            self._ready.extend((f, _Lost(f.exception() if f.status == "error" else None))
+            gone = None if self.client.status == "running" else str(self.client.scheduler.address)
+            self._ready.extend((f, _Lost(f.exception() if f.status == "error" else None, gone))
                                for f in batch if f.status != "finished")
             for f in batch:
                 self._held.pop(f.key, None)
@@ -283,13 +296,13 @@ class _Completions:
 class _Lost(Exception):
     """A task that returned no result; ``str`` says why, for the step's error."""
 
-    def __init__(self, cause: BaseException | None) -> None:
+    def __init__(self, cause: BaseException | None, scheduler: str | None = None) -> None:
         super().__init__()
-        self.cause = cause
+        self.cause, self.scheduler = cause, scheduler
 
     def describe(self, sid: str) -> str:
         """The step's error text."""
-        return _lost(sid, self.cause)
+        return _lost(sid, self.cause, self.scheduler)
 
 
 def _connect(address: str, timeout: float) -> Any:

@@ -343,3 +343,50 @@ def test_a_step_sent_to_dask_by_compute_keeps_its_timeout(tmp_path, monkeypatch)
     with pytest.raises(dw.PipelineFailed, match="timed out after 1 s"):
         p.run(store=str(tmp_path / "s"))
     assert time.time() - t0 < 20
+
+
+def test_a_scheduler_lost_mid_run_fails_the_run_saying_so(tmp_path):
+    """A scheduler of this test's own (the shared one must live on), killed mid-step."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": tmp_path}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                                  "--host", "127.0.0.1", "--port", str(port), "--no-dashboard",
+                                  "--dashboard-address", "127.0.0.1:0"], **quiet)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                               "--nthreads", "1", "--no-dashboard", "--no-nanny"], **quiet)
+    marker = tmp_path / "started"
+
+    @step
+    def long_one() -> int:
+        marker.touch()
+        time.sleep(20)
+        return 1
+
+    @pipeline
+    def p():
+        return long_one()
+
+    def kill_scheduler_when_running() -> None:
+        deadline = time.time() + 60
+        while not marker.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        scheduler.kill()
+
+    try:
+        threading.Thread(target=kill_scheduler_when_running, daemon=True).start()
+        t0 = time.time()
+        with pytest.raises(dw.PipelineFailed, match=f"connection to the Dask scheduler at "
+                                                    f"{address} was lost"):
+            p.run(backend="dask", address=address, shared_filesystem=True,
+                  store=str(tmp_path / "s"))
+        assert time.time() - t0 < 18  # not after the step would have ended
+    finally:
+        scheduler.kill()
+        worker.kill()
