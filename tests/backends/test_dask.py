@@ -390,3 +390,39 @@ def test_a_scheduler_lost_mid_run_fails_the_run_saying_so(tmp_path):
     finally:
         scheduler.kill()
         worker.kill()
+
+
+def test_a_cached_rerun_is_served_by_the_driver_without_a_task(cli, tmp_path):
+    from distributed import Client, get_task_stream
+
+    @step
+    def upto(n: int) -> list[int]:
+        return list(range(n))
+
+    @step
+    def double(x: int) -> int:
+        return 2 * x
+
+    @pipeline
+    def p(n: int = 3):
+        return consume(double.map(upto(n))), seven()
+
+    store = str(tmp_path / "s")
+    first = p.run(**cli, store=store)
+    with Client(cli["address"], set_as_default=False) as client:
+        with get_task_stream(client=client) as stream:
+            again = p.run(**cli, store=store)
+        ran = [t["key"] for t in stream.data if str(t["key"]).startswith("ductwork-")]
+        assert ran == []
+        assert again.outputs == first.outputs
+        assert all(s.cached for s in again.steps.values())
+        # A changed parameter reaches the cluster only from the first step it changes.
+        with get_task_stream(client=client) as stream:
+            changed = p.run(**cli, store=store, n=4)
+        ran = {str(t["key"]).split("-")[1] for t in stream.data
+               if str(t["key"]).startswith("ductwork-")}
+    assert changed.outputs == (12, 7)
+    assert changed.steps["double[0]"].cached and not changed.steps["double[3]"].cached
+    assert changed.steps["seven"].cached
+    # upto changed, so the map and what follows went to the cluster; seven did not.
+    assert {"upto", "consume"} <= ran and not any(k.startswith("seven") for k in ran)
