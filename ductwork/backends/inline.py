@@ -1,8 +1,10 @@
 """The inline backend: every job runs in this process, one at a time, when submitted.
 
 It is the default because it costs nothing to start and debuggers and
-breakpoints work in step code. It cannot stop a running step, so ``timeout``
-is not enforced here; the process backend enforces it.
+breakpoints work in step code. A step with a ``timeout`` runs in a helper thread
+instead, which is interrupted when it overruns: at its next Python instruction,
+so a call blocked in C (a long ``sleep``, a native library) ends first. The
+process backend kills the worker; use it when a step must stop at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ class InlineBackend:
         """Run ``job`` now and return an already-completed future."""
         future: Future[JobResult] = Future()
         # The scheduler hands this backend values it already holds: nothing to resolve.
-        future.set_result(execute(job, self.store, resolve=False))
+        timeout = job.step.options.timeout
+        if timeout is None:
+            future.set_result(execute(job, self.store, resolve=False))
+        else:
+            from ductwork.runtime.tasks import run_with_timeout
+
+            result, _ = run_with_timeout(job, self.store, {}, timeout, capture="python",
+                                         resolve=False)
+            future.set_result(result)
         return future
 
     def close(self) -> None:

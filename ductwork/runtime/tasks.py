@@ -16,6 +16,7 @@ sees only successful tasks and the driver reads every outcome from results.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import threading
@@ -242,24 +243,28 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
     return NodeResult(sid, FAILED, error=result.error, **common)
 
 
-def run_with_timeout(job: Any, store: Any, memo: dict[str, Any],
-                     timeout: float | None) -> tuple[Any, bool]:
+def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float | None,
+                     capture: str = "thread", resolve: bool = True) -> tuple[Any, bool]:
     """Execute ``job`` here; with a timeout, in a helper thread: ``(result, timed_out)``.
 
-    A thread cannot be stopped, so one that overruns is left behind (its worker is
-    restarted by the driver when that is safe) and must not index the key: the
-    helper thread runs the job without its key, and this thread writes the index
-    only for a job that finished in time.
+    A thread cannot be killed. One that overruns is interrupted at its next Python
+    instruction (an exception raised in it: best effort -- a call blocked in C
+    finishes first); on Dask its worker may also be restarted. It must not index
+    the key, so the helper thread runs the job without it, and this thread writes
+    the index only for a job that finished in time.
     """
     from ductwork.runtime.execute import JobResult, execute
 
     if timeout is None:
-        return execute(job, store, capture="thread", memo=memo), False
+        return execute(job, store, capture=capture, memo=memo, resolve=resolve), False
     box: list[Any] = []
     unindexed = attrs.evolve(job, key=None)
-    runner = threading.Thread(target=lambda: box.append(
-        execute(unindexed, store, capture="thread", memo=memo)), daemon=True,
-        name=f"ductwork-{job.step_id}")
+
+    def target() -> None:
+        with contextlib.suppress(StepTimedOut):
+            box.append(execute(unindexed, store, capture=capture, memo=memo, resolve=resolve))
+
+    runner = threading.Thread(target=target, daemon=True, name=f"ductwork-{job.step_id}")
     runner.start()
     runner.join(timeout)
     if box:
@@ -267,9 +272,25 @@ def run_with_timeout(job: Any, store: Any, memo: dict[str, Any],
         if job.key is not None and result.error is None and store is not None:
             store.put_key(job.key, result.refs)
         return result, False
+    _interrupt(runner)
     return JobResult(job.step_id, time.time(), time.time(), error=(
         f"Step '{job.step.name}' timed out after {timeout:g} s and was stopped (timeout="
         f"{timeout:g}). Raise the timeout, or make the step faster.\n")), True
+
+
+class StepTimedOut(BaseException):
+    """Raised inside a step's thread when it overran its timeout.
+
+    A BaseException, so the step's own ``except Exception`` does not swallow it.
+    """
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    import ctypes
+
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                   ctypes.py_object(StepTimedOut))
 
 
 def _pick(value: Any, index: int, store: Any, memo: dict[str, Any]) -> Any:

@@ -7,6 +7,7 @@ provides what they need, to ``BACKENDS``.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -192,3 +193,35 @@ def test_context_outside_a_run_is_local():
     assert ctx.metrics["x"] == 3 or ctx.metrics["x"][-1] == 3
     with pytest.raises(dw.DuctworkError, match="takes a finite number"):
         ctx.log_metric("bad", float("nan"))
+
+
+def test_a_step_over_its_timeout_is_stopped_and_fails(backend, store, tmp_path):
+    marker = str(tmp_path / "still-running")
+
+    @step(timeout=1, cache=False)
+    def spin() -> int:
+        deadline = time.time() + 30
+        while time.time() < deadline:  # Python code: every backend can stop it
+            if os.path.isdir(os.path.dirname(marker)):  # not inside a container
+                with open(marker, "w") as f:
+                    f.write(str(time.time()))
+        return 1
+
+    @step
+    def fine() -> int:
+        return 2
+
+    @pipeline
+    def p():
+        return spin(), fine()
+
+    t0 = time.time()
+    with pytest.raises(dw.PipelineFailed, match="timed out after 1 s") as err:
+        p.run(**backend, store=store)
+    assert time.time() - t0 < 25
+    assert err.value.run.steps["fine"].status == "succeeded"
+    # It was stopped, not left running: the marker stops changing.
+    time.sleep(1.5)
+    before = open(marker).read() if os.path.exists(marker) else None
+    time.sleep(1.0)
+    assert (open(marker).read() if os.path.exists(marker) else None) == before
