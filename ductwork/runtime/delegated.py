@@ -7,10 +7,12 @@ node when its inputs are ready -- dependencies are not re-implemented here. A
 is known: at once for a list written in the pipeline, or when the task that
 produces the list reports it.
 
-The driver only watches results come back, fills in ``run.steps`` and the
-progress display, and expands maps. Two cases need a new pass: an input that
-failed verification (``corrupt``) removes its producer's object from the store,
-so the producer and what follows are submitted again and recompute it.
+Before that, the driver serves from the cache what it can (``hits.py``), so a
+cached rerun sends nothing. Then it only watches results come back, fills in
+``run.steps`` and the progress display, and expands maps. One case needs a new
+pass: an input that failed verification (``corrupt``) removes its producer's
+object from the store, so the producer and what follows are submitted again and
+recompute it.
 
 A backend offers ``call(fn, *args, key=...)`` (handles nested in args become
 dependencies), ``call_many(fn, calls, keys)`` (the same, in one batch),
@@ -60,7 +62,8 @@ class GraphDriver:
             if isinstance(source, Output):
                 self._lengths[source.node].add(source.name)
             run.steps[nid] = self._record(nid, inv.step.name)
-        self._payloads = self._pickle_specs()
+        self._specs = self._make_specs()
+        self._payloads: dict[str, bytes] = {}
         #: Finished nodes: a NodeResult, or a map node's list of element results.
         self.done: dict[str, Any] = {}
 
@@ -107,6 +110,7 @@ class GraphDriver:
         self._closed: set[str] = set(self.done)
         self._corrupt: set[str] = set()
         self._completions = self.backend.completions()
+        self._pickle([nid for nid in self._specs if nid not in self.done])
         for nid in self.plan.invocations:
             self._submit_if_ready(nid)
         try:
@@ -189,9 +193,8 @@ class GraphDriver:
         self._completions.add(handle)
         return handle
 
-    def _pickle_specs(self) -> dict[str, bytes]:
+    def _make_specs(self) -> dict[str, NodeSpec]:
         from ductwork.runtime.cache import CacheKeyError, key_basis
-        from ductwork.runtime.shipping import pickle_many
 
         config = store_config(self.store)
         self._broken: dict[str, str] = {}
@@ -212,7 +215,16 @@ class GraphDriver:
             specs[nid] = NodeSpec(nid, step, inv.arguments, self.run.id, config, inv.map_over,
                                   basis, nid in self.force,
                                   tuple(sorted(self._lengths.get(nid, ()))))
-        return dict(zip(specs, pickle_many(list(specs.values())), strict=True))
+        return specs
+
+    def _pickle(self, nids: list[str]) -> None:
+        """Pickle the specs of nodes about to be submitted (served ones never are)."""
+        from ductwork.runtime.shipping import pickle_many
+
+        todo = [nid for nid in nids if nid not in self._payloads]
+        if todo:
+            payloads = pickle_many([self._specs[nid] for nid in todo])
+            self._payloads.update(zip(todo, payloads, strict=True))
 
     # -- results --------------------------------------------------------------------------
 
