@@ -75,6 +75,7 @@ class NodeResult:
     note: str | None = None
     #: Where it ran (a worker's address), so a stuck worker can be restarted.
     where: str | None = None
+    #: An attempt overran its timeout; its thread may still run on the worker.
     timed_out: bool = False
 
 
