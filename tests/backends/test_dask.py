@@ -426,3 +426,31 @@ def test_a_cached_rerun_is_served_by_the_driver_without_a_task(cli, tmp_path):
     assert changed.steps["seven"].cached
     # upto changed, so the map and what follows went to the cluster; seven did not.
     assert {"upto", "consume"} <= ran and not any(k.startswith("seven") for k in ran)
+
+
+def test_a_compute_target_names_a_cluster_and_declares_the_path_shared(dask_cluster, tmp_path,
+                                                                       monkeypatch):
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.cluster]\nbackend = "dask"\naddress = "{dask_cluster}"\n'
+        "shared_filesystem = true\n")
+    monkeypatch.chdir(tmp_path)
+
+    @step(compute="cluster")
+    def remote_pid() -> int:
+        return os.getpid()
+
+    @step
+    def local_pid(other: int) -> tuple[int, int]:
+        return other, os.getpid()
+
+    @pipeline
+    def p():
+        return local_pid(remote_pid())
+
+    remote, local = p.run(store=str(tmp_path / "s")).outputs
+    assert remote != local == os.getpid()
+    # Without the declaration the same target is refused before anything runs.
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.cluster]\nbackend = "dask"\naddress = "{dask_cluster}"\n')
+    with pytest.raises(BackendError, match="shared_filesystem"):
+        p.run(store=str(tmp_path / "s2"))
