@@ -75,6 +75,21 @@ _STEP_COLUMNS = (
     "cache_key", "components", "outputs", "error", "logs", "metrics", "note",
 )
 
+def _schema_columns() -> dict[str, list[tuple[str, str]]]:
+    """Each table's ``(column, type)`` pairs, read from ``SCHEMA``."""
+    tables: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for line in SCHEMA.splitlines():
+        words = line.split()
+        if line.startswith("CREATE TABLE"):
+            current = tables.setdefault(words[5], [])
+        elif line.startswith(")"):
+            current = None
+        elif current is not None and len(words) >= 2 and words[0] != "PRIMARY":
+            current.append((words[0], words[1].rstrip(",")))
+    return tables
+
+
 _OPEN: dict[str, RunStore] = {}
 _OPEN_LOCK = threading.Lock()
 
@@ -124,6 +139,16 @@ class RunStore:
         _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
         with self._lock:
             _retry_locked(lambda: self._db.executescript(SCHEMA))
+            _retry_locked(self._add_missing_columns)
+
+    def _add_missing_columns(self) -> None:
+        """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
+        for table, columns in _schema_columns().items():
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns:
+                if name not in have:
+                    # Added columns are nullable: rows of older runs simply lack the value.
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def _write(self, statements: list[tuple[str, Any]]) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so two processes queue on the
