@@ -148,7 +148,11 @@ class RunStore:
             for name, kind in columns:
                 if name not in have:
                     # Added columns are nullable: rows of older runs simply lack the value.
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    try:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as exc:
+                        if "duplicate column" not in str(exc):
+                            raise  # another process opening the file added it first: fine
 
     def _write(self, statements: list[tuple[str, Any]]) -> None:
         # BEGIN IMMEDIATE takes the write lock up front, so two processes queue on the
