@@ -158,8 +158,8 @@ class AzureBlobs:
     def makedirs(self, path: str, exist_ok: bool = True) -> None:
         """Blob names have no folders: nothing to make."""
 
-    def _upload(self, path: str, data: Any, length: int | None) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def _upload(self, path: str, data: Any, length: int | None, overwrite: bool = True) -> None:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         blob = self._blob(path)
         for attempt in (0, 1):
@@ -168,9 +168,13 @@ class AzureBlobs:
             try:
                 with self.errors("writing a blob", path):
                     try:
-                        blob.upload_blob(data, length=length, overwrite=True,
+                        blob.upload_blob(data, length=length, overwrite=overwrite,
                                          max_concurrency=self.concurrency)
                         return
+                    except ResourceExistsError:
+                        if overwrite:
+                            raise
+                        return  # content-addressed: the blob there holds these bytes
                     except ResourceNotFoundError as e:
                         if attempt or e.error_code != "ContainerNotFound":
                             raise
@@ -204,6 +208,10 @@ class AzureBlobs:
     def pipe_file(self, path: str, data: bytes) -> None:
         """Write ``data`` as one blob."""
         self._upload(path, data, len(data))
+
+    def pipe_new(self, path: str, data: bytes) -> None:
+        """Write ``data`` as one blob unless ``path`` exists (one conditional PUT)."""
+        self._upload(path, data, len(data), overwrite=False)
 
     def cat_file(self, path: str) -> bytes:
         """Return a blob's bytes."""

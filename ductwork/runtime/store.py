@@ -176,6 +176,8 @@ class ArtifactStore(StoreFiles):
         if self._local:
             if not os.path.exists(dest):
                 self._write_atomic(dest, data)
+        elif self._azure is not None:
+            self._azure.pipe_new(dest, data)  # one conditional PUT, not a HEAD then a PUT
         elif not self._io.exists(dest):
             self._io.makedirs(posixpath.dirname(dest), exist_ok=True)
             self._io.pipe_file(dest, data)  # one PUT: visible whole or not at all
