@@ -182,6 +182,13 @@ def resolve_auth(options: Mapping[str, Any], environ: Mapping[str, str] | None =
         return AzureAuth(name, url, "account key", source, account_key=src["account_key"])
     if src.get("sas_token"):
         return AzureAuth(name, url, "SAS token", source, sas_token=src["sas_token"])
+    if not url.startswith("https://"):  # only token credentials are left
+        raise AzureStoreError(
+            f"storage account {name!r} ({where}): a token credential (credential= or "
+            f"DefaultAzureCredential) is only sent over https, and the endpoint is {url}. Use "
+            "its connection string or account key (for Azurite: AZURE_STORAGE_CONNECTION_STRING)"
+            ", or an https endpoint."
+        )
     if src.get("credential") is not None:
         return AzureAuth(name, url, "credential", source, credential=src["credential"])
     try:

@@ -120,6 +120,16 @@ class AzureBlobs:
             "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, DefaultAzureCredential."
         )
 
+    def _sign_in(self, root: str) -> None:
+        """Get a token once, directly: a missing sign-in fails here at once, not after the
+        blob client's retries."""
+        container = root.partition("/")[0]
+        who = f"storage account {self.auth.account_name!r}, container {container!r} ({self.url})"
+        try:
+            self.auth.credential.get_token("https://storage.azure.com/.default")
+        except Exception as e:
+            raise self._refused("signing in", who, e) from None
+
     def ensure_container(self, container: str) -> None:
         """Create ``container`` if it does not exist (once per store object)."""
         from azure.core.exceptions import ResourceExistsError
@@ -136,6 +146,8 @@ class AzureBlobs:
         container."""
         from azure.core.exceptions import ResourceNotFoundError
 
+        if self.auth.credential is not None:
+            self._sign_in(root)
         probe = self._blob(root.rstrip("/") + "/keys/.probe")
         try:
             with self.errors("opening the store", root):

@@ -207,6 +207,33 @@ def test_no_credentials_says_what_to_set(monkeypatch):
         ArtifactStore("az://somewhere")
 
 
+def _only_an_account_name(monkeypatch, url: str) -> None:
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY",
+                 "AZURE_STORAGE_SAS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+    monkeypatch.setenv("DUCTWORK_AZURE_ACCOUNT_URL", url)
+    # DefaultAzureCredential's chain cut to the environment, so the test does not spend
+    # ~20 s probing for a managed identity that is not there.
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "EnvironmentCredential")
+
+
+def test_default_credential_without_a_sign_in_fails_at_once_saying_what_to_do(
+        monkeypatch, tmp_path):
+    _only_an_account_name(monkeypatch, "https://127.0.0.1:9/devstoreaccount1")
+    t0 = time.time()
+    with pytest.raises(AzureStoreError, match="DefaultAzureCredential found no sign-in") as err:
+        sums.run(store="az://nope/x")
+    assert "container 'nope'" in str(err.value) and "az login" in str(err.value)
+    assert time.time() - t0 < 10  # one token request, not the blob client's retries
+
+
+def test_a_token_credential_over_http_is_refused_with_the_reason(monkeypatch):
+    _only_an_account_name(monkeypatch, "http://127.0.0.1:10000/devstoreaccount1")
+    with pytest.raises(AzureStoreError, match="only sent over https.*connection string"):
+        ArtifactStore("az://somewhere")
+
+
 def test_redact_strips_keys_signatures_and_known_secrets():
     text = (f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={WRONG_KEY};"
             "BlobEndpoint=http://h/acct; url https://a.blob.core.windows.net/c/b?sv=2024&sig=abc%2Fdef"
