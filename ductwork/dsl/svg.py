@@ -335,7 +335,7 @@ def _params_table(signature: inspect.Signature) -> str:
     rows = [f"<tr><th {cell}>parameter</th><th {cell}>default</th><th {cell}>type</th></tr>"]
     for param in signature.parameters.values():
         default = ("<i style='color:#b00'>required</i>" if param.default is param.empty
-                   else f"<code>{esc(_short_repr(param.default))}</code>")
+                   else f"<code>{esc(short_repr(param.default))}</code>")
         annotation = "" if param.annotation is param.empty else (
             param.annotation if isinstance(param.annotation, str)
             else inspect.formatannotation(param.annotation)
@@ -350,7 +350,8 @@ def _note(text: str) -> str:
             f'padding:4px 8px;margin:6px 0;white-space:pre-wrap">{esc(text)}</div>')
 
 
-def _short_repr(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, or the type's name if repr fails."""
     try:
         text = repr(value)
     except Exception:

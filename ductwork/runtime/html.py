@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from ductwork.dsl.svg import STATE_STYLE, esc, pipeline_html, pipeline_svg
+from ductwork.dsl.svg import STATE_STYLE, esc, pipeline_html, pipeline_svg, short_repr
 from ductwork.runtime.progress import (
     CACHED,
     FINAL,
@@ -106,7 +106,7 @@ def _header(run: Any) -> str:
     if run.params:
         rows = "".join(
             f'<tr><td style="padding:0 10px 0 0"><code>{esc(name)}</code></td>'
-            f"<td><code>{esc(_short_repr(value))}</code></td></tr>"
+            f"<td><code>{esc(short_repr(value, 100))}</code></td></tr>"
             for name, value in run.params.items()
         )
         lines.append(f'<table style="border-collapse:collapse;margin:2px 0">{rows}</table>')
@@ -159,11 +159,3 @@ def _elements(records: list[Any], counts: dict[str, int], limit: int) -> str:
         f'<summary style="cursor:pointer;color:#555">{summary}</summary>'
         f'<table style="border-collapse:collapse">{rows}</table></details></td></tr>'
     )
-
-
-def _short_repr(value: Any, limit: int = 100) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"
