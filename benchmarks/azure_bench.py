@@ -69,8 +69,8 @@ def main() -> None:
     import numpy as np
     from azure.storage.blob import BlobServiceClient
 
-    from ductwork.runtime import azure_blobs as azure
-    from ductwork.runtime.store import ArtifactStore
+    from ductwork.runtime.store import blobs as azure
+    from ductwork.runtime.store.artifacts import ArtifactStore
 
     conn = _conn(port)
     os.environ["AZURE_STORAGE_CONNECTION_STRING"] = conn

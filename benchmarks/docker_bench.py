@@ -40,7 +40,7 @@ breakdown
      around the backend's functions and the SDK's container calls, the engine's
      events (create / start / die / destroy) of each container, and timestamps
      taken inside the container by a probe script that runs the worker
-     (``ductwork.runtime.worker.main()``) after timing its imports. The floor
+     (``ductwork.runtime.engine.worker.main()``) after timing its imports. The floor
      container gets the same treatment. Per step, exclusive times.
 
 Nothing is written to the source tree or the user's ductwork home: stores, job
@@ -99,7 +99,7 @@ FLOOR_CODE_TIMED = (
     "print(T0, TI, T1, T2, T3, time.time())\n"
 )
 
-# Runs inside the step's container instead of `python -m ductwork.runtime.worker` (the
+# Runs inside the step's container instead of `python -m ductwork.runtime.engine.worker` (the
 # arguments are the same): it times the imports the worker makes, then runs the worker.
 PROBE = '''\
 import time
@@ -108,8 +108,8 @@ import json, os, sys
 marks = {"t0": T0}
 import cloudpickle
 marks["cloudpickle"] = time.time()
-import ductwork.runtime.execute as ex
-import ductwork.runtime.serializers, ductwork.runtime.store, ductwork.runtime.worker as worker
+import ductwork.runtime.engine.job as ex
+import ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts, ductwork.runtime.engine.worker as worker
 marks["imports"] = time.time()
 _execute = ex.execute
 def execute(*a, **k):
@@ -119,7 +119,7 @@ def execute(*a, **k):
     finally:
         marks["execute_end"] = time.time()
 ex.execute = execute
-sys.argv = ["ductwork.runtime.worker", *sys.argv[1:]]
+sys.argv = ["ductwork.runtime.engine.worker", *sys.argv[1:]]
 worker.main()
 marks["end"] = time.time()
 with open(os.path.join("/bench-probe", os.uname().nodename + ".json"), "w") as f:
@@ -724,7 +724,7 @@ def bench_breakdown(client: Any, image: str, mods: ModuleFactory, base: str | No
 
     def probed_config(*a: Any, **k: Any) -> dict[str, Any]:
         config = original_config(*a, **k)
-        if config["command"][:3] == ["python", "-m", "ductwork.runtime.worker"]:
+        if config["command"][:3] == ["python", "-m", "ductwork.runtime.engine.worker"]:
             config["command"] = ["python", "/bench-probe/probe.py", *config["command"][3:]]
             config["volumes"] = {**config["volumes"],
                                  probe_dir: {"bind": "/bench-probe", "mode": "rw"}}
@@ -882,11 +882,11 @@ def bench_breakdown(client: Any, image: str, mods: ModuleFactory, base: str | No
 
 IMPORT_PROBE = (
     "import time\nt = time.perf_counter()\nimport cloudpickle\nt1 = time.perf_counter()\n"
-    "import ductwork.runtime.execute, ductwork.runtime.serializers, ductwork.runtime.store, "
-    "ductwork.runtime.worker\nprint(t1 - t, time.perf_counter() - t1)\n"
+    "import ductwork.runtime.engine.job, ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts, "
+    "ductwork.runtime.engine.worker\nprint(t1 - t, time.perf_counter() - t1)\n"
 )
-IMPORTS = ("import cloudpickle\nimport ductwork.runtime.execute, ductwork.runtime.serializers, "
-           "ductwork.runtime.store, ductwork.runtime.worker\n")
+IMPORTS = ("import cloudpickle\nimport ductwork.runtime.engine.job, ductwork.runtime.store.serializers, "
+           "ductwork.runtime.store.artifacts, ductwork.runtime.engine.worker\n")
 
 
 def imports_probe(client: Any, image: str, lib_pyc: str, lib_src: str, repeat: int = 5) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from _table import best_time
 
-from ductwork.runtime.store import ArtifactStore
+from ductwork.runtime.store.artifacts import ArtifactStore
 
 
 def _floor(data: Any, path: str, repeat: int) -> tuple[float, float]:

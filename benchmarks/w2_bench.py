@@ -177,11 +177,11 @@ import w2_pipeline  # noqa: E402  (imports ductwork)
 
 t1 = time.perf_counter()
 import ductwork.backends.inline  # noqa: E402,F401  what the first run imports lazily
-import ductwork.runtime.history
-import ductwork.runtime.progress
+import ductwork.runtime.records.history
+import ductwork.runtime.ui.progress
 import ductwork.runtime.runner
-import ductwork.runtime.runstore
-import ductwork.runtime.scheduler
+import ductwork.runtime.records.runstore
+import ductwork.runtime.engine.scheduler
 
 if sys.argv[1] == "process":
     import cloudpickle
@@ -565,27 +565,27 @@ def bench_dispatch(base: str | None, n: int, repeat: int) -> None:
 # run on the parent's driver threads (one per worker, two at once), "W" rows in the workers.
 PARENT_TIMED = [
     ("Pipeline.trace", "ductwork.dsl.pipeline", "Pipeline.trace", 0),
-    ("RunStore.begin_run", "ductwork.runtime.runstore", "RunStore.begin_run", 0),
-    ("Scheduler._start_map (per-element setup)", "ductwork.runtime.scheduler",
+    ("RunStore.begin_run", "ductwork.runtime.records.runstore", "RunStore.begin_run", 0),
+    ("Scheduler._start_map (per-element setup)", "ductwork.runtime.engine.scheduler",
      "Scheduler._start_map", 0),
-    ("_lookup: cache key + index lookup", "ductwork.runtime.scheduler", "Scheduler._lookup", 1),
-    ("input_components (hash the element)", "ductwork.runtime.cache", "input_components", 2),
-    ("step_key", "ductwork.runtime.cache", "step_key", 2),
-    ("ArtifactStore.get_key (miss)", "ductwork.runtime.store", "ArtifactStore.get_key", 2),
-    ("Scheduler._job (BoundArguments, Job)", "ductwork.runtime.scheduler", "Scheduler._job", 1),
-    ("Scheduler._record (StepRun)", "ductwork.runtime.scheduler", "Scheduler._record", 1),
-    ("Scheduler._loop (dispatch + wait)", "ductwork.runtime.scheduler", "Scheduler._loop", 0),
+    ("_lookup: cache key + index lookup", "ductwork.runtime.engine.scheduler", "Scheduler._lookup", 1),
+    ("input_components (hash the element)", "ductwork.runtime.keys.cache_key", "input_components", 2),
+    ("step_key", "ductwork.runtime.keys.cache_key", "step_key", 2),
+    ("ArtifactStore.get_key (miss)", "ductwork.runtime.store.artifacts", "ArtifactStore.get_key", 2),
+    ("Scheduler._job (BoundArguments, Job)", "ductwork.runtime.engine.scheduler", "Scheduler._job", 1),
+    ("Scheduler._record (StepRun)", "ductwork.runtime.engine.scheduler", "Scheduler._record", 1),
+    ("Scheduler._loop (dispatch + wait)", "ductwork.runtime.engine.scheduler", "Scheduler._loop", 0),
     ("ProcessBackend.submit", "ductwork.backends.process", "ProcessBackend.submit", 1),
-    ("futures.wait (idle: waiting for a result)", "ductwork.runtime.scheduler", "wait", 1),
+    ("futures.wait (idle: waiting for a result)", "ductwork.runtime.engine.scheduler", "wait", 1),
     ("Scheduler._finish (record; starts dependents: W2 cold's _start_map)",
-     "ductwork.runtime.scheduler", "Scheduler._finish", 1),
-    ("Scheduler._resolve_result", "ductwork.runtime.scheduler", "Scheduler._resolve_result", 0),
-    ("ArtifactStore.get (result, reduce input)", "ductwork.runtime.store",
+     "ductwork.runtime.engine.scheduler", "Scheduler._finish", 1),
+    ("Scheduler._resolve_result", "ductwork.runtime.engine.scheduler", "Scheduler._resolve_result", 0),
+    ("ArtifactStore.get (result, reduce input)", "ductwork.runtime.store.artifacts",
      "ArtifactStore.get", 1),
     ("ProcessBackend.close (stop workers)", "ductwork.backends.process", "ProcessBackend.close",
      0),
-    ("GitState.result (join git probe)", "ductwork.runtime.provenance", "GitState.result", 0),
-    ("RunStore.finish_run (SQLite, one row per element)", "ductwork.runtime.runstore",
+    ("GitState.result (join git probe)", "ductwork.runtime.records.provenance", "GitState.result", 0),
+    ("RunStore.finish_run (SQLite, one row per element)", "ductwork.runtime.records.runstore",
      "RunStore.finish_run", 0),
     ("T _Worker._do (one job's round trip)", "ductwork.backends.process", "_Worker._do", 0),
     ("T _Worker._spawn (Popen)", "ductwork.backends.process", "_Worker._spawn", 1),
@@ -598,11 +598,11 @@ PARENT_TIMED = [
      "_ConnectionBase.poll", 1),
     ("T Connection.recv_bytes", "multiprocessing.connection", "_ConnectionBase.recv_bytes", 1),
     ("T cloudpickle.loads (the JobResult)", "cloudpickle", "loads", 1),
-    ("ArtifactStore.put in the parent (none: workers write)", "ductwork.runtime.store",
+    ("ArtifactStore.put in the parent (none: workers write)", "ductwork.runtime.store.artifacts",
      "ArtifactStore.put", 1),
 ]
 
-# Run in each worker by a probe script that then calls ductwork.runtime.worker.main().
+# Run in each worker by a probe script that then calls ductwork.runtime.engine.worker.main().
 WORKER_PROBE = r'''
 import json, os, sys, threading, time
 T_EXEC = float(os.environ.pop("W2_PROBE_T0"))
@@ -612,10 +612,10 @@ OUT = os.path.join(os.environ["W2_PROBE_DIR"], f"worker-{os.getpid()}.json")
 t = time.perf_counter()
 import cloudpickle
 import multiprocessing.connection as mpc
-import ductwork.runtime.capture as capture
-import ductwork.runtime.execute as execute
-import ductwork.runtime.store as store
-import ductwork.runtime.worker as worker
+import ductwork.runtime.engine.capture as capture
+import ductwork.runtime.engine.job as execute
+import ductwork.runtime.store.artifacts as store
+import ductwork.runtime.engine.worker as worker
 T_IMPORTS = time.perf_counter() - t
 
 TIMED = [
@@ -752,7 +752,7 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
 
             @staticmethod
             def Popen(argv: list[str], **kw: Any) -> Any:
-                if argv[1:] == ["-m", "ductwork.runtime.worker"]:
+                if argv[1:] == ["-m", "ductwork.runtime.engine.worker"]:
                     argv = [argv[0], probe]
                     kw["env"] = {**kw["env"], "W2_PROBE_DIR": out, "W2_PROBE_T0": repr(time.time())}
                 return real.Popen(argv, **kw)
@@ -854,10 +854,10 @@ WORKER_IMPORTS = [
     ("python -c pass", "pass"),
     ("import ductwork", "import ductwork"),
     ("import cloudpickle", "import cloudpickle"),
-    ("import ductwork.runtime.execute", "import ductwork.runtime.execute"),
-    ("import ductwork.runtime.store", "import ductwork.runtime.store"),
-    ("what a worker imports before its first job", "import cloudpickle, ductwork.runtime.execute,"
-     " ductwork.runtime.store, ductwork.runtime.capture, ductwork.runtime.worker"),
+    ("import ductwork.runtime.engine.job", "import ductwork.runtime.engine.job"),
+    ("import ductwork.runtime.store.artifacts", "import ductwork.runtime.store.artifacts"),
+    ("what a worker imports before its first job", "import cloudpickle, ductwork.runtime.engine.job,"
+     " ductwork.runtime.store.artifacts, ductwork.runtime.engine.capture, ductwork.runtime.engine.worker"),
 ]
 
 

@@ -47,17 +47,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Run": "ductwork.runtime.run",
-    "StepRun": "ductwork.runtime.run",
-    "runs": "ductwork.runtime.history",
+    "Run": "ductwork.runtime.records.run",
+    "StepRun": "ductwork.runtime.records.run",
+    "runs": "ductwork.runtime.records.history",
     "context": "ductwork.runtime.context",
-    "Dataset": "ductwork.runtime.dataset",
-    "ArtifactStore": "ductwork.runtime.store",
-    "Datastore": "ductwork.runtime.datastore",
-    "datastore": "ductwork.runtime.datastore",
-    "get_run": "ductwork.runtime.history",
-    "register_serializer": "ductwork.runtime.serializers",
-    "register_hash": "ductwork.runtime.hashing",
+    "Dataset": "ductwork.runtime.data.dataset",
+    "ArtifactStore": "ductwork.runtime.store.artifacts",
+    "Datastore": "ductwork.runtime.data.datastore",
+    "datastore": "ductwork.runtime.data.datastore",
+    "get_run": "ductwork.runtime.records.history",
+    "register_serializer": "ductwork.runtime.store.serializers",
+    "register_hash": "ductwork.runtime.keys.hashing",
 }
 
 

@@ -145,7 +145,7 @@ def _when(stamp: float | None) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """List past runs, newest first."""
-    from ductwork.runtime.history import runs
+    from ductwork.runtime.records.history import runs
 
     listed = runs(store=args.store, pipeline=args.pipeline, limit=args.limit)
     if not listed:
@@ -160,7 +160,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one run: parameters, provenance and every step's state."""
-    from ductwork.runtime.history import get_run
+    from ductwork.runtime.records.history import get_run
 
     run = get_run(args.run_id, store=args.store)
     print(f"run        {run.id}")
@@ -182,7 +182,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _step_of(args: argparse.Namespace) -> Any:
-    from ductwork.runtime.history import get_run
+    from ductwork.runtime.records.history import get_run
 
     run = get_run(args.run_id, store=args.store)
     if args.step not in run.steps:
@@ -211,7 +211,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     """Remove artifacts and cache entries that no kept run refers to."""
     import datetime as dt
 
-    from ductwork.runtime.gc import collect
+    from ductwork.runtime.records.gc import collect
 
     newer = dt.datetime.fromisoformat(args.newer_than) if args.newer_than else None
     if args.keep_last is None and newer is None:

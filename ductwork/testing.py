@@ -19,8 +19,8 @@ def ductwork_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"memory://ductwork-test-{uuid.uuid4().hex}"
     monkeypatch.setenv("DUCTWORK_STORE", url)
     yield url
-    from ductwork.runtime.runstore import forget_runstore
-    from ductwork.runtime.store import ArtifactStore
+    from ductwork.runtime.records.runstore import forget_runstore
+    from ductwork.runtime.store.artifacts import ArtifactStore
 
     store = ArtifactStore(url)
     forget_runstore(store)

@@ -48,7 +48,7 @@ def docker_engine():
     """A reachable Docker engine with ductwork's base image."""
     from ductwork.backends.docker import connect
     from ductwork.backends.docker_env import default_base
-    from ductwork.runtime.backend import BackendError
+    from ductwork.runtime.engine.backend import BackendError
 
     try:
         client = connect()

@@ -1,1 +1,1 @@
-"""Backends: where steps run. One module each; see ``ductwork.runtime.backend``."""
+"""Backends: where steps run. One module each; see ``ductwork.runtime.engine.backend``."""

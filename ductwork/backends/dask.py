@@ -34,9 +34,9 @@ from typing import Any
 
 import attrs
 
-from ductwork.runtime.backend import BackendError
-from ductwork.runtime.delegated import store_config
-from ductwork.runtime.execute import Job, JobResult
+from ductwork.runtime.engine.backend import BackendError
+from ductwork.runtime.engine.driver import store_config
+from ductwork.runtime.engine.job import Job, JobResult
 
 _LOCK = threading.Lock()
 #: Clusters this process started, and clients it opened, kept between runs.
@@ -78,8 +78,8 @@ def _run_job(payload: bytes, config: dict[str, Any],
              run_id: str) -> tuple[JobResult, str | None]:
     """Run one job on a worker (a step a mixed run sends here by ``compute=``), and where a
     thread it left behind over its timeout runs, if one did."""
-    from ductwork.runtime.shipping import unpickle
-    from ductwork.runtime.tasks import open_store, run_with_timeout
+    from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.engine.tasks import open_store, run_with_timeout
 
     job = unpickle(payload)
     result, timed_out = run_with_timeout(job, open_store(config), {}, job.step.options.timeout)
@@ -185,7 +185,7 @@ class DaskBackend:
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run one job on the cluster (for a step sent here by ``compute=`` in a mixed run)."""
-        from ductwork.runtime.shipping import pickle_step
+        from ductwork.runtime.engine.shipping import pickle_step
 
         done: Future[JobResult] = Future()
         task = self.client.submit(_run_job, pickle_step(job), store_config(self.store),

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import ductwork
-from ductwork.runtime.backend import BackendError
-from ductwork.runtime.execute import Job, JobResult, store_outputs
+from ductwork.runtime.engine.backend import BackendError
+from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 
 JOB_MOUNT = "/ductwork/job"
 LIB_MOUNT = "/ductwork/lib"
@@ -51,7 +51,7 @@ def container_config(
     environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of ``docker.containers.run`` for one job (pure)."""
-    command = ["python", "-m", "ductwork.runtime.worker", "--job", JOB_MOUNT]
+    command = ["python", "-m", "ductwork.runtime.engine.worker", "--job", JOB_MOUNT]
     # Only ductwork's own package is mounted: the image's packages are the step's.
     volumes = {job_dir: {"bind": JOB_MOUNT, "mode": "rw"},
                lib_dir: {"bind": f"{LIB_MOUNT}/ductwork", "mode": "ro"}}
@@ -151,7 +151,7 @@ class DockerBackend:
     def _payload(self, job: Job) -> bytes:
         import cloudpickle
 
-        from ductwork.runtime.shipping import pickle_step
+        from ductwork.runtime.engine.shipping import pickle_step
 
         with self._lock:
             entry = self._payloads.get(id(job.step))

@@ -22,8 +22,8 @@ import sys
 import tarfile
 from typing import Any
 
-from ductwork.runtime.backend import BackendError
-from ductwork.runtime.hashing import hash_tagged
+from ductwork.runtime.engine.backend import BackendError
+from ductwork.runtime.keys.hashing import hash_tagged
 
 DEFAULT_BASE = "ductwork/python:{major}.{minor}"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -76,7 +76,7 @@ def image_tag(env: Any, base_id: str, with_ca: bool) -> str:
 
 
 def _checked_path() -> str:
-    from ductwork.runtime.runstore import ductwork_home
+    from ductwork.runtime.records.runstore import ductwork_home
 
     return str(ductwork_home() / "images-python.json")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
-from ductwork.runtime.execute import Job, JobResult, execute
+from ductwork.runtime.engine.job import Job, JobResult, execute
 
 
 class InlineBackend:
@@ -33,7 +33,7 @@ class InlineBackend:
         if timeout is None:
             future.set_result(execute(job, self.store, resolve=False))
         else:
-            from ductwork.runtime.tasks import run_with_timeout
+            from ductwork.runtime.engine.tasks import run_with_timeout
 
             result, _ = run_with_timeout(job, self.store, {}, timeout, capture="python",
                                          resolve=False)

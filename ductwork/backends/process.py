@@ -1,6 +1,6 @@
 """The process backend: a pool of worker processes on this machine.
 
-Workers are fresh interpreters (``python -m ductwork.runtime.worker``), not
+Workers are fresh interpreters (``python -m ductwork.runtime.engine.worker``), not
 forks and not ``multiprocessing`` spawns, so a user's script without a
 ``__main__`` guard is never re-run in them. Each is driven by one thread of
 the parent, which sends it a job, waits for the answer at most the step's
@@ -36,9 +36,9 @@ import uuid
 from concurrent.futures import Future
 from typing import Any
 
-from ductwork.runtime.execute import Job, JobResult, store_outputs
-from ductwork.runtime.shipping import pickle_step
-from ductwork.runtime.worker import STEPS_KEPT
+from ductwork.runtime.engine.job import Job, JobResult, store_outputs
+from ductwork.runtime.engine.shipping import pickle_step
+from ductwork.runtime.engine.worker import STEPS_KEPT
 
 
 class _Worker(threading.Thread):
@@ -61,7 +61,7 @@ class _Worker(threading.Thread):
         # Installed packages and the user's folders resolve as they do here.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ductwork.runtime.worker"], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-m", "ductwork.runtime.engine.worker"], pass_fds=(theirs.fileno(),),
             env=env, stdin=subprocess.DEVNULL,
         )
         theirs.close()

@@ -14,8 +14,8 @@ from typing import Any
 from ductwork.dsl.core import DuctworkError, PipelineFailed
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
-from ductwork.runtime.backend import get_backend
-from ductwork.runtime.run import (
+from ductwork.runtime.engine.backend import get_backend
+from ductwork.runtime.records.run import (
     CANCELLED,
     FAILED,
     PENDING,
@@ -74,11 +74,11 @@ def run_pipeline(
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
     from ductwork import __version__
     from ductwork.runtime.config import compute_target
-    from ductwork.runtime.history import attach, open_store
-    from ductwork.runtime.progress import make_progress
-    from ductwork.runtime.provenance import GitState
-    from ductwork.runtime.runstore import open_runstore
-    from ductwork.runtime.scheduler import Scheduler
+    from ductwork.runtime.records.history import attach, open_store
+    from ductwork.runtime.ui.progress import make_progress
+    from ductwork.runtime.records.provenance import GitState
+    from ductwork.runtime.records.runstore import open_runstore
+    from ductwork.runtime.engine.scheduler import Scheduler
 
     if not isinstance(backend, str):
         raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
@@ -117,13 +117,13 @@ def run_pipeline(
     history.begin_run(run)
     try:
         if len(engines) == 1 and getattr(engines[None], "schedules_graph", False):
-            from ductwork.runtime.delegated import GraphDriver
+            from ductwork.runtime.engine.driver import GraphDriver
 
             scheduler = GraphDriver(plan, engines[None], run, artifacts, force, display)
         else:
             scheduler = Scheduler(plan, engines, run, artifacts, force, display)
         display.started(run)
-        from ductwork.runtime.datastore import run_store
+        from ductwork.runtime.data.datastore import run_store
 
         with run_store(artifacts):  # datasets named without a datastore read the run's store
             scheduler.execute()

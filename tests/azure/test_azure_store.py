@@ -19,9 +19,9 @@ import pytest
 import ductwork as dw
 from ductwork import pipeline, step
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.azure import AzureStoreError, redact, resolve_auth
-from ductwork.runtime.hashing import new_hasher
-from ductwork.runtime.store import ArtifactStore
+from ductwork.runtime.store.azure import AzureStoreError, redact, resolve_auth
+from ductwork.runtime.keys.hashing import new_hasher
+from ductwork.runtime.store.artifacts import ArtifactStore
 
 # Shaped like a real account key (64 bytes, base64), so redaction by shape is exercised too.
 WRONG_KEY = base64.b64encode((b"not the key of devstoreaccount1 " * 2)[:64]).decode()
@@ -254,7 +254,7 @@ def test_auth_repr_and_description_hold_no_secret():
 CHILD = textwrap.dedent("""
     import sys
     from ductwork import pipeline, step
-    from ductwork.runtime.store import ArtifactStore
+    from ductwork.runtime.store.artifacts import ArtifactStore
 
     @step
     def big(n: int) -> bytes:
@@ -321,7 +321,7 @@ def test_an_upload_killed_midway_leaves_nothing_visible_and_the_rerun_recomputes
 
 
 def test_gc_removes_what_no_kept_run_refers_to_on_blob(azurite):
-    from ductwork.runtime.gc import collect
+    from ductwork.runtime.records.gc import collect
 
     url = f"{azurite.url}/gc"
     old = sums.run(n=3, size=1 << 16, store=url)

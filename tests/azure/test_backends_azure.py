@@ -12,8 +12,8 @@ import os
 import pytest
 
 from ductwork import pipeline, step
-from ductwork.runtime.hashing import new_hasher
-from ductwork.runtime.store import ArtifactStore
+from ductwork.runtime.keys.hashing import new_hasher
+from ductwork.runtime.store.artifacts import ArtifactStore
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.dataset import DatasetError
-from ductwork.runtime.dataset_read import MountedFile
-from ductwork.runtime.datastore import DatastoreError, run_store
-from ductwork.runtime.execute import Job, execute
-from ductwork.runtime.hashing import hash_value
-from ductwork.runtime.history import open_store
+from ductwork.runtime.data.dataset import DatasetError
+from ductwork.runtime.data.reading import MountedFile
+from ductwork.runtime.data.datastore import DatastoreError, run_store
+from ductwork.runtime.engine.job import Job, execute
+from ductwork.runtime.keys.hashing import hash_value
+from ductwork.runtime.records.history import open_store
 
 
 @step

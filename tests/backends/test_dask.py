@@ -18,7 +18,7 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.backend import BackendError
+from ductwork.runtime.engine.backend import BackendError
 
 pytestmark = pytest.mark.slow
 
@@ -225,7 +225,7 @@ def consume(xs: list[int]) -> int:
 
 
 def test_a_corrupt_input_is_recomputed_on_the_cluster(cli, tmp_path):
-    from ductwork.runtime.store import ArtifactStore
+    from ductwork.runtime.store.artifacts import ArtifactStore
 
     @pipeline
     def p():

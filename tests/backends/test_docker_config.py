@@ -11,7 +11,7 @@ def test_container_config_mounts_job_lib_and_local_store():
     config = container_config("sha256:abc", "/tmp/job1", "/src/ductwork", "/data/store", 1000, 1000,
                               cpus=1.5, memory="2g")
     assert config["image"] == "sha256:abc"
-    assert config["command"] == ["python", "-m", "ductwork.runtime.worker", "--job",
+    assert config["command"] == ["python", "-m", "ductwork.runtime.engine.worker", "--job",
                                  "/ductwork/job", "--store", "/ductwork/store"]
     assert config["volumes"] == {
         "/tmp/job1": {"bind": "/ductwork/job", "mode": "rw"},

@@ -261,7 +261,7 @@ def test_unknown_backend_and_bad_options_fail_before_any_step():
 def test_third_party_backend_through_entry_points(monkeypatch):
     import importlib.metadata as md
 
-    from ductwork.runtime import backend as registry
+    from ductwork.runtime.engine import backend as registry
 
     class EP:
         name = "mine"

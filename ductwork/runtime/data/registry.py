@@ -1,0 +1,237 @@
+"""Registered dataset versions, kept in the artifact store where every machine sees them.
+
+Layout under the store's root::
+
+    datasets/<name>/<version>.json   one version: the dataset's definition (kind,
+                                     path, datastore reference, read options), its
+                                     content fingerprint and file list, description
+
+A version is created exclusively -- a local file is linked into place (``os.link``
+fails if the name exists), a blob is uploaded with ``overwrite=False`` -- so two
+machines registering at once both get a version: the loser of a race takes the
+next number. Registering the latest version's definition (kind, path, datastore,
+read options) with the same content returns that version instead of adding one;
+the same bytes at another path or in another datastore are a new version, since
+a version is read from where it was registered.
+
+A dataset with no datastore is scanned, and later read, in the datastore of the
+store that holds the registry (``store=``), not the default store's.
+
+A version is pinned to its fingerprint, not to a copy of its bytes: reading a
+version whose files have changed since raises ``DatasetError`` (naming what
+changed) rather than returning other data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+from ductwork.runtime.data.dataset import Dataset, DatasetError
+from ductwork.runtime.data.datastore import Datastore, redact_url
+
+__all__ = ["get", "register", "versions"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MEMORY_LOCK = threading.Lock()  # one process owns a memory:// store: a lock makes it exclusive
+_FORMAT = 1
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise DatasetError(
+            f"A dataset name is 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
+            f"or digit), got {name!r}."
+        )
+    return name
+
+
+def _store(store: Any) -> Any:
+    if store is None:
+        from ductwork.runtime.data.datastore import current_store
+
+        return current_store()
+    from ductwork.runtime.records.history import open_store
+
+    return open_store(store)
+
+
+def _folder(store: Any, name: str) -> str:
+    join = os.path.join if store.is_local else posixpath.join
+    return join(store.root, "datasets", name)
+
+
+def _read_all(store: Any, name: str) -> dict[int, dict[str, Any]]:
+    fs, folder = store.fs, _folder(store, name)
+    fs.invalidate_cache(folder)
+    try:
+        names = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for path in names:
+        stem = posixpath.basename(str(path).replace("\\", "/"))
+        if stem.endswith(".json") and stem[:-5].isdigit():
+            found[int(stem[:-5])] = path
+    records = {}
+    for version, path in found.items():
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            records[version] = json.loads(fs.cat_file(path))
+    return records
+
+
+def versions(name: str, store: Any = None) -> list[dict[str, Any]]:
+    """Every version of dataset ``name``, oldest first, as recorded."""
+    records = _read_all(_store(store), _check_name(name))
+    return [records[v] for v in sorted(records)]
+
+
+def _own_datastore(store: Any) -> Datastore:
+    """The registry's store's own datastore, where a dataset without one reads."""
+    from ductwork.runtime.data.datastore import datastore as open_datastore
+    from ductwork.runtime.data.datastore import run_store
+
+    with run_store(store):
+        return open_datastore()
+
+
+def _datastore_ref(dataset: Dataset, store: Any) -> dict[str, Any] | None:
+    """How a version names its datastore: None for the registry store's own one."""
+    ds = dataset.datastore
+    if dataset.external or ds is None:
+        return None
+    if isinstance(ds, str):
+        return {"name": ds}
+    if ds.name is None and ds.url == _own_datastore(store).url:
+        return None  # a dataset from get(): the store's datastore, wherever it is opened
+    return _plain({"name": ds.name, "url": ds.url, "options": ds.public_options})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from a version's JSON."""
+    return json.loads(json.dumps(value, sort_keys=True, default=repr))
+
+
+def register(dataset: Dataset, name: str, description: str = "", store: Any = None) -> Dataset:
+    """Record ``dataset``'s content as the next version of ``name``; see the module doc."""
+    _check_name(name)
+    if "://" in dataset.path and "?" in dataset.path:
+        raise DatasetError(
+            f"Dataset {dataset!r}: a URL with a query string (a SAS token?) cannot be "
+            "registered, since versions are readable by everyone sharing the store. Configure "
+            "a datastore with the credential in the environment and register a path inside it."
+        )
+    artifacts = _store(store)
+    from ductwork.runtime.data.datastore import run_store
+
+    # Scanned where get() will read it: a dataset without a datastore is in the
+    # registry's store's datastore, not in the default store's.
+    with run_store(artifacts):
+        _, _, _, fingerprint, entries = dataset._scan()
+    definition = {
+        "kind": dataset.kind, "path": redact_url(dataset.path),
+        "datastore": _datastore_ref(dataset, artifacts),
+        "read_options": _plain(dataset.read_options),
+    }
+    existing = _read_all(artifacts, name)
+    if existing:
+        latest = existing[max(existing)]
+        if latest.get("fingerprint") == fingerprint and all(
+                latest.get(k) == v for k, v in definition.items()):
+            return _from_record(latest, artifacts)
+    record = {
+        "format": _FORMAT, "name": name, "description": description, **definition,
+        "mode": dataset.mode, "fingerprint": fingerprint,
+        "files": [list(e) for e in entries], "created": time.time(),
+    }
+    version = max(existing, default=0) + 1
+    while True:
+        record["version"] = version
+        data = json.dumps(record, sort_keys=True, default=repr).encode()
+        path = (os.path.join if artifacts.is_local else posixpath.join)(
+            _folder(artifacts, name), f"{version}.json")
+        if _create(artifacts, path, data):
+            return _from_record(record, artifacts)
+        version += 1  # another register took this number first
+
+
+def _create(store: Any, path: str, data: bytes) -> bool:
+    """Write ``path`` whole if it does not exist; return False if it does."""
+    fs = store.fs
+    if store.is_local:
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.link(tmp, path)  # atomic, whole, and refused if the name is taken
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    if store.in_memory:
+        with _MEMORY_LOCK:
+            if fs.exists(path):
+                return False
+            fs.pipe_file(path, data)
+            return True
+    try:
+        # adlfs (and s3fs, gcsfs) turn this into a conditional PUT (If-None-Match: *).
+        fs.pipe_file(path, data, mode="create")
+    except FileExistsError:
+        return False
+    except TypeError:  # a filesystem with no conditional create: the best it can do
+        fs.invalidate_cache(path)
+        if fs.exists(path):
+            return False
+        fs.pipe_file(path, data)
+    finally:
+        fs.invalidate_cache(posixpath.dirname(path))
+    return True
+
+
+def get(name: str, version: int | None = None, store: Any = None) -> Dataset:
+    """The dataset registered as ``name`` (latest, or ``version``), pinned to its content."""
+    artifacts = _store(store)
+    records = _read_all(artifacts, _check_name(name))
+    if not records:
+        raise DatasetError(
+            f"No dataset is registered as {name!r} in the store {artifacts.url}. Register one "
+            "with dw.Dataset.files(...).register(name), or pass store= where it was registered."
+        )
+    if version is None:
+        version = max(records)
+    if version not in records:
+        raise DatasetError(
+            f"Dataset {name!r} has no version {version!r} in {artifacts.url}; its versions: "
+            f"{', '.join(map(str, sorted(records)))}."
+        )
+    return _from_record(records[version], artifacts)
+
+
+def _from_record(record: dict[str, Any], store: Any) -> Dataset:
+    ref = record.get("datastore")
+    datastore: str | Datastore | None
+    if ref is None and "://" not in record["path"] and not os.path.isabs(record["path"]):
+        datastore = _own_datastore(store)  # wherever that store is opened from
+    elif ref is None:
+        datastore = None
+    elif ref.get("url") is None:
+        datastore = ref["name"]
+    else:
+        datastore = Datastore(ref["url"], name=ref.get("name"), **ref.get("options", {}))
+    entries = tuple((str(r), int(s), str(i)) for r, s, i in record["files"])
+    return Dataset(record["kind"], record["path"], datastore, record.get("mode", "download"),
+                   record.get("read_options") or {}, name=record["name"],
+                   version=int(record["version"]),
+                   pinned=(record["fingerprint"], entries))

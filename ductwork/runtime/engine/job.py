@@ -1,0 +1,226 @@
+"""Running one job where the step runs: call the function, check and store its outputs.
+
+This is the worker's half of a run (in-process, in a worker process, in a
+container): it resolves input refs from the artifact store, materializes lazy
+inputs (values with a ``__ductwork_materialize__(context)`` method, such as
+datasets: read here, where the step runs, not where the pipeline was traced;
+``dsl.lazy`` finds them, also inside lists, tuples and dicts),
+calls the step under its ``ductwork.context()`` with its output captured,
+checks the return value against the step's annotation, writes each output to
+the store (the digest is computed while writing) and then the key's index
+entry, and reports refs. It must stay small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+import attrs
+
+from ductwork.dsl.lazy import holds_lazy, materialize
+from ductwork.runtime.engine.annotations import check_outputs
+
+
+@attrs.frozen
+class Job:
+    """One unit of work: a step function with its arguments (values or refs) and cache key."""
+
+    step_id: str
+    step: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    attempt: int = 1
+    key: str | None = None
+    #: A map element keeps a multi-output step's return value whole, as one list item.
+    whole: bool = False
+    run_id: str = "local"
+
+
+@attrs.frozen
+class JobResult:
+    """What came of a job: output refs (and values, in-process), or the user's traceback."""
+
+    step_id: str
+    started: float
+    finished: float
+    refs: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    error: str | None = None
+    logs: str = ""
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    #: The digest of an input that failed verification: its producer must recompute it.
+    corrupt: str | None = None
+
+
+class OutputMismatch(Exception):
+    """A step returned something that does not fit its declared outputs."""
+
+
+def split_outputs(step: Any, result: Any) -> dict[str, Any]:
+    """Map a step's return value onto its declared output names."""
+    names = step.options.outputs
+    if not step.options.multiple:
+        return {names[0]: result}
+    if isinstance(result, Mapping) and set(result) == set(names):
+        return {name: result[name] for name in names}
+    if isinstance(result, tuple) and len(result) == len(names):
+        return dict(zip(names, result, strict=True))
+    got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    raise OutputMismatch(
+        f"Step '{step.name}' declares {len(names)} outputs ({', '.join(names)}) but returned "
+        f"{got}. Return a tuple of {len(names)} values in that order, or a dict with those keys."
+    )
+
+
+def resolve_refs(value: Any, store: Any, memo: dict[str, Any]) -> Any:
+    """Replace artifact refs inside arguments by their values, read (and verified) once."""
+    from ductwork.runtime.store.refs import GatherRef, map_refs
+
+    def load(ref: Any) -> Any:
+        if isinstance(ref, GatherRef):
+            return [load(part) for part in ref.parts]
+        if ref.digest not in memo:
+            memo[ref.digest] = store.get(ref)
+        return memo[ref.digest]
+
+    return map_refs(value, load)
+
+
+class MaterializeError(Exception):
+    """An argument's ``__ductwork_materialize__`` failed; the message names step and argument."""
+
+
+_FOR_KEY: ContextVar[bool] = ContextVar("ductwork_materializing_for_key", default=False)
+
+
+def materializing_for_key() -> bool:
+    """Whether the lazy inputs being read now are those of a job whose outputs are stored
+    under a cache key: a dataset then checks that it reads the content that key was made of.
+    """
+    return _FOR_KEY.get()
+
+
+def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The job's arguments with datasets (and other lazy inputs) materialized."""
+    if not holds_lazy(job.args) and not holds_lazy(job.kwargs):  # one pass over types
+        return job.args, job.kwargs
+
+    def read(value: Any) -> Any:
+        return type(value).__ductwork_materialize__(value, ctx)
+
+    bound = job.step.signature.bind(*job.args, **job.kwargs)
+    token = _FOR_KEY.set(job.key is not None)
+    try:
+        for name, value in bound.arguments.items():
+            try:
+                bound.arguments[name] = materialize(value, read)
+            except Exception as exc:
+                raise MaterializeError(
+                    f"Step '{job.step_id}': argument '{name}' could not be read before the "
+                    f"step ran: {type(exc).__name__}: {exc}"
+                ) from exc
+    finally:
+        _FOR_KEY.reset(token)
+    return bound.args, bound.kwargs
+
+
+def call(job: Job, capture: str = "python", store: Any = None,
+         ) -> tuple[dict[str, Any] | None, str | None, str, dict[str, Any]]:
+    """Call the step under its context with output captured: (values, error, logs, metrics).
+
+    ``store`` is the run's artifact store as this process sees it (None: out of reach);
+    ``dw.datastore()`` and datasets without a datastore read from it.
+    """
+    from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
+    from ductwork.runtime.context import StepContext, running
+    from ductwork.runtime.data.datastore import run_store
+
+    ctx = StepContext(job.run_id, job.step_id, job.attempt)
+    values = error = None
+    # "none": the caller collects output itself (a container's logs).
+    catchers = {"fds": capture_fds, "python": capture_python, "thread": capture_thread}
+    catcher = catchers.get(capture, _no_capture)()
+    with catcher as captured, running(ctx), run_store(store):
+        try:
+            args, kwargs = _materialized(job, ctx)
+            result = job.step.fn(*args, **kwargs)
+        except MaterializeError as exc:
+            error = f"{exc}\n"
+        except Exception as exc:
+            # Drop this frame: the user wants their own traceback, starting at their step.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+            error = "".join(traceback.format_exception(type(exc), exc, tb))
+    logs = captured["text"] if isinstance(captured, dict) else "".join(captured)
+    if error is None:
+        try:
+            values = {"output": result} if job.whole else split_outputs(job.step, result)
+            check_outputs(job.step, split_outputs(job.step, result) if job.whole else values)
+        except (OutputMismatch, TypeError) as exc:
+            values, error = None, f"{exc}\n"
+    return values, error, logs, ctx.metrics
+
+
+@contextlib.contextmanager
+def _no_capture() -> Iterator[list[str]]:
+    yield []
+
+
+def store_outputs(job: Job, values: dict[str, Any], store: Any) -> dict[str, Any]:
+    """Write each output, then the key's index entry; raise ValueError naming what failed."""
+    refs = {}
+    for name, value in values.items():
+        try:
+            refs[name] = store.put(value)
+        except Exception as exc:
+            raise ValueError(
+                f"Step '{job.step.name}': output '{name}' ({type(value).__name__}) could not be "
+                f"stored: {type(exc).__name__}: {exc}. Return a value that can be serialized, or "
+                "register a serializer for its type (ductwork.register_serializer).\n"
+            ) from None
+    if job.key is not None:
+        # Indexed only after every output is stored: a reader never sees a partial entry.
+        store.put_key(job.key, refs)
+    return refs
+
+
+def execute(job: Job, store: Any, capture: str = "python",
+            memo: dict[str, Any] | None = None, resolve: bool = True) -> JobResult:
+    """Run ``job`` here and now; user errors become a formatted traceback in the result.
+
+    ``resolve`` reads input refs from the store (off when the caller passed values);
+    with ``store=None`` the outputs are returned as values for the caller to store.
+    """
+    from ductwork.runtime.store.artifacts import CorruptArtifact
+
+    started = time.time()
+    if store is not None and resolve:
+        try:
+            memo = {} if memo is None else memo
+            job = attrs.evolve(job, args=resolve_refs(job.args, store, memo),
+                               kwargs=resolve_refs(job.kwargs, store, memo))
+        except CorruptArtifact as exc:
+            return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
+                             corrupt=exc.digest)
+        except Exception as exc:
+            return JobResult(job.step_id, started, time.time(), error=(
+                f"Step '{job.step.name}': its inputs could not be read from the store: "
+                f"{type(exc).__name__}: {exc}\n"))
+    values, error, logs, metrics = call(job, capture, store)
+    if error is not None or values is None:
+        return JobResult(job.step_id, started, time.time(), error=error, logs=logs,
+                         metrics=metrics)
+    if store is None:
+        return JobResult(job.step_id, started, time.time(), values=values, logs=logs,
+                         metrics=metrics)
+    try:
+        refs = store_outputs(job, values, store)
+    except ValueError as exc:
+        return JobResult(job.step_id, started, time.time(), error=str(exc), logs=logs,
+                         metrics=metrics)
+    return JobResult(job.step_id, started, time.time(), refs=refs, values=values, logs=logs,
+                     metrics=metrics)

@@ -1,0 +1,317 @@
+"""One node of a plan as a self-contained task, for backends that schedule the graph.
+
+A backend like Dask receives the whole graph: each node is a task that depends on
+its upstream tasks, and the cluster's scheduler decides what runs when. So the
+work the one-loop scheduler does before dispatching -- finishing the cache key
+from the input digests, looking it up, skipping a node whose upstream failed --
+happens here, in the task, on the worker. The driver sends what only it can
+compute (the code fingerprint and the other input-independent key components,
+see ``cache.key_basis``); the task gets its upstream tasks' ``NodeResult``s,
+which carry refs, never values: data moves through the artifact store.
+
+A task never raises for a user's error: it returns a failed result, and a task
+whose upstream failed returns ``skipped`` at once, so the cluster's scheduler
+sees only successful tasks and the driver reads every outcome from results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import threading
+import time
+from typing import Any
+
+import attrs
+
+from ductwork.dsl.trace import substitute
+
+SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+#: An input failed verification: the producer must be recomputed (see ``GraphDriver``).
+CORRUPT = "corrupt"
+#: An upstream was corrupt: this node waits for the next pass.
+BLOCKED = "blocked"
+
+
+@attrs.frozen
+class NodeSpec:
+    """What a worker needs to run one node (or each element of one ``map`` node)."""
+
+    sid: str
+    step: Any
+    #: The invocation's arguments, with ``Output`` placeholders for upstream outputs.
+    arguments: dict[str, Any]
+    run_id: str
+    store: dict[str, Any]
+    map_over: str | None = None
+    #: ``cache.key_basis`` of the step; None when the step is not cached.
+    basis: tuple[dict[str, str], dict[str, str]] | None = None
+    forced: bool = False
+    #: Output names a downstream ``map`` iterates over: report their lengths.
+    lengths: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class NodeResult:
+    """How one node (or map element) ended; small, so it travels through the scheduler."""
+
+    sid: str
+    status: str
+    refs: dict[str, Any] | None = None
+    cached: bool = False
+    key: str | None = None
+    components: dict[str, str] | None = None
+    error: str | None = None
+    logs: str = ""
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    started: float | None = None
+    finished: float | None = None
+    attempts: int = 0
+    #: Lengths of the outputs named in ``NodeSpec.lengths`` (-1: not a list).
+    lengths: dict[str, int] = attrs.field(factory=dict)
+    #: For ``skipped``: the failed node; for ``corrupt``: the digest that failed.
+    cause: str | None = None
+    note: str | None = None
+    #: Where it ran (a worker's address), so a stuck worker can be restarted.
+    where: str | None = None
+    #: An attempt overran its timeout; its thread may still run on the worker.
+    timed_out: bool = False
+
+
+# -- worker-side caches -------------------------------------------------------------------
+
+_LOCK = threading.Lock()
+_STORES: dict[str, Any] = {}
+_STORES_KEPT = 8
+_SPECS: dict[str, NodeSpec] = {}
+_SPECS_KEPT = 256
+_MEMO: dict[str, Any] = {}
+_MEMO_KEPT = 32  # values kept per worker process, so a map's list is read once, not per element
+
+
+def open_store(config: dict[str, Any]) -> Any:
+    """The store a config names, opened once per worker process."""
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    token = json.dumps(config, sort_keys=True)
+    with _LOCK:
+        store = _STORES.get(token)
+        if store is None:
+            if len(_STORES) >= _STORES_KEPT:
+                # Not closed: another thread of this worker may be using it; its
+                # connections go when it is collected.
+                _STORES.pop(next(iter(_STORES)))
+            store = _STORES[token] = ArtifactStore(config["url"], **config.get("options", {}))
+        return store
+
+
+def load_spec(token: str, payload: bytes) -> NodeSpec:
+    """Unpickle a spec (with the user's serializers) once per worker process."""
+    with _LOCK:
+        spec = _SPECS.get(token)
+    if spec is not None:
+        return spec
+    from ductwork.runtime.engine.shipping import unpickle
+
+    spec = unpickle(payload)
+    with _LOCK:
+        if len(_SPECS) >= _SPECS_KEPT:
+            del _SPECS[next(iter(_SPECS))]
+        _SPECS[token] = spec
+    return spec
+
+
+def _memo_for(run_id: str) -> dict[str, Any]:
+    with _LOCK:
+        if _MEMO.get("\0run") != run_id or len(_MEMO) > _MEMO_KEPT:
+            _MEMO.clear()  # inputs are shared within a run, not kept across runs
+            _MEMO["\0run"] = run_id
+        return _MEMO
+
+
+# -- the task -----------------------------------------------------------------------------
+
+def upstream_refs(upstream: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each upstream node's output refs; a map node's are its elements', gathered."""
+    from ductwork.runtime.store.refs import GatherRef
+
+    refs = {}
+    for nid, result in upstream.items():
+        if isinstance(result, list):
+            refs[nid] = {"output": GatherRef.of([r.refs["output"] for r in result])}
+        else:
+            refs[nid] = result.refs
+    return refs
+
+
+def _blocker(upstream: dict[str, Any]) -> NodeResult | None:
+    """The first upstream result that stops this node from running, if any."""
+    found = None
+    for result in upstream.values():
+        for r in result if isinstance(result, list) else (result,):
+            if r.status in (FAILED, SKIPPED):
+                return r
+            if r.status in (CORRUPT, BLOCKED):
+                found = r
+    return found
+
+
+def run_node(token: str, payload: bytes, upstream: dict[str, Any],
+             index: int | None = None) -> NodeResult:
+    """Run one node (``index``: one element of a map node) on this worker."""
+    spec = load_spec(token, payload)
+    sid = spec.sid if index is None else f"{spec.sid}[{index}]"
+    blocker = _blocker(upstream)
+    if blocker is not None:
+        if blocker.status in (CORRUPT, BLOCKED):
+            return NodeResult(sid, BLOCKED)
+        failed = blocker.cause if blocker.status == SKIPPED else blocker.sid.split("[", 1)[0]
+        return NodeResult(sid, SKIPPED, error=f"not run: upstream step '{failed}' failed",
+                          cause=failed)
+    from ductwork.runtime.data.datastore import run_store
+
+    try:
+        with run_store(open_store(spec.store)):  # the key may read datasets
+            return _run(spec, sid, upstream, index)
+    except Exception:  # a fault of ours must fail the step, not the task
+        import traceback
+
+        return NodeResult(sid, FAILED, error=traceback.format_exc(), finished=time.time())
+
+
+def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) -> NodeResult:
+    from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components
+    from ductwork.runtime.store.artifacts import CorruptArtifact
+
+    store = open_store(spec.store)
+    memo = _memo_for(spec.run_id)
+    refs = upstream_refs(upstream)
+    # With no upstream there is no placeholder to replace (and a constant list to map
+    # over would be walked once per element for nothing).
+    arguments = substitute(spec.arguments, lambda out: refs[out.node][out.name]) \
+        if upstream else spec.arguments
+    started = time.time()
+    if index is not None:
+        try:
+            item = _pick(arguments[spec.map_over], index, store, memo)
+        except CorruptArtifact as exc:
+            return NodeResult(sid, CORRUPT, cause=exc.digest, error=f"{exc}\n")
+        arguments = {**arguments, spec.map_over: item}
+    key = components = None
+    if spec.basis is not None:
+        try:
+            key, components = finish_key(spec.basis, input_components(spec.step, arguments))
+        except CacheKeyError as exc:
+            return NodeResult(sid, FAILED, error=f"{exc}\n", started=started,
+                              finished=time.time())
+        hit = None if spec.forced else store.get_key(key)
+        if hit is not None:
+            try:
+                lengths = _lengths(spec, hit, None, store, memo)
+            except CorruptArtifact as exc:
+                return NodeResult(sid, CORRUPT, cause=exc.digest, error=f"{exc}\n")
+            return NodeResult(sid, SUCCEEDED, refs=hit, cached=True, key=key,
+                              components=components, started=started, finished=time.time(),
+                              lengths=lengths)
+    return _execute(spec, sid, arguments, index, key, components, store, memo)
+
+
+def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | None,
+             key: str | None, components: dict[str, str] | None, store: Any,
+             memo: dict[str, Any]) -> NodeResult:
+    from ductwork.runtime.engine.job import Job
+
+    step = spec.step
+    bound = inspect.BoundArguments(step.signature, arguments)  # type: ignore[arg-type]
+    logs, started = "", time.time()
+    note = "regenerate was asked for" if spec.forced else None
+    stuck = False
+    for attempt in range(1, step.options.retries + 2):
+        job = Job(sid, step, bound.args, bound.kwargs, attempt, key, whole=index is not None,
+                  run_id=spec.run_id)
+        result, timed_out = run_with_timeout(job, store, memo, step.options.timeout)
+        stuck = stuck or timed_out  # a stuck thread stays until its worker restarts
+        logs += result.logs
+        common = dict(key=key, components=components, logs=logs, metrics=result.metrics,
+                      started=started, finished=time.time(), attempts=attempt, note=note,
+                      timed_out=stuck)
+        if result.corrupt is not None:
+            return NodeResult(sid, CORRUPT, cause=result.corrupt, error=result.error, **common)
+        if result.error is None:
+            lengths = _lengths(spec, result.refs, result.values, store, memo)
+            return NodeResult(sid, SUCCEEDED, refs=result.refs, lengths=lengths, **common)
+    return NodeResult(sid, FAILED, error=result.error, **common)
+
+
+def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float | None,
+                     capture: str = "thread", resolve: bool = True) -> tuple[Any, bool]:
+    """Execute ``job`` here; with a timeout, in a helper thread: ``(result, timed_out)``.
+
+    A thread cannot be killed. One that overruns is interrupted at its next Python
+    instruction (an exception raised in it: best effort -- a call blocked in C
+    finishes first); on Dask its worker may also be restarted. It must not index
+    the key, so the helper thread runs the job without it, and this thread writes
+    the index only for a job that finished in time.
+    """
+    from ductwork.runtime.engine.job import JobResult, execute
+
+    if timeout is None:
+        return execute(job, store, capture=capture, memo=memo, resolve=resolve), False
+    box: list[Any] = []
+    unindexed = attrs.evolve(job, key=None)
+
+    def target() -> None:
+        with contextlib.suppress(StepTimedOut):
+            box.append(execute(unindexed, store, capture=capture, memo=memo, resolve=resolve))
+
+    runner = threading.Thread(target=target, daemon=True, name=f"ductwork-{job.step_id}")
+    runner.start()
+    runner.join(timeout)
+    if box:
+        result = box[0]
+        if job.key is not None and result.error is None and store is not None:
+            store.put_key(job.key, result.refs)
+        return result, False
+    _interrupt(runner)
+    return JobResult(job.step_id, time.time(), time.time(), error=(
+        f"Step '{job.step.name}' timed out after {timeout:g} s and was stopped (timeout="
+        f"{timeout:g}). Raise the timeout, or make the step faster.\n")), True
+
+
+class StepTimedOut(BaseException):
+    """Raised inside a step's thread when it overran its timeout.
+
+    A BaseException, so the step's own ``except Exception`` does not swallow it.
+    """
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    import ctypes
+
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                   ctypes.py_object(StepTimedOut))
+
+
+def _pick(value: Any, index: int, store: Any, memo: dict[str, Any]) -> Any:
+    """Element ``index`` of the list a map iterates over, as a value."""
+    from ductwork.runtime.engine.job import resolve_refs
+    from ductwork.runtime.store.refs import GatherRef
+
+    if isinstance(value, GatherRef):
+        return resolve_refs(value.parts[index], store, memo)
+    if isinstance(value, list | tuple):
+        return resolve_refs(value[index], store, memo)
+    return resolve_refs(value, store, memo)[index]
+
+
+def _lengths(spec: NodeSpec, refs: dict[str, Any], values: dict[str, Any] | None, store: Any,
+             memo: dict[str, Any]) -> dict[str, int]:
+    from ductwork.runtime.engine.job import resolve_refs
+
+    lengths = {}
+    for name in spec.lengths:
+        value = values[name] if values is not None else resolve_refs(refs[name], store, memo)
+        lengths[name] = len(value) if isinstance(value, list | tuple) else -1
+    return lengths

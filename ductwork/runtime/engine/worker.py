@@ -1,0 +1,139 @@
+"""The worker process: ``python -m ductwork.runtime.engine.worker``.
+
+It reads jobs from a connection on the file descriptor named by
+``DUCTWORK_WORKER_FD`` and answers each with a ``JobResult``. A message is
+``(token, step_bytes, job_bytes)``: the step (cloudpickled, sent once per
+worker and kept under its token) and the job with its arguments -- refs into
+the artifact store, or values when the store is private to the parent
+(``memory://``), in which case outputs come back as values too. Output of
+each job is captured at the file-descriptor level, so what child processes
+print is kept as well.
+
+SIGINT is ignored: on Ctrl-C the parent decides, and stops workers itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+_MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are read once
+STEPS_KEPT = 256  # pickled steps a worker keeps; its parent mirrors this to know what it has
+
+
+def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> None:
+    """Answer jobs until the connection closes."""
+    from multiprocessing.connection import Connection
+
+    import cloudpickle
+
+    from ductwork.runtime.engine.job import JobResult, execute
+    from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    conn = Connection(fd)
+    store = ArtifactStore(store_url, **storage_options) if store_url else None
+    steps: dict[str, Any] = {}
+    memo: dict[str, Any] = {}
+    run_id = None
+    while True:
+        try:
+            token, step_bytes, job_bytes = conn.recv()
+        except (EOFError, OSError):
+            return
+        job = cloudpickle.loads(job_bytes)
+        if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
+            memo.clear()  # inputs are shared within a run, not kept across runs
+        run_id = job.run_id
+        if step_bytes is not None:
+            if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
+                del steps[next(iter(steps))]
+            steps[token] = unpickle(step_bytes)
+        job = type(job)(**{**_fields(job), "step": steps[token]})
+        try:
+            result = execute(job, store, capture="fds", memo=memo)
+        except Exception:  # a fault of ours must fail the step, not kill the worker
+            result = JobResult(job.step_id, time.time(), time.time(),
+                               error=traceback.format_exc())
+        if store is not None:
+            # Values stay here: data travels through the store, not the pipe.
+            result = type(result)(**{**_fields(result), "values": None})
+        conn.send_bytes(cloudpickle.dumps(result))
+
+
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Exit when the parent dies (even by SIGKILL), instead of running on as an orphan."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="ductwork-parent-watch").start()
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(obj, recurse=False)
+
+
+def run_job_dir(job_dir: str, store_url: str | None) -> None:
+    """Run the one job in ``job_dir`` (a container's way): ``payload`` in, ``result`` out.
+
+    The layout is fixed: ``payload`` holds the cloudpickled ``(step bytes, job)``, the
+    step bytes being ``(step, serializers)`` pickled once per run; ``result`` (written
+    whole, by rename) holds the ``JobResult``. With no store the outputs come back as
+    values in the result.
+    """
+    import cloudpickle
+
+    from ductwork.runtime.engine.job import JobResult, execute
+    from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    with open(os.path.join(job_dir, "payload"), "rb") as f:
+        step_bytes, job = cloudpickle.load(f)
+    job = type(job)(**{**_fields(job), "step": unpickle(step_bytes)})
+    store = ArtifactStore(store_url) if store_url else None
+    try:
+        result = execute(job, store, capture="none")
+    except Exception:
+        result = JobResult(job.step_id, time.time(), time.time(), error=traceback.format_exc())
+    if store is not None:
+        result = type(result)(**{**_fields(result), "values": None})
+    tmp = os.path.join(job_dir, "result.tmp")
+    with open(tmp, "wb") as f:
+        cloudpickle.dump(result, f)
+    os.replace(tmp, os.path.join(job_dir, "result"))
+
+
+def main() -> None:
+    """Entry point: ``--job DIR [--store URL]`` runs one job; else serve a parent's jobs."""
+    args = sys.argv[1:]
+    if args[:1] == ["--job"]:
+        store = args[3] if args[2:3] == ["--store"] else None
+        run_job_dir(args[1], store)
+        # The result is on disk: skip the interpreter's teardown (it is the container's end).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    fd = int(os.environ["DUCTWORK_WORKER_FD"])
+    config = json.loads(os.environ.get("DUCTWORK_WORKER_STORE") or "{}")
+    serve(fd, config.get("url"), config.get("options") or {})
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

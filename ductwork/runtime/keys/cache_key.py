@@ -1,0 +1,184 @@
+"""Cache keys, and why a step was a hit or ran.
+
+A step's key is ``hash_tagged("StepKey", components)`` over named
+components: the code fingerprint, ``cache_version``, the output names, one
+digest per input argument (an upstream output counts by its artifact digest,
+so a large value is never re-read to be hashed), the environment, and the
+content of ``hash_paths``. ``retries``, ``timeout`` and ``compute`` change how
+a step runs, not what it returns, so they are not components.
+
+The components of every key are kept with the step run; ``explain`` compares
+them with the previous run of the same step and says what changed. The
+fingerprint's own parts (``code:fn:mod.helper`` ...) are kept too, so a
+change is traced to the helper that changed, not just "the code".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.keys.hashing import UnhashableValue, hash_tagged, hash_value, new_hasher
+
+
+class CacheKeyError(DuctworkError):
+    """A step's cache key cannot be computed (an input cannot be hashed, a path is missing)."""
+
+
+def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
+    """Digest each argument (refs stand for upstream outputs) that is not ignored."""
+    components = {}
+    for name, value in arguments.items():
+        if name in step.options.ignore_inputs:
+            continue
+        try:
+            components[f"input:{name}"] = hash_value(value)
+        except UnhashableValue as exc:
+            raise CacheKeyError(exc.describe(step.name, name)) from None
+    return components
+
+
+def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
+             environment: str | None = None) -> tuple[str, dict[str, str]]:
+    """Return ``(key, components)`` for a step called with inputs of these digests.
+
+    ``whole`` is for a map element, which stores a multi-output return value as one.
+    ``environment`` is what the backend runs the step in, when it is more than the
+    declared ``Environment`` -- for containers, the image's digest, not its tag.
+    """
+    return finish_key(key_basis(step, whole, environment), inputs)
+
+
+def key_basis(step: Any, whole: bool = False,
+              environment: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The components of a step's key that do not depend on its inputs, and its code parts.
+
+    They are computed where the step's source is (the driver); a worker that only
+    learns the input digests finishes the key with ``finish_key``.
+    """
+    from ductwork.runtime.keys.fingerprint import fingerprint
+
+    code = fingerprint(step.fn)
+    options = step.options
+    components = {
+        "code": code.digest,
+        "cache_version": options.cache_version or "",
+        "outputs": "output" if whole else ",".join(options.outputs),
+    }
+    if environment is not None:
+        components["env"] = environment
+    elif options.env is not None:
+        components["env"] = hash_value(options.env)
+    for path in options.hash_paths:
+        components[f"path:{path}"] = hash_path(step.name, path)
+    parts = {f"code:{name}": digest for name, digest in code.components.items()}
+    return components, parts
+
+
+def finish_key(basis: tuple[dict[str, str], dict[str, str]],
+               inputs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Combine ``key_basis`` with the input digests into ``(key, components)``."""
+    fixed, parts = basis
+    components = {**fixed, **inputs}
+    key = hash_tagged("StepKey", sorted(components.items()))
+    components.update(parts)
+    return key, components
+
+
+_PATH_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _hash_file(path: str) -> str:
+    stat = os.stat(path)
+    # A file whose size and mtime are unchanged is not re-read within a process.
+    memo = (path, stat.st_size, stat.st_mtime_ns)
+    if memo not in _PATH_MEMO:
+        hasher = new_hasher()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+        _PATH_MEMO[memo] = hasher.hexdigest()
+    return _PATH_MEMO[memo]
+
+
+def hash_path(step: str, path: str) -> str:
+    """Digest the content of a file, or of every file below a directory, by relative name."""
+    root = Path(path)
+    if root.is_file():
+        return hash_tagged("File", _hash_file(str(root)))
+    if not root.is_dir():
+        raise CacheKeyError(
+            f"Step '{step}': hash_paths names '{path}', which does not exist (relative paths "
+            f"are taken from the working directory, {os.getcwd()}). Fix the path or remove it."
+        )
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            entries.append((os.path.relpath(full, root).replace(os.sep, "/"), _hash_file(full)))
+    return hash_tagged("Dir", entries)
+
+
+_LABELS = {
+    "code": None,  # explained through its code:* parts
+    "cache_version": "cache_version",
+    "outputs": "the declared outputs",
+    "env": "the environment",
+}
+
+
+def _describe_component(name: str) -> str:
+    if name.startswith("input:"):
+        return f"input '{name[6:]}'"
+    if name.startswith("path:"):
+        return f"the content of hash path '{name[5:]}'"
+    return _LABELS.get(name) or name
+
+
+def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Sentences naming each key component that differs between two step runs."""
+    from ductwork.runtime.keys.fingerprint import diff_components
+
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        if name.startswith("code") or old.get(name) == new.get(name):
+            continue
+        what = _describe_component(name)
+        if name not in old:
+            lines.append(f"{what} is new")
+        elif name not in new:
+            lines.append(f"{what} is gone")
+        elif name == "cache_version":
+            lines.append(f"cache_version changed from {old[name]!r} to {new[name]!r}")
+        else:
+            lines.append(f"{what} changed ({old[name][:12]} -> {new[name][:12]})")
+    if old.get("code") != new.get("code"):
+        code_old = {k[5:]: v for k, v in old.items() if k.startswith("code:")}
+        code_new = {k[5:]: v for k, v in new.items() if k.startswith("code:")}
+        lines.extend(diff_components(code_old, code_new) or ["the step's code changed"])
+    return lines
+
+
+def explain(record: Any, previous: tuple[str, str | None, dict[str, str] | None] | None) -> str:
+    """Say why a step run was a cache hit or ran, against the previous run of that step."""
+    if record.status == "skipped":
+        return "not run: a step it depends on failed"
+    if record.key is None:
+        if record.status == "failed" and record.error:
+            return "ran and failed before its cache key was known:\n" + record.error
+        return "ran: caching is off for this step (cache=False)"
+    if record.cached:
+        where = f" (last run: {previous[0]})" if previous else ""
+        return f"cache hit: the same key was stored before{where}; the step did not run"
+    note = f" ({record.note})" if getattr(record, "note", None) else ""
+    if previous is None:
+        return f"ran: no earlier run of this step to compare with{note}"
+    run_id, key, components = previous
+    if key == record.key:
+        return (f"ran: same key as run {run_id}{note or ' (its stored outputs were missing)'}")
+    changes = diff(components or {}, record.components or {})
+    body = "\n".join(f"  - {line}" for line in changes) or "  - (no recorded component differs)"
+    return f"ran: the key differs from run {run_id}{note}:\n{body}"

@@ -1,0 +1,356 @@
+"""Normalized code of functions, classes and modules, for the code fingerprint.
+
+A definition is located in the AST of its file (read through ``linecache``, so
+notebook cells and ``__main__`` scripts work like files) and dumped without
+docstrings, comments, positions or type comments; the dump is what gets
+hashed. A function is found by its name and the line its code object starts
+on (the first decorator's line), and checked against the code object's
+argument names; a class by its qualified name, preferring the definition that
+encloses one of its methods. When no matching source exists -- ``exec``'d
+code, two lambdas on one line, a file edited since it was imported -- the code
+object itself is normalized instead: bytecode, constants (recursively), names
+and flags, without line numbers. That fallback is deterministic for one Python
+minor version, which is part of every fingerprint anyway.
+
+Results are cached by code object identity, so a function keeps the digest of
+the source it was compiled from even if its file changes later on disk.
+
+Whether code is user code at all, or a library's, is decided in ``_origin``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dis
+import linecache
+from collections.abc import Callable, Iterator
+from types import CodeType, FunctionType, ModuleType
+from typing import Any, NamedTuple
+
+_CACHE_LIMIT = 8192
+_TREES: dict[str, tuple[str, ast.Module, dict[Any, list[ast.AST]]]] = {}
+_DIGESTS: dict[tuple[int, bool], tuple[CodeType, str]] = {}
+_SCANS: dict[int, tuple[CodeType, Scan]] = {}
+
+
+class Scan(NamedTuple):
+    """What a code object (with its nested code) reads from its module scope."""
+
+    names: frozenset[str]  # global names loaded
+    chains: frozenset[tuple[str, ...]]  # global name followed by attribute loads
+    bare: frozenset[str]  # global names used other than as the head of a chain
+    stored: frozenset[str]  # names assigned with ``global``: state, not constants
+    imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, fromlist)
+
+
+def scan(code: CodeType) -> Scan:
+    """Find the globals, attribute chains and imports a code object uses."""
+    hit = _SCANS.get(id(code))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    names: set[str] = set()
+    chains: set[tuple[str, ...]] = set()
+    bare: set[str] = set()
+    stored: set[str] = set()
+    imports: list[tuple[str, int, tuple[str, ...]]] = []
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        stack.extend(c for c in co.co_consts if isinstance(c, CodeType))
+        chain: list[str] | None = None
+        consts: list[Any] = [None, None]
+        for ins in dis.get_instructions(co):
+            op = ins.opname
+            if chain is not None:
+                if op in ("LOAD_ATTR", "LOAD_METHOD"):
+                    chain.append(ins.argval)
+                    continue
+                if len(chain) > 1:
+                    chains.add(tuple(chain))
+                else:
+                    bare.add(chain[0])
+                chain = None
+            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+                names.add(ins.argval)
+                chain = [ins.argval]
+            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
+                stored.add(ins.argval)
+            elif op in ("LOAD_CONST", "LOAD_SMALL_INT"):  # 3.14 loads small ints apart
+                consts = [consts[-1], ins.argval]
+            elif op == "IMPORT_NAME":
+                level, fromlist = consts
+                level = level if isinstance(level, int) else 0
+                imports.append((ins.argval, level, tuple(fromlist or ())))
+        if chain is not None:
+            (chains.add(tuple(chain)) if len(chain) > 1 else bare.add(chain[0]))
+    result = Scan(
+        frozenset(names), frozenset(chains), frozenset(bare), frozenset(stored), tuple(imports)
+    )
+    _remember(_SCANS, id(code), (code, result))
+    return result
+
+
+def function_digest(fn: FunctionType, root: bool) -> str:
+    """Digest a function's normalized source; a root loses all decorators, others ductwork's."""
+    from ductwork.runtime.keys.hashing import hash_tagged
+
+    code = fn.__code__
+    hit = _DIGESTS.get((id(code), root))
+    if hit is not None and hit[0] is code:
+        return hit[1]
+    node = _find_function(code)
+    if node is None:
+        doc = fn.__doc__ is not None and bool(code.co_consts) and code.co_consts[0] == fn.__doc__
+        digest = hash_tagged("Bytecode", _code_text(code, strip_doc=doc))
+    else:
+        globals_ = fn.__globals__
+        digest = hash_tagged(
+            "Source", canonical(node, lambda d: root or is_ductwork_decorator(d, globals_))
+        )
+    _remember(_DIGESTS, (id(code), root), (code, digest))
+    return digest
+
+
+def is_ductwork_decorator(decorator: ast.expr, globals_: Any) -> bool:
+    """Tell whether a decorator expression names a ductwork object, such as ``@step(...)``."""
+    # ``@step(retries=3)`` on a helper that is also a step: its options are
+    # hashed with that step, not into the code of the steps that call it.
+    node: ast.expr = decorator
+    while isinstance(node, ast.Call | ast.Attribute):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    if not isinstance(node, ast.Name):
+        return False
+    obj = globals_.get(node.id)
+    name = obj.__name__ if isinstance(obj, ModuleType) else getattr(obj, "__module__", None)
+    return isinstance(name, str) and (name == "ductwork" or name.startswith("ductwork."))
+
+
+def class_node(cls: type, filename: str | None) -> ast.ClassDef | None:
+    """Find the ``class`` statement that defined ``cls`` in ``filename``."""
+    index = _index(filename) if filename else None
+    if index is None:
+        return None
+    candidates = index.get(cls.__qualname__, [])
+    lines = [
+        f.__code__.co_firstlineno
+        for f in vars(cls).values()
+        if isinstance(f, FunctionType) and f.__code__.co_filename == filename
+    ]
+    for node in reversed(candidates):
+        if not lines or any(node.lineno <= n <= (node.end_lineno or 0) for n in lines):
+            assert isinstance(node, ast.ClassDef)
+            return node
+    return None
+
+
+def class_reads(node: ast.ClassDef) -> set[tuple[str, ...]]:
+    """Dotted names the class statement reads from module scope while it runs."""
+    parts: list[ast.AST] = [*node.decorator_list, *node.bases, *node.keywords]
+    local: set[str] = set()
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            parts.extend(stmt.decorator_list)
+            local.add(stmt.name)
+        else:
+            parts.append(stmt)
+            local.update(
+                n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.ctx != ast.Load()
+            )
+    found: set[tuple[str, ...]] = set()
+    for part in parts:
+        for dotted in _dotted_loads(part):
+            if dotted[0] not in local:
+                found.add(dotted)
+    return found
+
+
+def module_digest(filename: str | None) -> str | None:
+    """Digest a whole module's normalized source, or None when it has none."""
+    from ductwork.runtime.keys.hashing import hash_tagged
+
+    tree = _tree(filename) if filename else None
+    return None if tree is None else hash_tagged("Module", canonical(tree, _keep))
+
+
+def assignment_digest(filename: str | None, name: str) -> str | None:
+    """Digest the module-level statements that bind ``name``, or None if there are none."""
+    from ductwork.runtime.keys.hashing import hash_tagged
+
+    tree = _tree(filename) if filename else None
+    if tree is None:
+        return None
+    found = [canonical(s, _keep) for s in _top_statements(tree.body) if name in _binds(s)]
+    return hash_tagged("Assign", found) if found else None
+
+
+def canonical(node: ast.AST, drop: Callable[[ast.expr], bool]) -> str:
+    """Dump a node without docstrings, positions, type comments or ``drop``ped decorators."""
+    return repr(_canon(node, drop, top=True))
+
+
+def _canon(node: Any, drop: Callable[[ast.expr], bool], top: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_canon(x, drop) for x in node]
+    if not isinstance(node, ast.AST):
+        return node
+    out: list[Any] = [type(node).__name__]
+    for field in node._fields:
+        value = getattr(node, field, None)
+        if field == "type_comment":
+            continue
+        if field == "body" and _has_docstring(node):
+            value = value[1:]
+        elif field == "decorator_list":
+            value = [d for d in value if not (top and drop(d))]
+        out.append(_canon(value, drop))
+    return tuple(out)
+
+
+def _has_docstring(node: ast.AST) -> bool:
+    body = getattr(node, "body", None)
+    return (
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module)
+        and bool(body)
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    )
+
+
+def _keep(_: ast.expr) -> bool:
+    return False
+
+
+def _find_function(code: CodeType) -> ast.AST | None:
+    index = _index(code.co_filename)
+    if index is None:
+        return None
+    found = index.get((code.co_name, code.co_firstlineno), [])
+    if len(found) != 1:  # two lambdas on one line, or none: use the bytecode
+        return None
+    args = found[0].args  # type: ignore[attr-defined]
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    count = code.co_argcount + code.co_kwonlyargcount
+    # A mismatch means the file changed since this code was compiled from it.
+    return found[0] if names == list(code.co_varnames[:count]) else None
+
+
+def _tree(filename: str) -> ast.Module | None:
+    entry = _entry(filename)
+    return None if entry is None else entry[1]
+
+
+def _index(filename: str) -> dict[Any, list[ast.AST]] | None:
+    entry = _entry(filename)
+    return None if entry is None else entry[2]
+
+
+def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]]] | None:
+    # checkcache drops lines of files changed on disk (a reloaded module); it
+    # leaves alone entries without a file, such as notebook cells.
+    linecache.checkcache(filename)
+    text = "".join(linecache.getlines(filename))
+    if not text:
+        return None
+    cached = _TREES.get(filename)
+    if cached is not None and cached[0] == text:
+        return cached
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    entry = (text, tree, _build_index(tree))
+    _remember(_TREES, filename, entry)
+    return entry
+
+
+def _build_index(tree: ast.Module) -> dict[Any, list[ast.AST]]:
+    """Map (name, first line) to function nodes and qualified name to class nodes."""
+    index: dict[Any, list[ast.AST]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                first = min([d.lineno for d in child.decorator_list] + [child.lineno])
+                index.setdefault((child.name, first), []).append(child)
+                visit(child, f"{prefix}{child.name}.<locals>.")
+            elif isinstance(child, ast.ClassDef):
+                index.setdefault(prefix + child.name, []).append(child)
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.Lambda):
+                index.setdefault(("<lambda>", child.lineno), []).append(child)
+                visit(child, f"{prefix}<lambda>.<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return index
+
+
+def _dotted_loads(node: ast.AST) -> Iterator[tuple[str, ...]]:
+    inner: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and id(sub) not in inner:
+            parts, cur = [], sub
+            while isinstance(cur, ast.Attribute):
+                inner.add(id(cur.value))
+                parts.append(cur.attr)
+                cur = cur.value
+            if isinstance(cur, ast.Name) and isinstance(cur.ctx, ast.Load):
+                yield (cur.id, *reversed(parts))
+        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in inner:
+            yield (sub.id,)
+
+
+def _top_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    for stmt in body:
+        yield stmt
+        if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                yield from _top_statements(getattr(stmt, field, []) or [])
+
+
+def _binds(stmt: ast.AST) -> set[str]:
+    if isinstance(stmt, ast.Import | ast.ImportFrom):
+        return {(a.asname or a.name).partition(".")[0] for a in stmt.names}
+    if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return set()
+
+
+def _code_text(code: CodeType, strip_doc: bool = False) -> str:
+    consts = list(code.co_consts)
+    if strip_doc and consts:
+        consts[0] = None
+    return repr(
+        (
+            code.co_name,
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_flags,
+            code.co_code.hex(),
+            code.co_names,
+            code.co_varnames,
+            code.co_freevars,
+            code.co_cellvars,
+            tuple(_const_text(c) for c in consts),
+        )
+    )
+
+
+def _const_text(value: Any) -> Any:
+    if isinstance(value, CodeType):
+        return ("code", _code_text(value))
+    if isinstance(value, frozenset):  # iteration order follows PYTHONHASHSEED
+        return ("frozenset", tuple(sorted(repr(_const_text(v)) for v in value)))
+    if isinstance(value, tuple):
+        return ("tuple", tuple(_const_text(v) for v in value))
+    return (type(value).__name__, repr(value))
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()  # rare; a bounded cache beats a leak of old code objects
+    cache[key] = value

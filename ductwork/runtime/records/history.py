@@ -1,0 +1,92 @@
+"""Run history for users: ``runs()``, ``get_run()``, and wiring runs to their stores.
+
+A run read back from history loads its outputs from the artifact store on
+first access and explains its steps against the run store, like a live run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ductwork.runtime.records.run import Run, StepRun
+
+
+def open_store(store: Any = None) -> Any:
+    """Return an ``ArtifactStore`` for a URL, a path, an open store, or the default."""
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    if isinstance(store, ArtifactStore):
+        return store
+    return ArtifactStore(store)
+
+
+def _loader(artifacts: Any) -> Any:
+    from ductwork.runtime.store.refs import GatherRef
+
+    def load(ref: Any) -> Any:
+        if isinstance(ref, GatherRef):
+            return [load(p) for p in ref.parts]
+        return artifacts.get(ref)
+
+    return load
+
+
+def attach(run: Run, artifacts: Any, history: Any) -> Run:
+    """Give a run (and its steps) a way to load outputs and explain cache decisions."""
+    from ductwork.runtime.keys.cache_key import explain
+    from ductwork.runtime.store.refs import map_refs
+
+    load = _loader(artifacts)
+
+    def why(record: StepRun) -> str:
+        if record.map_index is None and f"{record.id}[0]" in run.steps:
+            return _explain_map(run, record, why)
+        before = record.started or run.started or 0.0
+        previous = history.previous_step(run.pipeline, record.id, before, run.id)
+        return explain(record, previous)
+
+    for record in run.steps.values():
+        if record._loader is None:
+            record._loader = load
+        record._explain = why
+    if run._resolve is None:
+        run._resolve = lambda result: map_refs(result, load)
+    return run
+
+
+def _explain_map(run: Run, record: StepRun, why: Any) -> str:
+    """Summarize a map step: how many elements hit, and why the first that ran did."""
+    elements = [s for s in run.steps.values()
+                if s.map_index is not None and s.id.rsplit("[", 1)[0] == record.id]
+    ran = [s for s in elements if not s.cached]
+    if not elements:
+        return "a map over an empty list: nothing to run"
+    summary = (f"a map of {len(elements)} elements: {len(elements) - len(ran)} cache hits, "
+               f"{len(ran)} ran")
+    if not ran:
+        return summary
+    return f"{summary}; the first that ran, {ran[0].id}, {why(ran[0])}"
+
+
+def runs(store: Any = None, pipeline: str | None = None, limit: int | None = None) -> list[Run]:
+    """Past runs, newest first (steps are not loaded; use ``get_run`` for those)."""
+    from ductwork.runtime.records.runstore import open_runstore
+
+    artifacts = open_store(store)
+    history = open_runstore(artifacts)
+    return [attach(r, artifacts, history) for r in history.list_runs(pipeline, limit)]
+
+
+def get_run(run_id: str, store: Any = None) -> Run:
+    """Load one run with its steps; raise ``LookupError`` naming the id if unknown."""
+    from ductwork.runtime.records.runstore import open_runstore
+
+    artifacts = open_store(store)
+    history = open_runstore(artifacts)
+    run = history.get_run(run_id)
+    if run is None:
+        raise LookupError(
+            f"No run '{run_id}' in {history.path}. `ductwork runs` lists the runs there; "
+            "pass store= (or set DUCTWORK_STORE) if the run used another store."
+        )
+    return attach(run, artifacts, history)

@@ -1,0 +1,151 @@
+"""What a run leaves behind: ``Run`` and its ``StepRun`` records.
+
+Outputs are held by reference (an artifact's digest) and loaded from the
+artifact store only when asked for, so looking at a run -- or running a
+pipeline whose steps are all cached -- never reads a large value it does not
+need. Values a step produced in this process are kept, so they are not read
+back either.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
+    "pending", "running", "succeeded", "failed", "skipped", "cancelled",
+)
+#: A run recorded as running whose driver process is gone (killed, machine rebooted).
+DIED = "died"
+
+Loader = Callable[[Any], Any]
+
+
+def new_run_id() -> str:
+    """Return a run id that sorts by start time: ``20261126-011503-3fa2c1``."""
+    now = _dt.datetime.now(_dt.UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _span(started: float | None, finished: float | None) -> float | None:
+    return None if started is None or finished is None else finished - started
+
+
+@attrs.define(eq=False)
+class StepRun:
+    """One step's part in a run: state, timing, outputs (by output name), error, logs."""
+
+    id: str
+    step: str
+    status: str = PENDING
+    cached: bool = False
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+    output_refs: dict[str, Any] = attrs.field(factory=dict)
+    error: str | None = None
+    logs: str = ""
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    map_index: int | None = None
+    key: str | None = None
+    components: dict[str, str] | None = None
+    run_id: str | None = None
+    note: str | None = None
+    _values: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    _loader: Loader | None = attrs.field(default=None, repr=False)
+    _explain: Callable[[StepRun], str] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish, or None if it never ran."""
+        return _span(self.started, self.finished)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """Output values by name, read from the artifact store on first access."""
+        for name, ref in self.output_refs.items():
+            if name not in self._values:
+                if self._loader is None:
+                    raise LookupError(f"step '{self.id}': no store to load output '{name}' from")
+                self._values[name] = self._loader(ref)
+        return {name: self._values[name] for name in self.output_refs}
+
+    @property
+    def output(self) -> Any:
+        """The value of a single-output step."""
+        if len(self.output_refs) != 1:
+            raise AttributeError(
+                f"step '{self.id}' has outputs {sorted(self.output_refs)}; use .outputs[name]"
+            )
+        return next(iter(self.outputs.values()))
+
+    @property
+    def why(self) -> str:
+        """Why this step was a cache hit or ran: which part of its key changed."""
+        if self._explain is None:
+            return "no run history is available to explain this step"
+        return self._explain(self)
+
+    def set_output(self, name: str, ref: Any, value: Any = None, *, known: bool = False) -> None:
+        """Record an output by reference, with its value when it is already in memory."""
+        self.output_refs[name] = ref
+        if known:
+            self._values[name] = value
+
+
+@attrs.define(eq=False)
+class Run:
+    """One execution of a pipeline."""
+
+    id: str
+    pipeline: str
+    params: dict[str, Any]
+    backend: str
+    status: str = RUNNING
+    steps: dict[str, StepRun] = attrs.field(factory=dict)
+    started: float | None = None
+    finished: float | None = None
+    store: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    ductwork_version: str | None = None
+    python_version: str | None = None
+    graph: dict[str, Any] | None = None
+    result: Any = None
+    _outputs: Any = attrs.field(default=None, repr=False)
+    _resolve: Callable[[Any], Any] | None = attrs.field(default=None, repr=False)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish of the whole run."""
+        return _span(self.started, self.finished)
+
+    @property
+    def outputs(self) -> Any:
+        """The pipeline's return structure filled with values (loaded on first access)."""
+        if self._outputs is None and self._resolve is not None:
+            self._outputs = self._resolve(self.result)
+        return self._outputs
+
+    def _repr_html_(self) -> str:
+        from ductwork.runtime.ui.html import run_html
+
+        return run_html(self)
+
+    @property
+    def failed_steps(self) -> list[StepRun]:
+        """The step runs that failed, in the order they were recorded."""
+        return [s for s in self.steps.values() if s.status == FAILED]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.steps.values():
+            key = "cached" if s.cached else s.status
+            counts[key] = counts.get(key, 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        return f"<Run {self.id} of {self.pipeline}: {self.status}" + (
+            f" ({summary})>" if summary else ">")

@@ -1,0 +1,297 @@
+"""The content-addressed artifact store, on a local directory or any fsspec URL.
+
+Layout under the store's root::
+
+    objects/<d[:2]>/<d[2:]>     one serialized value, named by the BLAKE3 hex
+                                digest ``d`` of its bytes
+    keys/<k[:2]>/<k[2:]>.json   the cache index: cache key ``k`` ->
+                                {"version": 1, "outputs": {name: ArtifactRef}}
+    tmp/<uuid>                  in-flight writes (local stores only)
+
+This is Hamilton's two levels: a key names data versions, a digest names bytes.
+Opening the root (local, ``az://`` or fsspec) and the file operations below it
+are in ``store_files``; this module holds the two levels and their formats.
+
+Writing (``put``): the value's serializer streams into a writer that feeds a
+BLAKE3 hasher and forwards every write, so the digest exists once the value is
+written, with no second pass and no in-memory copy; large writes are hashed on a
+second thread while the first writes (BLAKE3 and file writes release the GIL).
+A local store writes ``tmp/<uuid>`` on the same filesystem and ``os.replace``-s
+it to its object path: readers never see a partial object, concurrent writers
+of the same bytes both succeed, and a crash leaves only a tmp file
+(``clean_tmp``). A remote store spools to a local temporary file and uploads it
+only if the object is absent; object stores make an object visible once its
+upload completes (``az://`` goes through ``azure_blobs``: an in-memory spool and
+blocks committed at the end). Callers write the key index after its objects, so a key never
+refers to an object that has not landed. There is no fsync: a torn object left
+by a power loss fails verification, like any corruption.
+
+Reading (``get``) verifies the digest before a value is returned. A large
+local object is hashed by a second thread reading its own file handle while the
+serializer loads from the first: the read costs max(load, hash), not the sum.
+Small objects are read whole, verified, then loaded. On a mismatch the object is
+deleted (so a rerun can put it again) and ``CorruptArtifact`` is raised: a wrong
+value is never returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import posixpath
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.keys.hashing import new_hasher, register_hash
+from ductwork.runtime.store.hashio import (
+    THREAD_MIN,
+    FileHasher,
+    HashingReader,
+    HashingWriter,
+    Spool,
+    local_tmp,
+)
+from ductwork.runtime.store.serializers import get_serializer, serializer_for
+from ductwork.runtime.store.files import StoreFiles, _replace
+
+__all__ = ["ArtifactRef", "ArtifactStore", "CorruptArtifact", "MissingArtifact"]
+
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
+_INDEX_VERSION = 1
+
+
+class CorruptArtifact(DuctworkError):
+    """A stored object's bytes do not hash to its digest; ``.digest`` names it."""
+
+    def __init__(self, message: str, digest: str = "") -> None:
+        super().__init__(message)
+        self.digest = digest
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CorruptArtifact, (str(self), self.digest))
+
+
+class MissingArtifact(DuctworkError, LookupError):
+    """A referenced object is not in the store."""
+
+
+def _check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"not a 64-hex-digit digest: {digest!r}")
+    return digest
+
+
+@attrs.frozen
+class ArtifactRef:
+    """A stored value: its content digest, the serializer that wrote it and its size."""
+
+    digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
+    serializer: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        return {"digest": self.digest, "serializer": self.serializer, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
+        """Build from ``to_dict()`` output."""
+        return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]))
+
+
+# An upstream output enters a downstream key by what identifies its bytes and how they
+# are read back: two types serialized to equal bytes (str vs bytes) must not collide.
+register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
+
+
+class ArtifactStore(StoreFiles):
+    """Content-addressed values and the cache-key index, under a local path or fsspec URL."""
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self._url!r})"
+
+    def object_path(self, digest: str) -> str:
+        """Return where the object ``digest`` lives."""
+        _check_digest(digest)
+        return self._join("objects", digest[:2], digest[2:])
+
+    def key_path(self, key: str) -> str:
+        """Return where the index record of cache key ``key`` lives."""
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            raise ValueError(f"cache key {key!r} must be 3-255 characters of [0-9a-z_-]")
+        return self._join("keys", key[:2], key[2:] + ".json")
+
+    # -- objects ---------------------------------------------------------------
+
+    def put(self, value: Any) -> ArtifactRef:
+        """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
+        serializer = serializer_for(value)
+        if self._azure is not None:
+            spool: Any = self._azure.spool()
+        else:
+            spool = Spool(self._tmp_name if self._local else local_tmp)
+        try:
+            writer = HashingWriter(spool)
+            try:
+                serializer.dump(value, writer)
+            except BaseException as e:
+                e.add_note(f"serializing a {type(value).__qualname__} with {serializer.name!r}")
+                raise
+            spool.finish()
+        except BaseException:
+            spool.discard()
+            raise
+        digest = writer.hexdigest()
+        if self._azure is not None:
+            self._azure.put_spooled(self.object_path(digest), spool)
+            return ArtifactRef(digest, serializer.name, writer.size)
+        if spool.path is None:
+            self._put_small(digest, spool.getvalue())
+            return ArtifactRef(digest, serializer.name, writer.size)
+        tmp = spool.path
+        try:
+            dest = self.object_path(digest)
+            if self._local:
+                if not os.path.exists(dest):
+                    _replace(tmp, dest)  # atomic; a concurrent twin replaces it with equal bytes
+            elif not self._io.exists(dest):
+                self._io.makedirs(posixpath.dirname(dest), exist_ok=True)
+                self._io.put_file(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return ArtifactRef(digest, serializer.name, writer.size)
+
+    def _put_small(self, digest: str, data: bytes) -> None:
+        # A small value is hashed in memory first, so one that is already stored costs a
+        # stat, not a temp file, a write and an unlink.
+        dest = self.object_path(digest)
+        if self._local:
+            if not os.path.exists(dest):
+                self._write_atomic(dest, data)
+        elif self._azure is not None:
+            self._azure.pipe_new(dest, data)  # one conditional PUT, not a HEAD then a PUT
+        elif not self._io.exists(dest):
+            self._io.makedirs(posixpath.dirname(dest), exist_ok=True)
+            self._io.pipe_file(dest, data)  # one PUT: visible whole or not at all
+
+    def get(self, ref: ArtifactRef) -> Any:
+        """Load the value of ``ref``, verifying its digest; raise CorruptArtifact on a mismatch."""
+        serializer = get_serializer(ref.serializer)
+        path = self.object_path(ref.digest)
+        try:
+            if ref.size < THREAD_MIN:
+                data = self._cat(path)
+                self._verify(ref, path, new_hasher(data).hexdigest(), len(data))
+                return serializer.load(io.BytesIO(data))
+            if self._local:
+                return self._get_local(ref, path, serializer)
+            return self._get_streamed(ref, path, serializer)
+        except FileNotFoundError:
+            if self.has(ref.digest):
+                raise  # not the object itself: something the loader opened
+            raise MissingArtifact(
+                f"artifact {ref.digest} is not in the store {self._url} (expected at {path}); it "
+                "was deleted or garbage-collected. Rerun the step that produced it "
+                "(e.g. run(regenerate=[step]))."
+            ) from None
+
+    def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
+        with open(path, "rb") as f:
+            hasher = FileHasher(path)
+            hasher.start()
+            try:
+                value = serializer.load(f)
+            except Exception as e:  # corrupt bytes can make any loader fail: check which
+                hasher.join()
+                if hasher.error is None:
+                    self._verify(ref, path, hasher.digest, hasher.size, cause=e)
+                raise
+            hasher.join()
+        if hasher.error is not None:
+            raise hasher.error
+        self._verify(ref, path, hasher.digest, hasher.size)
+        return value
+
+    def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
+        with self._io.open(path, "rb") as raw:
+            reader = HashingReader(raw)
+            try:
+                value = serializer.load(reader)
+            except Exception as e:
+                reader.drain()
+                self._verify(ref, path, reader.hexdigest(), reader.size, cause=e)
+                raise
+            reader.drain()
+        self._verify(ref, path, reader.hexdigest(), reader.size)
+        return value
+
+    def _verify(self, ref: ArtifactRef, path: str, digest: str, size: int, cause: Any = None):
+        if digest == ref.digest:
+            return
+        self.delete_object(ref.digest)
+        raise CorruptArtifact(
+            f"artifact {ref.digest} at {path} is corrupt: its {size} bytes hash to {digest} "
+            f"(expected {ref.size} bytes). It has been deleted; rerun to recompute it.",
+            ref.digest,
+        ) from cause
+
+    def has(self, digest: str) -> bool:
+        """Whether the object ``digest`` is in the store."""
+        path = self.object_path(digest)
+        return os.path.exists(path) if self._local else self._io.exists(path)
+
+    def iter_objects(self) -> Iterator[str]:
+        """Yield the digest of every stored object."""
+        for prefix, name in self._walk("objects"):
+            if _DIGEST_RE.fullmatch(prefix + name):
+                yield prefix + name
+
+    def delete_object(self, digest: str) -> None:
+        """Delete the object ``digest``, if present."""
+        self._remove(self.object_path(digest))
+
+    # -- cache index -----------------------------------------------------------
+
+    def put_key(self, key: str, outputs: Mapping[str, ArtifactRef]) -> None:
+        """Record that cache key ``key`` produced ``outputs`` (atomically replacing any record)."""
+        path = self.key_path(key)
+        body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
+        data = json.dumps(body, sort_keys=True).encode()
+        if not self._local:
+            self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
+            return
+        self._write_atomic(path, data)
+
+    def get_key(self, key: str) -> dict[str, ArtifactRef] | None:
+        """Return the outputs recorded for ``key``, or None if absent or any object is missing."""
+        path = self.key_path(key)
+        try:
+            body = json.loads(self._cat(path))
+            if body.get("version") != _INDEX_VERSION:
+                return None
+            outputs = {str(n): ArtifactRef.from_dict(d) for n, d in body["outputs"].items()}
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # unreadable record: treat as a miss; the rerun rewrites it
+        if not all(self.has(r.digest) for r in outputs.values()):
+            return None
+        return outputs
+
+    def iter_keys(self) -> Iterator[str]:
+        """Yield every cache key in the index."""
+        for prefix, name in self._walk("keys"):
+            if name.endswith(".json") and _KEY_RE.fullmatch(key := prefix + name[:-5]):
+                yield key
+
+    def delete_key(self, key: str) -> None:
+        """Delete the index record of ``key``, if present."""
+        self._remove(self.key_path(key))

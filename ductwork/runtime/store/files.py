@@ -1,0 +1,191 @@
+"""Where an artifact store lives, and the few file operations it is built from.
+
+A store is opened on a local directory, an ``az://`` URL (through the Azure SDK,
+in ``azure_blobs``) or any other fsspec URL; its files are reached through one
+I/O object (``_io``) for remote stores and plain ``os`` calls for local ones.
+``StoreFiles`` holds that choice and the operations the content-addressed
+``ArtifactStore`` (in ``store``) builds on: read a file whole, write a local
+file atomically (under a ``tmp/`` name on the same filesystem, then renamed
+into place), walk the two-hex-digit prefix folders, remove a file, and clean up
+crash leftovers in ``tmp/``. It knows nothing of objects, digests or cache keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from ductwork.runtime.store.hashio import open_new
+
+
+def _replace(src: str, dest: str) -> None:
+    """Rename into place, making the two-hex-digit prefix folder only when it is missing."""
+    try:
+        os.replace(src, dest)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(src, dest)
+
+
+class StoreFiles:
+    """The files under a store's root, on a local path, ``az://`` or another fsspec URL."""
+
+    def __init__(self, url: str | os.PathLike[str] | None = None, **storage_options: Any) -> None:
+        """Open the store at ``url`` (default ``$DUCTWORK_STORE`` or ``./.ductwork``)."""
+        if url is None:
+            url = os.environ.get("DUCTWORK_STORE") or "./.ductwork"
+        url = os.fspath(url)
+        protocol, _, rest = url.partition("://") if "://" in url else ("", "", url)
+        self._fs: Any = None
+        self._azure: Any = None
+        # Kept for worker processes to open the same store; never shown (may hold secrets).
+        self._options = dict(storage_options)
+        if protocol in ("", "file", "local"):
+            self._local = True
+            self._root = os.path.abspath(os.path.expanduser(rest))
+            self._url = self._root
+        elif protocol == "az":
+            from ductwork.runtime.store.blobs import open_az
+
+            self._local = False
+            self._root, self._url, self._azure = open_az(url, storage_options)
+        else:
+            import fsspec.core
+
+            self._local = False
+            self._fs, path = fsspec.core.url_to_fs(url, **storage_options)
+            self._root = path.rstrip("/") or "/"
+            self._url = url.rstrip("/") if rest.strip("/") else f"{protocol}://"
+        # Remote object I/O: the fsspec filesystem, or the Azure SDK for az:// (faster,
+        # atomic, and with errors that name the account and never a secret).
+        self._io: Any = self._azure if self._azure is not None else self._fs
+        self._tmp = os.path.join(self._root, "tmp") if self._local else None
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The JSON-able options this store was opened with, for workers to open it too.
+
+        They may hold secrets the user passed: send them only through a process's
+        environment or pipe. Credentials found in the environment are not included; a
+        worker finds them in its own environment.
+        """
+        return {k: v for k, v in self._options.items() if k != "credential"}
+
+    def check(self) -> None:
+        """Probe a remote store once, before a run: raise a clear error on bad credentials;
+        create a missing Azure container."""
+        if self._azure is not None:
+            self._azure.check(self._root)
+
+    @property
+    def url(self) -> str:
+        """The store's location: an absolute path if local, else the URL given."""
+        return self._url
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a directory on this machine."""
+        return self._local
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the store lives in this process's memory (``memory://``): no other
+        process can reach it."""
+        if self._local or self._azure is not None:
+            return False
+        protocols = self._fs.protocol
+        return "memory" in ((protocols,) if isinstance(protocols, str) else protocols)
+
+    @property
+    def root(self) -> str:
+        """The store's directory: a local path, or the path inside the fsspec filesystem."""
+        return self._root
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem holding the store (a LocalFileSystem if local)."""
+        if self._fs is None and self._azure is not None:
+            import fsspec
+
+            self._fs = fsspec.filesystem("az", **self._azure.auth.adlfs_options())
+        elif self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    def _join(self, *parts: str) -> str:
+        return (os.path if self._local else posixpath).join(self._root, *parts)
+
+    def close(self) -> None:
+        """Release network connections (an ``az://`` store's); local stores hold none."""
+        if self._azure is not None:
+            self._azure.close()
+
+    def _tmp_name(self) -> str:
+        # The tmp folder is made by whoever opens the name (hashio.open_new), when missing.
+        return os.path.join(self._tmp, uuid.uuid4().hex)
+
+    def _cat(self, path: str) -> bytes:
+        if self._local:
+            with open(path, "rb") as f:
+                return f.read()
+        return self._io.cat_file(path)
+
+    def _write_atomic(self, dest: str, data: bytes) -> None:
+        # Written beside the store under a temp name, then renamed: readers see all or none.
+        tmp = self._tmp_name()
+        try:
+            with open_new(tmp) as f:
+                f.write(data)
+            _replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def clean_tmp(self, older_than: float = 3600.0) -> int:
+        """Delete tmp files older than ``older_than`` seconds (crash leftovers); count them."""
+        if not self._local:
+            return 0
+        cutoff, removed = time.time() - older_than, 0
+        try:
+            entries = list(os.scandir(self._tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _walk(self, top: str) -> Iterator[tuple[str, str]]:
+        """Yield (two-character prefix, file name) under ``top``."""
+        base = self._join(top)
+        if not self._local:
+            for path in self._io.find(base):
+                prefix, name = posixpath.split(path)
+                yield posixpath.basename(prefix), name
+            return
+        try:
+            prefixes = [e for e in os.scandir(base) if e.is_dir() and len(e.name) == 2]
+        except FileNotFoundError:
+            return
+        for d in prefixes:
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(d.path):
+                    yield d.name, entry.name
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self._local:
+                os.unlink(path)
+            else:
+                self._io.rm_file(path)

@@ -1,0 +1,148 @@
+"""Serializers: how a value becomes bytes in the artifact store, chosen by its type.
+
+A serializer is a named ``dump(value, f)`` / ``load(f)`` pair that streams into
+and out of a binary file. The store records the serializer's *name* next to the
+artifact's digest, so a value is loaded by whatever is registered under that
+name in the loading process.
+
+Dispatch (``serializer_for``) walks the value's MRO, most specific class first.
+At each class a user registration (``register_serializer``) beats a built-in
+one; a built-in may decline a value it cannot round-trip exactly (an ``accepts``
+method), and dispatch then continues up the MRO. Anything unclaimed is
+cloudpickled. The built-ins, and the exactness rule each one applies, are in
+``serializers_builtin``.
+
+numpy and pandas handlers are registered lazily, as dask's tokenizer does: only
+when a value whose MRO comes from those packages is dispatched, which implies
+the package is already imported. Importing this module imports neither them,
+nor pyarrow, nor cloudpickle.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.store.builtin_serializers import BYTEARRAY, BYTES, JSON, NUMPY, PANDAS, PICKLE, STR
+
+__all__ = [
+    "Serializer",
+    "SerializerError",
+    "get_serializer",
+    "register_serializer",
+    "serializer_for",
+]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+class SerializerError(DuctworkError):
+    """A serializer is unknown in this process or cannot be registered."""
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """Streams one kind of value into a binary file and back."""
+
+    name: str
+
+    def dump(self, value: Any, f: BinaryIO) -> None:
+        """Write ``value`` to ``f``."""
+
+    def load(self, f: BinaryIO) -> Any:
+        """Read one value from ``f``."""
+
+
+_BUILTINS: dict[str, Serializer] = {
+    s.name: s for s in (JSON, STR, BYTES, BYTEARRAY, NUMPY, PANDAS, PICKLE)
+}
+_by_name: dict[str, Serializer] = dict(_BUILTINS)
+_builtin_types: dict[type, Serializer] = {
+    type(None): JSON, bool: JSON, int: JSON, float: JSON, list: JSON, dict: JSON,
+    str: STR, bytes: BYTES, bytearray: BYTEARRAY,
+}
+_user_types: dict[type, Serializer] = {}
+_lock = threading.Lock()
+
+
+def _register_numpy() -> None:
+    import numpy as np
+
+    _builtin_types[np.ndarray] = NUMPY
+
+
+def _register_pandas() -> None:
+    import pandas as pd
+
+    _builtin_types[pd.DataFrame] = PANDAS
+
+
+# top-level package -> registrar, popped when first needed
+_lazy: dict[str, Callable[[], None]] = {"numpy": _register_numpy, "pandas": _register_pandas}
+
+
+def _load_lazy(mro: tuple[type, ...]) -> None:
+    for cls in mro:
+        package = cls.__module__.partition(".")[0]
+        if package in _lazy:
+            with _lock:
+                registrar = _lazy.pop(package, None)
+                if registrar is not None:
+                    registrar()
+
+
+def register_serializer(type_: type, serializer: Serializer) -> None:
+    """Use ``serializer`` for instances of ``type_`` and its subclasses, in this process."""
+    if not isinstance(type_, type):
+        raise SerializerError(f"register_serializer needs a class, got {type_!r}")
+    name = getattr(serializer, "name", None)
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise SerializerError(
+            f"serializer {serializer!r} needs a `name`: 1-100 characters of letters, digits "
+            "and '_.:-' (it is stored with each artifact to find the serializer again)"
+        )
+    if not all(callable(getattr(serializer, m, None)) for m in ("dump", "load")):
+        raise SerializerError(f"serializer {name!r} needs `dump(value, f)` and `load(f)` methods")
+    if name in _BUILTINS and serializer is not _BUILTINS[name]:
+        raise SerializerError(
+            f"serializer name {name!r} is built in; name yours differently, e.g. 'myproject.{name}'"
+        )
+    with _lock:
+        _by_name[name] = serializer
+        _user_types[type_] = serializer
+
+
+def user_registrations() -> list[tuple[type, Serializer]]:
+    """The serializers registered by user code in this process (to register in workers)."""
+    with _lock:
+        return list(_user_types.items())
+
+
+def serializer_for(value: Any) -> Serializer:
+    """Return the serializer that stores ``value``: the most specific registration in its MRO."""
+    mro = type(value).__mro__
+    _load_lazy(mro)
+    for cls in mro:
+        serializer = _user_types.get(cls)
+        if serializer is not None:
+            return serializer
+        serializer = _builtin_types.get(cls)
+        if serializer is not None and serializer.accepts(value):  # type: ignore[attr-defined]
+            return serializer
+    return PICKLE
+
+
+def get_serializer(name: str) -> Serializer:
+    """Return the serializer registered under ``name`` (to load an artifact)."""
+    serializer = _by_name.get(name)
+    if serializer is None:
+        known = ", ".join(sorted(_by_name))
+        raise SerializerError(
+            f"no serializer named {name!r} in this process (known: {known}). If it is your "
+            f"own, call register_serializer(YourType, serializer) before loading, e.g. in the "
+            f"module that defines the step, so that workers register it too."
+        )
+    return serializer
