@@ -74,11 +74,11 @@ def run_pipeline(
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
     from ductwork import __version__
     from ductwork.runtime.config import compute_target
+    from ductwork.runtime.engine.scheduler import Scheduler
     from ductwork.runtime.records.history import attach, open_store
-    from ductwork.runtime.ui.progress import make_progress
     from ductwork.runtime.records.provenance import GitState
     from ductwork.runtime.records.runstore import open_runstore
-    from ductwork.runtime.engine.scheduler import Scheduler
+    from ductwork.runtime.ui.progress import make_progress
 
     if not isinstance(backend, str):
         raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")

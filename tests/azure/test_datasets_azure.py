@@ -12,8 +12,8 @@ import pytest
 import ductwork as dw
 from ductwork import pipeline, step
 from ductwork.runtime.data.dataset import DatasetError
-from ductwork.runtime.data.reading import MountedFile
 from ductwork.runtime.data.datastore import DatastoreError, run_store
+from ductwork.runtime.data.reading import MountedFile
 from ductwork.runtime.engine.job import Job, execute
 from ductwork.runtime.keys.hashing import hash_value
 from ductwork.runtime.records.history import open_store

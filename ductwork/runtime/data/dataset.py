@@ -54,8 +54,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ductwork.runtime.keys.cache_key import CacheKeyError
 from ductwork.runtime.data.datastore import Datastore, find_files, has_magic, redact_url
+from ductwork.runtime.keys.cache_key import CacheKeyError
 
 __all__ = ["Dataset", "DatasetError"]
 

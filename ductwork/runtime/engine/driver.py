@@ -30,7 +30,6 @@ from typing import Any
 
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
-from ductwork.runtime.records.run import FAILED, RUNNING, SKIPPED, SUCCEEDED, Run, StepRun
 from ductwork.runtime.engine.tasks import (
     BLOCKED,
     CORRUPT,
@@ -39,6 +38,7 @@ from ductwork.runtime.engine.tasks import (
     run_node,
     upstream_refs,
 )
+from ductwork.runtime.records.run import FAILED, RUNNING, SKIPPED, SUCCEEDED, Run, StepRun
 from ductwork.runtime.store.refs import GatherRef, iter_digests, map_refs
 
 

@@ -136,9 +136,9 @@ def call(job: Job, capture: str = "python", store: Any = None,
     ``store`` is the run's artifact store as this process sees it (None: out of reach);
     ``dw.datastore()`` and datasets without a datastore read from it.
     """
-    from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
     from ductwork.runtime.context import StepContext, running
     from ductwork.runtime.data.datastore import run_store
+    from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None

@@ -32,8 +32,8 @@ import attrs
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.backend import Backend, BackendError
-from ductwork.runtime.keys.cache_key import CacheKeyError, input_components, step_key
 from ductwork.runtime.engine.job import Job, JobResult
+from ductwork.runtime.keys.cache_key import CacheKeyError, input_components, step_key
 from ductwork.runtime.records.run import FAILED, RUNNING, SKIPPED, SUCCEEDED, Run, StepRun
 from ductwork.runtime.store.artifacts import CorruptArtifact
 from ductwork.runtime.store.refs import GatherRef, iter_digests, map_refs

@@ -50,6 +50,7 @@ from typing import Any
 
 from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
+from ductwork.runtime.keys.constants import constant_digest, lazy_error, value_digest
 from ductwork.runtime.keys.origin import (
     class_kind,
     code_kind,
@@ -58,7 +59,6 @@ from ductwork.runtime.keys.origin import (
     module_file,
     module_kind,
 )
-from ductwork.runtime.keys.constants import constant_digest, lazy_error, value_digest
 
 _MISSING = object()
 _NEVER = object()  # what no attribute ever is: a guard holding it is never fresh

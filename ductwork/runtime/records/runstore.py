@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.runtime.records.run import DIED, Run, StepRun
-from ductwork.runtime.store.refs import decode_structure, encode_structure, ref_from_json, ref_to_json
+from ductwork.runtime.store.refs import (
+    decode_structure,
+    encode_structure,
+    ref_from_json,
+    ref_to_json,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -49,6 +49,7 @@ import attrs
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
+from ductwork.runtime.store.files import StoreFiles, _replace
 from ductwork.runtime.store.hashio import (
     THREAD_MIN,
     FileHasher,
@@ -58,7 +59,6 @@ from ductwork.runtime.store.hashio import (
     local_tmp,
 )
 from ductwork.runtime.store.serializers import get_serializer, serializer_for
-from ductwork.runtime.store.files import StoreFiles, _replace
 
 __all__ = ["ArtifactRef", "ArtifactStore", "CorruptArtifact", "MissingArtifact"]
 

@@ -26,7 +26,15 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store.builtin_serializers import BYTEARRAY, BYTES, JSON, NUMPY, PANDAS, PICKLE, STR
+from ductwork.runtime.store.builtin_serializers import (
+    BYTEARRAY,
+    BYTES,
+    JSON,
+    NUMPY,
+    PANDAS,
+    PICKLE,
+    STR,
+)
 
 __all__ = [
     "Serializer",

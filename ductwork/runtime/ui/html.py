@@ -17,6 +17,7 @@ import datetime as _dt
 from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc, pipeline_html, pipeline_svg, short_repr
+from ductwork.runtime.records.run import FAILED, SUCCEEDED
 from ductwork.runtime.ui.progress import (
     CACHED,
     FINAL,
@@ -24,7 +25,6 @@ from ductwork.runtime.ui.progress import (
     error_line,
     format_seconds,
 )
-from ductwork.runtime.records.run import FAILED, SUCCEEDED
 
 __all__ = ["pipeline_html", "run_html", "step_state"]
 

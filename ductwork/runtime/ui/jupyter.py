@@ -17,9 +17,9 @@ import threading
 from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc
-from ductwork.runtime.ui.progress import CACHED, format_seconds
-from ductwork.runtime.ui.display import _Display, _Ticker
 from ductwork.runtime.records.run import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED
+from ductwork.runtime.ui.display import _Display, _Ticker
+from ductwork.runtime.ui.progress import CACHED, format_seconds
 
 __all__ = ["JupyterProgress"]
 

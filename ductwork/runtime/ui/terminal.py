@@ -20,8 +20,8 @@ import threading
 import time
 from typing import Any, TextIO
 
-from ductwork.runtime.ui.progress import FAILED, _isatty, summary_line, summary_parts
 from ductwork.runtime.ui.display import _Display, _Ticker
+from ductwork.runtime.ui.progress import FAILED, _isatty, summary_line, summary_parts
 
 __all__ = ["PlainProgress", "RichProgress"]
 

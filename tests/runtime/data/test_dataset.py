@@ -16,9 +16,9 @@ import ductwork as dw
 from ductwork import pipeline, step
 from ductwork.dsl.lazy import materialize
 from ductwork.runtime.data.dataset import DatasetError
+from ductwork.runtime.data.datastore import run_store
 from ductwork.runtime.data.reading import MountedFile
 from ductwork.runtime.data.registry import versions
-from ductwork.runtime.data.datastore import run_store
 from ductwork.runtime.engine.job import Job, execute
 from ductwork.runtime.keys.hashing import hash_value
 from ductwork.runtime.store.artifacts import ArtifactStore

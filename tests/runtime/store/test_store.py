@@ -9,10 +9,15 @@ import uuid
 import pytest
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store import artifacts as store_module
 from ductwork.runtime.keys.hashing import new_hasher
+from ductwork.runtime.store import artifacts as store_module
+from ductwork.runtime.store.artifacts import (
+    ArtifactRef,
+    ArtifactStore,
+    CorruptArtifact,
+    MissingArtifact,
+)
 from ductwork.runtime.store.serializers import SerializerError, register_serializer
-from ductwork.runtime.store.artifacts import ArtifactRef, ArtifactStore, CorruptArtifact, MissingArtifact
 
 try:
     import numpy as np

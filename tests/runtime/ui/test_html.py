@@ -9,8 +9,8 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.ui.html import pipeline_html, run_html, step_state
 from ductwork.runtime.records.run import FAILED, SUCCEEDED, Run, StepRun
+from ductwork.runtime.ui.html import pipeline_html, run_html, step_state
 
 
 @step

@@ -13,8 +13,8 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.ui import progress as P
 from ductwork.runtime.records.run import FAILED, RUNNING, SUCCEEDED, Run, StepRun
+from ductwork.runtime.ui import progress as P
 
 
 @step
