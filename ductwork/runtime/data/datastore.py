@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.store.secrets import is_secret, redact_url
 
-__all__ = ["Datastore", "DatastoreError", "datastore", "run_store"]
+# ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
+# imports them from this module.
+__all__ = ["Datastore", "DatastoreError", "datastore", "is_secret", "redact_url", "run_store"]
 
 DATASTORE_PREFIX = "datastore"
 TMP_MARK = ".dwtmp-"  # in-flight uploads; listings skip them
-_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "connection_string",
-                 "sas", "sig")
 _MAGIC = re.compile(r"[*?\[]")
 _UNREACHABLE = object()  # a worker whose run store lives in another process's memory
 _RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
@@ -50,24 +51,6 @@ _RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
 
 class DatastoreError(DuctworkError):
     """A datastore operation cannot be done as asked (a target exists, a source is missing)."""
-
-
-def is_secret(option: str) -> bool:
-    """Whether a storage option's name says it holds a credential."""
-    lowered = option.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without a password in its user part or a query string (a SAS token)."""
-    if "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    rest = rest.split("?", 1)[0]
-    head, sep, tail = rest.partition("/")
-    if "@" in head and ":" in head.split("@", 1)[0]:
-        head = head.split(":", 1)[0] + ":***@" + head.split("@", 1)[1]
-    return f"{scheme}://{head}{sep}{tail}"
 
 
 def has_magic(path: str) -> bool:

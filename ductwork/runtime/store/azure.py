@@ -20,7 +20,7 @@ environment, never in a log, an error, the run history or the graph); a secret
 that came from the environment is found again in the worker's environment.
 
 The blob I/O itself is in ``azure_blobs``. Every Azure error leaves it as an
-``AzureStoreError`` whose text went through ``redact``: it names the account,
+``AzureStoreError`` whose text went through ``secrets.redact``: it names the account,
 container and what to do, never a secret.
 """
 
@@ -34,7 +34,9 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.store.secrets import redact
 
+# ``redact`` is re-exported: Azure code and its tests know it as ``store.azure.redact``.
 __all__ = ["AzureAuth", "AzureStoreError", "redact", "resolve_auth"]
 
 SECRET_OPTIONS = ("connection_string", "account_key", "sas_token", "credential")
@@ -42,27 +44,6 @@ SECRET_OPTIONS = ("connection_string", "account_key", "sas_token", "credential")
 CLIENT_OPTIONS = ("max_single_put_size", "max_block_size", "max_single_get_size",
                   "max_chunk_get_size", "connection_timeout", "read_timeout")
 OPTIONS = ("account_name", "account_url", "max_concurrency", *SECRET_OPTIONS, *CLIENT_OPTIONS)
-
-_REDACTIONS = [
-    # key=value secrets in connection strings, headers and SDK messages
-    (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|sig|"
-                r"client_secret|access_token)(\s*[=:]\s*)[^;&\s\"',]+"), r"\1\2***"),
-    (re.compile(r"(?i)\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+"), r"\1***"),
-    (re.compile(r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
-    # a bare storage account key: 64 bytes in base64
-    (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"), "***"),
-]
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Return ``text`` without account keys, SAS signatures or other credentials in it."""
-    for secret in secrets:
-        if secret and len(secret) >= 8:
-            text = text.replace(secret, "***")
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
 
 class AzureStoreError(DuctworkError):
     """An Azure Blob store could not be reached, authenticated or used; says how to fix it."""

@@ -27,9 +27,9 @@ from ductwork.runtime.store.azure import (
     CLIENT_OPTIONS,
     AzureAuth,
     AzureStoreError,
-    redact,
     resolve_auth,
 )
+from ductwork.runtime.store.secrets import redact
 from ductwork.runtime.store.spool import BufferSpool, ViewWriter
 
 __all__ = ["AzureBlobs", "BlobReader", "open_az"]
