@@ -7,6 +7,11 @@ it is recorded, by scanning its arguments for placeholders, also inside lists,
 tuples and dicts (the dask ``_task_spec`` idea: a node finds its own
 dependencies). Invocations are recorded in call order, and a call can only use
 placeholders that already exist, so that order is a topological order.
+
+An invocation's id is the first free one of ``name``, ``name-2``, ``name-3``,
+... (prefixed by the enclosing pipelines' ids, ``prep/clean``). Ids are never
+freed, so the search for a name resumes at the last suffix it handed out: the
+k-th call of one step costs O(1), not k set lookups.
 """
 
 from __future__ import annotations
@@ -73,14 +78,19 @@ class Trace:
         self.invocations: dict[str, Invocation] = {}
         self._prefix: list[str] = []
         self._taken: set[str] = set()
+        # base -> the suffix of the last id handed out for it. Ids are never given back,
+        # so every suffix below it is still taken and the search resumes there.
+        self._last: dict[str, int] = {}
 
     def new_id(self, name: str) -> str:
-        """Return a fresh id for a call of ``name``: ``name``, then ``name-2``, ..."""
-        base = "/".join([*self._prefix, name])
-        candidate, n = base, 1
+        """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
+        base = "/".join([*self._prefix, name]) if self._prefix else name
+        n = self._last.get(base, 1)
+        candidate = base if n == 1 else f"{base}-{n}"
         while candidate in self._taken:
             n += 1
             candidate = f"{base}-{n}"
+        self._last[base] = n
         self._taken.add(candidate)
         return candidate
 
