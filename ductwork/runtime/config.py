@@ -11,6 +11,9 @@ there, whatever backend the run uses for the others.
 
 ``[tool.ductwork.datastores.<name>]`` defines a datastore: ``url`` plus the
 fsspec storage options of its filesystem; ``dw.datastore("<name>")`` opens it.
+
+Per-user state (downloaded datasets, a remote store's run history, image
+records) lives under ``ductwork_home()``: ``$DUCTWORK_HOME`` or ``~/.ductwork``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 class ConfigError(DuctworkError):
     """The project's configuration is missing something or has a wrong value."""
+
+
+def ductwork_home() -> Path:
+    """Where ductwork keeps per-user state: ``$DUCTWORK_HOME`` or ``~/.ductwork``."""
+    return Path(os.environ.get("DUCTWORK_HOME") or Path.home() / ".ductwork")
 
 
 def find_config(start: str | os.PathLike[str] | None = None) -> tuple[Path | None, dict[str, Any]]:

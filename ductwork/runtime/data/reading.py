@@ -14,6 +14,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.data.dataset import Dataset, DatasetError
 from ductwork.runtime.data.datastore import fetch_file, redact_url
 
@@ -81,8 +82,6 @@ class MountedFile(os.PathLike):
 
 def cache_dir(context: Any, fingerprint: str) -> Path:
     """The download folder of this content: under ``$DUCTWORK_HOME``, else the scratch dir."""
-    from ductwork.runtime.records.runstore import ductwork_home
-
     folder = ductwork_home() / "cache" / "datasets" / fingerprint[:2] / fingerprint
     try:
         folder.mkdir(parents=True, exist_ok=True)

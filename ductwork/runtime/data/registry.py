@@ -58,7 +58,7 @@ def _store(store: Any) -> Any:
         from ductwork.runtime.data.datastore import current_store
 
         return current_store()
-    from ductwork.runtime.records.history import open_store
+    from ductwork.runtime.store.artifacts import open_store
 
     return open_store(store)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from ductwork.runtime.records.history import open_store
 from ductwork.runtime.records.run import RUNNING
 from ductwork.runtime.records.runstore import open_runstore
+from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.refs import iter_digests
 
 GRACE_SECONDS = 3600.0

@@ -9,15 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.store.artifacts import open_store
 
-
-def open_store(store: Any = None) -> Any:
-    """Return an ``ArtifactStore`` for a URL, a path, an open store, or the default."""
-    from ductwork.runtime.store.artifacts import ArtifactStore
-
-    if isinstance(store, ArtifactStore):
-        return store
-    return ArtifactStore(store)
+# ``open_store`` is used here and re-exported: the runner and older callers import it from here.
+__all__ = ["attach", "get_run", "open_store", "runs"]
 
 
 def _loader(artifacts: Any) -> Any:

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.records.run import DIED, Run, StepRun
 from ductwork.runtime.store.refs import (
     decode_structure,
@@ -97,11 +98,6 @@ def _schema_columns() -> dict[str, list[tuple[str, str]]]:
 
 _OPEN: dict[str, RunStore] = {}
 _OPEN_LOCK = threading.Lock()
-
-
-def ductwork_home() -> Path:
-    """Where ductwork keeps per-user state: ``$DUCTWORK_HOME`` or ``~/.ductwork``."""
-    return Path(os.environ.get("DUCTWORK_HOME") or Path.home() / ".ductwork")
 
 
 def runstore_path(store: Any) -> str:

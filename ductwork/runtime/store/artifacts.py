@@ -295,3 +295,10 @@ class ArtifactStore(StoreFiles):
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
         self._remove(self.key_path(key))
+
+
+def open_store(store: Any = None) -> ArtifactStore:
+    """Return an ``ArtifactStore`` for a URL, a path, an open store, or the default (None)."""
+    if isinstance(store, ArtifactStore):
+        return store
+    return ArtifactStore(store)
