@@ -208,22 +208,28 @@ class Outputs(tuple):
         """The declared output names, in order."""
         return tuple(o.name for o in self)
 
+    def __getattribute__(self, attr: str) -> Any:
+        # An output's name wins over the tuple's own members, as a NamedTuple field does:
+        # `res.count`, `res.index` and `res.names` are outputs when the step declares them.
+        if not attr.startswith("_"):
+            for out in tuple.__iter__(self):
+                if out.name == attr:
+                    return out
+        return tuple.__getattribute__(self, attr)
+
     def __getattr__(self, attr: str) -> Output:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        for out in self:
-            if out.name == attr:
-                return out
         node = self[0].node if len(self) else "?"
         raise _TraceAttributeError(
             f"Step '{node}' has no output named '{attr}' "
             f"(at {format_location(user_location())}); its outputs are "
-            f"{', '.join(repr(n) for n in self.names)}."
+            f"{', '.join(repr(o.name) for o in self)}."
         )
 
     def __repr__(self) -> str:
         node = self[0].node if len(self) else "?"
-        return f"<Outputs {', '.join(self.names)} of step '{node}'>"
+        return f"<Outputs {', '.join(o.name for o in self)} of step '{node}'>"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Outputs, (tuple(self),))

@@ -178,15 +178,10 @@ def _is_str_seq(value: Any, allow_paths: bool = False) -> bool:
     )
 
 
-_RESERVED_OUTPUT_NAMES = frozenset(dir(tuple)) | {"names"}
-
-
 def _resolve_outputs(fn: Callable[..., Any], name: str, declared: Any) -> tuple[str, ...]:
     from_annotation = outputs_from_annotation(fn)
     if declared is None:
-        names = from_annotation or (SINGLE_OUTPUT,)
-        _check_reserved(name, names)
-        return names
+        return from_annotation or (SINGLE_OUTPUT,)
     if isinstance(declared, str) or not isinstance(declared, Sequence) or not declared:
         _fail(name, f"outputs= must be a tuple of output names, like ('train', 'test'), "
                     f"got {declared!r}.")
@@ -201,13 +196,5 @@ def _resolve_outputs(fn: Callable[..., Any], name: str, declared: Any) -> tuple[
     if from_annotation is not None and len(from_annotation) != len(names):
         _fail(name, f"outputs= declares {len(names)} outputs but the return annotation "
                     f"has {len(from_annotation)}.")
-    _check_reserved(name, names)
     return names
 
-
-def _check_reserved(name: str, names: tuple[str, ...]) -> None:
-    # `res.count` would find tuple.count, not the output, so such names are refused.
-    for out in names:
-        if out in _RESERVED_OUTPUT_NAMES:
-            _fail(name, f"output name {out!r} clashes with a method of the outputs tuple; "
-                        "choose another name.")

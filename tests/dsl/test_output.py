@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import NamedTuple
 
 import pytest
 
@@ -136,3 +137,68 @@ def test_multiple_outputs_unpack_select_and_refuse_unknown_names():
 
     with pytest.raises(dw.TraceError, match="Cannot test the truth of the outputs of step 'split'"):
         r.graph()
+
+
+class Tally(NamedTuple):
+    count: int
+    index: list
+    names: list
+
+
+@step
+def tally(rows: list) -> Tally:
+    return Tally(len(rows), list(range(len(rows))), [str(r) for r in rows])
+
+
+@step
+def show(value):
+    return value
+
+
+def test_outputs_named_like_tuple_methods_select_the_output():
+    """`count`, `index` (tuple methods) and `names` are fine NamedTuple fields and outputs."""
+    seen = {}
+
+    @pipeline
+    def p():
+        res = tally(make())
+        count, index, names = res
+        seen["by_name"] = (res.count.key, res.index.key, res.names.key)
+        seen["by_index"] = (res[0].key, res[1].key, res[2].key)
+        seen["unpacked"] = (count.key, index.key, names.key)
+        return {"count": show(res.count), "index": show(res.index), "names": res.names}
+
+    p.graph()
+    assert seen["by_name"] == seen["by_index"] == seen["unpacked"] == (
+        ("tally", "count"), ("tally", "index"), ("tally", "names"))
+    assert p.run().outputs == {"count": 2, "index": [0, 1], "names": ["1", "2"]}
+    assert tally.fn([5]).count == 1 and tally([5]).index == [0]  # plain calls: the NamedTuple
+
+    @step(outputs=("total", "count"))
+    def both(rows):
+        return sum(rows), len(rows)
+
+    @pipeline
+    def q():
+        return both(make()).count
+
+    assert q.run().outputs == 2
+
+
+def test_outputs_still_refuse_an_unknown_name_and_keep_tuple_behaviour():
+    seen = {}
+
+    @pipeline
+    def p():
+        res = tally(make())
+        seen["repr"] = repr(res)
+        seen["len"] = len(res)
+        seen["names"] = split(make()).names  # no output called `names`: the declared names
+        with pytest.raises(dw.TraceError, match="has no output named 'cont'.*'count', 'index'"):
+            res.cont  # noqa: B018
+        return res
+
+    p.graph()
+    assert seen["repr"] == "<Outputs count, index, names of step 'tally'>"
+    assert seen["len"] == 3
+    assert seen["names"] == ("train", "test")
