@@ -21,8 +21,8 @@ runs:
   paths. Remote files are downloaded (``mode="download"``) into
   ``$DUCTWORK_HOME/cache/datasets/<fingerprint>/``, atomically, file by file,
   so a second step or run finds them there; with ``mode="mount"`` the step gets
-  ``MountedFile`` objects (``dataset_read``) that stream through fsspec on ``open()`` and fetch
-  just that file into the same cache on ``os.fspath()``.
+  ``MountedFile`` objects (``data.reading``) that stream through fsspec on ``open()`` and
+  fetch just that file into the same cache on ``os.fspath()``.
 
 The key is computed before the step runs -- often in another process -- so the
 files may change in between, and outputs of the new content would be cached
@@ -30,42 +30,58 @@ under the old content's key for good. ``__ductwork_hash__`` therefore records
 the fingerprint it returned on the dataset (a plain attribute, pickled with it),
 and when ``execute`` materializes the inputs of a job that has a key, the
 dataset lists the files again and refuses to read content other than what the
-key was made of; the step fails and says to rerun. Materializing lists afresh
-rather than reusing the listing made for the key: reusing it would skip exactly
-this check, and could fill the content-addressed download folder with other
-bytes. A step run without a key (``cache=False``) or called as a plain function
-reads what is there now, so a fingerprint left on the object by an earlier run
-never matters. The check is against the latest key made with this object: one
-dataset object given to two steps whose files change between the two keys is
-checked against the second key's content.
+key was made of (the engine marks such a job with ``reading.reading_for_key``);
+the step fails and says to rerun. Materializing lists afresh rather than reusing
+the listing made for the key: reusing it would skip exactly this check, and
+could fill the content-addressed download folder with other bytes. A step run
+without a key (``cache=False``) or called as a plain function reads what is
+there now, so a fingerprint left on the object by an earlier run never matters.
+The check is against the latest key made with this object: one dataset object
+given to two steps whose files change between the two keys is checked against
+the second key's content.
 
 A dataset holds no filesystem and no secret: a datastore's name, a URL without
 its query string, or a ``Datastore`` that pickles without its credentials. It
 travels to workers by cloudpickle, and workers open the filesystem themselves.
 
-Versions (``register``, ``get``) live in ``dataset_registry``.
+Versions (``register``, ``get``) live in ``data.registry``, reading in
+``data.reading``; this module is their public face and the only one that makes a
+``Dataset``, so neither imports it.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import threading
 from pathlib import Path
 from typing import Any
 
-from ductwork.runtime.data.datastore import Datastore, find_files, has_magic, redact_url
-from ductwork.runtime.keys.cache_key import CacheKeyError
+from ductwork.runtime import caches
+from ductwork.runtime.data import registry
+from ductwork.runtime.data.datastore import (
+    Datastore,
+    find_files,
+    glob_base,
+    has_magic,
+    redact_url,
+)
+from ductwork.runtime.data.datastore import datastore as open_datastore
+from ductwork.runtime.data.errors import DatasetError
+from ductwork.runtime.data.reading import (
+    MountedFile,
+    cache_dir,
+    fetch,
+    materializing_for_key,
+    read_table,
+)
 
 __all__ = ["Dataset", "DatasetError"]
 
 _MODES = ("download", "mount")
-_HASHES: dict[tuple[str, int, int, int], str] = {}
-_HASHES_LOCK = threading.Lock()
-
-
-class DatasetError(CacheKeyError):
-    """A dataset cannot be fingerprinted or read: nothing matches, a pinned version changed."""
+# Content hashes of local files by (path, size, mtime, inode): a file is read once until
+# it changes. Bounded generously -- a dataset with more local files than this rehashes
+# the excess on every key -- since an entry is a few hundred bytes.
+_HASHES = caches.cache("data.local_file_hashes", maxsize=200_000)
 
 
 class Dataset:
@@ -123,30 +139,21 @@ class Dataset:
     @classmethod
     def get(cls, name: str, version: int | None = None, store: Any = None) -> Dataset:
         """The registered dataset ``name``: its latest version, or ``version``."""
-        from ductwork.runtime.data.registry import get
-
-        return get(name, version, store)
+        return cls(**registry.get(name, version, store))
 
     def register(self, name: str, description: str = "", store: Any = None) -> Dataset:
         """Record this dataset's content as a new version of ``name`` (or return the latest
         version if its content is unchanged); the registry lives in the artifact store."""
-        from ductwork.runtime.data.registry import register
-
-        return register(self, name, description, store)
+        return Dataset(**registry.register(self, name, description, store))
 
     def as_mount(self) -> Dataset:
         """This dataset, streamed to the step through fsspec instead of downloaded."""
-        return self._with(mode="mount")
+        return Dataset(**{**self._fields(), "mode": "mount"})
 
-    def as_download(self) -> Dataset:
-        """This dataset, downloaded before the step runs."""
-        return self._with(mode="download")
-
-    def _with(self, **changes: Any) -> Dataset:
-        fields = {"kind": self.kind, "path": self.path, "datastore": self.datastore,
-                  "mode": self.mode, "read_options": self.read_options, "name": self.name,
-                  "version": self.version, "pinned": self.pinned, **changes}
-        return Dataset(**fields)
+    def _fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path, "datastore": self.datastore,
+                "mode": self.mode, "read_options": self.read_options, "name": self.name,
+                "version": self.version, "pinned": self.pinned}
 
     def __repr__(self) -> str:
         if self.name is not None:
@@ -195,17 +202,10 @@ class Dataset:
             fs, full = fsspec.core.url_to_fs(self.path)
             local = protocol in ("file", "local")
         else:
-            from ductwork.runtime.data.datastore import datastore as open_datastore
-
             store = (self.datastore if isinstance(self.datastore, Datastore)
                      else open_datastore(self.datastore))
             fs, full, local = store.fs, store.full_path(self.path), store.is_local
-        if has_magic(full):
-            from ductwork.runtime.data.datastore import _MAGIC
-
-            base = _MAGIC.split(full, 1)[0].rsplit("/", 1)[0]
-        else:
-            base = full
+        base = glob_base(full) if has_magic(full) else full
         return fs, full, base, local
 
     def _scan(self) -> tuple[Any, bool, str, str, tuple[tuple[str, int, str], ...]]:
@@ -265,9 +265,6 @@ class Dataset:
         return ("ductwork.Dataset/1", self.kind, fingerprint, self.read_options)
 
     def __ductwork_materialize__(self, context: Any) -> Any:
-        from ductwork.runtime.data.reading import MountedFile, cache_dir, fetch, read_table
-        from ductwork.runtime.engine.job import materializing_for_key
-
         fs, local, base, fingerprint, entries = self._scan()
         keyed = getattr(self, "_keyed", None)
         if keyed is not None and fingerprint != keyed and materializing_for_key():
@@ -288,7 +285,9 @@ class Dataset:
             if self.kind == "files" and self.mode == "mount":
                 return [MountedFile(fs, src, rel, size, cache) for src, rel, size in sources]
             paths = [fetch(fs, src, cache / rel, size) for src, rel, size in sources]
-        return paths if self.kind == "files" else read_table(self, paths)
+        if self.kind == "files":
+            return paths
+        return read_table(paths, self.read_options, self.describe())
 
     def materialize(self) -> Any:
         """What a step taking this dataset receives, here and now (for notebooks and tests)."""
@@ -309,17 +308,16 @@ def _content_hash(fs: Any, path: str, info: dict[str, Any], local: bool) -> str:
     if local:
         stat = os.stat(path)
         memo = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        with _HASHES_LOCK:
-            if memo in _HASHES:
-                return _HASHES[memo]
+        known = _HASHES.get(memo)
+        if known is not None:
+            return known
     hasher = new_hasher()
     with (open(path, "rb") if local else fs.open(path, "rb")) as f:
         while chunk := f.read(1 << 20):
             hasher.update(chunk)
     digest = hasher.hexdigest()
     if memo is not None:
-        with _HASHES_LOCK:
-            _HASHES[memo] = digest
+        _HASHES.put(memo, digest)
     return digest
 
 

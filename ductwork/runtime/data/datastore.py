@@ -58,6 +58,11 @@ def has_magic(path: str) -> bool:
     return bool(_MAGIC.search(path))
 
 
+def glob_base(pattern: str) -> str:
+    """The folder of a glob pattern above its first wildcard."""
+    return _MAGIC.split(pattern, 1)[0].rsplit("/", 1)[0]
+
+
 @contextlib.contextmanager
 def run_store(store: Any) -> Iterator[None]:
     """Make ``datastore()`` mean ``store``'s datastore in the block (None: unreachable)."""
@@ -347,7 +352,7 @@ def find_files(fs: Any, path: str) -> dict[str, dict[str, Any]]:
     blob changed by another machine must be seen).
     """
     if has_magic(path):
-        static = _MAGIC.split(path, 1)[0].rsplit("/", 1)[0]
+        static = glob_base(path)
         fs.invalidate_cache(static or None)
         hits = fs.glob(path, detail=True)
     else:

@@ -1,5 +1,10 @@
 """Reading a dataset where its step runs: the download cache, mounted files, tables.
 
+Whoever materializes a step's inputs says whether that step's outputs will be
+stored under a cache key (``reading_for_key``); a dataset then checks that it
+reads the content the key was made of (``materializing_for_key``). A
+``ContextVar``, so threads and nested runs each see their own.
+
 Downloads go to ``$DUCTWORK_HOME/cache/datasets/<fingerprint>/`` (the step's
 scratch dir when home is read-only): the folder is named by content, so what is
 there is right, and a file is fetched to a temporary name and renamed, so what
@@ -9,16 +14,22 @@ fetched into the same cache on ``os.fspath()``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from ductwork.runtime.config import ductwork_home
-from ductwork.runtime.data.dataset import Dataset, DatasetError
 from ductwork.runtime.data.datastore import fetch_file, redact_url
+from ductwork.runtime.data.errors import DatasetError
 
-__all__ = ["MountedFile", "cache_dir", "fetch", "read_table"]
+__all__ = ["MountedFile", "cache_dir", "fetch", "materializing_for_key", "read_table",
+           "reading_for_key"]
+
+_FOR_KEY: ContextVar[bool] = ContextVar("ductwork_materializing_for_key", default=False)
 
 _READERS = {
     ".csv": ("read_csv", {}), ".tsv": ("read_csv", {"sep": "\t"}),
@@ -27,6 +38,23 @@ _READERS = {
     ".ndjson": ("read_json", {"lines": True}),
 }
 _COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+@contextlib.contextmanager
+def reading_for_key(for_key: bool) -> Iterator[None]:
+    """Mark the lazy inputs read in the block as those of a job stored under a cache key."""
+    token = _FOR_KEY.set(for_key)
+    try:
+        yield
+    finally:
+        _FOR_KEY.reset(token)
+
+
+def materializing_for_key() -> bool:
+    """Whether the lazy inputs being read now are those of a job whose outputs are stored
+    under a cache key: a dataset then checks that it reads the content that key was made of.
+    """
+    return _FOR_KEY.get()
 
 
 class MountedFile(os.PathLike):
@@ -106,10 +134,11 @@ def fetch(fs: Any, path: str, dest: Path, size: int) -> Path:
     return dest
 
 
-def read_table(dataset: Dataset, paths: list[Path]) -> Any:
+def read_table(paths: list[Path], read_options: dict[str, Any], where: str) -> Any:
+    """Read local files into one DataFrame (concatenated); ``where`` names them in errors."""
     import pandas as pd
 
-    options = dict(dataset.read_options)
+    options = dict(read_options)
     forced = options.pop("format", None)
     frames = []
     for path in paths:
@@ -119,7 +148,7 @@ def read_table(dataset: Dataset, paths: list[Path]) -> Any:
         suffix = f".{forced}" if forced else Path(name).suffix
         if suffix not in _READERS:
             raise DatasetError(
-                f"Dataset.tabular {dataset.describe()}: cannot tell the format of {path.name} "
+                f"Dataset.tabular {where}: cannot tell the format of {path.name} "
                 f"from its extension; pass format= one of "
                 f"{', '.join(sorted(e[1:] for e in _READERS))}."
             )

@@ -20,6 +20,11 @@ store that holds the registry (``store=``), not the default store's.
 A version is pinned to its fingerprint, not to a copy of its bytes: reading a
 version whose files have changed since raises ``DatasetError`` (naming what
 changed) rather than returning other data.
+
+``register`` and ``get`` return a ``Dataset``'s constructor fields, not a
+``Dataset``: ``dataset.py`` is the public face that builds one, so this module
+works on what it is given (anything with ``kind``, ``path``, ``datastore``,
+``read_options``, ``mode`` and ``_scan()``) and never imports it.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ import time
 import uuid
 from typing import Any
 
-from ductwork.runtime.data.dataset import Dataset, DatasetError
-from ductwork.runtime.data.datastore import Datastore, redact_url
+from ductwork.runtime.data.datastore import Datastore, current_store, redact_url, run_store
+from ductwork.runtime.data.datastore import datastore as open_datastore
+from ductwork.runtime.data.errors import DatasetError
+from ductwork.runtime.store.artifacts import open_store
 
 __all__ = ["get", "register", "versions"]
 
@@ -54,13 +61,7 @@ def _check_name(name: str) -> str:
 
 
 def _store(store: Any) -> Any:
-    if store is None:
-        from ductwork.runtime.data.datastore import current_store
-
-        return current_store()
-    from ductwork.runtime.store.artifacts import open_store
-
-    return open_store(store)
+    return current_store() if store is None else open_store(store)
 
 
 def _folder(store: Any, name: str) -> str:
@@ -95,14 +96,11 @@ def versions(name: str, store: Any = None) -> list[dict[str, Any]]:
 
 def _own_datastore(store: Any) -> Datastore:
     """The registry's store's own datastore, where a dataset without one reads."""
-    from ductwork.runtime.data.datastore import datastore as open_datastore
-    from ductwork.runtime.data.datastore import run_store
-
     with run_store(store):
         return open_datastore()
 
 
-def _datastore_ref(dataset: Dataset, store: Any) -> dict[str, Any] | None:
+def _datastore_ref(dataset: Any, store: Any) -> dict[str, Any] | None:
     """How a version names its datastore: None for the registry store's own one."""
     ds = dataset.datastore
     if dataset.external or ds is None:
@@ -119,8 +117,10 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=repr))
 
 
-def register(dataset: Dataset, name: str, description: str = "", store: Any = None) -> Dataset:
-    """Record ``dataset``'s content as the next version of ``name``; see the module doc."""
+def register(dataset: Any, name: str, description: str = "", store: Any = None
+             ) -> dict[str, Any]:
+    """Record ``dataset``'s content as the next version of ``name``; return the fields of
+    the registered version (see the module doc)."""
     _check_name(name)
     if "://" in dataset.path and "?" in dataset.path:
         raise DatasetError(
@@ -129,8 +129,6 @@ def register(dataset: Dataset, name: str, description: str = "", store: Any = No
             "a datastore with the credential in the environment and register a path inside it."
         )
     artifacts = _store(store)
-    from ductwork.runtime.data.datastore import run_store
-
     # Scanned where get() will read it: a dataset without a datastore is in the
     # registry's store's datastore, not in the default store's.
     with run_store(artifacts):
@@ -145,7 +143,7 @@ def register(dataset: Dataset, name: str, description: str = "", store: Any = No
         latest = existing[max(existing)]
         if latest.get("fingerprint") == fingerprint and all(
                 latest.get(k) == v for k, v in definition.items()):
-            return _from_record(latest, artifacts)
+            return _fields(latest, artifacts)
     record = {
         "format": _FORMAT, "name": name, "description": description, **definition,
         "mode": dataset.mode, "fingerprint": fingerprint,
@@ -158,7 +156,7 @@ def register(dataset: Dataset, name: str, description: str = "", store: Any = No
         path = (os.path.join if artifacts.is_local else posixpath.join)(
             _folder(artifacts, name), f"{version}.json")
         if _create(artifacts, path, data):
-            return _from_record(record, artifacts)
+            return _fields(record, artifacts)
         version += 1  # another register took this number first
 
 
@@ -200,8 +198,9 @@ def _create(store: Any, path: str, data: bytes) -> bool:
     return True
 
 
-def get(name: str, version: int | None = None, store: Any = None) -> Dataset:
-    """The dataset registered as ``name`` (latest, or ``version``), pinned to its content."""
+def get(name: str, version: int | None = None, store: Any = None) -> dict[str, Any]:
+    """The fields of the dataset registered as ``name`` (latest, or ``version``), pinned to
+    its content."""
     artifacts = _store(store)
     records = _read_all(artifacts, _check_name(name))
     if not records:
@@ -216,10 +215,11 @@ def get(name: str, version: int | None = None, store: Any = None) -> Dataset:
             f"Dataset {name!r} has no version {version!r} in {artifacts.url}; its versions: "
             f"{', '.join(map(str, sorted(records)))}."
         )
-    return _from_record(records[version], artifacts)
+    return _fields(records[version], artifacts)
 
 
-def _from_record(record: dict[str, Any], store: Any) -> Dataset:
+def _fields(record: dict[str, Any], store: Any) -> dict[str, Any]:
+    """A ``Dataset``'s constructor fields from a version's record."""
     ref = record.get("datastore")
     datastore: str | Datastore | None
     if ref is None and "://" not in record["path"] and not os.path.isabs(record["path"]):
@@ -231,7 +231,7 @@ def _from_record(record: dict[str, Any], store: Any) -> Dataset:
     else:
         datastore = Datastore(ref["url"], name=ref.get("name"), **ref.get("options", {}))
     entries = tuple((str(r), int(s), str(i)) for r, s, i in record["files"])
-    return Dataset(record["kind"], record["path"], datastore, record.get("mode", "download"),
-                   record.get("read_options") or {}, name=record["name"],
-                   version=int(record["version"]),
-                   pinned=(record["fingerprint"], entries))
+    return {"kind": record["kind"], "path": record["path"], "datastore": datastore,
+            "mode": record.get("mode", "download"),
+            "read_options": record.get("read_options") or {}, "name": record["name"],
+            "version": int(record["version"]), "pinned": (record["fingerprint"], entries)}
