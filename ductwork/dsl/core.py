@@ -35,6 +35,10 @@ class ParameterError(DuctworkError, TypeError):
     """A pipeline was given an unknown parameter, or not given a required one."""
 
 
+class RunOptionError(DuctworkError, ValueError):
+    """A run option (backend, max_workers, regenerate, ...) has a value that cannot work."""
+
+
 class PipelineFailed(DuctworkError):
     """A run finished with at least one failed step; ``.run`` is the Run."""
 

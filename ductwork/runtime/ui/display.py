@@ -1,5 +1,6 @@
-"""What every progress display shares: the counting, a drawing clock, and failing safe.
+"""What every progress display shares: the interface, a drawing clock, and failing safe.
 
+``NullProgress`` is the interface the engine reports to, showing nothing.
 ``_Display`` implements the progress interface (``started``, ``changed``,
 ``finished``) by moving counters in a ``progress.Tally`` -- O(1) per event --
 and leaves drawing to a subclass's ``_open`` and ``_close``. A display passed
@@ -9,6 +10,9 @@ closing turns the display off: progress never fails a run.
 ``_Ticker`` is the clock of the displays that redraw on their own: it calls
 ``tick`` every ``interval`` seconds on a daemon thread (named
 ``ductwork-progress``) and stops when the tick raises or when it is stopped.
+
+The displays (``terminal``, ``jupyter``) import this module and ``tally``,
+never ``progress``, which picks among them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,30 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ductwork.runtime.ui.progress import NullProgress, Tally
+from ductwork.runtime.ui.tally import Tally
+
+__all__ = ["NullProgress", "isatty"]
+
+
+class NullProgress:
+    """Shows nothing (output is not a terminal, or ``progress=False``)."""
+
+    def started(self, run: Any) -> None:
+        """The run has begun; ``run.steps`` holds every node, pending."""
+
+    def changed(self, record: Any) -> None:
+        """A step run changed state (running, succeeded, failed, skipped, cached)."""
+
+    def finished(self, run: Any) -> None:
+        """The run is over; ``run.status`` is final."""
+
+
+def isatty(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal (False when it cannot say)."""
+    try:
+        return bool(stream is not None and stream.isatty())
+    except Exception:
+        return False
 
 
 class _Ticker:

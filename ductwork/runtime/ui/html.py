@@ -17,8 +17,8 @@ import datetime as _dt
 from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc, pipeline_html, pipeline_svg, short_repr
-from ductwork.runtime.records.run import FAILED, SUCCEEDED
-from ductwork.runtime.ui.progress import (
+from ductwork.runtime.status import Status
+from ductwork.runtime.ui.tally import (
     CACHED,
     FINAL,
     element_summary,
@@ -28,14 +28,15 @@ from ductwork.runtime.ui.progress import (
 
 __all__ = ["pipeline_html", "run_html", "step_state"]
 
-_ORDER = ("succeeded", "cached", "failed", "skipped", "cancelled", "running", "pending")
+_ORDER = (Status.SUCCEEDED, CACHED, Status.FAILED, Status.SKIPPED, Status.CANCELLED,
+          Status.RUNNING, Status.PENDING)
 _FONT = "font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:13px"
 _CELL = "padding:2px 10px 2px 0;text-align:left;vertical-align:top;border-bottom:1px solid #eee"
 
 
 def step_state(record: Any) -> str:
     """The state to show for a step run: its status, or ``cached`` for a cache hit."""
-    return CACHED if record.status == SUCCEEDED and record.cached else str(record.status)
+    return CACHED if record.status == Status.SUCCEEDED and record.cached else str(record.status)
 
 
 def run_html(run: Any, *, max_elements: int = 50) -> str:
@@ -81,7 +82,7 @@ def _counts(records: list[Any]) -> dict[str, int]:
 
 
 def _badge(state: str) -> str:
-    fill, stroke, ink = STATE_STYLE.get(state, STATE_STYLE["cancelled"])
+    fill, stroke, ink = STATE_STYLE.get(state, STATE_STYLE[Status.CANCELLED])
     return (f'<span style="background:{fill};color:{ink};border:1px solid {stroke};'
             f'border-radius:3px;padding:0 5px;font-size:11px;white-space:nowrap">'
             f"{esc(state)}</span>")
@@ -147,8 +148,8 @@ def _elements(records: list[Any], counts: dict[str, int], limit: int) -> str:
               sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
     summary = esc(", ".join(parts))
     # Failed elements first (the ones worth looking at), then the rest in order.
-    shown = [r for r in records if r.status == FAILED][:limit]
-    shown += [r for r in records if r.status != FAILED][: limit - len(shown)]
+    shown = [r for r in records if r.status == Status.FAILED][:limit]
+    shown += [r for r in records if r.status != Status.FAILED][: limit - len(shown)]
     shown.sort(key=lambda r: r.map_index)
     rows = "".join(_row(r, label=r.id) for r in shown)
     if total > len(shown):

@@ -17,11 +17,15 @@ import threading
 from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc
-from ductwork.runtime.records.run import CANCELLED, FAILED, RUNNING, SKIPPED, SUCCEEDED
+from ductwork.runtime.status import Status
 from ductwork.runtime.ui.display import _Display, _Ticker
-from ductwork.runtime.ui.progress import CACHED, format_seconds
+from ductwork.runtime.ui.tally import CACHED, format_seconds
 
 __all__ = ["JupyterProgress"]
+
+# The bar's segments, in order, and the counts written beside it.
+_BAR = (Status.SUCCEEDED, CACHED, Status.FAILED, Status.SKIPPED, Status.CANCELLED, Status.RUNNING)
+_COUNTED = (Status.RUNNING, CACHED, Status.FAILED, Status.SKIPPED)
 
 
 class _IPythonOutput:
@@ -83,19 +87,17 @@ class JupyterProgress(_Display):
         snap = self.tally.snapshot()
         total = max(snap.total, 1)
         bar = []
-        for state in (SUCCEEDED, CACHED, FAILED, SKIPPED, CANCELLED, RUNNING):
+        for state in _BAR:
             n = snap.count(state)
             if n:
                 stroke = STATE_STYLE[state][1]
                 bar.append(f'<div title="{n} {state}" style="width:{100 * n / total:.2f}%;'
-                           f'background:{stroke if state != SKIPPED else "#c4c4c4"}"></div>')
-        counts = " · ".join(
-            f"{snap.count(state)} {state}" for state in (RUNNING, CACHED, FAILED, SKIPPED)
-        )
+                           f'background:{stroke if state != Status.SKIPPED else "#c4c4c4"}"></div>')
+        counts = " · ".join(f"{snap.count(state)} {state}" for state in _COUNTED)
         if snap.status is None:
             clock = f"elapsed {format_seconds(snap.elapsed)}"
         else:
-            colour = STATE_STYLE.get(snap.status, STATE_STYLE[CANCELLED])[1]
+            colour = STATE_STYLE.get(snap.status, STATE_STYLE[Status.CANCELLED])[1]
             clock = (f'<b style="color:{colour}">{esc(snap.status)}</b> in '
                      f"{format_seconds(snap.elapsed)}")
         out = [
@@ -111,13 +113,13 @@ class JupyterProgress(_Display):
         rows = []
         if snap.status is None:
             for nid, detail in snap.active:
-                rows.append(self._row("running", nid, detail))
+                rows.append(self._row(Status.RUNNING, nid, detail))
             if snap.more_active:
-                rows.append(self._row("running", f"… {snap.more_active} more", ""))
+                rows.append(self._row(Status.RUNNING, f"… {snap.more_active} more", ""))
         for nid, gist in snap.failures:
-            rows.append(self._row("failed", nid, gist))
+            rows.append(self._row(Status.FAILED, nid, gist))
         if snap.more_failures:
-            rows.append(self._row("failed", f"… {snap.more_failures} more", ""))
+            rows.append(self._row(Status.FAILED, f"… {snap.more_failures} more", ""))
         if rows:
             out.append('<table style="border-collapse:collapse;margin-top:4px">'
                        + "".join(rows) + "</table>")

@@ -9,7 +9,7 @@
   terminal's width; elsewhere (a log file, CI) a new line is written every few
   seconds, and only when something changed.
 
-Both count through ``progress_display._Display`` and draw its ``Snapshot``; an error
+Both count through ``display._Display`` and draw its ``Snapshot``; an error
 while drawing turns the display off rather than failing the run.
 """
 
@@ -20,8 +20,9 @@ import threading
 import time
 from typing import Any, TextIO
 
-from ductwork.runtime.ui.display import _Display, _Ticker
-from ductwork.runtime.ui.progress import FAILED, _isatty, summary_line, summary_parts
+from ductwork.runtime.status import Status
+from ductwork.runtime.ui.display import _Display, _Ticker, isatty
+from ductwork.runtime.ui.tally import summary_line, summary_parts
 
 __all__ = ["PlainProgress", "RichProgress"]
 
@@ -65,7 +66,7 @@ class RichProgress(_Display):
         # The summary line, split in two so it fits a terminal: who, then how far.
         title = Text.assemble(("pipeline ", "dim"), (snap.pipeline, "bold"), (" run ", "dim"),
                               snap.run_id)
-        colour = "red" if snap.count(FAILED) else "green"
+        colour = "red" if snap.count(Status.FAILED) else "green"
         bar = ProgressBar(total=max(snap.total, 1), completed=snap.done, width=20,
                           complete_style="yellow" if snap.status is None else colour,
                           finished_style=colour)
@@ -112,7 +113,7 @@ class PlainProgress(_Display):
 
     def _open(self) -> None:
         self._out = self._stream or sys.stderr
-        self._tty = _isatty(self._out)
+        self._tty = isatty(self._out)
         if self._width is None:
             import shutil
 

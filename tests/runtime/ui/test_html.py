@@ -9,7 +9,8 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.records.run import FAILED, SUCCEEDED, Run, StepRun
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.status import Status
 from ductwork.runtime.ui.html import pipeline_html, run_html, step_state
 
 
@@ -69,12 +70,12 @@ def test_run_html_shows_each_step_with_its_state():
 
 
 def _big_run(n: int, failed: set[int]) -> Run:
-    run = Run("r-big", "big", {"n": n}, "inline", status="failed", started=1.0e9,
+    run = Run("r-big", "big", {"n": n}, "inline", status=Status.FAILED, started=1.0e9,
               finished=1.0e9 + 3)
     run.graph = {"name": "big", "nodes": [{"id": "m", "step": "m", "kind": "map"}], "edges": []}
-    run.steps["m"] = StepRun("m", "m", status=FAILED, started=1.0e9, finished=1.0e9 + 3)
+    run.steps["m"] = StepRun("m", "m", status=Status.FAILED, started=1.0e9, finished=1.0e9 + 3)
     for i in range(n):
-        status = FAILED if i in failed else SUCCEEDED
+        status = Status.FAILED if i in failed else Status.SUCCEEDED
         run.steps[f"m[{i}]"] = StepRun(
             f"m[{i}]", "m", status=status, cached=i % 2 == 0 and i not in failed, map_index=i,
             error="Traceback (most recent call last):\nKeyError: 'x'\n" if i in failed else None,
@@ -105,9 +106,9 @@ def test_a_run_without_a_graph_still_renders():
 
 def test_run_html_escapes_odd_ids_and_values():
     odd = 'a<b>&"c"'
-    run = Run("r<1>", "p&q", {"x": "<b>"}, "inline", status="succeeded")
+    run = Run("r<1>", "p&q", {"x": "<b>"}, "inline", status=Status.SUCCEEDED)
     run.graph = {"name": "p&q", "nodes": [{"id": odd, "kind": "step"}], "edges": []}
-    run.steps[odd] = StepRun(odd, "s", status=SUCCEEDED)
+    run.steps[odd] = StepRun(odd, "s", status=Status.SUCCEEDED)
     html = run_html(run)
     _well_formed(html)
     assert "<b>" not in html.replace("<b>p&amp;q</b>", "")

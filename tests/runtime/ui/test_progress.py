@@ -13,8 +13,10 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.records.run import FAILED, RUNNING, SUCCEEDED, Run, StepRun
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.status import Status
 from ductwork.runtime.ui import progress as P
+from ductwork.runtime.ui import tally as T
 
 
 @step
@@ -209,12 +211,12 @@ def test_rich_view_shows_a_running_map_as_elements_done_of_total():
     run = Run("r1", "scoring", {}, "inline")
     run.steps["score"] = StepRun("score", "score")
     display.tally.start(run)
-    display.changed(_set(run.steps["score"], RUNNING))
+    display.changed(_set(run.steps["score"], Status.RUNNING))
     for i in range(100):
         element = StepRun(f"score[{i}]", "score", map_index=i)
-        display.changed(_set(element, RUNNING))
+        display.changed(_set(element, Status.RUNNING))
         if i < 37:
-            display.changed(_set(element, SUCCEEDED, cached=i < 3))
+            display.changed(_set(element, Status.SUCCEEDED, cached=i < 3))
     from rich.console import Console
 
     buf = io.StringIO()
@@ -236,18 +238,18 @@ def test_tally_counts_nodes_and_map_elements():
     run = Run("r1", "p", {}, "inline")
     for nid in ("a", "m", "b"):
         run.steps[nid] = StepRun(nid, nid)
-    tally = P.Tally()
+    tally = T.Tally()
     tally.start(run)
     assert tally.snapshot().counts == {"pending": 3}
-    tally.change(_set(run.steps["a"], RUNNING))
-    tally.change(_set(run.steps["a"], SUCCEEDED, cached=True))
-    tally.change(_set(run.steps["m"], RUNNING))
+    tally.change(_set(run.steps["a"], Status.RUNNING))
+    tally.change(_set(run.steps["a"], Status.SUCCEEDED, cached=True))
+    tally.change(_set(run.steps["m"], Status.RUNNING))
     elements = [StepRun(f"m[{i}]", "m", map_index=i) for i in range(10)]
     for e in elements:
-        tally.change(_set(e, RUNNING))
+        tally.change(_set(e, Status.RUNNING))
     for e in elements[:4]:
-        tally.change(_set(e, SUCCEEDED))
-    tally.change(_set(elements[4], FAILED))
+        tally.change(_set(e, Status.SUCCEEDED))
+    tally.change(_set(elements[4], Status.FAILED))
     snap = tally.snapshot()
     assert snap.counts == {"cached": 1, "running": 1, "pending": 1}
     assert snap.done == 1 and snap.total == 3
@@ -255,15 +257,15 @@ def test_tally_counts_nodes_and_map_elements():
     run.steps["m"].error = (
         "element 4 failed:\nTraceback (most recent call last):\n  x\nKeyError: 4\n"
     )
-    tally.change(_set(run.steps["m"], FAILED))
-    tally.change(_set(run.steps["b"], "skipped"))
-    run.status = "failed"
+    tally.change(_set(run.steps["m"], Status.FAILED))
+    tally.change(_set(run.steps["b"], Status.SKIPPED))
+    run.status = Status.FAILED
     tally.finish(run)
     snap = tally.snapshot()
     assert snap.counts == {"cached": 1, "failed": 1, "skipped": 1, "pending": 0}
     assert snap.done == 3 and snap.status == "failed" and snap.active == ()
     assert snap.failures == (("m", "element 4 failed: KeyError: 4"),)
-    assert P.summary_line(snap).startswith(
+    assert T.summary_line(snap).startswith(
         "pipeline p run r1: 3/3 done, 0 running, 1 cached, 1 failed, 1 skipped — failed in "
     )
 
@@ -271,10 +273,10 @@ def test_tally_counts_nodes_and_map_elements():
 def test_a_recomputed_step_moves_back_out_of_its_bucket():
     run = Run("r1", "p", {}, "inline")
     run.steps["a"] = record = StepRun("a", "a")
-    tally = P.Tally()
+    tally = T.Tally()
     tally.start(run)
-    tally.change(_set(record, SUCCEEDED, cached=True))
-    tally.change(_set(record, RUNNING))  # a stored output failed verification
+    tally.change(_set(record, Status.SUCCEEDED, cached=True))
+    tally.change(_set(record, Status.RUNNING))  # a stored output failed verification
     assert tally.snapshot().counts == {"running": 1, "pending": 0}
 
 
@@ -286,31 +288,31 @@ def test_changed_for_ten_thousand_map_elements_is_cheap():
     elements = [StepRun(f"m[{i}]", "m", map_index=i) for i in range(10_000)]
     begin = time.perf_counter()
     for e in elements:
-        e.status = RUNNING
+        e.status = Status.RUNNING
         display.changed(e)
     for e in elements:
-        e.status = SUCCEEDED
+        e.status = Status.SUCCEEDED
         display.changed(e)
     spent = time.perf_counter() - begin
     assert spent < 0.2, f"20,000 changed() calls took {spent:.3f}s"
-    display.changed(_set(run.steps["m"], RUNNING))
+    display.changed(_set(run.steps["m"], Status.RUNNING))
     assert display.tally.snapshot().active == (("m", "10000/10000"),)
 
 
 def test_error_line_takes_the_gist():
-    assert P.error_line(None) == ""
-    assert P.error_line("plain message\nmore") == "plain message"
+    assert T.error_line(None) == ""
+    assert T.error_line("plain message\nmore") == "plain message"
     tb = "Traceback (most recent call last):\n  File x, line 1\nValueError: nope\n"
-    assert P.error_line(tb) == "ValueError: nope"
-    assert len(P.error_line("x" * 500)) == 160
+    assert T.error_line(tb) == "ValueError: nope"
+    assert len(T.error_line("x" * 500)) == 160
 
 
 def test_format_seconds():
-    assert P.format_seconds(None) == "-"
-    assert P.format_seconds(0.4237) == "0.42s"
-    assert P.format_seconds(12.34) == "12.3s"
-    assert P.format_seconds(123) == "2m 03s"
-    assert P.format_seconds(3720) == "1h 02m"
+    assert T.format_seconds(None) == "-"
+    assert T.format_seconds(0.4237) == "0.42s"
+    assert T.format_seconds(12.34) == "12.3s"
+    assert T.format_seconds(123) == "2m 03s"
+    assert T.format_seconds(3720) == "1h 02m"
 
 
 # -- the plain fallback -------------------------------------------------------------------------
