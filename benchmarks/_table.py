@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -47,8 +48,26 @@ def add(name: str, value: str, floor: str = "-", ratio: str = "-", target: str =
     print(f"  .. {name}: {value}", file=sys.stderr, flush=True)
 
 
-def print_table() -> None:
-    """Print the rows as aligned columns, then the notes and details."""
+def add_json_option(parser: Any) -> None:
+    """``--json FILE``: also write the rows (and notes) as JSON, for benchmarks/compare.py."""
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write the table's rows and notes to FILE as JSON")
+
+
+def write_json(path: str, meta: dict[str, Any] | None = None) -> None:
+    """The rows and notes as ``{"rows": [{name, value, floor, ratio, target, result}], ...}``."""
+    data = {"rows": [vars(r) for r in ROWS], "notes": NOTES, "load": load(),
+            "meta": meta or {}}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def print_table(json_path: str | None = None) -> None:
+    """Print the rows as aligned columns, then the notes and details (and ``json_path``)."""
+    if json_path:
+        write_json(json_path)
     header = Row("measurement", "value", "floor", "ratio", "target", "result")
     cols = list(vars(header))
     widths = {c: max(len(getattr(r, c)) for r in [header, *ROWS]) for c in cols}
@@ -114,7 +133,8 @@ class WallTimers:
     """Wraps library functions with inclusive wall-clock and thread-CPU timers while active.
 
     ``timed`` lists ``(label, module, "Class.attr" or "function", _)``; an entry the
-    library no longer has is simply not timed.
+    library no longer has (the module moved, the class or function is gone) is simply not
+    timed: its row shows no calls.
     """
 
     def __init__(self, timed: list[tuple[str, str, str, Any]]) -> None:
@@ -127,10 +147,15 @@ class WallTimers:
 
     def __enter__(self) -> WallTimers:
         for label, module_name, attr, _ in self.timed:
-            owner: Any = importlib.import_module(module_name)
+            try:
+                owner: Any = importlib.import_module(module_name)
+            except ImportError:
+                continue
             *path, name = attr.split(".")
             for part in path:
-                owner = getattr(owner, part)
+                owner = getattr(owner, part, None)
+            if owner is None:
+                continue
             original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(
                 owner, name, None)
             if original is None:

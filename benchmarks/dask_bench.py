@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _table import NOTES, add, load, print_table, ratio, scratch
+from _table import NOTES, add, add_json_option, load, print_table, ratio, scratch
 
 import ductwork as dw
 
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few repeats")
     parser.add_argument("--address", help="a running scheduler (default: a LocalCluster)")
     parser.add_argument("--repeat", type=int, default=None)
+    add_json_option(parser)
     args = parser.parse_args()
     repeat = args.repeat or (3 if args.quick else 7)
 
@@ -153,7 +154,7 @@ def main() -> None:
     client.close()
     if cluster is not None:
         cluster.close()
-    print_table()
+    print_table(args.json)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ marks = {"t0": T0}
 import cloudpickle
 marks["cloudpickle"] = time.time()
 import ductwork.runtime.engine.job as ex
-import ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts, ductwork.runtime.engine.worker as worker
+import ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts
+import ductwork.runtime.engine.worker as worker
 marks["imports"] = time.time()
 _execute = ex.execute
 def execute(*a, **k):
@@ -882,11 +883,13 @@ def bench_breakdown(client: Any, image: str, mods: ModuleFactory, base: str | No
 
 IMPORT_PROBE = (
     "import time\nt = time.perf_counter()\nimport cloudpickle\nt1 = time.perf_counter()\n"
-    "import ductwork.runtime.engine.job, ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts, "
-    "ductwork.runtime.engine.worker\nprint(t1 - t, time.perf_counter() - t1)\n"
+    "import ductwork.runtime.engine.job, ductwork.runtime.store.serializers, "
+    "ductwork.runtime.store.artifacts, ductwork.runtime.engine.worker\n"
+    "print(t1 - t, time.perf_counter() - t1)\n"
 )
-IMPORTS = ("import cloudpickle\nimport ductwork.runtime.engine.job, ductwork.runtime.store.serializers, "
-           "ductwork.runtime.store.artifacts, ductwork.runtime.engine.worker\n")
+IMPORTS = ("import cloudpickle\nimport ductwork.runtime.engine.job, "
+           "ductwork.runtime.store.serializers, ductwork.runtime.store.artifacts, "
+           "ductwork.runtime.engine.worker\n")
 
 
 def imports_probe(client: Any, image: str, lib_pyc: str, lib_src: str, repeat: int = 5) -> None:

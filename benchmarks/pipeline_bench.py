@@ -54,7 +54,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _table import NOTES, WallTimers, add, load, print_table, ratio, scratch
+from _table import (
+    NOTES,
+    WallTimers,
+    add,
+    add_json_option,
+    load,
+    print_table,
+    ratio,
+    scratch,
+)
 
 N_STEPS = 50
 HEAVY = ("networkx", "cloudpickle", "fsspec", "numpy")
@@ -491,19 +500,23 @@ TIMED = [
     ("Pipeline.trace", "ductwork.dsl.pipeline", "Pipeline.trace", 0),
     ("plan_to_dict (graph for the record)", "ductwork.runtime.runner", "plan_to_dict", 0),
     ("open_store (ArtifactStore())", "ductwork.runtime.records.history", "open_store", 0),
-    ("open_runstore (SQLite open + schema)", "ductwork.runtime.records.runstore", "open_runstore", 0),
+    ("open_runstore (SQLite open + schema)", "ductwork.runtime.records.runstore",
+     "open_runstore", 0),
     ("RunStore.begin_run", "ductwork.runtime.records.runstore", "RunStore.begin_run", 0),
     ("Scheduler.execute", "ductwork.runtime.engine.scheduler", "Scheduler.execute", 0),
     ("input_components (hash inputs)", "ductwork.runtime.engine.scheduler", "input_components", 1),
     ("step_key", "ductwork.runtime.engine.scheduler", "step_key", 1),
     ("fingerprint (code)", "ductwork.runtime.keys.fingerprint", "fingerprint", 2),
-    ("ArtifactStore.get_key (lookup)", "ductwork.runtime.store.artifacts", "ArtifactStore.get_key", 1),
+    ("ArtifactStore.get_key (lookup)", "ductwork.runtime.store.artifacts",
+     "ArtifactStore.get_key", 1),
     ("execute (the job, inline)", "ductwork.backends.inline", "execute", 1),
     ("check_outputs", "ductwork.runtime.engine.job", "check_outputs", 2),
     ("ArtifactStore.put (object)", "ductwork.runtime.store.artifacts", "ArtifactStore.put", 2),
-    ("ArtifactStore.put_key (index)", "ductwork.runtime.store.artifacts", "ArtifactStore.put_key", 2),
+    ("ArtifactStore.put_key (index)", "ductwork.runtime.store.artifacts",
+     "ArtifactStore.put_key", 2),
     ("ArtifactStore.get (load)", "ductwork.runtime.store.artifacts", "ArtifactStore.get", 1),
-    ("GitState.result (join git probe)", "ductwork.runtime.records.provenance", "GitState.result", 0),
+    ("GitState.result (join git probe)", "ductwork.runtime.records.provenance",
+     "GitState.result", 0),
     ("RunStore.finish_run (one transaction)", "ductwork.runtime.records.runstore",
      "RunStore.finish_run", 0),
     ("attach (history hooks)", "ductwork.runtime.records.history", "attach", 0),
@@ -615,6 +628,7 @@ def main() -> None:
                         help="instead of the table: a wall-clock breakdown and cProfile "
                         "stats of W1 cold and warm")
     parser.add_argument("--top", type=int, default=30, help="rows per profile listing")
+    add_json_option(parser)
     args = parser.parse_args()
     mb = args.mb or (32 if args.quick else 256)
     repeat = args.repeat or (3 if args.quick else 9)
@@ -650,7 +664,7 @@ def main() -> None:
         mods.close()
     NOTES.append(f"load average at the end: {load()} (on {os.cpu_count()} CPUs; a shared machine).")
     print()
-    print_table()
+    print_table(args.json)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,16 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from _table import NOTES, WallTimers, add, load, print_table, ratio, scratch
+from _table import (
+    NOTES,
+    WallTimers,
+    add,
+    add_json_option,
+    load,
+    print_table,
+    ratio,
+    scratch,
+)
 
 W2_N = 100
 
@@ -83,6 +92,8 @@ def us(seconds: float) -> str:
 
 
 def spread(xs: list[float], unit: Callable[[float], str] = ms) -> str:
+    if not xs:
+        return "n/a"
     return f"median {unit(statistics.median(xs))} (min {unit(min(xs))}, max {unit(max(xs))})"
 
 
@@ -176,17 +187,18 @@ t0 = time.perf_counter()
 import w2_pipeline  # noqa: E402  (imports ductwork)
 
 t1 = time.perf_counter()
-import ductwork.backends.inline  # noqa: E402,F401  what the first run imports lazily
-import ductwork.runtime.records.history
-import ductwork.runtime.ui.progress
-import ductwork.runtime.runner
-import ductwork.runtime.records.runstore
-import ductwork.runtime.engine.scheduler
+import importlib  # noqa: E402
 
-if sys.argv[1] == "process":
-    import cloudpickle
-
-    import ductwork.backends.process
+LAZY = ["ductwork.backends.inline", "ductwork.runtime.records.history",  # what the first run
+        "ductwork.runtime.ui.progress", "ductwork.runtime.runner",     # imports lazily (a
+        "ductwork.runtime.records.runstore", "ductwork.runtime.engine.scheduler"]  # moved one
+if sys.argv[1] == "process":                                           # is left to the run)
+    LAZY += ["cloudpickle", "ductwork.backends.process"]
+for name in LAZY:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
 t2 = time.perf_counter()
 backend, store = sys.argv[1], sys.argv[2]
 options = {"max_workers": 2} if backend == "process" else {}
@@ -355,10 +367,13 @@ class StepModule:
 def run_dispatch(mod: Any, n: int, store: str, fresh_workers: bool = True) -> float:
     if fresh_workers:
         # Workers are kept between runs of a process; stopping them first makes each
-        # measured run start its own, as a new program's first run does.
-        from ductwork.backends.process import shutdown_pools
+        # measured run start its own, as a new program's first run does. (Not public API:
+        # a ductwork without it has nothing to stop.)
+        from ductwork.backends import process
 
-        shutdown_pools()
+        shutdown_pools = getattr(process, "shutdown_pools", None)
+        if shutdown_pools is not None:
+            shutdown_pools()
     t = time.perf_counter()
     run = mod.dispatch.run(n=n, backend="process", max_workers=2, store=store, progress=False)
     seconds = time.perf_counter() - t
@@ -408,7 +423,11 @@ class JobTimes:
     def active(self) -> Iterator[None]:
         from ductwork.backends import process
 
-        original = process._Worker._do
+        # A private method: where the backend no longer has it, the rows that need it say n/a.
+        original = getattr(getattr(process, "_Worker", None), "_do", None)
+        if original is None:
+            yield
+            return
 
         def _do(worker: Any, *args: Any, _f: Any = original) -> Any:
             fresh = worker.process is None or worker.process.poll() is not None
@@ -522,9 +541,15 @@ def bench_dispatch(base: str | None, n: int, repeat: int) -> None:
     add("ProcessPoolExecutor(2), submit+result per task (the floor)", us(floor))
     add("ProcessPoolExecutor(2), <= 2 tasks in flight (ductwork's capacity)", us(floor2),
         us(floor), ratio(floor2, floor))
-    later = statistics.median(jobs.later)
-    add("process backend: one job's round trip, one worker (later jobs)", us(later))
-    if jobs.first:
+    if not jobs.later:
+        later = 0.0
+        add("process backend: one job's round trip, one worker (later jobs)", "n/a")
+    else:
+        later = statistics.median(jobs.later)
+        add("process backend: one job's round trip, one worker (later jobs)", us(later))
+    if not jobs.later:
+        add("worker start-up (first job of a fresh worker - a later job)", "n/a")
+    elif jobs.first:
         add("worker start-up (first job of a fresh worker - a later job)",
             ms(statistics.median(jobs.first) - later))
     else:  # workers are kept between runs of a process: only its first run starts them
@@ -568,23 +593,30 @@ PARENT_TIMED = [
     ("RunStore.begin_run", "ductwork.runtime.records.runstore", "RunStore.begin_run", 0),
     ("Scheduler._start_map (per-element setup)", "ductwork.runtime.engine.scheduler",
      "Scheduler._start_map", 0),
-    ("_lookup: cache key + index lookup", "ductwork.runtime.engine.scheduler", "Scheduler._lookup", 1),
-    ("input_components (hash the element)", "ductwork.runtime.keys.cache_key", "input_components", 2),
+    ("_lookup: cache key + index lookup", "ductwork.runtime.engine.scheduler",
+     "Scheduler._lookup", 1),
+    ("input_components (hash the element)", "ductwork.runtime.keys.cache_key",
+     "input_components", 2),
     ("step_key", "ductwork.runtime.keys.cache_key", "step_key", 2),
-    ("ArtifactStore.get_key (miss)", "ductwork.runtime.store.artifacts", "ArtifactStore.get_key", 2),
-    ("Scheduler._job (BoundArguments, Job)", "ductwork.runtime.engine.scheduler", "Scheduler._job", 1),
+    ("ArtifactStore.get_key (miss)", "ductwork.runtime.store.artifacts",
+     "ArtifactStore.get_key", 2),
+    ("Scheduler._job (BoundArguments, Job)", "ductwork.runtime.engine.scheduler",
+     "Scheduler._job", 1),
     ("Scheduler._record (StepRun)", "ductwork.runtime.engine.scheduler", "Scheduler._record", 1),
-    ("Scheduler._loop (dispatch + wait)", "ductwork.runtime.engine.scheduler", "Scheduler._loop", 0),
+    ("Scheduler._loop (dispatch + wait)", "ductwork.runtime.engine.scheduler",
+     "Scheduler._loop", 0),
     ("ProcessBackend.submit", "ductwork.backends.process", "ProcessBackend.submit", 1),
     ("futures.wait (idle: waiting for a result)", "ductwork.runtime.engine.scheduler", "wait", 1),
     ("Scheduler._finish (record; starts dependents: W2 cold's _start_map)",
      "ductwork.runtime.engine.scheduler", "Scheduler._finish", 1),
-    ("Scheduler._resolve_result", "ductwork.runtime.engine.scheduler", "Scheduler._resolve_result", 0),
+    ("Scheduler._resolve_result", "ductwork.runtime.engine.scheduler",
+     "Scheduler._resolve_result", 0),
     ("ArtifactStore.get (result, reduce input)", "ductwork.runtime.store.artifacts",
      "ArtifactStore.get", 1),
     ("ProcessBackend.close (stop workers)", "ductwork.backends.process", "ProcessBackend.close",
      0),
-    ("GitState.result (join git probe)", "ductwork.runtime.records.provenance", "GitState.result", 0),
+    ("GitState.result (join git probe)", "ductwork.runtime.records.provenance",
+     "GitState.result", 0),
     ("RunStore.finish_run (SQLite, one row per element)", "ductwork.runtime.records.runstore",
      "RunStore.finish_run", 0),
     ("T _Worker._do (one job's round trip)", "ductwork.backends.process", "_Worker._do", 0),
@@ -856,8 +888,9 @@ WORKER_IMPORTS = [
     ("import cloudpickle", "import cloudpickle"),
     ("import ductwork.runtime.engine.job", "import ductwork.runtime.engine.job"),
     ("import ductwork.runtime.store.artifacts", "import ductwork.runtime.store.artifacts"),
-    ("what a worker imports before its first job", "import cloudpickle, ductwork.runtime.engine.job,"
-     " ductwork.runtime.store.artifacts, ductwork.runtime.engine.capture, ductwork.runtime.engine.worker"),
+    ("what a worker imports before its first job",
+     "import cloudpickle, ductwork.runtime.engine.job, ductwork.runtime.store.artifacts, "
+     "ductwork.runtime.engine.capture, ductwork.runtime.engine.worker"),
 ]
 
 
@@ -866,17 +899,23 @@ def profile_imports(base: str | None, repeat: int) -> None:
     progs = Programs(base, pyc=True)
     try:
         times: dict[str, list[float]] = {label: [] for label, _ in WORKER_IMPORTS}
-        for _ in range(2):
-            for _, code in WORKER_IMPORTS:
+        importable = []
+        for label, code in WORKER_IMPORTS:
+            try:  # a module moved since this list was written is left out
                 progs.spawn("-c", code)
+            except RuntimeError:
+                print(f"(not importable here: {code})")
+                continue
+            progs.spawn("-c", code)
+            importable.append((label, code))
         for _ in range(repeat):
-            for label, code in WORKER_IMPORTS:
+            for label, code in importable:
                 times[label].append(progs.spawn("-c", code)[0])
     finally:
         progs.close()
     bare = statistics.median(times["python -c pass"])
     print(f"\n=== worker start-up: interpreter starts, medians of {repeat}, with .pyc ===")
-    for label, _ in WORKER_IMPORTS:
+    for label, _ in importable:
         t = statistics.median(times[label])
         extra = "" if label == "python -c pass" else f"   (+{ms(t - bare)} above python -c pass)"
         print(f"{label:<44} {ms(t):>10}{extra}")
@@ -977,6 +1016,7 @@ def main() -> None:
                         help="comma-separated subset of programs,dispatch")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the table: where the process backend's time goes")
+    add_json_option(parser)
     args = parser.parse_args()
     repeat = args.repeat or (3 if args.quick else 9)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -1003,7 +1043,7 @@ def main() -> None:
         bench_dispatch(args.dir, args.n, repeat)
     NOTES.append(f"load average at the end: {load()} (on {os.cpu_count()} CPUs; a shared machine).")
     print()
-    print_table()
+    print_table(args.json)
 
 
 if __name__ == "__main__":
