@@ -178,7 +178,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         outputs = ", ".join(f"{k}={r.digest[:10]}" for k, r in s.output_refs.items())
         took = f"{s.duration:.3f}s" if s.duration is not None else "-"
         print(f"{s.id:<28} {s.status:<10} {'yes' if s.cached else 'no':<7} {took:>9}  {outputs}")
-    return 0 if run.status == "succeeded" else 1
+    from ductwork.runtime.status import Status
+
+    return 0 if run.status == Status.SUCCEEDED else 1
 
 
 def _step_of(args: argparse.Namespace) -> Any:

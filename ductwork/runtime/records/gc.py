@@ -14,8 +14,8 @@ from typing import Any
 
 import attrs
 
-from ductwork.runtime.records.run import RUNNING
 from ductwork.runtime.records.runstore import open_runstore
+from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.refs import iter_digests
 
@@ -47,7 +47,7 @@ def collect(
     runs = history.list_runs()
     kept, dropped = [], []
     for i, run in enumerate(runs):  # newest first
-        keep = run.status == RUNNING
+        keep = run.status == Status.RUNNING
         if keep_last is None and cutoff is None:
             keep = True
         if keep_last is not None and i < keep_last:

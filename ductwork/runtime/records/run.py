@@ -1,10 +1,11 @@
 """What a run leaves behind: ``Run`` and its ``StepRun`` records.
 
-Outputs are held by reference (an artifact's digest) and loaded from the
-artifact store only when asked for, so looking at a run -- or running a
-pipeline whose steps are all cached -- never reads a large value it does not
-need. Values a step produced in this process are kept, so they are not read
-back either.
+A status is a ``Status`` (a ``StrEnum``: it is written to the run store and JSON
+as the plain string it equals). Outputs are held by reference (an artifact's
+digest) and loaded from the artifact store only when asked for, so looking at a
+run -- or running a pipeline whose steps are all cached -- never reads a large
+value it does not need. Values a step produced in this process are kept, so they
+are not read back either.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import attrs
 
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
-    "pending", "running", "succeeded", "failed", "skipped", "cancelled",
+from ductwork.runtime.status import Status
+
+# Old names of the statuses, kept while runner.py still imports them: use ``Status``.
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    Status.PENDING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED,
 )
-#: A run recorded as running whose driver process is gone (killed, machine rebooted).
-DIED = "died"
 
 Loader = Callable[[Any], Any]
 
@@ -41,7 +43,7 @@ class StepRun:
 
     id: str
     step: str
-    status: str = PENDING
+    status: Status = Status.PENDING
     cached: bool = False
     attempts: int = 0
     started: float | None = None
@@ -105,7 +107,7 @@ class Run:
     pipeline: str
     params: dict[str, Any]
     backend: str
-    status: str = RUNNING
+    status: Status = Status.RUNNING
     steps: dict[str, StepRun] = attrs.field(factory=dict)
     started: float | None = None
     finished: float | None = None
@@ -139,7 +141,7 @@ class Run:
     @property
     def failed_steps(self) -> list[StepRun]:
         """The step runs that failed, in the order they were recorded."""
-        return [s for s in self.steps.values() if s.status == FAILED]
+        return [s for s in self.steps.values() if s.status == Status.FAILED]
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

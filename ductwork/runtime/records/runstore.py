@@ -10,6 +10,18 @@ The cache index proper (key -> output digests) lives with the artifacts
 (``ArtifactStore.put_key``), so every machine that shares a store shares its
 cache; this database keeps each step run's key and the components of that key,
 which is what ``why`` compares.
+
+Statuses are written as the plain strings ``Status`` members equal
+(``"succeeded"``), so files written before the enum read back unchanged; on
+reading, a known string becomes its ``Status`` and an unknown one (written by a
+newer ductwork) is kept as it is.
+
+Each process keeps one ``RunStore`` per SQLite file in a bounded cache
+(``caches``). Dropping one from the cache does not close it under a caller
+still using it (a run in progress, a ``Run`` whose ``why`` reads history): its
+connection closes when the last reference goes (``weakref.finalize``). An
+in-memory history (``memory://`` stores) is not a cache but the only copy, so
+it is held until ``forget_runstore``.
 """
 
 from __future__ import annotations
@@ -19,11 +31,14 @@ import os
 import socket
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
+from ductwork.runtime import caches
 from ductwork.runtime.config import ductwork_home
-from ductwork.runtime.records.run import DIED, Run, StepRun
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.status import Status
 from ductwork.runtime.store.refs import (
     decode_structure,
     encode_structure,
@@ -96,8 +111,10 @@ def _schema_columns() -> dict[str, list[tuple[str, str]]]:
     return tables
 
 
-_OPEN: dict[str, RunStore] = {}
-_OPEN_LOCK = threading.Lock()
+# Reopening a file-backed store costs a connect, so a generous bound loses nothing.
+_OPEN = caches.cache("records.run_stores", maxsize=64)
+_IN_MEMORY: dict[str, RunStore] = {}  # by store URL; the only copy of that history
+_OPEN_LOCK = threading.Lock()  # one RunStore per handle, even when threads race to open
 
 
 def runstore_path(store: Any) -> str:
@@ -114,11 +131,16 @@ def open_runstore(store: Any) -> RunStore:
     """Return the (per-process, shared) run store for an artifact store."""
     path = runstore_path(store)
     # An in-memory history belongs to its in-memory store, one per store URL.
-    handle = store.url if path == ":memory:" else path
     with _OPEN_LOCK:
-        if handle not in _OPEN:
-            _OPEN[handle] = RunStore(path)
-        return _OPEN[handle]
+        if path == ":memory:":
+            found = _IN_MEMORY.get(store.url)
+            if found is None:
+                found = _IN_MEMORY[store.url] = RunStore(path)
+            return found
+        found = _OPEN.get(path)
+        if found is None:
+            found = _OPEN.put(path, RunStore(path))
+        return found
 
 
 def _json(value: Any) -> str | None:
@@ -141,6 +163,9 @@ class RunStore:
         with self._lock:
             _retry_locked(lambda: self._db.executescript(SCHEMA))
             _retry_locked(self._add_missing_columns)
+        # Closes the connection when this object is dropped (or on close()); it holds the
+        # connection, not self, so it does not keep self alive.
+        self._close = weakref.finalize(self, self._db.close)
 
     def _add_missing_columns(self) -> None:
         """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
@@ -268,7 +293,7 @@ class RunStore:
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self._db.close()
+            self._close()
 
 
 def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
@@ -298,7 +323,7 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
 
 def _run_row(run: Run) -> tuple[Any, ...]:
     return (
-        run.id, run.pipeline, run.status, run.backend, run.store, _json(run.params),
+        run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
         _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
         run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
         run.ductwork_version, run.python_version, _DRIVER,
@@ -308,7 +333,7 @@ def _run_row(run: Run) -> tuple[Any, ...]:
 def _step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
     outputs = {name: ref_to_json(ref) for name, ref in s.output_refs.items()}
     return (
-        run_id, s.id, s.step, s.status, int(s.cached), s.attempts, s.started, s.finished,
+        run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
         s.map_index, s.key, _json(s.components), _json(outputs), s.error, s.logs,
         _json(s.metrics), s.note,
     )
@@ -318,8 +343,17 @@ def _step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
 _DRIVER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _status(status: str, driver: str | None) -> str:
-    if status != "running" or not driver:
+def as_status(value: str) -> Status | str:
+    """The ``Status`` a stored string names; an unknown one (a newer ductwork's) as it is."""
+    try:
+        return Status(value)
+    except ValueError:
+        return value
+
+
+def _run_status(stored: str, driver: str | None) -> Status | str:
+    status = as_status(stored)
+    if status != Status.RUNNING or not driver:
         return status
     host, _, pid = driver.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -327,7 +361,7 @@ def _status(status: str, driver: str | None) -> str:
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return DIED
+        return Status.DIED
     except PermissionError:
         pass
     return status
@@ -337,7 +371,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
     data = dict(zip(_RUN_COLUMNS, row, strict=True))
     return Run(
         id=data["id"], pipeline=data["pipeline"], params=json.loads(data["params"] or "{}"),
-        backend=data["backend"], status=_status(data["status"], data["driver"]),
+        backend=data["backend"], status=_run_status(data["status"], data["driver"]),
         started=data["started"],
         finished=data["finished"], store=data["store"], git_commit=data["git_commit"],
         git_dirty=None if data["git_dirty"] is None else bool(data["git_dirty"]),
@@ -350,8 +384,9 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
 def _step_from_row(row: tuple[Any, ...]) -> StepRun:
     data = dict(zip(_STEP_COLUMNS, row, strict=True))
     return StepRun(
-        id=data["id"], step=data["step"], status=data["status"], cached=bool(data["cached"]),
-        attempts=data["attempts"] or 0, started=data["started"], finished=data["finished"],
+        id=data["id"], step=data["step"], status=as_status(data["status"]),
+        cached=bool(data["cached"]), attempts=data["attempts"] or 0, started=data["started"],
+        finished=data["finished"],
         output_refs={k: ref_from_json(v) for k, v in json.loads(data["outputs"] or "{}").items()},
         error=data["error"], logs=data["logs"] or "",
         metrics=json.loads(data["metrics"] or "{}"), map_index=data["map_index"],
@@ -364,8 +399,7 @@ def _step_from_row(row: tuple[Any, ...]) -> StepRun:
 def forget_runstore(store: Any) -> None:
     """Close and drop this process's handle on a store's run history (frees ``memory://``)."""
     path = runstore_path(store)
-    handle = store.url if path == ":memory:" else path
     with _OPEN_LOCK:
-        opened = _OPEN.pop(handle, None)
+        opened = _IN_MEMORY.pop(store.url, None) if path == ":memory:" else _OPEN.pop(path)
     if opened is not None:
         opened.close()
