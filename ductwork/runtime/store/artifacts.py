@@ -10,7 +10,7 @@ Layout under the store's root::
 
 This is Hamilton's two levels: a key names data versions, a digest names bytes.
 Opening the root (local, ``az://`` or fsspec) and the file operations below it
-are in ``store_files``; this module holds the two levels and their formats.
+are in ``files``; this module holds the two levels and their formats.
 
 Writing (``put``): the value's serializer streams into a writer that feeds a
 BLAKE3 hasher and forwards every write, so the digest exists once the value is
@@ -21,7 +21,7 @@ it to its object path: readers never see a partial object, concurrent writers
 of the same bytes both succeed, and a crash leaves only a tmp file
 (``clean_tmp``). A remote store spools to a local temporary file and uploads it
 only if the object is absent; object stores make an object visible once its
-upload completes (``az://`` goes through ``azure_blobs``: an in-memory spool and
+upload completes (``az://`` goes through ``blobs``: an in-memory spool and
 blocks committed at the end). Callers write the key index after its objects, so a key never
 refers to an object that has not landed. There is no fsync: a torn object left
 by a power loss fails verification, like any corruption.

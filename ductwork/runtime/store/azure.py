@@ -19,7 +19,7 @@ Only the options the user passed travel to worker processes (in their
 environment, never in a log, an error, the run history or the graph); a secret
 that came from the environment is found again in the worker's environment.
 
-The blob I/O itself is in ``azure_blobs``. Every Azure error leaves it as an
+The blob I/O itself is in ``blobs``. Every Azure error leaves it as an
 ``AzureStoreError`` whose text went through ``secrets.redact``: it names the account,
 container and what to do, never a secret.
 """

@@ -1,7 +1,7 @@
 """Where an artifact store lives, and the few file operations it is built from.
 
 A store is opened on a local directory, an ``az://`` URL (through the Azure SDK,
-in ``azure_blobs``) or any other fsspec URL; its files are reached through one
+in ``blobs``) or any other fsspec URL; its files are reached through one
 I/O object (``_io``) for remote stores and plain ``os`` calls for local ones.
 ``StoreFiles`` holds that choice and the operations the content-addressed
 ``ArtifactStore`` (in ``store``) builds on: read a file whole, write a local
