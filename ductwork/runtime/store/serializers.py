@@ -10,22 +10,25 @@ At each class a user registration (``register_serializer``) beats a built-in
 one; a built-in may decline a value it cannot round-trip exactly (an ``accepts``
 method), and dispatch then continues up the MRO. Anything unclaimed is
 cloudpickled. The built-ins, and the exactness rule each one applies, are in
-``serializers_builtin``.
+``builtin_serializers``.
 
-numpy and pandas handlers are registered lazily, as dask's tokenizer does: only
-when a value whose MRO comes from those packages is dispatched, which implies
-the package is already imported. Importing this module imports neither them,
-nor pyarrow, nor cloudpickle.
+Both tables are ``registry.TypeRegistry``s. The numpy and pandas entries are
+lazy registrations, as in the value hasher: they are made only when a value
+whose MRO comes from those packages is dispatched, which implies the package is
+already imported. Importing this module imports neither them, nor pyarrow, nor
+cloudpickle. Tests undo their registrations with ``restore_registrations()``.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.registry import TypeRegistry
 from ductwork.runtime.store.builtin_serializers import (
     BYTEARRAY,
     BYTES,
@@ -41,7 +44,9 @@ __all__ = [
     "SerializerError",
     "get_serializer",
     "register_serializer",
+    "restore_registrations",
     "serializer_for",
+    "user_registrations",
 ]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
@@ -68,38 +73,28 @@ _BUILTINS: dict[str, Serializer] = {
     s.name: s for s in (JSON, STR, BYTES, BYTEARRAY, NUMPY, PANDAS, PICKLE)
 }
 _by_name: dict[str, Serializer] = dict(_BUILTINS)
-_builtin_types: dict[type, Serializer] = {
+_builtin_types: TypeRegistry[Serializer] = TypeRegistry("builtin serializers", {
     type(None): JSON, bool: JSON, int: JSON, float: JSON, list: JSON, dict: JSON,
     str: STR, bytes: BYTES, bytearray: BYTEARRAY,
-}
-_user_types: dict[type, Serializer] = {}
-_lock = threading.Lock()
+})  # fmt: skip
+_user_types: TypeRegistry[Serializer] = TypeRegistry("user serializers")
+_lock = threading.Lock()  # _by_name and _user_types change together
 
 
 def _register_numpy() -> None:
     import numpy as np
 
-    _builtin_types[np.ndarray] = NUMPY
+    _builtin_types.register(np.ndarray, NUMPY)
 
 
 def _register_pandas() -> None:
     import pandas as pd
 
-    _builtin_types[pd.DataFrame] = PANDAS
+    _builtin_types.register(pd.DataFrame, PANDAS)
 
 
-# top-level package -> registrar, popped when first needed
-_lazy: dict[str, Callable[[], None]] = {"numpy": _register_numpy, "pandas": _register_pandas}
-
-
-def _load_lazy(mro: tuple[type, ...]) -> None:
-    for cls in mro:
-        package = cls.__module__.partition(".")[0]
-        if package in _lazy:
-            with _lock:
-                registrar = _lazy.pop(package, None)
-                if registrar is not None:
-                    registrar()
+_builtin_types.register_lazy("numpy", _register_numpy)
+_builtin_types.register_lazy("pandas", _register_pandas)
 
 
 def register_serializer(type_: type, serializer: Serializer) -> None:
@@ -120,19 +115,32 @@ def register_serializer(type_: type, serializer: Serializer) -> None:
         )
     with _lock:
         _by_name[name] = serializer
-        _user_types[type_] = serializer
+        _user_types.register(type_, serializer)
 
 
 def user_registrations() -> list[tuple[type, Serializer]]:
     """The serializers registered by user code in this process (to register in workers)."""
+    return _user_types.items()
+
+
+@contextmanager
+def restore_registrations() -> Iterator[None]:
+    """Undo, on leaving the block, every ``register_serializer`` made inside it (for tests)."""
     with _lock:
-        return list(_user_types.items())
+        saved = _user_types.snapshot(), dict(_by_name)
+    try:
+        yield
+    finally:
+        with _lock:
+            _user_types.restore(saved[0])
+            _by_name.clear()
+            _by_name.update(saved[1])
 
 
 def serializer_for(value: Any) -> Serializer:
     """Return the serializer that stores ``value``: the most specific registration in its MRO."""
     mro = type(value).__mro__
-    _load_lazy(mro)
+    _builtin_types.load(mro[0])
     for cls in mro:
         serializer = _user_types.get(cls)
         if serializer is not None:

@@ -57,12 +57,8 @@ def typed(value):
 @pytest.fixture
 def registry():
     """Restore the serializer registry after a test that registers its own."""
-    saved = dict(serializers._user_types), dict(serializers._by_name)
-    yield
-    serializers._user_types.clear()
-    serializers._user_types.update(saved[0])
-    serializers._by_name.clear()
-    serializers._by_name.update(saved[1])
+    with serializers.restore_registrations():
+        yield
 
 
 json_values = st.recursive(
