@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
-from ductwork.runtime.config import ConfigError, compute_target, find_config
+from ductwork.runtime.config import ConfigError, compute_target, ductwork_home, find_config
 
 
 def test_pyproject_tool_table_and_ductwork_toml(tmp_path, monkeypatch):
@@ -79,3 +80,10 @@ def test_an_undefined_target_fails_before_any_step(tmp_path, monkeypatch):
     with pytest.raises(dw.DuctworkError, match="Compute target 'pool' is not defined"):
         p.run(store=str(tmp_path / "s"))
     assert ran == []
+
+
+def test_ductwork_home_is_the_environment_s_or_the_user_s(tmp_path, monkeypatch):
+    monkeypatch.setenv("DUCTWORK_HOME", str(tmp_path / "h"))
+    assert ductwork_home() == tmp_path / "h"
+    monkeypatch.delenv("DUCTWORK_HOME")
+    assert ductwork_home() == Path.home() / ".ductwork"

@@ -17,7 +17,7 @@ from ductwork import pipeline, step
 from ductwork.dsl.lazy import materialize
 from ductwork.runtime.data.dataset import DatasetError
 from ductwork.runtime.data.datastore import run_store
-from ductwork.runtime.data.reading import MountedFile
+from ductwork.runtime.data.reading import MountedFile, materializing_for_key, reading_for_key
 from ductwork.runtime.data.registry import versions
 from ductwork.runtime.engine.job import Job, execute
 from ductwork.runtime.keys.hashing import hash_value
@@ -471,3 +471,22 @@ def test_a_dataset_read_as_a_module_constant_is_keyed_by_its_content_now(tmp_pat
     with pytest.raises(dw.PipelineFailed,
                        match=r"count_shared(.|\n)*reads .*SHARED(.|\n)*matches no file"):
         p.run()
+
+
+def test_reading_for_a_key_refuses_content_other_than_the_keys(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a.txt").write_text("1\n")
+    ds = dw.Dataset.files(str(folder))
+    hash_value(ds)
+    (folder / "a.txt").write_text("2\n")
+    assert not materializing_for_key()
+    with reading_for_key(True):
+        assert materializing_for_key()
+        with pytest.raises(DatasetError, match="changed while the run was starting"):
+            ds.materialize()
+        with reading_for_key(False):  # a job without a key reads what is there now
+            assert ds.materialize() == [folder / "a.txt"]
+        assert materializing_for_key()
+    assert not materializing_for_key()
+    assert ds.materialize() == [folder / "a.txt"]
