@@ -82,21 +82,6 @@ def container_config(
     return config
 
 
-def docker_command(config: dict[str, Any]) -> list[str]:
-    """The equivalent ``docker run`` command line, for logs and documentation (pure)."""
-    cmd = ["docker", "run", "--rm", "--network", config["network_mode"], "--user",
-           config["user"], "-w", config["working_dir"]]
-    for host, spec in config["volumes"].items():
-        cmd += ["-v", f"{host}:{spec['bind']}:{spec['mode']}"]
-    for key, value in config["environment"].items():
-        cmd += ["-e", f"{key}={value}"]
-    if "nano_cpus" in config:
-        cmd += ["--cpus", f"{config['nano_cpus'] / 1e9:g}"]
-    if "mem_limit" in config:
-        cmd += ["--memory", str(config["mem_limit"])]
-    return [*cmd, config["image"], *config["command"]]
-
-
 def connect() -> Any:
     """A client of the Docker engine; a clear error naming the socket if none answers."""
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"

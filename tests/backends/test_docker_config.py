@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ductwork as dw
-from ductwork.backends.docker import container_config, docker_command
+from ductwork.backends.docker import container_config
 from ductwork.backends.docker_env import dockerfile, image_tag
 
 
@@ -29,15 +29,6 @@ def test_container_config_without_a_local_store_ships_values():
     assert "--store" not in config["command"]
     assert "/ductwork/store" not in {v["bind"] for v in config["volumes"].values()}
     assert "nano_cpus" not in config and "mem_limit" not in config
-
-
-def test_docker_command_is_the_cli_equivalent():
-    config = container_config("img", "/tmp/job", "/src/ductwork", "/s", 0, 0, cpus=2)
-    cmd = docker_command(config)
-    assert cmd[:3] == ["docker", "run", "--rm"]
-    assert "--network" in cmd and cmd[cmd.index("--network") + 1] == "none"
-    assert "/s:/ductwork/store:rw" in cmd and "--cpus" in cmd
-    assert cmd[cmd.index("img"):] == ["img", *config["command"]]
 
 
 def test_dockerfile_installs_packages_trusts_the_ca_and_sets_variables():
