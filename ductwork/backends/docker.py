@@ -15,6 +15,10 @@ the payload and result instead.
 network. It is removed after the step, also on failure, timeout and Ctrl-C.
 The cache key of a step names its image by ID (the digest), not its tag, so
 a rebuilt image reruns its steps.
+
+Whatever goes wrong between ductwork and the engine fails that one step, never
+the run: the engine refusing to create or start a container (a bad image or
+mount), or not answering when asked for a step's image.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import ductwork
+from ductwork.backends.docker_env import Images, engine_error
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 
@@ -84,7 +89,7 @@ def container_config(
 
 def connect() -> Any:
     """A client of the Docker engine; a clear error naming the socket if none answers."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    where = _engine_address()
     try:
         import docker
     except ImportError as exc:
@@ -111,8 +116,6 @@ class DockerBackend:
     def __init__(self, store: Any, max_workers: int | None = None, cpus: float | None = None,
                  memory: str | None = None, gpus: int | None = None, image: str | None = None,
                  **options: Any) -> None:
-        from ductwork.backends.docker_env import Images
-
         self.client = connect()
         self.store = store
         self.capacity = max_workers or os.cpu_count() or 1
@@ -127,7 +130,19 @@ class DockerBackend:
 
     def environment(self, step: Any) -> str:
         """The ID of the image the step runs in: part of its cache key."""
-        return self.images.image_for(step.options.env)
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return self.images.image_for(step.options.env)
+        except BackendError as exc:
+            raise BackendError(f"Step '{step.name}': {exc}") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # Raised here it fails the step (the engine catches BackendError), not the run.
+            raise BackendError(
+                f"Step '{step.name}': the Docker engine at {_engine_address()} could not "
+                f"provide its image: {engine_error(exc)}. Check `docker info` and rerun."
+            ) from None
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run ``job`` in a new container on a pool thread."""
@@ -150,30 +165,46 @@ class DockerBackend:
         started = time.time()
         job_dir = tempfile.mkdtemp(prefix="ductwork-job-")
         container = None
+
+        def failed(error: str, logs: str = "") -> JobResult:
+            return JobResult(job.step_id, started, time.time(), error=error, logs=logs)
+
         try:
             image = self.environment(job.step)
+            try:
+                payload = self._payload(job)
+            except Exception as exc:
+                return failed(
+                    f"Step '{job.step_id}' could not be sent to its container: "
+                    f"{type(exc).__name__}: {exc}. Everything a step uses must be picklable by "
+                    "cloudpickle; run it with backend='inline' instead.\n")
             with open(os.path.join(job_dir, "payload"), "wb") as f:
-                f.write(self._payload(job))
+                f.write(payload)
             os.chmod(job_dir, 0o777)  # the container's user writes the result here
             config = container_config(
                 image, job_dir, self.lib_dir, self.store.root if self.reads_store else None,
                 os.getuid(), os.getgid(), **self.limits,
             )
-            container = self.client.containers.run(**config)
-            with self._lock:
-                self._running.add(container)
+            try:
+                # Created, then started: a container the engine fails to start is removed too.
+                container = self.client.containers.create(**config)
+                with self._lock:
+                    self._running.add(container)
+                container.start()
+            except Exception as exc:
+                return failed(_start_error(job.step_id, exc))
             timeout = job.step.options.timeout
             try:
                 status = container.wait(timeout=timeout)
             except Exception:
                 if timeout is None:
                     raise
-                return JobResult(job.step_id, started, time.time(), error=(
-                    f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
-                    "its container was stopped.\n"), logs=_logs(container))
+                return failed(
+                    f"Step '{job.step_id}' timed out after {timeout:g} s "
+                    f"(timeout={timeout:g}); its container was stopped.\n", _logs(container))
             return self._collect(job, job_dir, container, status, started)
         except BackendError as exc:
-            return JobResult(job.step_id, started, time.time(), error=f"{exc}\n")
+            return failed(f"{exc}\n")
         finally:
             if container is not None:
                 with self._lock:
@@ -219,6 +250,22 @@ class DockerBackend:
         self._pool.shutdown(wait=True, cancel_futures=True)
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def _engine_address() -> str:
+    """Where the client looks for the engine, for messages."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _start_error(step_id: str, exc: BaseException) -> str:
+    """Say that the engine would not create or start a step's container, and why."""
+    return (
+        f"Step '{step_id}' could not start its container: the Docker engine at "
+        f"{_engine_address()} answered {engine_error(exc)}. Check the step's image "
+        "(Environment(base_image=...) or the compute target's image): it must run `python` "
+        f"and take directory mounts at {JOB_MOUNT}, {LIB_MOUNT} and {STORE_MOUNT}; check the "
+        "compute target's cpus/memory/gpus against the engine (`docker info`).\n"
+    )
 
 
 def _logs(container: Any) -> str:

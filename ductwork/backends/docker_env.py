@@ -102,6 +102,15 @@ def _remember_checked(image_id: str, version: str) -> None:
     os.replace(tmp, path)
 
 
+def engine_error(exc: BaseException) -> str:
+    """The engine's own words for a failure: kind, HTTP status and explanation if any."""
+    explanation = getattr(exc, "explanation", None)
+    code = getattr(exc, "status_code", None)
+    if explanation and code:
+        return f"{type(exc).__name__} {code}: {explanation}"
+    return f"{type(exc).__name__}: {explanation or exc}"
+
+
 class Images:
     """Builds and remembers the image (by ID) of each environment, for one engine."""
 
@@ -136,6 +145,12 @@ class Images:
                 "image that has Python "
                 f"{sys.version_info.major}.{sys.version_info.minor} and ductwork's dependencies."
             ) from None
+        except docker.errors.APIError as exc:  # e.g. 400: not a valid image reference
+            raise BackendError(
+                f"The Docker engine cannot look up base image '{base}': {engine_error(exc)}. Set "
+                "Environment(base_image=...) (or the compute target's image) to a valid "
+                "reference such as 'name:tag' (lowercase) or an image ID."
+            ) from None
 
     def _build(self, env: Any, base: str, base_id: str) -> str:
         import docker.errors
@@ -146,6 +161,11 @@ class Images:
             return self.client.images.get(tag).id
         except docker.errors.ImageNotFound:
             pass
+        except docker.errors.APIError as exc:
+            raise BackendError(
+                f"The Docker engine cannot look up image {tag} for {env!r}: {engine_error(exc)}. "
+                "Check the engine with `docker info`."
+            ) from None
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
             text = dockerfile(env, base_id, bundle is not None).encode()
@@ -167,6 +187,11 @@ class Images:
                     "this Python." if env.apt else "")
             raise BackendError(
                 f"Building the image for {env!r} failed: {exc}.{hint}\nLast build output:\n{log}"
+            ) from None
+        except docker.errors.APIError as exc:  # refused before any build step ran
+            raise BackendError(
+                f"The Docker engine refused to build the image for {env!r}: {engine_error(exc)}. "
+                f"Check its base image '{base}' and the engine's disk (`docker system df`)."
             ) from None
         return image.id
 

@@ -104,9 +104,13 @@ def test_a_timeout_stops_the_container(engine, tmp_path):
 
 
 def _build_base(engine, tag: str, marker: str) -> str:
+    return _build(engine, tag, f"LABEL ductwork.test={marker}")
+
+
+def _build(engine, tag: str, *lines: str) -> str:
     from ductwork.backends.docker_env import default_base
 
-    dockerfile = f"FROM {default_base()}\nLABEL ductwork.test={marker}\n".encode()
+    dockerfile = "\n".join([f"FROM {default_base()}", *lines, ""]).encode()
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         info = tarfile.TarInfo("Dockerfile")
@@ -141,19 +145,9 @@ def test_a_rebuilt_image_with_the_same_tag_reruns_its_steps(engine, tmp_path):
 
 
 def test_a_python_minor_mismatch_fails_before_any_container_runs_the_step(engine, tmp_path):
-    from ductwork.backends.docker_env import default_base
-
     tag = "ductwork-test/wrong-python:latest"
-    dockerfile = (f"FROM {default_base()}\n"
-                  "RUN printf '#!/bin/sh\\necho 3.10\\n' > /opt/venv/bin/python && "
-                  "chmod +x /opt/venv/bin/python\n").encode()
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-    context.seek(0)
-    engine.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
+    _build(engine, tag, "RUN printf '#!/bin/sh\\necho 3.10\\n' > /opt/venv/bin/python && "
+                        "chmod +x /opt/venv/bin/python")
     marker = tmp_path / "ran"
 
     @step(env=dw.Environment(base_image=tag))
@@ -202,3 +196,62 @@ def test_a_pipeline_mixing_inline_and_docker_steps(engine, tmp_path, monkeypatch
     container_side, inline_side = run.outputs
     assert container_side.endswith(":2") and not container_side.startswith(hostname + ":")
     assert inline_side == 6
+
+
+# -- the engine failing under a step: only that step fails, and says why --------------------
+
+
+def _containers(engine) -> set[str]:
+    return {c.id for c in engine.containers.list(all=True)}
+
+
+def test_an_image_the_engine_refuses_to_start_fails_only_its_step(engine, tmp_path):
+    # The job directory is bind-mounted at /ductwork/job: a file there makes the start fail.
+    tag = "ductwork-test/unmountable:latest"
+    _build(engine, tag, "RUN mkdir -p /ductwork && touch /ductwork/job")
+
+    @step(env=dw.Environment(base_image=tag))
+    def unmountable(x: int) -> int:
+        return x
+
+    @pipeline
+    def p():
+        return unmountable(1), plus(1)
+
+    before = _containers(engine)
+    try:
+        with pytest.raises(dw.PipelineFailed) as err:
+            p.run(backend="docker", store=str(tmp_path / "s"))
+    finally:
+        engine.images.remove(tag, force=True)
+    steps = err.value.run.steps
+    assert steps["plus"].status == "succeeded"
+    assert steps["unmountable"].status == "failed"
+    error = steps["unmountable"].error
+    assert "Step 'unmountable'" in error and "could not start its container" in error
+    assert "not a directory" in error  # the engine's own words
+    assert "base_image" in error  # what to do
+    assert _containers(engine) <= before  # the created container is removed too
+
+
+def test_an_image_reference_the_engine_rejects_fails_only_its_step(engine, tmp_path):
+    @step(env=dw.Environment(base_image="Not A Reference!"))
+    def misnamed(x: int) -> int:
+        return x
+
+    @step(env=dw.Environment(base_image="Not A Reference!"), cache=False)
+    def misnamed_uncached(x: int) -> int:
+        return x
+
+    @pipeline
+    def p():
+        return misnamed(1), misnamed_uncached(1), plus(1)
+
+    with pytest.raises(dw.PipelineFailed) as err:
+        p.run(backend="docker", store=str(tmp_path / "s"))
+    steps = err.value.run.steps
+    assert steps["plus"].status == "succeeded"
+    for name in ("misnamed", "misnamed_uncached"):
+        assert steps[name].status == "failed"
+        assert f"Step '{name}'" in steps[name].error
+        assert "'Not A Reference!'" in steps[name].error and "400" in steps[name].error
