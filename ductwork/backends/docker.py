@@ -18,7 +18,9 @@ a rebuilt image reruns its steps.
 
 Whatever goes wrong between ductwork and the engine fails that one step, never
 the run: the engine refusing to create or start a container (a bad image or
-mount), or not answering when asked for a step's image.
+mount) or not answering when asked for a step's image, the connection dropping
+or the container vanishing while the step runs. Only a wait that outlasted the
+step's ``timeout`` is reported as a timeout.
 """
 
 from __future__ import annotations
@@ -194,14 +196,17 @@ class DockerBackend:
             except Exception as exc:
                 return failed(_start_error(job.step_id, exc))
             timeout = job.step.options.timeout
+            waited = time.monotonic()
             try:
                 status = container.wait(timeout=timeout)
-            except Exception:
-                if timeout is None:
-                    raise
-                return failed(
-                    f"Step '{job.step_id}' timed out after {timeout:g} s "
-                    f"(timeout={timeout:g}); its container was stopped.\n", _logs(container))
+            except Exception as exc:
+                if timeout is not None and _timed_out(exc, time.monotonic() - waited, timeout):
+                    return failed(
+                        f"Step '{job.step_id}' timed out after {timeout:g} s "
+                        f"(timeout={timeout:g}); its container was stopped.\n", _logs(container))
+                if _removed(container):
+                    return failed(_removed_error(job.step_id), _logs(container))
+                return failed(_lost_error(job.step_id, exc), _logs(container))
             return self._collect(job, job_dir, container, status, started)
         except BackendError as exc:
             return failed(f"{exc}\n")
@@ -220,6 +225,9 @@ class DockerBackend:
         logs = _logs(container)
         path = os.path.join(job_dir, "result")
         if not os.path.exists(path):
+            if _removed(container):
+                return JobResult(job.step_id, started, time.time(), logs=logs,
+                                 error=_removed_error(job.step_id))
             code = status.get("StatusCode")
             return JobResult(job.step_id, started, time.time(), logs=logs, error=(
                 f"The container running step '{job.step_id}' exited with status {code} without "
@@ -266,6 +274,64 @@ def _start_error(step_id: str, exc: BaseException) -> str:
         f"and take directory mounts at {JOB_MOUNT}, {LIB_MOUNT} and {STORE_MOUNT}; check the "
         "compute target's cpus/memory/gpus against the engine (`docker info`).\n"
     )
+
+
+def _lost_error(step_id: str, exc: BaseException) -> str:
+    """Say that waiting for a step's container failed for a reason other than its timeout."""
+    return (
+        f"Step '{step_id}' lost the Docker engine while waiting for its container: "
+        f"{engine_error(exc)}. The engine at {_engine_address()} may have restarted or dropped the "
+        "connection; the step's result is unknown and its container was removed if the engine "
+        "still answered. Check `docker info`, then rerun the pipeline (steps that finished are "
+        "served from the cache).\n"
+    )
+
+
+def _removed_error(step_id: str) -> str:
+    """Say that someone removed a step's container while it ran."""
+    return (
+        f"Step '{step_id}': its container was removed while the step ran (by `docker rm -f`, "
+        "`docker system prune` or another client), so it has no result. Leave containers "
+        "labelled ductwork.job alone while a run is going, then rerun the pipeline.\n"
+    )
+
+
+def _timed_out(exc: BaseException, waited: float, timeout: float) -> bool:
+    """Whether a failed ``container.wait`` is the step's timeout expiring.
+
+    docker-py reports a read timeout on its unix socket as a ``ConnectionError`` around
+    urllib3's ``ReadTimeoutError``, the same type as a dropped connection; so look for a
+    timeout in the exception's chain and arguments, and ask that the wait lasted as long.
+    """
+    import requests.exceptions
+    import urllib3.exceptions
+
+    kinds = (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    found = False
+    while todo and not found:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        found = isinstance(item, kinds)
+        todo += [item.__cause__, item.__context__, *item.args]
+    # The socket's clock and ours differ slightly: allow 1 % short.
+    return found and waited >= timeout * 0.99
+
+
+def _removed(container: Any) -> bool:
+    """Whether the container is gone or being removed (False if the engine cannot say)."""
+    import docker.errors
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return True
+    except Exception:
+        return False
+    return container.attrs.get("State", {}).get("Status") in ("removing", "dead")
 
 
 def _logs(container: Any) -> str:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
+import shutil
+import socket
 import tarfile
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -255,3 +261,157 @@ def test_an_image_reference_the_engine_rejects_fails_only_its_step(engine, tmp_p
         assert steps[name].status == "failed"
         assert f"Step '{name}'" in steps[name].error
         assert "'Not A Reference!'" in steps[name].error and "400" in steps[name].error
+
+
+class _EngineLink:
+    """A unix-socket relay to the real engine that can drop one container's ``wait``.
+
+    It stands for a network between client and engine that fails: every byte goes to
+    and from the real engine; ``cut(id)`` closes the connections waiting on that container.
+    """
+
+    def __init__(self, path: str, target: str = "/var/run/docker.sock") -> None:
+        self.target = target
+        self.requests: dict[socket.socket, bytes] = {}  # client side -> its last request line
+        self.lock = threading.Lock()
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(path)
+        self.server.listen(32)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            threading.Thread(target=self._pump, args=(client, upstream, client),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, client: socket.socket | None
+              ) -> None:
+        try:
+            while data := src.recv(65536):
+                if client is not None and data[:4] in (b"GET ", b"POST", b"DELE", b"PUT "):
+                    with self.lock:
+                        self.requests[client] = data.split(b"\r\n", 1)[0]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, container_id: str) -> bool:
+        """Drop the connections waiting on ``container_id``; True if there was one."""
+        with self.lock:
+            found = [c for c, line in self.requests.items()
+                     if f"/containers/{container_id}/wait".encode() in line]
+        for client in found:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+        return bool(found)
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self.server.close()
+
+
+#: Marks the container of the step a test interferes with (the engine is shared).
+NAPPER = dw.Environment(env={"DUCTWORK_TEST_ROLE": "napper"})
+
+
+def _when_napping(engine, store, act, after: float = 1.0) -> threading.Thread:
+    """On a thread: ``act(container)`` (until it returns True) once the container of a
+    ``NAPPER`` step with ``store`` mounted has run ``after`` seconds."""
+    sources = {str(store), str(Path(store).resolve())}
+
+    def ours(c) -> bool:
+        env = c.attrs.get("Config", {}).get("Env") or []
+        mounts = {m.get("Source") for m in c.attrs.get("Mounts", [])}
+        return "DUCTWORK_TEST_ROLE=napper" in env and bool(mounts & sources)
+
+    def watch() -> None:
+        seen: dict[str, float] = {}
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            for c in engine.containers.list(filters={"label": "ductwork.job"}):
+                if ours(c) and time.time() - seen.setdefault(c.id, time.time()) > after \
+                        and act(c):
+                    return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("timeout", [120, None])
+def test_losing_the_engine_connection_mid_wait_is_not_a_timeout(engine, tmp_path, monkeypatch,
+                                                                timeout):
+    @step(env=NAPPER, timeout=timeout, cache=False)
+    def naps(seconds: float) -> str:
+        time.sleep(seconds)
+        return "woke"
+
+    @pipeline
+    def p():
+        return naps(30), plus(1)
+
+    # A short path: unix socket paths are limited to ~100 characters.
+    where = tempfile.mkdtemp(prefix="dw-link-", dir="/tmp")
+    link = _EngineLink(os.path.join(where, "docker.sock"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{where}/docker.sock")
+    before = _containers(engine)
+    watcher = _when_napping(engine, tmp_path / "s", lambda c: link.cut(c.id))
+    started = time.time()
+    try:
+        with pytest.raises(dw.PipelineFailed) as err:
+            p.run(backend="docker", store=str(tmp_path / "s"))
+    finally:
+        watcher.join(timeout=5)
+        link.close()
+        shutil.rmtree(where, ignore_errors=True)
+    assert time.time() - started < 25  # it did not sit out the nap
+    steps = err.value.run.steps
+    assert steps["plus"].status == "succeeded"
+    assert steps["naps"].status == "failed"
+    error = steps["naps"].error
+    assert "timed out" not in error
+    assert "Step 'naps'" in error and "lost the Docker engine" in error
+    # The real cause: the engine sent the wait's headers, then the connection ended.
+    assert "ChunkedEncodingError" in error or "ConnectionError" in error
+    assert "rerun" in error  # what to do
+    assert _containers(engine) <= before  # removed once the engine answered again
+
+
+def test_a_container_removed_under_its_step_says_so(engine, tmp_path):
+    @step(env=NAPPER, timeout=120, cache=False)
+    def naps(seconds: float) -> str:
+        time.sleep(seconds)
+        return "woke"
+
+    @pipeline
+    def p():
+        return naps(30), plus(1)
+
+    def remove(container) -> bool:
+        container.remove(force=True)
+        return True
+
+    watcher = _when_napping(engine, tmp_path / "s", remove)
+    try:
+        with pytest.raises(dw.PipelineFailed) as err:
+            p.run(backend="docker", store=str(tmp_path / "s"))
+    finally:
+        watcher.join(timeout=5)
+    steps = err.value.run.steps
+    assert steps["plus"].status == "succeeded"
+    error = steps["naps"].error
+    assert "timed out" not in error
+    assert "Step 'naps'" in error and "was removed while the step ran" in error
