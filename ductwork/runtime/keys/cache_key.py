@@ -19,12 +19,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.keys.hashing import UnhashableValue, hash_tagged, hash_value, new_hasher
+from ductwork.runtime import caches
+from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
+from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
+from ductwork.runtime.keys.hashing import hash_tagged, hash_value, new_hasher
 
-
-class CacheKeyError(DuctworkError):
-    """A step's cache key cannot be computed (an input cannot be hashed, a path is missing)."""
+__all__ = [
+    "CacheKeyError", "diff", "explain", "finish_key", "hash_path", "input_components",
+    "key_basis", "step_key",
+]  # fmt: skip
 
 
 def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
@@ -58,9 +61,10 @@ def key_basis(step: Any, whole: bool = False,
     They are computed where the step's source is (the driver); a worker that only
     learns the input digests finishes the key with ``finish_key``.
     """
-    from ductwork.runtime.keys.fingerprint import fingerprint
-
-    code = fingerprint(step.fn)
+    try:
+        code = fingerprint(step.fn)
+    except UnhashableValue as exc:  # a class attribute whose __ductwork_hash__ raises, say
+        raise CacheKeyError(f"Step {step.name!r}: its code cannot be fingerprinted: {exc}") from exc
     options = step.options
     components = {
         "code": code.digest,
@@ -87,20 +91,22 @@ def finish_key(basis: tuple[dict[str, str], dict[str, str]],
     return key, components
 
 
-_PATH_MEMO: dict[tuple[str, int, int], str] = {}
+# (path, size, mtime) -> digest of a hash_paths file
+_PATH_MEMO = caches.cache("keys.hash_path_files", maxsize=4096)
 
 
 def _hash_file(path: str) -> str:
     stat = os.stat(path)
     # A file whose size and mtime are unchanged is not re-read within a process.
     memo = (path, stat.st_size, stat.st_mtime_ns)
-    if memo not in _PATH_MEMO:
+    digest = _PATH_MEMO.get(memo)
+    if digest is None:
         hasher = new_hasher()
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
                 hasher.update(chunk)
-        _PATH_MEMO[memo] = hasher.hexdigest()
-    return _PATH_MEMO[memo]
+        digest = _PATH_MEMO.put(memo, hasher.hexdigest())
+    return digest
 
 
 def hash_path(step: str, path: str) -> str:
@@ -140,8 +146,6 @@ def _describe_component(name: str) -> str:
 
 def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """Sentences naming each key component that differs between two step runs."""
-    from ductwork.runtime.keys.fingerprint import diff_components
-
     lines = []
     for name in sorted(set(old) | set(new)):
         if name.startswith("code") or old.get(name) == new.get(name):

@@ -1,6 +1,6 @@
 """The byte encoding of a token, as it is fed to the hasher: a prefix code.
 
-A token (see ``hashing.normalize``) is a nested list of ``str``, ``bytes``
+A token (see ``tokens.normalize``) is a nested list of ``str``, ``bytes``
 (``bytearray``, a flat ``memoryview``), ``int`` and ``None``. ``_write`` spells
 it out item by item, each stating its size before its content:
 
@@ -15,17 +15,19 @@ alike. Small items gather in a list of chunks; a leaf of 64 KiB or more
 (bytes, an array's data) is handed to the ``sink`` (the hasher) as it is --
 one pass over its memory, no copy. Headers of small lists, strings and ints
 are precomputed: this loop runs for every node of every key a step computes.
-``_encode`` is the same for a small token, returned as bytes (``hashing`` sorts
-dict entries and set elements by it).
+``_encode`` is the same for a small token, returned as bytes (``tokens`` sorts
+dict entries and set elements by it). ``Token`` is defined here, with the only
+code that reads one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeAlias
 
-if TYPE_CHECKING:
-    from ductwork.runtime.keys.hashing import Token
+__all__ = ["Token"]
+
+Token: TypeAlias = "str | bytes | bytearray | memoryview | int | list[Token] | None"
 
 _STREAM_MIN = 1 << 16  # leaves this big skip the buffer and go to the hasher uncopied
 _LIST_HEAD = [b"l%d:" % n for n in range(64)]

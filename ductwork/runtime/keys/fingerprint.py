@@ -1,7 +1,7 @@
 """Code fingerprints: a digest of the code a step reaches, so its cache is never stale.
 
 ``fingerprint`` walks from the step's function to everything its code can reach
-(``fingerprint_walk`` says how, and what counts as user code) and hashes the
+(``walk`` says how, and what counts as user code) and hashes the
 sorted components the walk made; ``diff_components`` says which of them differ.
 
 Memo: a result is kept per root object with *guards*: every global, module
@@ -31,12 +31,14 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.step import Step
-from ductwork.runtime.keys.constants import MEMO_LIMIT
+from ductwork.runtime import caches
+from ductwork.runtime.keys.hashing import hash_tagged
 from ductwork.runtime.keys.walk import _MISSING, _cell, _getattr, _Walk
 
 __all__ = ["CodeFingerprint", "diff_components", "fingerprint"]
 
-_MEMO: dict[tuple[int, ...], _Entry] = {}
+# (id(root), *ids of bound arguments) -> _Entry; an entry holds its objects, so ids stay theirs.
+_MEMO = caches.cache("keys.fingerprints", maxsize=4096)
 
 
 @attrs.frozen
@@ -54,17 +56,13 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
     entry = _MEMO.get(key)
     if entry is not None and entry.fresh(root, extras):
         return entry.result
-    from ductwork.runtime.keys.hashing import hash_tagged
-
     walk = _Walk()
     name = walk.function(root, root=True) if isinstance(root, FunctionType) else walk.reach(root)
     for label, value in extras:
         walk.reach(value, label.format(root=name.partition(":")[2]))
     components = dict(sorted(walk.components.items()))
     result = CodeFingerprint(hash_tagged("Code", list(components.items())), components)
-    if len(_MEMO) >= MEMO_LIMIT:
-        _MEMO.clear()
-    _MEMO[key] = _Entry(root, extras, walk, result)
+    _MEMO.put(key, _Entry(root, extras, walk, result))
     return result
 
 

@@ -3,7 +3,8 @@
 ``hashing`` names these registrations with ``register_lazy("numpy", ...)`` and
 ``register_lazy("pandas", ...)``; the first value whose type comes from one of
 those packages imports this module and runs its ``register_*`` once, so
-importing ``hashing`` (or ductwork) imports neither library.
+importing ``hashing`` (or ductwork) imports neither library. This module uses
+the dispatcher (``tokens``) only, never ``hashing``: no import cycle.
 
 - numpy: an array is ``["ndarray", dtype, shape, data]`` where the data is its
   C-order bytes as one flat ``memoryview`` (no copy when already contiguous),
@@ -26,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ductwork.runtime.keys.hashing import Token, _at_key, _subclass, _walk, normalize
+from ductwork.runtime.keys.encoding import Token
+from ductwork.runtime.keys.tokens import _at_key, _subclass, _walk, normalize
 
 __all__ = ["register_numpy", "register_pandas"]
 

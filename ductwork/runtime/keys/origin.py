@@ -1,6 +1,6 @@
 """Where code comes from: user code, the standard library, a package, or ductwork.
 
-The code fingerprint counts user code by its source (see ``_source``) and
+The code fingerprint counts user code by its source (see ``source``) and
 everything else by a version, so each module, function and class it reaches is
 classified first. Where code comes from is decided by path: a file under the
 interpreter's site-packages directories is a package (it counts by its
@@ -19,6 +19,11 @@ import site
 import sys
 import sysconfig
 from types import ModuleType
+
+from ductwork.runtime import caches
+
+# top-level module -> (distribution, version): importlib.metadata is slow
+_DISTRIBUTIONS = caches.cache("keys.distributions", maxsize=1024)
 
 
 def module_file(module: ModuleType | None) -> str | None:
@@ -76,7 +81,7 @@ def import_kind(name: str) -> str:
     return _path_kind(where) or "user"
 
 
-@functools.cache
+@functools.cache  # one value per process: where the interpreter's libraries live
 def _library_roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
     paths = sysconfig.get_paths()
     packages = {paths["purelib"], paths["platlib"], *site.getsitepackages()}
@@ -86,6 +91,9 @@ def _library_roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return real(packages), real(stdlib)
 
 
+# Bounded already, and its hit (once per module or function a walk classifies) is a C
+# lookup without a lock -- several times cheaper than a ``caches.Cache`` hit. It is a
+# pure function of the path and the interpreter's layout: nothing for tests to clear.
 @functools.lru_cache(maxsize=8192)
 def _path_kind(path: str) -> str | None:
     """Return "package" or "stdlib" for a library file, None for user code."""
@@ -99,14 +107,20 @@ def _path_kind(path: str) -> str | None:
     return "stdlib" if real.startswith(stdlib) else None
 
 
-@functools.cache
+@functools.cache  # one value per process (a package installed meanwhile is not seen)
 def _distributions() -> dict[str, list[str]]:
     return dict(importlib.metadata.packages_distributions())  # slow: once, on first need
 
 
-@functools.cache
 def distribution(top: str) -> tuple[str, str]:
     """Return the name and version of the distribution that installs module ``top``."""
+    found = _DISTRIBUTIONS.get(top)
+    if found is None:
+        found = _DISTRIBUTIONS.put(top, _distribution(top))
+    return found
+
+
+def _distribution(top: str) -> tuple[str, str]:
     for dist in sorted(_distributions().get(top, ())):
         try:
             return dist, importlib.metadata.version(dist)

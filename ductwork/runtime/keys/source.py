@@ -12,10 +12,12 @@ object itself is normalized instead: bytecode, constants (recursively), names
 and flags, without line numbers. That fallback is deterministic for one Python
 minor version, which is part of every fingerprint anyway.
 
-Results are cached by code object identity, so a function keeps the digest of
-the source it was compiled from even if its file changes later on disk.
+Results are cached by code object identity (the code object held, so its id
+is not reused meanwhile), so a function keeps the digest of the source it was
+compiled from even if its file changes later on disk. The caches are bounded
+(``caches``): an evicted entry is recomputed, from the same code object.
 
-Whether code is user code at all, or a library's, is decided in ``_origin``.
+Whether code is user code at all, or a library's, is decided in ``origin``.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType, ModuleType
 from typing import Any, NamedTuple
 
-_CACHE_LIMIT = 8192
-_TREES: dict[str, tuple[str, ast.Module, dict[Any, list[ast.AST]]]] = {}
-_DIGESTS: dict[tuple[int, bool], tuple[CodeType, str]] = {}
-_SCANS: dict[int, tuple[CodeType, Scan]] = {}
+from ductwork.runtime import caches
+from ductwork.runtime.keys.hashing import hash_tagged
+
+# filename -> (text, tree, index); a tree is large, and one per source file is enough.
+_TREES = caches.cache("keys.source_trees", maxsize=1024)
+# (id(code), root) -> (code, digest)
+_DIGESTS = caches.cache("keys.source_digests", maxsize=8192)
+# id(code) -> (code, Scan)
+_SCANS = caches.cache("keys.code_scans", maxsize=8192)
 
 
 class Scan(NamedTuple):
@@ -86,14 +93,12 @@ def scan(code: CodeType) -> Scan:
     result = Scan(
         frozenset(names), frozenset(chains), frozenset(bare), frozenset(stored), tuple(imports)
     )
-    _remember(_SCANS, id(code), (code, result))
+    _SCANS.put(id(code), (code, result))
     return result
 
 
 def function_digest(fn: FunctionType, root: bool) -> str:
     """Digest a function's normalized source; a root loses all decorators, others ductwork's."""
-    from ductwork.runtime.keys.hashing import hash_tagged
-
     code = fn.__code__
     hit = _DIGESTS.get((id(code), root))
     if hit is not None and hit[0] is code:
@@ -107,7 +112,7 @@ def function_digest(fn: FunctionType, root: bool) -> str:
         digest = hash_tagged(
             "Source", canonical(node, lambda d: root or is_ductwork_decorator(d, globals_))
         )
-    _remember(_DIGESTS, (id(code), root), (code, digest))
+    _DIGESTS.put((id(code), root), (code, digest))
     return digest
 
 
@@ -166,16 +171,12 @@ def class_reads(node: ast.ClassDef) -> set[tuple[str, ...]]:
 
 def module_digest(filename: str | None) -> str | None:
     """Digest a whole module's normalized source, or None when it has none."""
-    from ductwork.runtime.keys.hashing import hash_tagged
-
     tree = _tree(filename) if filename else None
     return None if tree is None else hash_tagged("Module", canonical(tree, _keep))
 
 
 def assignment_digest(filename: str | None, name: str) -> str | None:
     """Digest the module-level statements that bind ``name``, or None if there are none."""
-    from ductwork.runtime.keys.hashing import hash_tagged
-
     tree = _tree(filename) if filename else None
     if tree is None:
         return None
@@ -260,7 +261,7 @@ def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]]] | 
     except (SyntaxError, ValueError):
         return None
     entry = (text, tree, _build_index(tree))
-    _remember(_TREES, filename, entry)
+    _TREES.put(filename, entry)
     return entry
 
 
@@ -349,8 +350,3 @@ def _const_text(value: Any) -> Any:
         return ("tuple", tuple(_const_text(v) for v in value))
     return (type(value).__name__, repr(value))
 
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()  # rare; a bounded cache beats a leak of old code objects
-    cache[key] = value

@@ -26,7 +26,7 @@ a ductwork object as ductwork's version; builtins as nothing.
 
 Each user function or class becomes a component named ``fn:module.qualname``
 or ``class:module.qualname`` whose digest covers its normalized source (see
-``_source``) and its *bindings*: which name resolves to which component, so
+``source``) and its *bindings*: which name resolves to which component, so
 swapping what two names refer to counts too. A component's digest never
 depends on another's, so recursion and cycles need only a visited set, and a
 changed helper changes exactly its own component -- and the digest of every
@@ -50,7 +50,8 @@ from typing import Any
 
 from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
-from ductwork.runtime.keys.constants import constant_digest, lazy_error, value_digest
+from ductwork.runtime.keys.constants import constant_digest, constant_error, value_digest
+from ductwork.runtime.keys.hashing import hash_tagged
 from ductwork.runtime.keys.origin import (
     class_kind,
     code_kind,
@@ -142,8 +143,8 @@ class _Walk:
             return label
         try:
             digest, lazy = constant_digest(value)
-        except Exception as exc:  # only a lazy input's errors get here
-            raise lazy_error(label, value, exc) from exc
+        except Exception as exc:  # a lazy input's errors, or a failing __ductwork_hash__
+            raise constant_error(label, value, exc) from exc
         if lazy:
             # A dataset read as a module constant: its content is part of the code, so
             # the memoized fingerprint must never be reused (a guard that never holds).
@@ -198,8 +199,6 @@ class _Walk:
 
     def function(self, fn: FunctionType, root: bool = False) -> str:
         """Walk a function; its component covers its source and what its names resolve to."""
-        from ductwork.runtime.keys.hashing import hash_tagged
-
         if id(fn) in self.keys:
             return self.keys[id(fn)]
         globals_, code = fn.__globals__, fn.__code__
@@ -282,8 +281,6 @@ class _Walk:
 
     def klass(self, cls: type) -> str:
         """Walk a class: its ``class`` statement, the names it reads, bases and methods."""
-        from ductwork.runtime.keys.hashing import hash_tagged
-
         if id(cls) in self.keys:
             return self.keys[id(cls)]
         kind = class_kind(cls)
