@@ -35,10 +35,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
+import cloudpickle
+
 import ductwork
 from ductwork.backends.docker_env import Images, engine_error
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
+from ductwork.runtime.engine.shipping import pickle_step
 
 JOB_MOUNT = "/ductwork/job"
 LIB_MOUNT = "/ductwork/lib"
@@ -151,10 +155,6 @@ class DockerBackend:
         return self._pool.submit(self._run, job)
 
     def _payload(self, job: Job) -> bytes:
-        import cloudpickle
-
-        from ductwork.runtime.engine.shipping import pickle_step
-
         with self._lock:
             entry = self._payloads.get(id(job.step))
             if entry is None or entry[0] is not job.step:
@@ -220,8 +220,6 @@ class DockerBackend:
 
     def _collect(self, job: Job, job_dir: str, container: Any, status: dict[str, Any],
                  started: float) -> JobResult:
-        import cloudpickle
-
         logs = _logs(container)
         path = os.path.join(job_dir, "result")
         if not os.path.exists(path):
@@ -342,6 +340,4 @@ def _logs(container: Any) -> str:
 
 
 def _fields(obj: Any) -> dict[str, Any]:
-    import attrs
-
     return attrs.asdict(obj, recurse=False)

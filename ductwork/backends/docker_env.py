@@ -22,6 +22,7 @@ import sys
 import tarfile
 from typing import Any
 
+from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.keys.hashing import hash_tagged
 
@@ -76,8 +77,6 @@ def image_tag(env: Any, base_id: str, with_ca: bool) -> str:
 
 
 def _checked_path() -> str:
-    from ductwork.runtime.records.runstore import ductwork_home
-
     return str(ductwork_home() / "images-python.json")
 
 
