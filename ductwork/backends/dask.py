@@ -34,7 +34,7 @@ from typing import Any
 
 import attrs
 
-from ductwork.runtime.engine.backend import BackendError
+from ductwork.runtime.engine.backend import BackendError, TaskLost
 from ductwork.runtime.engine.driver import store_config
 from ductwork.runtime.engine.job import Job, JobResult
 
@@ -161,6 +161,9 @@ class DaskBackend:
         """An iterator of ``(future, result)`` as tasks finish; ``add`` takes more."""
         return _Completions(self.client, self._futures)
 
+    def environment(self, step: Any) -> None:
+        """Workers bring their own interpreter; the key names the declared environment."""
+
     def restart(self, where: str) -> None:
         """Stop a step that overran its timeout by restarting its worker, in the background.
 
@@ -286,23 +289,16 @@ class _Completions:
             self._ready.extend(zip(finished, results, strict=True))
             # A task that raised (its worker died too often) or was cancelled says so.
             gone = None if self.client.status == "running" else str(self.client.scheduler.address)
-            self._ready.extend((f, _Lost(f.exception() if f.status == "error" else None, gone))
+            self._ready.extend((f, _task_lost(f.exception() if f.status == "error" else None, gone))
                                for f in batch if f.status != "finished")
             for f in batch:
                 self._held.pop(f.key, None)
         return self._ready.popleft()
 
 
-class _Lost(Exception):
-    """A task that returned no result; ``str`` says why, for the step's error."""
-
-    def __init__(self, cause: BaseException | None, scheduler: str | None = None) -> None:
-        super().__init__()
-        self.cause, self.scheduler = cause, scheduler
-
-    def describe(self, sid: str) -> str:
-        """The step's error text."""
-        return _lost(sid, self.cause, self.scheduler)
+def _task_lost(cause: BaseException | None, scheduler: str | None = None) -> TaskLost:
+    """A task that returned no result, saying why in the step's error."""
+    return TaskLost(lambda sid: _lost(sid, cause, scheduler))
 
 
 def _connect(address: str, timeout: float) -> Any:

@@ -20,6 +20,9 @@ class InlineBackend:
 
     name = "inline"
     capacity = 1
+    #: The loop hands this backend values it already holds.
+    reads_store = False
+    schedules_graph = False
 
     def __init__(self, store: Any, **options: Any) -> None:
         self.store = store
@@ -39,6 +42,12 @@ class InlineBackend:
                                          resolve=False)
             future.set_result(result)
         return future
+
+    def environment(self, step: Any) -> None:
+        """This process: nothing beyond the step's declared environment."""
+
+    def cancel(self) -> None:
+        """Nothing runs in the background: a running step is interrupted by Ctrl-C itself."""
 
     def close(self) -> None:
         """Nothing to release."""

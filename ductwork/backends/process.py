@@ -214,6 +214,7 @@ class ProcessBackend:
     """
 
     name = "process"
+    schedules_graph = False
 
     def __init__(self, store: Any, max_workers: int | None = None, **options: Any) -> None:
         self.store = store
@@ -246,6 +247,9 @@ class ProcessBackend:
         self.pool.grow(wanted)
         self.pool.jobs.put((job, future, self))
         return future
+
+    def environment(self, step: Any) -> None:
+        """Workers run this interpreter: nothing beyond the step's declared environment."""
 
     def cancel(self) -> None:
         """Stop the workers now, steps running in them included (Ctrl-C)."""

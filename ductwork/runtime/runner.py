@@ -11,10 +11,10 @@ import sys
 import time
 from typing import Any
 
-from ductwork.dsl.core import DuctworkError, PipelineFailed
+from ductwork.dsl.core import PipelineFailed, RunOptionError
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
-from ductwork.runtime.engine.backend import get_backend
+from ductwork.runtime.engine.backend import GraphBackend, get_backend
 from ductwork.runtime.records.run import (
     CANCELLED,
     FAILED,
@@ -24,10 +24,6 @@ from ductwork.runtime.records.run import (
     Run,
     new_run_id,
 )
-
-
-class RunOptionError(DuctworkError, ValueError):
-    """A run option (backend, max_workers, regenerate, ...) has a value that cannot work."""
 
 
 def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> frozenset[str]:
@@ -74,7 +70,7 @@ def run_pipeline(
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
     from ductwork import __version__
     from ductwork.runtime.config import compute_target
-    from ductwork.runtime.engine.scheduler import Scheduler
+    from ductwork.runtime.engine.loop import Loop
     from ductwork.runtime.records.history import attach, open_store
     from ductwork.runtime.records.provenance import GitState
     from ductwork.runtime.records.runstore import open_runstore
@@ -116,12 +112,15 @@ def run_pipeline(
     )
     history.begin_run(run)
     try:
-        if len(engines) == 1 and getattr(engines[None], "schedules_graph", False):
+        if len(engines) == 1 and engines[None].schedules_graph:
             from ductwork.runtime.engine.driver import GraphDriver
 
-            scheduler = GraphDriver(plan, engines[None], run, artifacts, force, display)
+            graph = engines[None]
+            assert isinstance(graph, GraphBackend)  # what schedules_graph = True promises
+            scheduler: Loop | GraphDriver = GraphDriver(plan, graph, run, artifacts, force,
+                                                        display)
         else:
-            scheduler = Scheduler(plan, engines, run, artifacts, force, display)
+            scheduler = Loop(plan, engines, run, artifacts, force, display)
         display.started(run)
         from ductwork.runtime.data.datastore import run_store
 
@@ -129,9 +128,7 @@ def run_pipeline(
             scheduler.execute()
     except BaseException as exc:
         for engine in engines.values():
-            cancel = getattr(engine, "cancel", None)
-            if cancel is not None:
-                cancel()  # stop work still running before recording the run
+            engine.cancel()  # stop work still running before recording the run
         run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
         for record in run.steps.values():
             if record.status in (RUNNING, PENDING):

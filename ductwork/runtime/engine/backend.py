@@ -1,8 +1,22 @@
-"""The backend protocol and the registry of backends by name.
+"""The backend Protocols, and the registry of backends by name.
 
-A backend only decides where a job runs: ``submit(job)`` returns a future of
-its ``JobResult``; ``close()`` releases what it holds. The scheduling loop is
-the same for all of them (``scheduler.py``).
+A backend decides where a job runs. The engine talks to it only through the
+members declared here -- nothing is probed with ``getattr`` -- so a third party
+can write one from these Protocols alone (the conformance suite runs one that
+is: ``tests/backends/threads_backend.py``).
+
+- ``Backend``: takes single jobs from the engine's loop (``loop.py``) --
+  ``submit(job)`` returns a future of its ``JobResult``. Abilities some backends
+  lack are declared, with their neutral value: ``reads_store = False`` (jobs
+  carry values, not refs), ``environment(step) -> None`` (nothing beyond the
+  step's declared ``Environment`` goes into its key), ``cancel()`` doing nothing.
+- ``GraphBackend``: a backend that schedules the graph itself (Dask) says so with
+  ``schedules_graph = True`` and gets the whole plan (``driver.py``): ``call`` and
+  ``call_many`` submit tasks whose arguments may hold other tasks' handles (its
+  dependencies), ``share`` sends one object for many tasks, ``completions()``
+  yields ``(handle, result)`` as tasks finish, and ``restart(where)`` stops a
+  worker stuck in a step that overran its timeout. A task that returned nothing
+  (its workers kept dying, it was cancelled) is reported as a ``TaskLost``.
 
 Built-in backends are named here by dotted path with an install hint, and
 imported only when asked for (the fsspec registry idea). Third parties add
@@ -13,8 +27,10 @@ when a name is not built in.
 from __future__ import annotations
 
 import importlib
+import inspect
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.engine.job import Job, JobResult
@@ -36,19 +52,90 @@ class BackendError(DuctworkError):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Where jobs run."""
+    """Where jobs run: the engine's loop submits them one at a time."""
 
-    name: str
-    #: How many jobs the scheduler may have in flight at once.
+    name: ClassVar[str]
+    #: How many jobs the loop may have in flight at once.
     capacity: int
+    #: Its workers read inputs from the artifact store themselves, so jobs carry refs.
+    reads_store: bool
+    #: False: jobs come through ``submit``. True: see ``GraphBackend``.
+    schedules_graph: ClassVar[bool]
+
+    def __init__(self, store: Any, **options: Any) -> None:
+        """Made once per run with the run's store and its settings (``max_workers``,
+        ``address``, a compute target's table, ...); unknown settings may be refused."""
+        ...
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Start ``job``; the future resolves to its result (user errors included)."""
         ...
 
-    def close(self) -> None:
-        """Release workers, clients and temporary files."""
+    def environment(self, step: Any) -> str | None:
+        """What the step's cache key names as its environment beyond its declared
+        ``Environment`` (for containers, the image digest), or None."""
         ...
+
+    def cancel(self) -> None:
+        """Stop work still running (Ctrl-C); the run is recorded afterwards."""
+        ...
+
+    def close(self) -> None:
+        """Release workers, clients and temporary files (the run is over)."""
+        ...
+
+
+class Completions(Protocol):
+    """Finished tasks as they come, as ``(handle, result)``; ``add`` watches one more."""
+
+    def add(self, handle: Any) -> None:
+        """Watch one more task."""
+        ...
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(handle, result)``, blocking until one finishes, until none is left."""
+        ...
+
+
+@runtime_checkable
+class GraphBackend(Backend, Protocol):
+    """A backend that schedules the graph itself: the engine hands it every node as a
+    task depending on its upstream tasks (``driver.py``)."""
+
+    def call(self, fn: Callable[..., Any], *args: Any, key: str) -> Any:
+        """Submit ``fn(*args)`` as a task named ``key``; handles in ``args`` are its
+        dependencies (replaced by their results when it runs). Returns its handle."""
+        ...
+
+    def call_many(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]],
+                  keys: list[str]) -> list[Any]:
+        """Submit ``fn(*args)`` for each of ``calls`` at once; their handles, in order."""
+        ...
+
+    def share(self, obj: Any) -> Any:
+        """Send ``obj`` once for many tasks to take as an argument; a handle to it."""
+        ...
+
+    def completions(self) -> Completions:
+        """An iterator of finished tasks; results are a task's return or a ``TaskLost``."""
+        ...
+
+    def restart(self, where: str) -> None:
+        """Stop a step that overran its timeout on worker ``where`` (or say why not)."""
+        ...
+
+
+class TaskLost(Exception):
+    """A task that returned no result: its workers kept dying, it was cancelled, or the
+    cluster went away. ``describe(step_id)`` is the step's error."""
+
+    def __init__(self, describe: Callable[[str], str]) -> None:
+        super().__init__()
+        self._describe = describe
+
+    def describe(self, sid: str) -> str:
+        """The error text for step ``sid``."""
+        return self._describe(sid)
 
 
 def _load(target: str) -> Any:
@@ -79,5 +166,25 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def get_backend(name: str, **options: Any) -> Backend:
-    """Create the backend registered under ``name`` with its options."""
-    return backend_class(name)(**options)
+    """Create the backend registered under ``name`` with its options, checking that it
+    implements the protocol the engine will use it through."""
+    backend = backend_class(name)(**options)
+    protocol = GraphBackend if backend.schedules_graph else Backend
+    missing = [member for member in _members(protocol) if not hasattr(backend, member)]
+    if missing:
+        raise BackendError(
+            f"Backend '{name}' ({type(backend).__module__}.{type(backend).__qualname__}) does "
+            f"not implement {', '.join(missing)} of the {protocol.__name__} protocol "
+            "(ductwork.runtime.engine.backend). Add them; the protocol's docstrings say what "
+            "each must do."
+        )
+    return backend
+
+
+def _members(protocol: type) -> list[str]:
+    names: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass.__dict__.get("_is_protocol") and klass is not Protocol:
+            declared = [*klass.__dict__, *inspect.get_annotations(klass)]
+            names += [n for n in declared if not n.startswith("_") and n not in names]
+    return names

@@ -18,6 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ductwork.dsl.trace import Invocation, Plan, substitute
+from ductwork.runtime.engine.node import (
+    CacheKeyError,
+    NotAList,
+    element_id,
+    key_of,
+    list_length,
+    lookup,
+    map_items,
+)
 from ductwork.runtime.engine.tasks import SUCCEEDED, NodeResult, upstream_refs
 from ductwork.runtime.store.refs import GatherRef
 
@@ -49,19 +58,14 @@ def serve_hits(plan: Plan, store: Any, bases: dict[str, Any], lengths: dict[str,
 
 def _serve_node(nid: str, inv: Invocation, arguments: dict[str, Any], store: Any, basis: Any,
                 wanted: set[str], load: Callable[[Any], Any]) -> NodeResult | None:
-    from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components
-
     try:
-        key, components = finish_key(basis, input_components(inv.step, arguments))
+        key, components = key_of(basis, inv.step, arguments)
     except CacheKeyError:
         return None  # the task reports it, where the step's error belongs
-    hit = store.get_key(key)
+    hit = lookup(store, key, forced=False)  # forced nodes never come here
     if hit is None:
         return None
-    sizes = {}
-    for name in wanted:  # a map over this output needs its length
-        value = load(hit[name])
-        sizes[name] = len(value) if isinstance(value, list | tuple) else -1
+    sizes = {name: list_length(load(hit[name])) for name in wanted}  # a map over it
     now = time.time()
     return NodeResult(nid, SUCCEEDED, refs=hit, cached=True, key=key, components=components,
                       started=now, finished=now, lengths=sizes)
@@ -75,12 +79,13 @@ def _serve_map(nid: str, inv: Invocation, arguments: dict[str, Any], store: Any,
     elif isinstance(source, list | tuple):
         items = [load(item) for item in source]
     else:
-        items = load(source)
-        if not isinstance(items, list | tuple):
+        try:
+            items = map_items(inv.step, load(source))
+        except NotAList:
             return None  # the cluster's run says what is wrong
     results = []
     for i, item in enumerate(items):
-        served = _serve_node(f"{nid}[{i}]", inv, {**arguments, inv.map_over: item}, store,
+        served = _serve_node(element_id(nid, i), inv, {**arguments, inv.map_over: item}, store,
                              basis, set(), load)
         if served is None:
             return None

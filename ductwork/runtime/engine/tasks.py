@@ -26,8 +26,22 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.trace import substitute
+from ductwork.runtime import caches
+from ductwork.runtime.engine.node import (
+    FORCED_NOTE,
+    CacheKeyError,
+    element_id,
+    gathered,
+    key_of,
+    list_length,
+    lookup,
+    may_retry,
+    node_of,
+    skipped_because,
+)
+from ductwork.runtime.status import Status
 
-SUCCEEDED, FAILED, SKIPPED = "succeeded", "failed", "skipped"
+SUCCEEDED, FAILED, SKIPPED = Status.SUCCEEDED, Status.FAILED, Status.SKIPPED
 #: An input failed verification: the producer must be recomputed (see ``GraphDriver``).
 CORRUPT = "corrupt"
 #: An upstream was corrupt: this node waits for the next pass.
@@ -82,12 +96,14 @@ class NodeResult:
 # -- worker-side caches -------------------------------------------------------------------
 
 _LOCK = threading.Lock()
-_STORES: dict[str, Any] = {}
-_STORES_KEPT = 8
-_SPECS: dict[str, NodeSpec] = {}
-_SPECS_KEPT = 256
-_MEMO: dict[str, Any] = {}
-_MEMO_KEPT = 32  # values kept per worker process, so a map's list is read once, not per element
+#: Stores opened on this worker, by config: not closed when dropped (another thread of
+#: the worker may be using one; its connections go when it is collected).
+_STORES = caches.cache("worker stores", 8)
+#: Unpickled node specs, by token (a run and a node).
+_SPECS = caches.cache("worker node specs", 256)
+#: Values read on this worker for one run, so a map's list is read once, not per element.
+_MEMO = caches.cache("worker run values", 1)
+_MEMO_KEPT = 32
 
 
 def open_store(config: dict[str, Any]) -> Any:
@@ -98,48 +114,37 @@ def open_store(config: dict[str, Any]) -> Any:
     with _LOCK:
         store = _STORES.get(token)
         if store is None:
-            if len(_STORES) >= _STORES_KEPT:
-                # Not closed: another thread of this worker may be using it; its
-                # connections go when it is collected.
-                _STORES.pop(next(iter(_STORES)))
-            store = _STORES[token] = ArtifactStore(config["url"], **config.get("options", {}))
+            store = _STORES.put(token, ArtifactStore(config["url"], **config.get("options", {})))
         return store
 
 
 def load_spec(token: str, payload: bytes) -> NodeSpec:
     """Unpickle a spec (with the user's serializers) once per worker process."""
-    with _LOCK:
-        spec = _SPECS.get(token)
-    if spec is not None:
-        return spec
-    from ductwork.runtime.engine.shipping import unpickle
+    spec = _SPECS.get(token)
+    if spec is None:
+        from ductwork.runtime.engine.shipping import unpickle
 
-    spec = unpickle(payload)
-    with _LOCK:
-        if len(_SPECS) >= _SPECS_KEPT:
-            del _SPECS[next(iter(_SPECS))]
-        _SPECS[token] = spec
+        spec = _SPECS.put(token, unpickle(payload))
     return spec
 
 
 def _memo_for(run_id: str) -> dict[str, Any]:
     with _LOCK:
-        if _MEMO.get("\0run") != run_id or len(_MEMO) > _MEMO_KEPT:
-            _MEMO.clear()  # inputs are shared within a run, not kept across runs
-            _MEMO["\0run"] = run_id
-        return _MEMO
+        memo = _MEMO.get(run_id)
+        if memo is None or len(memo) > _MEMO_KEPT:
+            # Inputs are shared within a run, not kept across runs.
+            memo = _MEMO.put(run_id, {})
+        return memo
 
 
 # -- the task -----------------------------------------------------------------------------
 
 def upstream_refs(upstream: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each upstream node's output refs; a map node's are its elements', gathered."""
-    from ductwork.runtime.store.refs import GatherRef
-
     refs = {}
     for nid, result in upstream.items():
         if isinstance(result, list):
-            refs[nid] = {"output": GatherRef.of([r.refs["output"] for r in result])}
+            refs[nid] = {"output": gathered(r.refs["output"] for r in result)}
         else:
             refs[nid] = result.refs
     return refs
@@ -161,14 +166,13 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
              index: int | None = None) -> NodeResult:
     """Run one node (``index``: one element of a map node) on this worker."""
     spec = load_spec(token, payload)
-    sid = spec.sid if index is None else f"{spec.sid}[{index}]"
+    sid = spec.sid if index is None else element_id(spec.sid, index)
     blocker = _blocker(upstream)
     if blocker is not None:
         if blocker.status in (CORRUPT, BLOCKED):
             return NodeResult(sid, BLOCKED)
-        failed = blocker.cause if blocker.status == SKIPPED else blocker.sid.split("[", 1)[0]
-        return NodeResult(sid, SKIPPED, error=f"not run: upstream step '{failed}' failed",
-                          cause=failed)
+        failed = blocker.cause if blocker.status == SKIPPED else node_of(blocker.sid)
+        return NodeResult(sid, SKIPPED, error=skipped_because(failed or ""), cause=failed)
     from ductwork.runtime.data.datastore import run_store
 
     try:
@@ -181,7 +185,6 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
 
 
 def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) -> NodeResult:
-    from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components
     from ductwork.runtime.store.artifacts import CorruptArtifact
 
     store = open_store(spec.store)
@@ -201,11 +204,11 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
     key = components = None
     if spec.basis is not None:
         try:
-            key, components = finish_key(spec.basis, input_components(spec.step, arguments))
+            key, components = key_of(spec.basis, spec.step, arguments)
         except CacheKeyError as exc:
             return NodeResult(sid, FAILED, error=f"{exc}\n", started=started,
                               finished=time.time())
-        hit = None if spec.forced else store.get_key(key)
+        hit = lookup(store, key, spec.forced)
         if hit is not None:
             try:
                 lengths = _lengths(spec, hit, None, store, memo)
@@ -225,9 +228,11 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
     step = spec.step
     bound = inspect.BoundArguments(step.signature, arguments)  # type: ignore[arg-type]
     logs, started = "", time.time()
-    note = "regenerate was asked for" if spec.forced else None
+    note = FORCED_NOTE if spec.forced else None
     stuck = False
-    for attempt in range(1, step.options.retries + 2):
+    attempt = 0
+    while True:
+        attempt += 1
         job = Job(sid, step, bound.args, bound.kwargs, attempt, key, whole=index is not None,
                   run_id=spec.run_id)
         result, timed_out = run_with_timeout(job, store, memo, step.options.timeout)
@@ -241,7 +246,8 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
         if result.error is None:
             lengths = _lengths(spec, result.refs, result.values, store, memo)
             return NodeResult(sid, SUCCEEDED, refs=result.refs, lengths=lengths, **common)
-    return NodeResult(sid, FAILED, error=result.error, **common)
+        if not may_retry(step, attempt):
+            return NodeResult(sid, FAILED, error=result.error, **common)
 
 
 def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float | None,
@@ -313,5 +319,5 @@ def _lengths(spec: NodeSpec, refs: dict[str, Any], values: dict[str, Any] | None
     lengths = {}
     for name in spec.lengths:
         value = values[name] if values is not None else resolve_refs(refs[name], store, memo)
-        lengths[name] = len(value) if isinstance(value, list | tuple) else -1
+        lengths[name] = list_length(value)
     return lengths

@@ -1,0 +1,152 @@
+"""The decisions the engine takes about one node, written once for every way of running.
+
+A node (an invocation of a step; a ``map`` node has one element per item) goes
+
+    waiting -> ready -> keyed -> hit                               -> succeeded
+                             \\-> dispatched -> (retry)* -> succeeded | failed
+    failed -> everything downstream skipped
+    an input corrupt -> its producer is redone, then the node is ready again
+
+Three drivers walk nodes through those states: the loop (``loop.py``: inline,
+process, docker and mixed compute targets), the tasks a graph-scheduling backend
+runs on its workers (``tasks.py``), and the driver's serving of cache hits before
+a graph is handed over (``hits.py``). Each of them takes these decisions by calling
+the functions here, so a key, a hit, a retry, a skip or a map's expansion cannot
+mean different things on different backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components, key_basis
+from ductwork.runtime.store.refs import GatherRef, iter_digests
+
+#: A step's input-independent key components (``cache_key.key_basis``).
+Basis = tuple[dict[str, str], dict[str, str]]
+
+
+# -- ids ------------------------------------------------------------------------------------
+
+def element_id(nid: str, index: int) -> str:
+    """The id of element ``index`` of map node ``nid``: ``score[3]``."""
+    return f"{nid}[{index}]"
+
+
+def node_of(sid: str) -> str:
+    """The node an id belongs to (a map element's node, or the node itself)."""
+    return sid.split("[", 1)[0] if sid.endswith("]") else sid
+
+
+# -- the key and the hit --------------------------------------------------------------------
+
+def basis_of(step: Any, whole: bool, environment: str | None) -> Basis | None:
+    """The input-independent part of a step's key; None for a step with ``cache=False``.
+
+    Raises ``CacheKeyError`` naming the step when a component cannot be computed.
+    """
+    if not step.options.cache:
+        return None
+    return key_basis(step, whole=whole, environment=environment)
+
+
+def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """``(key, components)`` of a call of ``step`` with these arguments (values or refs)."""
+    return finish_key(basis, input_components(step, dict(arguments)))
+
+
+def lookup(store: Any, key: str, forced: bool) -> dict[str, Any] | None:
+    """The stored refs of ``key``, or None when the step must run (a miss, or forced)."""
+    return None if forced else store.get_key(key)
+
+
+FORCED_NOTE = "regenerate was asked for"
+
+
+# -- retries, failures, skips ---------------------------------------------------------------
+
+def may_retry(step: Any, attempt: int) -> bool:
+    """Whether a step whose attempt ``attempt`` failed gets another one (``retries=N``)."""
+    return attempt <= step.options.retries
+
+
+def skipped_because(failed: str) -> str:
+    """The error of a node not run because ``failed`` failed upstream."""
+    return f"not run: upstream step '{failed}' failed"
+
+
+def element_failed(index: int, error: str | None) -> str:
+    """The error a map node takes from its first failed element."""
+    return f"element {index} failed:\n{error}"
+
+
+def downstream(start: str, dependents: Mapping[str, Iterable[str]],
+               stop: Callable[[str], bool] = lambda nid: False) -> list[str]:
+    """Every node after ``start`` (not ``start`` itself), each once, without recursion;
+    a node for which ``stop`` is true is neither listed nor walked past."""
+    seen: set[str] = set()
+    order = []
+    stack = list(dependents.get(start, ()))
+    while stack:
+        nid = stack.pop()
+        if nid in seen or stop(nid):
+            continue
+        seen.add(nid)
+        order.append(nid)
+        stack.extend(dependents.get(nid, ()))
+    return order
+
+
+# -- maps -----------------------------------------------------------------------------------
+
+class NotAList(Exception):
+    """What a ``map`` iterates over is not a list; the message is the step's error."""
+
+
+def map_items(step: Any, value: Any, source: str = "its input") -> list[Any]:
+    """The items a map node runs over, or ``NotAList`` naming the step and the source."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise NotAList(not_a_list(step, source, f"a {type(value).__name__}"))
+
+
+def not_a_list(step: Any, source: str, what: str) -> str:
+    """The error of a map node whose ``source`` (what it iterates over) is ``what``."""
+    return (f"{step.name}.map needs a list to map over, but {source} is {what}. Make the "
+            "upstream step return a list.\n")
+
+
+def gathered(parts: Iterable[Any]) -> GatherRef:
+    """A map node's output: its elements' refs, in order, as one ref."""
+    return GatherRef.of(list(parts))
+
+
+def list_length(value: Any) -> int:
+    """The length a downstream map needs of an output: -1 when it is not a list."""
+    return len(value) if isinstance(value, list | tuple) else -1
+
+
+# -- a corrupt input ------------------------------------------------------------------------
+
+def producers_of(digest: str, refs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The nodes whose outputs (``refs``: node -> output -> ref) stand on ``digest``."""
+    return [nid for nid, outputs in refs.items()
+            if any(digest in iter_digests(ref) for ref in outputs.values() if ref is not None)]
+
+
+def corrupt_message(digests: Iterable[str], store_url: str, producers: Iterable[str]) -> str:
+    """The warning given when stored artifacts failed verification and are recomputed."""
+    return (f"artifact {', '.join(sorted(d[:12] for d in digests))} in {store_url} failed "
+            f"verification; recomputing {', '.join(sorted(set(producers))) or 'its producer'}")
+
+
+RECOMPUTED_NOTE = "recomputed: a stored output failed verification"
+RERUN_NOTE = "rerun: an input failed verification and was recomputed"
+
+__all__ = [
+    "FORCED_NOTE", "RECOMPUTED_NOTE", "RERUN_NOTE", "Basis", "CacheKeyError", "NotAList",
+    "basis_of", "corrupt_message", "downstream", "element_failed", "element_id", "gathered",
+    "key_of", "list_length", "lookup", "map_items", "may_retry", "node_of", "not_a_list",
+    "producers_of", "skipped_because",
+]

@@ -1,0 +1,102 @@
+"""What a run's driver knows while it goes: the step records, who follows whom, values read.
+
+Both drivers on this machine -- the loop (``loop.py``) and the driver that hands a
+graph to a scheduling backend (``driver.py``) -- keep the same books: a ``StepRun``
+per node and per map element, state changes reported to the progress display,
+the nodes after a failure marked skipped, values read from the store once, and
+the pipeline's return structure filled in at the end. They keep them here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from ductwork.dsl.trace import Plan, substitute
+from ductwork.runtime.engine.node import downstream, gathered, skipped_because
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.status import Status
+from ductwork.runtime.store.refs import GatherRef, map_refs
+
+
+class RunState:
+    """The records of one run of one plan, and the values it has read or made."""
+
+    def __init__(self, plan: Plan, run: Run, store: Any, force: frozenset[str] = frozenset(),
+                 progress: Any = None) -> None:
+        from ductwork.runtime.ui.progress import NullProgress
+
+        self.plan, self.run, self.store, self.force = plan, run, store, force
+        self.progress = progress or NullProgress()
+        self.dependents: dict[str, list[str]] = defaultdict(list)
+        for nid, inv in plan.invocations.items():
+            for dep in inv.deps:
+                self.dependents[dep].append(nid)
+            run.steps[nid] = self.record(nid, inv.step.name)
+        #: Values by digest: read once (and verified), or kept from the step that made them.
+        self.memo: dict[str, Any] = {}
+
+    # -- records --------------------------------------------------------------------------
+
+    def record(self, sid: str, step: str, map_index: int | None = None) -> StepRun:
+        """A fresh record for a node or a map element."""
+        return StepRun(sid, step, map_index=map_index, run_id=self.run.id, loader=self.load)
+
+    def element(self, nid: str, index: int, sid: str) -> StepRun:
+        """The record of element ``index`` of map node ``nid`` (made fresh)."""
+        record = self.run.steps[sid] = self.record(sid, self.plan.invocations[nid].step.name,
+                                                   map_index=index)
+        return record
+
+    def set(self, record: StepRun, status: Status) -> None:
+        """Move a record to ``status``, telling the progress display."""
+        if record.status != status:
+            record.status = status
+            self.progress.changed(record)
+
+    def skip_after(self, nid: str, cause: str, stop: Callable[[str], bool]) -> list[str]:
+        """Mark the nodes after ``nid`` skipped because ``cause`` failed, and return them;
+        a node for which ``stop(node)`` is true is neither marked nor walked past."""
+        skipped = downstream(nid, self.dependents, stop)
+        for dep in skipped:
+            record = self.run.steps[dep]
+            record.error = skipped_because(cause)
+            self.set(record, Status.SKIPPED)
+        return skipped
+
+    def finish_map(self, nid: str, parts: list[Any], cached: bool) -> GatherRef:
+        """Record a map node's elements all done: its output is their refs, gathered."""
+        record = self.run.steps[nid]
+        ref = gathered(parts)
+        record.set_output("output", ref)
+        record.cached = cached
+        if record.finished is None:
+            record.finished = time.time()
+        self.set(record, Status.SUCCEEDED)
+        return ref
+
+    # -- values ---------------------------------------------------------------------------
+
+    def load(self, value: Any) -> Any:
+        """``value`` with every ref in it replaced by its value, read (and verified) once;
+        raises ``CorruptArtifact``."""
+        return map_refs(value, self._read)
+
+    def _read(self, ref: Any) -> Any:
+        if isinstance(ref, GatherRef):
+            return [self._read(part) for part in ref.parts]
+        value = self.memo.get(ref.digest, _MISSING)
+        if value is _MISSING:
+            value = self.memo[ref.digest] = self.store.get(ref)
+        return value
+
+    def resolve_result(self, refs: dict[str, dict[str, Any]]) -> None:
+        """Fill in the run's return structure (refs, then values) from the nodes' refs."""
+        result = substitute(self.plan.result, lambda out: refs.get(out.node, {}).get(out.name))
+        self.run.result = result
+        self.run._outputs = map_refs(result, self.load)
+
+
+_MISSING: Any = object()
