@@ -18,6 +18,7 @@ from ductwork.runtime.context import context
 
 BACKENDS = [
     "inline",
+    "threads",  # a third party's: tests/backends/threads_backend.py, through its entry point
     "process",
     pytest.param("docker", marks=pytest.mark.docker),
     "dask",  # a LocalCluster that ductwork starts
@@ -42,12 +43,28 @@ def case(request, tmp_path):
     options: dict = {"backend": name}
     if name == "docker":
         request.getfixturevalue("docker_engine")
+    if name == "threads":
+        request.getfixturevalue("threads_entry_point")
     if name == "dask-cli":
         address = request.getfixturevalue("dask_cluster")
         options = {"backend": "dask", "address": address, "shared_filesystem": True}
     if kind == "local":
         return options, str(tmp_path / "store")
     return options, f"memory://conformance-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def threads_entry_point(tmp_path, monkeypatch):
+    """Install ``threads_backend`` the way a package would: a distribution on sys.path
+    whose metadata names it under the ``ductwork.backends`` entry-point group."""
+    site = tmp_path / "site"
+    info = site / "ductwork_threads-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ductwork-threads\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[ductwork.backends]\nthreads = threads_backend:ThreadsBackend\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
 
 
 @pytest.fixture
