@@ -10,6 +10,8 @@ PYTHON=${PYTHON:-python3}
   | grep -v "is ignored: it is neither a file nor a directory" || true
 
 .venv/bin/ruff check .
+# The layering contract (pyproject.toml [tool.importlinter]): layers, subpackages, no cycles.
+.venv/bin/lint-imports --no-cache
 
 # Stop only what this run started, on any exit (an engine started by hand stays up).
 export DUCTWORK_SERVICES_OWNER="test.sh:$$"

@@ -118,6 +118,7 @@ class DockerBackend:
     """Run each job in a container of its environment's image."""
 
     name = "docker"
+    schedules_graph = False
 
     def __init__(self, store: Any, max_workers: int | None = None, cpus: float | None = None,
                  memory: str | None = None, gpus: int | None = None, image: str | None = None,
