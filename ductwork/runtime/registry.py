@@ -45,8 +45,9 @@ class LazyRegistrations:
             return
         for base in cls.__mro__:
             module = base.__module__
-            if isinstance(module, str) and module.partition(".")[0] in pending:
-                self._run(module.partition(".")[0])
+            package = module.partition(".")[0] if isinstance(module, str) else ""
+            if package in pending:
+                self._run(package)
 
     def _run(self, package: str) -> None:
         # The package stays pending until its registrations have run, and they run under
