@@ -10,6 +10,9 @@ the runtime (``svg`` measures and draws, ``pipeline_svg`` calls these in turn).
    each layer it crosses (``("~", source, target, layer)``, never equal to a
    node id); waypoints take a slot like a node, so the edge runs between
    boxes, not through them. A cycle's back edge is drawn but not laid out.
+   Waypoints grow with the square of the graph (one step feeding each of a
+   chain of n needs n**2/2), so past ``MAX_WAYPOINTS`` the shortest edges get
+   theirs first and the longest are drawn straight across, like back edges.
 3. ``order``: barycenter sweeps -- down the layers ordering each by the mean
    position of its predecessors, back up by its successors -- keeping the
    order with the fewest crossings seen (``count_crossings`` counts them; it is
@@ -22,12 +25,17 @@ the runtime (``svg`` measures and draws, ``pipeline_svg`` calls these in turn).
 
 from __future__ import annotations
 
+import collections
 import itertools
 from typing import Any
 
 __all__ = [
-    "assign_layers", "count_crossings", "cubic", "layered_graph", "order", "ports", "reorder",
+    "MAX_WAYPOINTS", "assign_layers", "count_crossings", "cubic", "layered_graph", "order",
+    "ports", "reorder",
 ]
+
+#: Waypoints for all long edges together; beyond it the longest edges get none.
+MAX_WAYPOINTS = 20_000
 
 
 def assign_layers(ids: list[str], pairs: list[tuple[str, str]]) -> dict[str, int]:
@@ -39,9 +47,9 @@ def assign_layers(ids: list[str], pairs: list[tuple[str, str]]) -> dict[str, int
         succs[a].append(b)
     indegree = {n: len(preds[n]) for n in ids}
     layer: dict[str, int] = {}
-    ready = [n for n in ids if indegree[n] == 0]
+    ready = collections.deque(n for n in ids if indegree[n] == 0)
     while ready:
-        node = ready.pop(0)
+        node = ready.popleft()
         layer[node] = max((layer[p] + 1 for p in preds[node]), default=0)
         for s in succs[node]:
             indegree[s] -= 1
@@ -56,9 +64,10 @@ def assign_layers(ids: list[str], pairs: list[tuple[str, str]]) -> dict[str, int
 
 
 def layered_graph(
-    ids: list[str], layer: dict[str, int], pairs: list[tuple[str, str]]
+    ids: list[str], layer: dict[str, int], pairs: list[tuple[str, str]],
+    max_waypoints: int = MAX_WAYPOINTS,
 ) -> tuple[list[list[Any]], dict[Any, list[Any]], dict[Any, list[Any]], dict[Any, list[Any]]]:
-    """Put nodes in layers and give each long forward edge a waypoint per layer it crosses."""
+    """Put nodes in layers and give long forward edges a waypoint per layer they cross."""
     depth = max(layer.values()) + 1
     layers: list[list[Any]] = [[] for _ in range(depth)]
     pred: dict[Any, list[Any]] = {}
@@ -67,9 +76,10 @@ def layered_graph(
         layers[layer[node]].append(node)
         pred[node], succ[node] = [], []
     chains: dict[Any, list[Any]] = {}
+    straight = _without_waypoints(layer, pairs, max_waypoints)
     for a, b in pairs:
-        if a == b or layer[b] <= layer[a]:
-            chains[(a, b)] = [a, b]  # a cycle's back edge: drawn, not laid out
+        if a == b or layer[b] <= layer[a] or (a, b) in straight:
+            chains[(a, b)] = [a, b]  # a cycle's back edge (or one over budget): drawn, not laid out
             continue
         chain = [a]
         for k in range(layer[a] + 1, layer[b]):
@@ -83,6 +93,22 @@ def layered_graph(
             pred[v].append(u)
         chains[(a, b)] = chain
     return layers, pred, succ, chains
+
+
+def _without_waypoints(layer: dict[str, int], pairs: list[tuple[str, str]],
+                       budget: int) -> set[tuple[str, str]]:
+    """The longest forward edges whose waypoints would exceed ``budget`` in all."""
+    spans = [(layer[b] - layer[a] - 1, (a, b)) for a, b in pairs if layer[b] > layer[a] + 1]
+    if sum(span for span, _ in spans) <= budget:
+        return set()
+    spans.sort(key=lambda sp: sp[0])
+    over: set[tuple[str, str]] = set()
+    for span, pair in spans:
+        if span <= budget:
+            budget -= span
+        else:
+            over.add(pair)
+    return over
 
 
 def count_crossings(layers: list[list[Any]], succ: dict[Any, list[Any]]) -> int:

@@ -146,13 +146,13 @@ def _draw(plan: dict[str, Any], nodes: dict[str, dict[str, Any]],
     layer_of = {v: i for i, level in enumerate(layers) for v in level}
     # Main-axis extent of each layer and the gap after it (room for the labels leaving it).
     extent = [max((main(v) for v in level), default=0.0) for level in layers]
-    gaps = []
-    for i in range(len(layers)):
-        widest = 0.0
-        for pair, label in labels.items():
-            if pair[0] in layer_of and layer_of[pair[0]] == i and label:
-                widest = max(widest, text_width(label, CHAR_W * 10 / FONT) if lr else 14.0)
-        gaps.append(max(GAP, widest + 28))
+    # One pass over the edges (not one per layer: a 10,000-step chain has 10,000 of each).
+    widest = [0.0] * len(layers)
+    for pair, label in labels.items():
+        if pair[0] in layer_of and label:
+            i = layer_of[pair[0]]
+            widest[i] = max(widest[i], text_width(label, CHAR_W * 10 / FONT) if lr else 14.0)
+    gaps = [max(GAP, w + 28) for w in widest]
     start = []
     at = float(MARGIN)
     for i in range(len(layers)):
@@ -161,10 +161,11 @@ def _draw(plan: dict[str, Any], nodes: dict[str, dict[str, Any]],
     total_main = at - gaps[-1] + MARGIN
     spans = [sum(cross(v) for v in level) + SLOT_GAP * max(0, len(level) - 1)
              for level in layers]
-    total_cross = max(spans) + 2 * MARGIN
+    widest_span = max(spans)
+    total_cross = widest_span + 2 * MARGIN
     centre: dict[Any, tuple[float, float]] = {}  # (main, cross) of each slot's centre
     for i, level in enumerate(layers):
-        c = MARGIN + (max(spans) - spans[i]) / 2
+        c = MARGIN + (widest_span - spans[i]) / 2
         for v in level:
             centre[v] = (start[i] + extent[i] / 2, c + cross(v) / 2)
             c += cross(v) + SLOT_GAP
