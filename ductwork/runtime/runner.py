@@ -15,15 +15,8 @@ from ductwork.dsl.core import PipelineFailed, RunOptionError
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
 from ductwork.runtime.engine.backend import GraphBackend, get_backend
-from ductwork.runtime.records.run import (
-    CANCELLED,
-    FAILED,
-    PENDING,
-    RUNNING,
-    SUCCEEDED,
-    Run,
-    new_run_id,
-)
+from ductwork.runtime.records.run import Run, new_run_id
+from ductwork.runtime.status import Status
 
 
 def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> frozenset[str]:
@@ -71,9 +64,10 @@ def run_pipeline(
     from ductwork import __version__
     from ductwork.runtime.config import compute_target
     from ductwork.runtime.engine.loop import Loop
-    from ductwork.runtime.records.history import attach, open_store
+    from ductwork.runtime.records.history import attach
     from ductwork.runtime.records.provenance import GitState
     from ductwork.runtime.records.runstore import open_runstore
+    from ductwork.runtime.store.artifacts import open_store
     from ductwork.runtime.ui.progress import make_progress
 
     if not isinstance(backend, str):
@@ -129,15 +123,15 @@ def run_pipeline(
     except BaseException as exc:
         for engine in engines.values():
             engine.cancel()  # stop work still running before recording the run
-        run.status = CANCELLED if isinstance(exc, KeyboardInterrupt) else FAILED
+        run.status = Status.CANCELLED if isinstance(exc, KeyboardInterrupt) else Status.FAILED
         for record in run.steps.values():
-            if record.status in (RUNNING, PENDING):
-                record.status = CANCELLED
+            if record.status in (Status.RUNNING, Status.PENDING):
+                record.status = Status.CANCELLED
                 record.error = record.error or "cancelled: the run was interrupted"
                 display.changed(record)
         raise
     else:
-        run.status = FAILED if run.failed_steps else SUCCEEDED
+        run.status = Status.FAILED if run.failed_steps else Status.SUCCEEDED
     finally:
         for engine in engines.values():
             engine.close()

@@ -21,7 +21,8 @@ from ductwork import pipeline, step
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.artifacts import ArtifactStore
-from ductwork.runtime.store.azure import AzureStoreError, redact, resolve_auth
+from ductwork.runtime.store.azure import AzureStoreError, resolve_auth
+from ductwork.runtime.store.secrets import redact
 
 # Shaped like a real account key (64 bytes, base64), so redaction by shape is exercised too.
 WRONG_KEY = base64.b64encode((b"not the key of devstoreaccount1 " * 2)[:64]).decode()

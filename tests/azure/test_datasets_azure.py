@@ -16,7 +16,7 @@ from ductwork.runtime.data.datastore import DatastoreError, run_store
 from ductwork.runtime.data.reading import MountedFile
 from ductwork.runtime.engine.job import Job, execute
 from ductwork.runtime.keys.hashing import hash_value
-from ductwork.runtime.records.history import open_store
+from ductwork.runtime.store.artifacts import open_store
 
 
 @step

@@ -345,7 +345,7 @@ def store_config(store: Any) -> dict[str, Any]:
     A task's arguments pass through the cluster's scheduler and may be logged there,
     so credentials are not sent: each worker finds its own in its environment.
     """
-    from ductwork.runtime.data.datastore import is_secret, redact_url
+    from ductwork.runtime.store.secrets import is_secret, redact_url
 
     options = getattr(store, "storage_options", {}) or {}
     return {"url": redact_url(store.url),

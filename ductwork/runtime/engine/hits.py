@@ -27,7 +27,8 @@ from ductwork.runtime.engine.node import (
     lookup,
     map_items,
 )
-from ductwork.runtime.engine.tasks import SUCCEEDED, NodeResult, upstream_refs
+from ductwork.runtime.engine.tasks import NodeResult, upstream_refs
+from ductwork.runtime.status import Status
 from ductwork.runtime.store.refs import GatherRef
 
 
@@ -67,7 +68,7 @@ def _serve_node(nid: str, inv: Invocation, arguments: dict[str, Any], store: Any
         return None
     sizes = {name: list_length(load(hit[name])) for name in wanted}  # a map over it
     now = time.time()
-    return NodeResult(nid, SUCCEEDED, refs=hit, cached=True, key=key, components=components,
+    return NodeResult(nid, Status.SUCCEEDED, refs=hit, cached=True, key=key, components=components,
                       started=now, finished=now, lengths=sizes)
 
 

@@ -17,12 +17,12 @@ import contextlib
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 import attrs
 
 from ductwork.dsl.lazy import holds_lazy, materialize
+from ductwork.runtime.data.reading import reading_for_key
 from ductwork.runtime.engine.annotations import check_outputs
 
 
@@ -95,16 +95,6 @@ class MaterializeError(Exception):
     """An argument's ``__ductwork_materialize__`` failed; the message names step and argument."""
 
 
-_FOR_KEY: ContextVar[bool] = ContextVar("ductwork_materializing_for_key", default=False)
-
-
-def materializing_for_key() -> bool:
-    """Whether the lazy inputs being read now are those of a job whose outputs are stored
-    under a cache key: a dataset then checks that it reads the content that key was made of.
-    """
-    return _FOR_KEY.get()
-
-
 def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The job's arguments with datasets (and other lazy inputs) materialized."""
     if not holds_lazy(job.args) and not holds_lazy(job.kwargs):  # one pass over types
@@ -114,8 +104,8 @@ def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return type(value).__ductwork_materialize__(value, ctx)
 
     bound = job.step.signature.bind(*job.args, **job.kwargs)
-    token = _FOR_KEY.set(job.key is not None)
-    try:
+    # A dataset read for a keyed job checks it reads the content the key was made of.
+    with reading_for_key(job.key is not None):
         for name, value in bound.arguments.items():
             try:
                 bound.arguments[name] = materialize(value, read)
@@ -124,8 +114,6 @@ def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
                     f"Step '{job.step_id}': argument '{name}' could not be read before the "
                     f"step ran: {type(exc).__name__}: {exc}"
                 ) from exc
-    finally:
-        _FOR_KEY.reset(token)
     return bound.args, bound.kwargs
 
 

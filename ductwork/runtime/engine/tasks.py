@@ -41,7 +41,6 @@ from ductwork.runtime.engine.node import (
 )
 from ductwork.runtime.status import Status
 
-SUCCEEDED, FAILED, SKIPPED = Status.SUCCEEDED, Status.FAILED, Status.SKIPPED
 #: An input failed verification: the producer must be recomputed (see ``GraphDriver``).
 CORRUPT = "corrupt"
 #: An upstream was corrupt: this node waits for the next pass.
@@ -155,7 +154,7 @@ def _blocker(upstream: dict[str, Any]) -> NodeResult | None:
     found = None
     for result in upstream.values():
         for r in result if isinstance(result, list) else (result,):
-            if r.status in (FAILED, SKIPPED):
+            if r.status in (Status.FAILED, Status.SKIPPED):
                 return r
             if r.status in (CORRUPT, BLOCKED):
                 found = r
@@ -171,8 +170,8 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
     if blocker is not None:
         if blocker.status in (CORRUPT, BLOCKED):
             return NodeResult(sid, BLOCKED)
-        failed = blocker.cause if blocker.status == SKIPPED else node_of(blocker.sid)
-        return NodeResult(sid, SKIPPED, error=skipped_because(failed or ""), cause=failed)
+        failed = blocker.cause if blocker.status == Status.SKIPPED else node_of(blocker.sid)
+        return NodeResult(sid, Status.SKIPPED, error=skipped_because(failed or ""), cause=failed)
     from ductwork.runtime.data.datastore import run_store
 
     try:
@@ -181,7 +180,7 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
     except Exception:  # a fault of ours must fail the step, not the task
         import traceback
 
-        return NodeResult(sid, FAILED, error=traceback.format_exc(), finished=time.time())
+        return NodeResult(sid, Status.FAILED, error=traceback.format_exc(), finished=time.time())
 
 
 def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) -> NodeResult:
@@ -206,7 +205,7 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
         try:
             key, components = key_of(spec.basis, spec.step, arguments)
         except CacheKeyError as exc:
-            return NodeResult(sid, FAILED, error=f"{exc}\n", started=started,
+            return NodeResult(sid, Status.FAILED, error=f"{exc}\n", started=started,
                               finished=time.time())
         hit = lookup(store, key, spec.forced)
         if hit is not None:
@@ -214,7 +213,7 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
                 lengths = _lengths(spec, hit, None, store, memo)
             except CorruptArtifact as exc:
                 return NodeResult(sid, CORRUPT, cause=exc.digest, error=f"{exc}\n")
-            return NodeResult(sid, SUCCEEDED, refs=hit, cached=True, key=key,
+            return NodeResult(sid, Status.SUCCEEDED, refs=hit, cached=True, key=key,
                               components=components, started=started, finished=time.time(),
                               lengths=lengths)
     return _execute(spec, sid, arguments, index, key, components, store, memo)
@@ -245,9 +244,9 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
             return NodeResult(sid, CORRUPT, cause=result.corrupt, error=result.error, **common)
         if result.error is None:
             lengths = _lengths(spec, result.refs, result.values, store, memo)
-            return NodeResult(sid, SUCCEEDED, refs=result.refs, lengths=lengths, **common)
+            return NodeResult(sid, Status.SUCCEEDED, refs=result.refs, lengths=lengths, **common)
         if not may_retry(step, attempt):
-            return NodeResult(sid, FAILED, error=result.error, **common)
+            return NodeResult(sid, Status.FAILED, error=result.error, **common)
 
 
 def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float | None,

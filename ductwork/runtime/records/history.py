@@ -11,8 +11,7 @@ from typing import Any
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.store.artifacts import open_store
 
-# ``open_store`` is used here and re-exported: the runner and older callers import it from here.
-__all__ = ["attach", "get_run", "open_store", "runs"]
+__all__ = ["attach", "get_run", "runs"]
 
 
 def _loader(artifacts: Any) -> Any:

@@ -19,11 +19,6 @@ import attrs
 
 from ductwork.runtime.status import Status
 
-# Old names of the statuses, kept while runner.py still imports them: use ``Status``.
-PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    Status.PENDING, Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED,
-)
-
 Loader = Callable[[Any], Any]
 
 

@@ -34,10 +34,8 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store.secrets import redact
 
-# ``redact`` is re-exported: Azure code and its tests know it as ``store.azure.redact``.
-__all__ = ["AzureAuth", "AzureStoreError", "redact", "resolve_auth"]
+__all__ = ["AzureAuth", "AzureStoreError", "resolve_auth"]
 
 SECRET_OPTIONS = ("connection_string", "account_key", "sas_token", "credential")
 # SDK client settings a user may tune per store (sizes in bytes); the rest is refused.

@@ -441,7 +441,8 @@ def test_two_processes_run_the_same_pipeline_on_one_store_at_once(lab):
 FIRST_USE = r'''
 import os, sys, time
 
-from ductwork.runtime.records.history import open_store, runs
+from ductwork.runtime.records.history import runs
+from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.runstore import open_runstore
 
