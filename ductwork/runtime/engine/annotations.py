@@ -12,7 +12,11 @@ import types
 import typing
 from typing import Any
 
-_HINTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+from ductwork.runtime import caches
+
+#: Resolved return hints by function id (the function is kept with it, so a new function
+#: that reuses a collected one's id is never given its hint).
+_HINTS = caches.cache("engine.return_hints", 4096)
 _UNKNOWN = object()
 
 
@@ -24,7 +28,7 @@ def _return_hint(fn: Any) -> Any:
         hint = typing.get_type_hints(fn, include_extras=False).get("return", _UNKNOWN)
     except Exception:  # an annotation we cannot resolve is one we cannot check
         hint = _UNKNOWN
-    _HINTS[id(fn)] = (fn, hint)
+    _HINTS.put(id(fn), (fn, hint))
     return hint
 
 

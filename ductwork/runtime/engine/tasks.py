@@ -97,11 +97,11 @@ class NodeResult:
 _LOCK = threading.Lock()
 #: Stores opened on this worker, by config: not closed when dropped (another thread of
 #: the worker may be using one; its connections go when it is collected).
-_STORES = caches.cache("worker stores", 8)
+_STORES = caches.cache("engine.worker_stores", 8)
 #: Unpickled node specs, by token (a run and a node).
-_SPECS = caches.cache("worker node specs", 256)
+_SPECS = caches.cache("engine.worker_node_specs", 256)
 #: Values read on this worker for one run, so a map's list is read once, not per element.
-_MEMO = caches.cache("worker run values", 1)
+_MEMO = caches.cache("engine.worker_run_values", 1)
 _MEMO_KEPT = 32
 
 
