@@ -23,6 +23,7 @@ from ductwork.runtime import caches
 from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
 from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
 from ductwork.runtime.keys.hashing import hash_tagged, hash_value, new_hasher
+from ductwork.runtime.status import Status
 
 __all__ = [
     "CacheKeyError", "diff", "explain", "finish_key", "hash_path", "input_components",
@@ -168,10 +169,10 @@ def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
 
 def explain(record: Any, previous: tuple[str, str | None, dict[str, str] | None] | None) -> str:
     """Say why a step run was a cache hit or ran, against the previous run of that step."""
-    if record.status == "skipped":
+    if record.status == Status.SKIPPED:
         return "not run: a step it depends on failed"
     if record.key is None:
-        if record.status == "failed" and record.error:
+        if record.status == Status.FAILED and record.error:
             return "ran and failed before its cache key was known:\n" + record.error
         return "ran: caching is off for this step (cache=False)"
     if record.cached:
