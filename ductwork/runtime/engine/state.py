@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ductwork.dsl.trace import Plan, substitute
+from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import downstream, gathered, skipped_because
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
-from ductwork.runtime.store.refs import GatherRef, map_refs
+from ductwork.runtime.store.refs import GatherRef
 
 
 class RunState:
@@ -82,21 +83,12 @@ class RunState:
     def load(self, value: Any) -> Any:
         """``value`` with every ref in it replaced by its value, read (and verified) once;
         raises ``CorruptArtifact``."""
-        return map_refs(value, self._read)
-
-    def _read(self, ref: Any) -> Any:
-        if isinstance(ref, GatherRef):
-            return [self._read(part) for part in ref.parts]
-        value = self.memo.get(ref.digest, _MISSING)
-        if value is _MISSING:
-            value = self.memo[ref.digest] = self.store.get(ref)
-        return value
+        return resolve_refs(value, self.store, self.memo)
 
     def resolve_result(self, refs: dict[str, dict[str, Any]]) -> None:
         """Fill in the run's return structure (refs, then values) from the nodes' refs."""
         result = substitute(self.plan.result, lambda out: refs.get(out.node, {}).get(out.name))
         self.run.result = result
-        self.run._outputs = map_refs(result, self.load)
+        self.run._outputs = self.load(result)
 
 
-_MISSING: Any = object()
