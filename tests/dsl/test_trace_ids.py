@@ -159,12 +159,13 @@ def test_many_calls_of_one_step_trace_in_linear_time():
         return many
 
     def seconds(n: int) -> float:
-        p = build(n)
-        t = time.perf_counter()
-        plan = p.trace()
-        elapsed = time.perf_counter() - t
+        p, best = build(n), float("inf")
+        for _ in range(3):  # best of 3: on a shared machine noise only adds
+            t = time.perf_counter()
+            plan = p.trace()
+            best = min(best, time.perf_counter() - t)
         assert len(plan.invocations) == n and f"add-{n}" in plan.invocations
-        return elapsed
+        return best
 
     seconds(500)  # warm up
     small, large = seconds(2000), seconds(8000)
