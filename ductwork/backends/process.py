@@ -9,7 +9,11 @@ the parent, which sends it a job, waits for the answer at most the step's
 and is replaced on the next job.
 
 Workers are kept for the next run in the same process (a notebook's next
-cell pays no start-up), and stopped at exit or on Ctrl-C.
+cell pays no start-up), and stopped at exit or on Ctrl-C. There is one pool per
+size (``max_workers``), whatever the store: each job carries its store's config,
+and a worker opens stores through a small bounded cache. A pool is held by the
+runs using it; of the pools no run holds, the two used last are kept and older
+ones are shut down, so a process running many pipelines never piles up workers.
 
 Step functions travel by cloudpickle; the user's own modules (not installed
 packages) are pickled by value, so a worker runs exactly the code whose
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import queue
 import signal
@@ -33,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future
 from typing import Any
 
@@ -50,6 +54,8 @@ class _Worker(threading.Thread):
         self.process: subprocess.Popen[bytes] | None = None
         self.conn: Any = None
         self.sent: dict[str, None] = {}  # mirrors the worker's kept steps, oldest first
+        #: The backend (the run) whose job this worker runs now: what its ``cancel`` stops.
+        self.backend: ProcessBackend | None = None
 
     def _spawn(self) -> None:
         from multiprocessing.connection import Connection
@@ -57,7 +63,6 @@ class _Worker(threading.Thread):
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
-        env["DUCTWORK_WORKER_STORE"] = json.dumps(self.pool.store_config)
         # Installed packages and the user's folders resolve as they do here.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(
@@ -79,20 +84,17 @@ class _Worker(threading.Thread):
                 self.conn.close()
         self.process = self.conn = None
 
-    def _died(self, job: Job, started: float) -> JobResult:
+    def _died(self, job: Job, started: float, backend: ProcessBackend) -> JobResult:
         code = None
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self.process.wait(timeout=5)
-        how = f"exit code {code}"
-        if code is not None and code < 0:
-            with contextlib.suppress(ValueError):
-                how = f"killed by {signal.Signals(-code).name}"
         self._stop()
+        if backend.cancelled:
+            return _cancelled(job, started)
         return JobResult(job.step_id, started, time.time(), error=(
-            f"The worker process running step '{job.step_id}' died ({how}): a crash in native "
-            "code, os._exit(), or the out-of-memory killer. A fresh worker takes the remaining "
-            "steps.\n"))
+            f"The worker process running step '{job.step_id}' {death(code)}. A fresh worker "
+            "takes the remaining steps.\n"))
 
     def run(self) -> None:
         while True:
@@ -100,8 +102,17 @@ class _Worker(threading.Thread):
             if item is None:
                 break
             job, future, backend = item
-            if future.set_running_or_notify_cancel():
-                future.set_result(self._do(job, backend))
+            if backend.cancelled:
+                future.cancel()
+            if not future.set_running_or_notify_cancel():
+                continue
+            result = self._do(job, backend)
+            with self.pool.lock:
+                self.backend = None
+                cancelled = backend.cancelled
+            if cancelled:
+                self._stop()  # ``cancel`` may have just killed it: the next job starts afresh
+            future.set_result(result)
         self._stop()
 
     def _do(self, job: Job, backend: ProcessBackend) -> JobResult:
@@ -116,16 +127,24 @@ class _Worker(threading.Thread):
                 f"Step '{job.step_id}' could not be sent to a worker process: "
                 f"{type(exc).__name__}: {exc}. Everything a step uses must be picklable by "
                 "cloudpickle; run it with backend='inline' instead.\n"))
+        with self.pool.lock:  # ``cancel`` finds the workers running its jobs under this lock
+            if backend.cancelled:
+                return _cancelled(job, started)
+            self.backend = backend
         if self.process is None or self.process.poll() is not None:
             self._stop()
             self._spawn()
         try:
             known = token in self.sent
-            self.conn.send((token, None if known else step_bytes, job_bytes))
+            self.conn.send((token, None if known else step_bytes, backend.store_config,
+                            job_bytes))
             if not known:
                 if len(self.sent) >= STEPS_KEPT:
                     del self.sent[next(iter(self.sent))]
                 self.sent[token] = None
+            if backend.cancelled:  # cancelled while this worker was being started
+                self._stop()
+                return _cancelled(job, started)
             timeout = job.step.options.timeout
             if not self.conn.poll(timeout):
                 self._stop()
@@ -134,7 +153,7 @@ class _Worker(threading.Thread):
                     "its worker process was stopped.\n"))
             result: JobResult = cloudpickle.loads(self.conn.recv_bytes())
         except (EOFError, OSError):
-            return self._died(job, started)
+            return self._died(job, started, backend)
         if result.error is None and result.refs is None and result.values is not None:
             try:
                 refs = store_outputs(job, result.values, backend.store)
@@ -146,6 +165,31 @@ class _Worker(threading.Thread):
         return result
 
 
+def death(code: int | None) -> str:
+    """Say how a worker process ended, from its exit code (negative: the signal that killed it)."""
+    if code is None:
+        return "stopped answering: its connection closed, but the process did not exit"
+    if code >= 0:
+        return (f"exited with code {code} (sys.exit or os._exit in the step, or in code it "
+                "called). A step must return a value or raise an exception instead")
+    try:
+        sig = signal.Signals(-code).name
+    except ValueError:
+        sig = f"signal {-code}"
+    if -code == signal.SIGKILL:
+        return (f"was killed by {sig}: most often the out-of-memory killer (see `dmesg`); give "
+                "the step more memory or make it use less")
+    if -code in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT):
+        return (f"crashed with {sig}: a crash in native code (a C extension or a library it "
+                "loads) called by the step")
+    return f"was killed by {sig}, sent from outside ductwork"
+
+
+def _cancelled(job: Job, started: float) -> JobResult:
+    return JobResult(job.step_id, started, time.time(),
+                     error="cancelled: the run was interrupted\n")
+
+
 def _asdict(obj: Any) -> dict[str, Any]:
     import attrs
 
@@ -153,14 +197,15 @@ def _asdict(obj: Any) -> dict[str, Any]:
 
 
 class _Pool:
-    """Worker processes for one store and size, kept between runs of this process."""
+    """Worker processes of one size, kept between runs of this process, whatever their store."""
 
-    def __init__(self, store_config: dict[str, Any], capacity: int) -> None:
-        self.store_config = store_config
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
+        #: Backends (runs) holding this pool; one held is never shut down (``_POOLS_LOCK``).
+        self.users = 0
 
     def grow(self, wanted: int) -> None:
         """Start driver threads (their processes start on first job) up to ``wanted``."""
@@ -182,18 +227,47 @@ class _Pool:
             worker.join(timeout=10)
 
 
-_POOLS: dict[tuple[str, int], _Pool] = {}
+#: Pools by size, least recently used first.
+_POOLS: OrderedDict[int, _Pool] = OrderedDict()
 _POOLS_LOCK = threading.Lock()
+#: Pools no run holds that are kept for the next run; older idle ones are shut down.
+IDLE_POOLS_KEPT = 2
+_at_exit_registered = False
 
 
-def _pool_for(store_config: dict[str, Any], capacity: int) -> _Pool:
-    key = (json.dumps(store_config, sort_keys=True), capacity)
+def _acquire(capacity: int) -> _Pool:
+    """Hold the pool of ``capacity`` workers (made if there is none) for one run."""
+    global _at_exit_registered
     with _POOLS_LOCK:
-        if key not in _POOLS:
-            if not _POOLS:
-                atexit.register(shutdown_pools)
-            _POOLS[key] = _Pool(store_config, capacity)
-        return _POOLS[key]
+        if not _at_exit_registered:
+            atexit.register(shutdown_pools)
+            _at_exit_registered = True
+        pool = _POOLS.get(capacity)
+        if pool is None:
+            pool = _POOLS[capacity] = _Pool(capacity)
+        _POOLS.move_to_end(capacity)
+        pool.users += 1
+        extra = _idle_beyond_kept()
+    for idle in extra:
+        idle.shutdown()
+    return pool
+
+
+def _release(pool: _Pool) -> None:
+    """Give back one run's hold on ``pool``; shut down idle pools beyond those kept."""
+    with _POOLS_LOCK:
+        pool.users -= 1
+        if _POOLS.get(pool.capacity) is pool:
+            _POOLS.move_to_end(pool.capacity)
+        extra = _idle_beyond_kept()
+    for idle in extra:
+        idle.shutdown()
+
+
+def _idle_beyond_kept() -> list[_Pool]:
+    """Take out of ``_POOLS`` the idle pools beyond the kept ones, oldest first (lock held)."""
+    idle = [size for size, pool in _POOLS.items() if pool.users == 0]
+    return [_POOLS.pop(size) for size in idle[:max(0, len(idle) - IDLE_POOLS_KEPT)]]
 
 
 def shutdown_pools() -> None:
@@ -209,8 +283,9 @@ class ProcessBackend:
     """Run jobs in a pool of worker processes, at most ``max_workers`` at once.
 
     Workers outlive the run: the next run in this process (a notebook's next
-    cell) with the same store and size finds them started. ``cancel`` (Ctrl-C)
-    stops them, running steps included.
+    cell) of the same size finds them started, whatever its store. ``cancel``
+    (Ctrl-C) stops the workers running this run's steps; ``close`` gives the
+    pool back.
     """
 
     name = "process"
@@ -221,12 +296,15 @@ class ProcessBackend:
         self.capacity = max_workers or os.cpu_count() or 1
         shared = not store.in_memory
         self.reads_store = shared
-        config = {"url": store.url if shared else None,
-                  "options": getattr(store, "storage_options", {}) if shared else {}}
-        self.pool = _pool_for(config, self.capacity)
+        #: Sent with each job: the worker opens the store itself (None: values travel instead).
+        self.store_config = {"url": store.url if shared else None,
+                             "options": getattr(store, "storage_options", {}) if shared else {}}
+        self.cancelled = False
         self._steps: dict[int, tuple[Any, str, bytes]] = {}
         self._lock = threading.Lock()
         self._submitted = 0
+        self._held = True
+        self.pool = _acquire(self.capacity)
 
     def step_payload(self, step: Any) -> tuple[str, bytes]:
         """Return a token and the pickled step, pickled once per run."""
@@ -252,8 +330,19 @@ class ProcessBackend:
         """Workers run this interpreter: nothing beyond the step's declared environment."""
 
     def cancel(self) -> None:
-        """Stop the workers now, steps running in them included (Ctrl-C)."""
-        self.pool.shutdown()
+        """Stop this run's steps now: kill the workers running them, drop those queued."""
+        with self.pool.lock:
+            self.cancelled = True
+            for worker in self.pool.workers:
+                process = worker.process
+                if worker.backend is self and process is not None:
+                    # Its driving thread sees the connection close and starts afresh.
+                    with contextlib.suppress(OSError):
+                        process.kill()
 
     def close(self) -> None:
-        """Release the workers to the next run of this process."""
+        """Release the workers to the next run of this process (once)."""
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            _release(self.pool)

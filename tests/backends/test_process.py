@@ -27,6 +27,12 @@ def exits() -> int:
 
 
 @step(cache=False)
+def killed() -> int:
+    os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+    return 0
+
+
+@step(cache=False)
 def segfaults() -> int:
     import ctypes
 
@@ -58,8 +64,12 @@ def test_timeout_stops_the_worker_and_fails_the_step(tmp_path):
     assert run.steps["fine"].status == "succeeded" and run.steps["fine"].output == 2
 
 
-@pytest.mark.parametrize(("bad", "how"), [(exits, "exit code 3"), (segfaults, "SIGSEGV")])
-def test_a_dying_worker_fails_its_step_and_the_pool_recovers(tmp_path, bad, how):
+@pytest.mark.parametrize(("bad", "how", "not_blamed"), [
+    (exits, "exited with code 3 (sys.exit or os._exit in the step", "native code"),
+    (killed, "killed by SIGKILL: most often the out-of-memory killer", "native code"),
+    (segfaults, "crashed with SIGSEGV: a crash in native code", "out-of-memory"),
+])
+def test_a_dying_worker_fails_its_step_and_the_pool_recovers(tmp_path, bad, how, not_blamed):
     @pipeline
     def p():
         return bad(), fine.map([1, 2, 3, 4])
@@ -69,6 +79,7 @@ def test_a_dying_worker_fails_its_step_and_the_pool_recovers(tmp_path, bad, how)
     run = err.value.run
     assert "worker process running step" in run.steps[bad.name].error
     assert how in run.steps[bad.name].error
+    assert not_blamed not in run.steps[bad.name].error
     assert run.steps["fine"].status == "succeeded"
     assert run.steps["fine"].output == [2, 3, 4, 5]
 
@@ -239,3 +250,136 @@ def test_workers_are_kept_for_the_next_run_in_the_process(tmp_path):
     first = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
     second = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
     assert os.getpid() not in first and first == second
+
+
+# -- pools are bounded and released (issue [8] item 6) ----------------------------------------
+
+def _worker_pids() -> set[int]:
+    """Worker processes this test process started and that are still alive."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        # Fields after the command's ")" : state, ppid, ...; a zombie ("Z") is not alive.
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        ours = int(ppid) == os.getpid() and state != "Z"
+        if ours and b"ductwork.runtime.engine.worker" in cmdline:
+            pids.add(int(entry))
+    return pids
+
+
+def _open_fds() -> int:
+    """Open fds, leaving out run histories (``records.run_stores``, a cache of its own)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += "runs.sqlite" not in target
+    return count
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@step(cache=False)
+def plus(x: int) -> int:
+    return x + 100
+
+
+def test_runs_on_new_stores_do_not_pile_up_workers_threads_or_fds(tmp_path):
+    from ductwork.backends.process import shutdown_pools
+
+    shutdown_pools()  # pools earlier tests kept are not this test's to count
+
+    @pipeline
+    def p(x: int):
+        return plus.map([x, x + 1, x + 2])
+
+    assert p.run(x=0, backend="process", max_workers=2, store=str(tmp_path / "s0"),
+                 progress=False).outputs == [100, 101, 102]
+    fds, threads = _open_fds(), _threads()
+    for i in range(1, 31):
+        run = p.run(x=i, backend="process", max_workers=2, store=str(tmp_path / f"s{i}"),
+                    progress=False)
+        assert run.outputs == [i + 100, i + 101, i + 102]
+    assert len(_worker_pids()) <= 2
+    assert _threads() <= threads + 2
+    assert _open_fds() <= fds + 5
+
+
+def test_pools_of_other_sizes_are_released_but_never_one_in_use(tmp_path):
+    import threading
+
+    from ductwork.backends.process import shutdown_pools
+
+    shutdown_pools()
+
+    @step(cache=False)
+    def slow(x: int) -> int:
+        time.sleep(4)
+        return x
+
+    @pipeline
+    def long():
+        return slow(7)
+
+    @pipeline
+    def short(x: int):
+        return plus.map(list(range(x)))
+
+    outcome: list = []
+    held = threading.Thread(target=lambda: outcome.append(
+        long.run(backend="process", max_workers=7, store=str(tmp_path / "long"),
+                 progress=False).outputs))
+    held.start()
+    time.sleep(1)  # the long run holds its pool of 7 from here on
+    for size in (1, 2, 3, 4, 5, 1, 2, 3):
+        run = short.run(x=size, backend="process", max_workers=size,
+                        store=str(tmp_path / f"s{size}"), progress=False)
+        assert run.outputs == [100 + k for k in range(size)]
+    # In use: the run of 7 (one worker started); idle: at most two pools (3 and 2 here).
+    assert len(_worker_pids()) <= 1 + 3 + 2
+    held.join(timeout=60)
+    assert outcome == [7]
+
+
+def test_cancelling_one_run_leaves_another_run_on_the_same_pool_alone(tmp_path):
+    from ductwork.backends.process import ProcessBackend
+    from ductwork.runtime.engine.job import Job
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    @step(cache=False)
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    mine = ProcessBackend(ArtifactStore(str(tmp_path / "a")), max_workers=2)
+    theirs_store = ArtifactStore(str(tmp_path / "b"))
+    theirs = ProcessBackend(theirs_store, max_workers=2)
+    try:
+        assert mine.pool is theirs.pool  # one pool per size, whatever the store
+        doomed = mine.submit(Job("nap", nap, (60.0,), {}))
+        kept = theirs.submit(Job("nap", nap, (2.0,), {}))
+        queued = mine.submit(Job("nap", nap, (60.0,), {}))
+        time.sleep(1)
+        started = time.time()
+        mine.cancel()
+        assert doomed.result(timeout=30).error.startswith("cancelled")
+        assert queued.cancelled() or queued.result(timeout=30).error.startswith("cancelled")
+        assert time.time() - started < 20
+        result = kept.result(timeout=30)
+        assert result.error is None, result.error
+        assert theirs_store.get(result.refs["output"]) == 2.0
+    finally:
+        mine.close()
+        theirs.close()

@@ -2,10 +2,12 @@
 
 It reads jobs from a connection on the file descriptor named by
 ``DUCTWORK_WORKER_FD`` and answers each with a ``JobResult``. A message is
-``(token, step_bytes, job_bytes)``: the step (cloudpickled, sent once per
-worker and kept under its token) and the job with its arguments -- refs into
-the artifact store, or values when the store is private to the parent
-(``memory://``), in which case outputs come back as values too. Output of
+``(token, step_bytes, store_config, job_bytes)``: the step (cloudpickled, sent
+once per worker and kept under its token), the run's store (so one worker
+serves runs on any store; stores are opened through a small bounded cache) and
+the job with its arguments -- refs into the artifact store, or values when the
+store is private to the parent (``memory://``, whose config has no URL), in
+which case outputs come back as values too. Output of
 each job is captured at the file-descriptor level, so what child processes
 print is kept as well.
 
@@ -14,7 +16,6 @@ SIGINT is ignored: on Ctrl-C the parent decides, and stops workers itself.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -26,7 +27,7 @@ _MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are 
 STEPS_KEPT = 256  # pickled steps a worker keeps; its parent mirrors this to know what it has
 
 
-def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> None:
+def serve(fd: int) -> None:
     """Answer jobs until the connection closes."""
     from multiprocessing.connection import Connection
 
@@ -34,20 +35,20 @@ def serve(fd: int, store_url: str | None, storage_options: dict[str, Any]) -> No
 
     from ductwork.runtime.engine.job import JobResult, execute
     from ductwork.runtime.engine.shipping import unpickle
-    from ductwork.runtime.store.artifacts import ArtifactStore
+    from ductwork.runtime.engine.tasks import open_store
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
     conn = Connection(fd)
-    store = ArtifactStore(store_url, **storage_options) if store_url else None
     steps: dict[str, Any] = {}
     memo: dict[str, Any] = {}
     run_id = None
     while True:
         try:
-            token, step_bytes, job_bytes = conn.recv()
+            token, step_bytes, store_config, job_bytes = conn.recv()
         except (EOFError, OSError):
             return
+        store = open_store(store_config) if store_config.get("url") else None
         job = cloudpickle.loads(job_bytes)
         if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
             memo.clear()  # inputs are shared within a run, not kept across runs
@@ -129,9 +130,7 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-    fd = int(os.environ["DUCTWORK_WORKER_FD"])
-    config = json.loads(os.environ.get("DUCTWORK_WORKER_STORE") or "{}")
-    serve(fd, config.get("url"), config.get("options") or {})
+    serve(int(os.environ["DUCTWORK_WORKER_FD"]))
 
 
 if __name__ == "__main__":
