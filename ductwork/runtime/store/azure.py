@@ -15,6 +15,12 @@ The endpoint is the connection string's, else the ``account_url`` option or
 ``DUCTWORK_AZURE_ACCOUNT_URL`` (for Azurite or sovereign clouds), else
 ``https://<account>.blob.core.windows.net``.
 
+A SAS token may also come as the query of a URL, as the portal's "Blob SAS URL"
+gives it: ``az://container/prefix?sv=...&sig=...`` (it becomes the store's
+``sas_token`` option), or an account URL with one (``account_url`` or
+``DUCTWORK_AZURE_ACCOUNT_URL``), which is then the SAS of its source. ``split_sas``
+takes it off, so the store's URL, its errors and its records never show it.
+
 Only the options the user passed travel to worker processes (in their
 environment, never in a log, an error, the run history or the graph); a secret
 that came from the environment is found again in the worker's environment.
@@ -35,7 +41,7 @@ import attrs
 
 from ductwork.dsl.core import DuctworkError
 
-__all__ = ["AzureAuth", "AzureStoreError", "resolve_auth"]
+__all__ = ["AzureAuth", "AzureStoreError", "resolve_auth", "split_sas"]
 
 SECRET_OPTIONS = ("connection_string", "account_key", "sas_token", "credential")
 # SDK client settings a user may tune per store (sizes in bytes); the rest is refused.
@@ -43,8 +49,25 @@ CLIENT_OPTIONS = ("max_single_put_size", "max_block_size", "max_single_get_size"
                   "max_chunk_get_size", "connection_timeout", "read_timeout")
 OPTIONS = ("account_name", "account_url", "max_concurrency", *SECRET_OPTIONS, *CLIENT_OPTIONS)
 
+
 class AzureStoreError(DuctworkError):
     """An Azure Blob store could not be reached, authenticated or used; says how to fix it."""
+
+
+def split_sas(url: str, what: str = "an az:// URL") -> tuple[str, str | None]:
+    """Return ``url`` without its query, and the query if it is a SAS token (else None)."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, None
+    query = query.lstrip("?")
+    if "sig=" not in query:
+        # Not shown: a query may hold a secret, even one that is not a SAS.
+        raise AzureStoreError(
+            f"{what} ({base}) has a query that is not a SAS token (it has no sig=): its only "
+            "query can be a SAS token (?sv=...&sig=...). Remove the query, or pass storage "
+            "options as keyword arguments."
+        )
+    return base, query
 
 
 def _parse_connection_string(cs: str) -> dict[str, str]:
@@ -130,13 +153,17 @@ def resolve_auth(options: Mapping[str, Any], environ: Mapping[str, str] | None =
         raise AzureStoreError(f"unknown storage option(s) {unknown} for {where}; known: "
                               f"{', '.join(OPTIONS)}")
     name = options.get("account_name") or env.get("AZURE_STORAGE_ACCOUNT_NAME") or ""
-    url = options.get("account_url") or env.get("DUCTWORK_AZURE_ACCOUNT_URL") or ""
-    explicit = any(options.get(k) for k in SECRET_OPTIONS)
+    # An account URL's SAS belongs to where the URL came from (options or environment).
+    url, option_sas = split_sas(options.get("account_url") or "", "the account_url option")
+    url_env, env_sas = split_sas(env.get("DUCTWORK_AZURE_ACCOUNT_URL") or "",
+                                 "$DUCTWORK_AZURE_ACCOUNT_URL")
+    url = url or url_env
+    explicit = any(options.get(k) for k in SECRET_OPTIONS) or bool(option_sas)
     source = "storage options" if explicit else "environment"
-    src = options if explicit else {
+    src = {**options, "sas_token": options.get("sas_token") or option_sas} if explicit else {
         "connection_string": env.get("AZURE_STORAGE_CONNECTION_STRING"),
         "account_key": env.get("AZURE_STORAGE_ACCOUNT_KEY"),
-        "sas_token": env.get("AZURE_STORAGE_SAS_TOKEN"),
+        "sas_token": env.get("AZURE_STORAGE_SAS_TOKEN") or env_sas,
     }
     cs = src.get("connection_string")
     if cs:
@@ -148,6 +175,7 @@ def resolve_auth(options: Mapping[str, Any], environ: Mapping[str, str] | None =
                         f"{parts.get('endpointsuffix', 'core.windows.net')}")
         name = name or _account_from_url(endpoint)
         return AzureAuth(name or "?", endpoint, "connection string", source, connection_string=cs)
+    name = name or (_account_from_url(url) if url else "")
     if not name:
         raise AzureStoreError(
             f"no Azure credentials for {where}: set AZURE_STORAGE_CONNECTION_STRING, or "
@@ -160,6 +188,8 @@ def resolve_auth(options: Mapping[str, Any], environ: Mapping[str, str] | None =
     if src.get("account_key"):
         return AzureAuth(name, url, "account key", source, account_key=src["account_key"])
     if src.get("sas_token"):
+        if not explicit and not env.get("AZURE_STORAGE_SAS_TOKEN"):
+            source = "$DUCTWORK_AZURE_ACCOUNT_URL"  # describe() names where the SAS is
         return AzureAuth(name, url, "SAS token", source, sas_token=src["sas_token"])
     if not url.startswith("https://"):  # only token credentials are left
         raise AzureStoreError(

@@ -23,13 +23,17 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import attrs
+
 from ductwork.runtime.store.azure import (
     CLIENT_OPTIONS,
+    SECRET_OPTIONS,
     AzureAuth,
     AzureStoreError,
     resolve_auth,
+    split_sas,
 )
-from ductwork.runtime.store.secrets import redact
+from ductwork.runtime.store.secrets import redact, redact_logs
 from ductwork.runtime.store.spool import BufferSpool, ViewWriter
 
 __all__ = ["AzureBlobs", "BlobReader", "open_az"]
@@ -54,6 +58,8 @@ class AzureBlobs:
 
     def __init__(self, auth: AzureAuth, url: str, options: Mapping[str, Any]) -> None:
         self.auth, self.url = auth, url
+        # The options a worker opens the same store with (a URL's SAS is among them).
+        self.options = dict(options)
         self.concurrency = int(options.get("max_concurrency") or MAX_CONCURRENCY)
         # A wrong endpoint fails in seconds, not after the SDK's minute of backoff.
         client_options: dict[str, Any] = {
@@ -376,9 +382,39 @@ def _scrubbed(e: BaseException, auth: AzureAuth) -> BaseException:
 
 
 def open_az(url: str, options: Mapping[str, Any]) -> tuple[str, str, AzureBlobs]:
-    """Open ``az://container/prefix``: return its root path, normalized URL and blob I/O."""
+    """Open ``az://container/prefix[?SAS]``: return its root path, normalized URL (never
+    with the SAS) and blob I/O, whose ``options`` hold the SAS for worker processes."""
+    url, url_sas = split_sas(url.rstrip("?"), "the store URL")
     root = url.partition("://")[2].strip("/")
     if not root.split("/", 1)[0]:
         raise ValueError(f"{url!r} names no container: use az://CONTAINER[/PREFIX]")
     norm = f"az://{root}"
-    return root, norm, AzureBlobs(resolve_auth(options, where=norm), norm, options)
+    options = _sas_as_option(options, url_sas, norm)
+    auth = resolve_auth(options, where=norm)
+    if url_sas and auth.sas_token == url_sas:
+        auth = attrs.evolve(auth, source="the store URL")  # errors say where the SAS is
+    # From the first az:// store on, the SDK's logs are redacted, with this one's secrets.
+    redact_logs(auth.secrets)
+    return root, norm, AzureBlobs(auth, norm, options)
+
+
+def _sas_as_option(options: Mapping[str, Any], url_sas: str | None,
+                   where: str) -> dict[str, Any]:
+    """The options with a SAS from the store URL or the account URL as ``sas_token``,
+    so that workers get it with the other options and the URLs are plain."""
+    options = dict(options)
+    account_url, account_sas = split_sas(options.get("account_url") or "",
+                                         "the account_url option")
+    if account_sas:
+        options["account_url"] = account_url
+    for sas in (account_sas, url_sas):
+        if not sas:
+            continue
+        given = [k for k in SECRET_OPTIONS if options.get(k) and options.get(k) != sas]
+        if given:
+            raise AzureStoreError(
+                f"{where} has a SAS token in its URL and also the storage option(s) "
+                f"{', '.join(given)}: give one credential."
+            )
+        options["sas_token"] = sas
+    return options

@@ -54,6 +54,7 @@ class StoreFiles:
 
             self._local = False
             self._root, self._url, self._azure = open_az(url, storage_options)
+            self._options = self._azure.options  # a SAS from the URL, for workers
         else:
             import fsspec.core
 
