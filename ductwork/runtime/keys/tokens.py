@@ -6,9 +6,10 @@ flat ``memoryview``), ``int`` and ``None``, tagged with its kind -- ``["int", 3]
 token even where Python calls values equal (``1 == 1.0 == True``, ``[1]`` and ``(1,)``).
 Floats are spelled by ``repr``: exact, one NaN, ``-0.0`` distinct from ``0.0``.
 
-Order is canonical where equality ignores it: dict entries and set elements are sorted by
-content, so equal dicts hash equal whatever their insertion order, and nothing depends on
-``PYTHONHASHSEED``. (``OrderedDict`` compares by order, so it keeps its order.)
+Set elements are sorted by content, so nothing depends on ``PYTHONHASHSEED``. Dict entries
+keep their insertion order: code sees it (``json.dumps``, iteration, ``list(d)``), so
+``{"b": 2, "a": 1}`` must not be served the result of ``{"a": 1, "b": 2}``. A dict's order is
+as deterministic as the code that built it. (``OrderedDict`` keeps its own tag.)
 
 Types join through ``register_hash`` (``normalize.register``) or a ``__ductwork_hash__()``
 method, whose result is normalized in the value's place; a hook that raises is a
@@ -241,7 +242,7 @@ def _enum(value: Enum) -> Token:
     return _special(value, _enum)  # the hook wins over the member's name
 
 
-def _dict(value: dict, tag: str = "dict", ordered: bool = False) -> Token:
+def _dict(value: dict, tag: str = "dict") -> Token:
     active = _enter(value)
     key, entries = None, []
     try:
@@ -255,9 +256,7 @@ def _dict(value: dict, tag: str = "dict", ordered: bool = False) -> Token:
         raise
     finally:
         active.discard(id(value))
-    if not ordered:
-        _canonical(entries)
-    return [tag, *[[k, v] for _, k, v in entries]]
+    return [tag, *[[k, v] for _, k, v in entries]]  # in insertion order: code sees it
 
 
 def _set(tag: str) -> Callable[[Any], Token]:
@@ -289,7 +288,7 @@ for _base, _body in [
     (list, lambda v: ["list", *_walk(v, enumerate(v), _at_index)]),
     (tuple, lambda v: ["tuple", *_walk(v, enumerate(v), _at_index)]),
     (dict, _dict),
-    (OrderedDict, lambda d: _dict(d, "OrderedDict", ordered=True)),
+    (OrderedDict, lambda d: _dict(d, "OrderedDict")),
     (set, _set("set")),
     (frozenset, _set("frozenset")),
     (dt.datetime, lambda d: ["datetime", d.replace(tzinfo=None).isoformat(), d.fold, _tz(d)]),
