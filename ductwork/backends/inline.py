@@ -3,8 +3,9 @@
 It is the default because it costs nothing to start and debuggers and
 breakpoints work in step code. A step with a ``timeout`` runs in a helper thread
 instead, which is interrupted when it overruns: at its next Python instruction,
-so a call blocked in C (a long ``sleep``, a native library) ends first. The
-process backend kills the worker; use it when a step must stop at once.
+so a call blocked in C (a long ``sleep``, a native library) ends first, and the
+step's error says so (its late result is discarded, never cached). The process
+backend kills the worker; use it when a step must stop at once.
 """
 
 from __future__ import annotations

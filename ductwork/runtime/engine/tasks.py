@@ -255,9 +255,10 @@ def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float 
 
     A thread cannot be killed. One that overruns is interrupted at its next Python
     instruction (an exception raised in it: best effort -- a call blocked in C
-    finishes first); on Dask its worker may also be restarted. It must not index
-    the key, so the helper thread runs the job without it, and this thread writes
-    the index only for a job that finished in time.
+    finishes first, and the error says which of the two happened); on Dask its
+    worker may also be restarted. It must not index the key, so the helper thread
+    runs the job without it, and this thread writes the index only for a job that
+    finished in time.
     """
     from ductwork.runtime.engine.job import JobResult, execute
 
@@ -278,10 +279,25 @@ def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float 
         if job.key is not None and result.error is None and store is not None:
             store.put_key(job.key, result.refs)
         return result, False
-    _interrupt(runner)
-    return JobResult(job.step_id, time.time(), time.time(), error=(
-        f"Step '{job.step.name}' timed out after {timeout:g} s and was stopped (timeout="
-        f"{timeout:g}). Raise the timeout, or make the step faster.\n")), True
+    stopped = _interrupt(runner)
+    return JobResult(job.step_id, time.time(), time.time(),
+                     error=_timed_out(job.step.name, timeout, stopped)), True
+
+
+#: How long an interrupted step's thread is given to end before it is said to run on.
+STOP_GRACE = 0.5
+
+
+def _timed_out(name: str, timeout: float, stopped: bool) -> str:
+    """The error of a step that overran ``timeout``: stopped, or still running in C."""
+    if stopped:
+        return (f"Step '{name}' timed out after {timeout:g} s and was stopped (timeout="
+                f"{timeout:g}). Raise the timeout, or make the step faster.\n")
+    return (f"Step '{name}' timed out after {timeout:g} s; it is blocked in code ductwork "
+            "cannot interrupt (a call in C, e.g. time.sleep or a native library), so it keeps "
+            "running in the background until that call returns; its result will be discarded "
+            f"and not cached (timeout={timeout:g}). Use backend='process' to have it killed at "
+            "the timeout, raise the timeout, or make the step faster.\n")
 
 
 class StepTimedOut(BaseException):
@@ -291,12 +307,17 @@ class StepTimedOut(BaseException):
     """
 
 
-def _interrupt(thread: threading.Thread) -> None:
+def _interrupt(thread: threading.Thread, grace: float = STOP_GRACE) -> bool:
+    """Raise ``StepTimedOut`` in ``thread``; say whether it ended within ``grace`` seconds."""
     import ctypes
 
     if thread.ident is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                    ctypes.py_object(StepTimedOut))
+    # The exception lands at the thread's next Python instruction: a call blocked in C
+    # must return first, so only a thread seen to end was stopped.
+    thread.join(grace)
+    return not thread.is_alive()
 
 
 def _pick(value: Any, index: int, store: Any, memo: dict[str, Any]) -> Any:
