@@ -15,7 +15,9 @@ A ``Datastore`` is a root directory inside an fsspec filesystem, with
 Secrets stay in the process that was given them: ``repr`` shows the URL without
 its password or query string, and a pickled datastore (sent to a worker inside a
 dataset) carries only its name, URL and the storage options that are not
-secrets -- the worker authenticates from its own environment or configuration.
+secrets, at any depth (``secrets.public_options``: ``client_kwargs={"credential":
+...}`` and ``headers={"Authorization": ...}`` lose those entries) -- the worker
+authenticates from its own environment or configuration.
 
 Writes are atomic: a local file is written under a temporary name in its
 directory and renamed; an object store makes a blob visible once its upload
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store.secrets import is_secret, redact_url
+from ductwork.runtime.store.secrets import is_secret, public_options, redact_url
 
 # ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
 # imports them from this module.
@@ -163,8 +165,9 @@ class Datastore:
 
     @property
     def public_options(self) -> dict[str, Any]:
-        """The storage options that are not credentials (those never leave this process)."""
-        return {k: v for k, v in self._options.items() if not is_secret(k)}
+        """The storage options without credentials at any depth (``client_kwargs``,
+        ``headers``...): those never leave this process."""
+        return public_options(self._options)
 
     @property
     def url(self) -> str:

@@ -146,3 +146,23 @@ def test_secrets_stay_out_of_repr_and_pickles(tmp_path):
         back = pickle.loads(data)
         assert back == store and back.public_options == {"account_name": "public"}
     assert redact_url("https://u:pw@host/c/p?sv=1&sig=abc") == "https://u:***@host/c/p"
+
+
+def test_nested_secrets_stay_out_of_pickles_and_the_worker_keeps_the_rest():
+    bearer = "Bearer nested-bearer-0123456789"
+    store = dw.Datastore(
+        "http://127.0.0.1:9/data", name=None,
+        headers={"Authorization": bearer, "Accept": "text/csv"},
+        client_kwargs={"credential": "nested-credential-0123", "trust_env": False,
+                       "auth_header": {"x-api-key": "nested-api-key-0123"}},
+    )
+    public = {"headers": {"Accept": "text/csv"},
+              "client_kwargs": {"trust_env": False, "auth_header": {}}}
+    assert store.public_options == public
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        data = dumps(store)
+        for secret in ("nested-bearer-0123456789", "nested-credential-0123",
+                       "nested-api-key-0123"):
+            assert secret.encode() not in data
+        back = pickle.loads(data)
+        assert back == store and back.public_options == public
