@@ -6,10 +6,17 @@ those packages imports this module and runs its ``register_*`` once, so
 importing ``hashing`` (or ductwork) imports neither library. This module uses
 the dispatcher (``tokens``) only, never ``hashing``: no import cycle.
 
-- numpy: an array is ``["ndarray", dtype, shape, data]`` where the data is its
-  C-order bytes as one flat ``memoryview`` (no copy when already contiguous),
+- numpy: an array is ``["ndarray", dtype, shape, order, data]`` where the data is
+  its C-order bytes as one flat ``memoryview`` (no copy when already contiguous),
   streamed to the hasher whole. The dtype is its ``str``, or its ``descr`` for
-  records and sub-arrays, whose ``str`` hides the field layout. Object and
+  records and sub-arrays, whose ``str`` hides the field layout -- both in
+  little-endian byte order, the data converted to match: ``<i8`` and ``>i8``
+  arrays of equal values are one value (code sees values, not byte order), the
+  same on every machine. ``order`` is the memory order code can observe
+  (``ravel("K")``, ``tobytes("A")``, ``np.copy``): ``"C"``, ``"F"``, or for a
+  strided view whose axes are in neither order, the axes from the largest
+  stride to the smallest; a view whose axes are in C order counts as ``"C"``,
+  like its contiguous copy. Object and
   StringDType arrays hold pointers, so their elements are hashed instead; an
   all-text array as a table of sizes plus one blob of UTF-8. Scalars, dtypes
   and masked arrays (data and mask) have their own tags; a subclass of
@@ -34,7 +41,7 @@ __all__ = ["register_numpy", "register_pandas"]
 
 
 def register_numpy() -> None:
-    """Register the numpy handlers: arrays by dtype, shape and C-order bytes."""
+    """Register the numpy handlers: arrays by dtype, shape, memory order and C-order bytes."""
     import numpy as np
 
     def dtype_token(dtype: np.dtype) -> Token:
@@ -43,8 +50,24 @@ def register_numpy() -> None:
             return dtype.str
         return normalize(dtype.descr)
 
+    def order(value: np.ndarray) -> Token:
+        if value.flags.c_contiguous:
+            return "C"
+        if value.flags.f_contiguous:
+            return "F"
+        # Strided: the axes in the order ravel("K") walks them (a stable sort by stride).
+        axes = sorted(range(value.ndim), key=lambda i: -abs(value.strides[i]))
+        sized = [i for i in axes if value.shape[i] > 1]  # axes of length 1 have no order
+        if sized == sorted(sized):
+            return "C"
+        return "F" if sized == sorted(sized, reverse=True) else ["axes", *sized]
+
     def array(value: np.ndarray) -> Token:
-        head = ["ndarray", dtype_token(value.dtype), list(value.shape)]
+        if not value.dtype.hasobject:  # records and sub-arrays too: their fields have one
+            little = value.dtype.newbyteorder("<")
+            if little != value.dtype:
+                value = value.astype(little)  # keeps the memory order (order="K")
+        head = ["ndarray", dtype_token(value.dtype), list(value.shape), order(value)]
         if value.dtype.hasobject or value.dtype.kind == "T":
             # The bytes of object and StringDType arrays are pointers: hash the elements.
             items = value.ravel().tolist()

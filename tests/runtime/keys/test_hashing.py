@@ -427,11 +427,33 @@ def test_numpy_arrays() -> None:
     assert hash_value(a) != hash_value(a.reshape(4, 3))
     assert hash_value(a) != hash_value(a.reshape(12))
     assert hash_value(a) != hash_value(a.tolist())
-    assert hash_value(a.T) == hash_value(np.ascontiguousarray(a.T))
     assert hash_value(a[:, ::2]) == hash_value(a[:, ::2].copy())
-    assert hash_value(np.asfortranarray(a)) == hash_value(a)
     assert hash_value(a) == hash_value(cloudpickle.loads(cloudpickle.dumps(a)))
     assert hash_value(np.zeros(0)) != hash_value(np.zeros((0, 1)))
+
+
+def test_numpy_memory_order_counts_and_byte_order_does_not() -> None:
+    np = pytest.importorskip("numpy")
+    a = np.arange(12, dtype="<i8").reshape(3, 4)
+    fortran = np.asfortranarray(a)
+    # Code sees memory order: ravel("K") of these two differs, so their hashes do.
+    assert fortran.ravel("K").tolist() != a.ravel("K").tolist()
+    assert hash_value(fortran) != hash_value(a)
+    assert hash_value(a.T) == hash_value(np.asfortranarray(a.T))  # a transpose is F order
+    assert hash_value(a.T) != hash_value(np.ascontiguousarray(a.T))
+    assert hash_value(fortran) == hash_value(cloudpickle.loads(cloudpickle.dumps(fortran)))
+    cube = np.arange(24).reshape(2, 3, 4).transpose(1, 0, 2)  # neither C nor F
+    assert hash_value(cube) == hash_value(cube.copy(order="K"))
+    assert hash_value(cube) != hash_value(np.ascontiguousarray(cube))
+    assert hash_value(np.ones((3, 1))) == hash_value(np.asfortranarray(np.ones((3, 1))))
+    # Equal values in another byte order are the same value.
+    assert hash_value(a.astype(">i8")) == hash_value(a)
+    assert hash_value(fortran.astype(">i8")) == hash_value(fortran)
+    rec = [("x", "<i4"), ("y", "<f8")]
+    swapped = [("x", ">i4"), ("y", ">f8")]
+    assert hash_value(np.ones(2, dtype=rec)) == hash_value(np.ones(2, dtype=swapped))
+    assert hash_value(np.array(["ab"], ">U2")) == hash_value(np.array(["ab"], "<U2"))
+    assert hash_value(a.astype(">i8")) != hash_value(a.astype(">i4"))
 
 
 def test_numpy_object_structured_and_scalar_values() -> None:
