@@ -345,8 +345,8 @@ def store_config(store: Any) -> dict[str, Any]:
     A task's arguments pass through the cluster's scheduler and may be logged there,
     so credentials are not sent: each worker finds its own in its environment.
     """
-    from ductwork.runtime.store.secrets import is_secret, redact_url
+    from ductwork.runtime.store.secrets import public_options, redact_url
 
     options = getattr(store, "storage_options", {}) or {}
-    return {"url": redact_url(store.url),
-            "options": {k: v for k, v in options.items() if not is_secret(k)}}
+    # At any depth: client_kwargs or headers may carry a credential too.
+    return {"url": redact_url(store.url), "options": public_options(options)}

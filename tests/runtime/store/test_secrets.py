@@ -119,3 +119,17 @@ class _Capture(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+def test_store_config_for_workers_carries_no_secret_at_any_depth():
+    from ductwork.runtime.engine.driver import store_config
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    store = ArtifactStore("memory://dw-store-config", anon=True,
+                          client_kwargs={"aws_secret_access_key": "nested-secret-0123",
+                                         "region_name": "eu"},
+                          headers={"Authorization": "Bearer nested-bearer-0123"})
+    config = store_config(store)
+    assert config == {"url": "memory://dw-store-config",
+                      "options": {"anon": True, "client_kwargs": {"region_name": "eu"},
+                                  "headers": {}}}
