@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,7 +61,9 @@ class StepOptions:
 
     ``retries``, ``timeout`` and ``compute`` change how a step is run, not what
     it returns, so they are kept out of the cache key; ``cache_version``,
-    ``env``, ``ignore_inputs`` and ``hash_paths`` are part of it.
+    ``env``, ``ignore_inputs``, ``hash_paths`` and ``env_vars`` are part of it.
+    ``env_vars`` names the environment variables whose values (or their absence)
+    go into the key; the others are not in it (docs/caching.md).
     """
 
     name: str
@@ -73,6 +76,7 @@ class StepOptions:
     env: Environment | None = None
     ignore_inputs: tuple[str, ...] = ()
     hash_paths: tuple[str, ...] = ()
+    env_vars: tuple[str, ...] = ()
 
     @property
     def multiple(self) -> bool:
@@ -82,8 +86,10 @@ class StepOptions:
 
 OPTION_NAMES = (
     "name", "outputs", "cache", "cache_version", "retries", "timeout", "compute", "env",
-    "ignore_inputs", "hash_paths",
+    "ignore_inputs", "hash_paths", "env_vars",
 )
+
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _fail(step: str, message: str) -> typing.NoReturn:
@@ -152,6 +158,16 @@ def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions
                         f"{fn.__name__}{inspect.signature(fn)}.")
     hash_paths = options.get("hash_paths", ())
     check("hash_paths", _is_str_seq(hash_paths, allow_paths=True), "a list of paths")
+    env_vars = options.get("env_vars", ())
+    check("env_vars", _is_str_seq(env_vars) and not isinstance(env_vars, str),
+          'a list of environment variable names, like ["MODEL_DIR"]')
+    env_vars = _str_tuple(env_vars)
+    for var in env_vars:
+        if not _ENV_VAR.fullmatch(var):
+            _fail(name, f"env_vars names {var!r}, which is not an environment variable name "
+                        "(letters, digits and '_', not starting with a digit).")
+    if len(set(env_vars)) != len(env_vars):
+        _fail(name, f"env_vars repeats a name: {env_vars!r}.")
 
     return StepOptions(
         name=name,
@@ -164,6 +180,7 @@ def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions
         env=env,
         ignore_inputs=ignore,
         hash_paths=tuple(str(p) for p in _str_tuple(hash_paths)),
+        env_vars=env_vars,
     )
 
 

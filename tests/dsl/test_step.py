@@ -65,6 +65,11 @@ def test_plain_call_propagates_errors_unchanged():
         ({"ignore_inputs": ["nope"]}, "ignore_inputs names 'nope', which is not an argument"),
         ({"ignore_inputs": [1]}, "option ignore_inputs= must be a list of argument names"),
         ({"hash_paths": 3}, "option hash_paths= must be a list of paths"),
+        ({"env_vars": "HOME"}, "option env_vars= must be a list of environment variable names"),
+        ({"env_vars": [1]}, "option env_vars= must be a list of environment variable names"),
+        ({"env_vars": ["1X"]}, "env_vars names '1X', which is not an environment variable"),
+        ({"env_vars": ["A-B"]}, "env_vars names 'A-B', which is not an environment variable"),
+        ({"env_vars": ["A", "A"]}, "env_vars repeats a name"),
         ({"outputs": "train"}, "outputs= must be a tuple of output names"),
         ({"outputs": ("a", "a")}, "outputs= repeats a name"),
         ({"outputs": ("a",)}, "outputs= needs at least two names"),
@@ -96,6 +101,7 @@ def test_options_are_frozen_and_normalized():
     assert o.env.pip == ("scikit-learn==1.5.2",)
     assert o.ignore_inputs == ("logger",)
     assert o.hash_paths == ("data/",)
+    assert o.env_vars == ()
     with pytest.raises(AttributeError):
         o.retries = 3  # type: ignore[misc]
 
@@ -171,3 +177,11 @@ def test_decoration_runs_nothing():
         calls.append(1)
 
     assert calls == []
+
+
+def test_env_vars_are_kept_as_names():
+    @step(env_vars=["MODEL_DIR", "_Flag2"])
+    def fit(train):
+        return train
+
+    assert fit.options.env_vars == ("MODEL_DIR", "_Flag2")

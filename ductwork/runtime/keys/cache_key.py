@@ -4,7 +4,8 @@ A step's key is ``hash_tagged("StepKey", components)`` over named
 components: the code fingerprint, ``cache_version``, the output names, one
 digest per input argument (an upstream output counts by its artifact digest,
 so a large value is never re-read to be hashed), the environment, and the
-content of ``hash_paths``. ``retries``, ``timeout`` and ``compute`` change how
+content of ``hash_paths``, and the value (or absence) of each variable named by
+``env_vars``. ``retries``, ``timeout`` and ``compute`` change how
 a step runs, not what it returns, so they are not components.
 
 The components of every key are kept with the step run; ``explain`` compares
@@ -78,6 +79,9 @@ def key_basis(step: Any, whole: bool = False,
         components["env"] = hash_value(options.env)
     for path in options.hash_paths:
         components[f"path:{path}"] = hash_path(step.name, path)
+    for var in options.env_vars:
+        # A digest, not the value: the key is stored and shown, the value may be a secret.
+        components[f"env_var:{var}"] = hash_tagged("EnvVar", os.environ.get(var))
     parts = {f"code:{name}": digest for name, digest in code.components.items()}
     return components, parts
 
@@ -142,6 +146,8 @@ def _describe_component(name: str) -> str:
         return f"input '{name[6:]}'"
     if name.startswith("path:"):
         return f"the content of hash path '{name[5:]}'"
+    if name.startswith("env_var:"):
+        return f"environment variable {name[8:]}"
     return _LABELS.get(name) or name
 
 

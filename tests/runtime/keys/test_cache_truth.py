@@ -337,7 +337,6 @@ def p():
 """
 
 
-@todo(15)
 def test_named_environment_variables_are_part_of_the_key(lab):
     lab.write("pipe", PIPE_ENV, main=True)
     assert lab.script()["outputs"] == "['none', 1]"

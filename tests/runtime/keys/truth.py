@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 #: Appended to a pipeline module: ``python pipe.py`` runs ``p`` and prints the report.
-MAIN = '''
+MAIN = """
 
 if __name__ == "__main__":
     import _report
     _report.show(p.run())
-'''
+"""
 
 REPORT = '''
 import json
@@ -57,8 +57,14 @@ class Lab:
 
     def run(self, *args: str, **env: str) -> dict[str, Any]:
         """Run ``python *args`` in the project folder; return the printed report."""
-        proc = subprocess.run([sys.executable, *args], cwd=self.src, env=self.env(**env),
-                              capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [sys.executable, *args],
+            cwd=self.src,
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         lines = [x for x in proc.stdout.splitlines() if x.startswith("REPORT ")]
         assert lines, proc.stdout + proc.stderr
