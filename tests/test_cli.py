@@ -147,3 +147,29 @@ def test_run_on_a_local_dask_cluster_and_a_clear_error_for_a_missing_scheduler(
     assert gone.returncode != 0
     assert "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in gone.stderr
     assert "Traceback" not in gone.stderr
+
+
+def test_a_step_calling_sys_exit_fails_the_run_with_a_nonzero_exit(tmp_path):
+    # A CI job runs `ductwork run`: a step's sys.exit(0) must not make it pass.
+    path = tmp_path / "exits.py"
+    path.write_text(textwrap.dedent('''
+        import sys
+        from ductwork import pipeline, step
+
+        @step
+        def quits(x: int) -> int:
+            sys.exit(0)
+
+        @step
+        def fine(x: int) -> int:
+            return x + 1
+
+        @pipeline
+        def p():
+            return {"q": quits(1), "f": fine(1)}
+    '''))
+    for backend in ("inline", "process"):
+        out = _cli("run", f"{path}:p", "--backend", backend, "--store", str(tmp_path / backend))
+        assert out.returncode == 1, (backend, out.stdout, out.stderr)
+        assert "step quits failed" in out.stderr, out.stderr
+        assert "called sys.exit(0): a step must return a value or raise" in out.stderr

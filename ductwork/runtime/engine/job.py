@@ -139,10 +139,19 @@ def call(job: Job, capture: str = "python", store: Any = None,
             result = job.step.fn(*args, **kwargs)
         except MaterializeError as exc:
             error = f"{exc}\n"
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             # Drop this frame: the user wants their own traceback, starting at their step.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
             error = "".join(traceback.format_exception(type(exc), exc, tb))
+            if isinstance(exc, SystemExit):
+                # Let through, it would end the run (inline), or the worker, with its code:
+                # `ductwork run` would exit 0 for sys.exit(0). Last line: what the CLI shows.
+                called = f"sys.exit({', '.join(map(repr, exc.args))})"
+                error += (
+                    f"\nStep '{job.step_id}' called {called}: a step must return a value or "
+                    "raise an exception; exiting would end the whole run, and sys.exit(0) "
+                    "would report it a success. Return the result, or raise to fail the step.\n"
+                )
     logs = captured["text"] if isinstance(captured, dict) else "".join(captured)
     if error is None:
         try:
