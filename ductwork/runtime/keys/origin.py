@@ -7,6 +7,11 @@ interpreter's site-packages directories is a package (it counts by its
 distribution's version, looked up once per process), one under the stdlib
 directories is the standard library, and anything else -- a project file,
 ``__main__``, a notebook cell, ``exec``'d code -- is user code.
+
+Code is named by where it lives, not by how it was started: ``home_name``
+gives ``__main__`` the name its file would have if it were imported
+(``python pipe.py``, ``ductwork run pipe.py:p`` and ``import pipe`` all key
+``pipe.prep``), so the three share one cache.
 """
 
 from __future__ import annotations
@@ -47,6 +52,63 @@ def module_kind(module: ModuleType | None, name: str) -> str:
         stdlib = top in sys.stdlib_module_names or name in sys.builtin_module_names
         return "stdlib" if stdlib else "user"
     return _path_kind(file) or "user"
+
+
+def home_name(name: str, file: str | None) -> str:
+    """The name of module ``name`` where it lives: ``__main__`` as if it were imported.
+
+    ``file`` is where the code was read from; only the ``__main__`` module's own file is
+    renamed (code ``exec``'d under the name ``__main__`` elsewhere keeps it).
+    """
+    if name != "__main__" or file is None:
+        return name
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if not isinstance(main_file, str) or not _same_file(file, main_file):
+        return name
+    return _main_name(main)
+
+
+def class_home(cls: type) -> str:
+    """The module name a class is keyed under: ``__main__``'s by where it lives."""
+    name = cls.__module__
+    if name != "__main__":
+        return name
+    main = sys.modules.get("__main__")
+    found: object = main
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return _main_name(main) if found is cls and getattr(main, "__file__", None) else name
+
+
+def _main_name(main: ModuleType | None) -> str:
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":  # python -m pkg.mod
+        return str(spec.name)
+    file = getattr(main, "__file__", None)
+    # A notebook or python -c has no file: it is __main__ wherever it runs.
+    return _file_module(os.path.realpath(file)) if isinstance(file, str) else "__main__"
+
+
+@functools.lru_cache(maxsize=256)
+def _same_file(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
+
+
+@functools.lru_cache(maxsize=64)  # a pure function of the path and the folders on disk
+def _file_module(path: str) -> str:
+    """The dotted name a file is imported by: its stem below its enclosing packages."""
+    folder, file = os.path.split(path)
+    stem = os.path.splitext(file)[0]
+    if not stem.isidentifier():
+        return "ductwork_user_module"  # what ``ductwork run`` imports such a file as
+    parts = [stem]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        if not package.isidentifier():
+            break
+        parts.insert(0, package)
+    return ".".join(parts)
 
 
 def code_kind(module: str, filename: str) -> str:

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
+from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.registry import LazyRegistrations
 
 __all__ = ["normalize", "register_hash", "register_lazy"]
@@ -56,7 +57,8 @@ _at_attr = ".{}".format
 
 
 def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+    # By where the class lives: __main__.Config is pipe.Config, however pipe.py was started.
+    return f"{class_home(cls)}.{cls.__qualname__}"
 
 
 def _type_name(cls: type) -> str:

@@ -53,9 +53,11 @@ from ductwork.runtime.keys import source as _source
 from ductwork.runtime.keys.constants import constant_digest, constant_error, value_digest
 from ductwork.runtime.keys.hashing import hash_tagged
 from ductwork.runtime.keys.origin import (
+    class_home,
     class_kind,
     code_kind,
     distribution,
+    home_name,
     import_kind,
     module_file,
     module_kind,
@@ -190,6 +192,7 @@ class _Walk:
     def module(self, module: ModuleType, bare: bool) -> str:
         name = module.__name__
         kind = module_kind(module, name)
+        name = home_name(name, module_file(module))
         if kind != "user":
             self.library(name, kind)
         elif bare and f"module:{name}" not in self.components:
@@ -207,7 +210,7 @@ class _Walk:
         if kind != "user":
             self.library(module, kind)
             return f"lib:{module}.{fn.__qualname__}"
-        key = self.name(f"fn:{module}.{fn.__qualname__}", fn)
+        key = self.name(f"fn:{home_name(module, code.co_filename)}.{fn.__qualname__}", fn)
         self.functions.append((fn, code, fn.__defaults__, fn.__kwdefaults__))
         found = _source.scan(code)
         bindings = self.names(globals_, found.names - found.stored, found.chains, found.bare)
@@ -232,7 +235,8 @@ class _Walk:
         """Resolve global names and ``module.attr`` chains read from ``namespace``."""
         builtin_names = namespace.get("__builtins__", builtins)
         builtin_names = getattr(builtin_names, "__dict__", builtin_names)
-        module, file = namespace.get("__name__", "__main__"), namespace.get("__file__")
+        file = namespace.get("__file__")
+        module = home_name(namespace.get("__name__", "__main__"), file)
         bindings = []
         for name in sorted(names):
             value = self.read(namespace, name)
@@ -262,7 +266,8 @@ class _Walk:
             return "missing"
         if isinstance(value, ModuleType):
             return self.module(value, bare)
-        return self.reach(value, f"const:{module.__name__}.{attr}", (module_file(module), attr))
+        file = module_file(module)
+        return self.reach(value, f"const:{home_name(module.__name__, file)}.{attr}", (file, attr))
 
     def imported(self, name: str, level: int, fromlist: tuple[str, ...], globals_: Any) -> str:
         """Follow an import inside a function body; user modules are imported to walk them."""
@@ -289,7 +294,7 @@ class _Walk:
         if kind != "user":
             self.library(cls.__module__, kind)
             return f"lib:{cls.__module__}.{cls.__qualname__}"
-        key = self.name(f"class:{cls.__module__}.{cls.__qualname__}", cls)
+        key = self.name(f"class:{_qualname(cls)}", cls)
         module = sys.modules.get(cls.__module__)
         own_methods = [
             f
@@ -371,4 +376,4 @@ def _cell(cell: Any) -> Any:
 
 
 def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return f"{class_home(cls)}.{cls.__qualname__}"

@@ -299,7 +299,6 @@ def p():
 """
 
 
-@todo(14)
 def test_script_cli_and_import_share_one_cache(lab):
     lab.write("pipe", PIPE_START, main=True)
     first = lab.script()
@@ -345,3 +344,15 @@ def test_named_environment_variables_are_part_of_the_key(lab):
     assert ran(again) == {"mode"}
     assert "DW_TRUTH_MODE" in why(again, "mode")
     assert ran(lab.script(DW_TRUTH_MODE="fast", UNRELATED="1")) == set()
+
+
+def test_a_script_inside_a_package_is_named_by_its_package(tmp_path):
+    from ductwork.runtime.keys.origin import _file_module
+
+    package = tmp_path / "proj" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "pipe.py").write_text("")
+    assert _file_module(str(package / "pipe.py")) == "pkg.pipe"
+    assert _file_module(str(tmp_path / "proj" / "top.py")) == "top"
+    assert _file_module(str(tmp_path / "my-pipe.py")) == "ductwork_user_module"
