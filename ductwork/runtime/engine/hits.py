@@ -63,7 +63,7 @@ def _serve_node(nid: str, inv: Invocation, arguments: dict[str, Any], store: Any
         key, components = key_of(basis, inv.step, arguments)
     except CacheKeyError:
         return None  # the task reports it, where the step's error belongs
-    hit = lookup(store, key, forced=False)  # forced nodes never come here
+    hit = lookup(store, key, forced=False, step=inv.step, whole=inv.is_map)  # never forced
     if hit is None:
         return None
     sizes = {name: list_length(load(hit[name])) for name in wanted}  # a map over it

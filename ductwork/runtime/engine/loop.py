@@ -205,7 +205,8 @@ class Loop:
         forced = nid in self.force
         if forced:
             record.note = FORCED_NOTE
-        hit = lookup(self.store, record.key, forced)
+        hit = lookup(self.store, record.key, forced, step=inv.step,
+                     whole=record.map_index is not None)
         if hit is None:
             return True
         record.cached = True

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components, key_basis
+from ductwork.runtime.store.artifacts import warn_bad_entry
 from ductwork.runtime.store.refs import GatherRef, iter_digests
 
 #: A step's input-independent key components (``cache_key.key_basis``).
@@ -56,9 +57,29 @@ def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, 
     return finish_key(basis, input_components(step, dict(arguments)))
 
 
-def lookup(store: Any, key: str, forced: bool) -> dict[str, Any] | None:
-    """The stored refs of ``key``, or None when the step must run (a miss, or forced)."""
-    return None if forced else store.get_key(key)
+def lookup(store: Any, key: str, forced: bool, *, step: Any, whole: bool
+           ) -> dict[str, Any] | None:
+    """The stored refs of ``key``, or None when the step must run (a miss, or forced).
+
+    ``whole`` is a map element's call (one output, ``"output"``). An entry whose output
+    names are not the step's (a damaged file; the store checks the rest) is a miss with a
+    warning naming it: serving it would fail every step downstream, on every run.
+    """
+    if forced:
+        return None
+    hit = store.get_key(key)
+    if hit is None:
+        return None
+    expected = {"output"} if whole else set(step.options.outputs)
+    if set(hit) != expected:
+        warn_bad_entry(store.key_path(key), key, (
+            f"records outputs {_names(hit)} but step '{step.name}' has {_names(expected)}"))
+        return None
+    return hit
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in sorted(names)) or "none"
 
 
 FORCED_NOTE = "regenerate was asked for"

@@ -207,7 +207,7 @@ def _run(spec: NodeSpec, sid: str, upstream: dict[str, Any], index: int | None) 
         except CacheKeyError as exc:
             return NodeResult(sid, Status.FAILED, error=f"{exc}\n", started=started,
                               finished=time.time())
-        hit = lookup(store, key, spec.forced)
+        hit = lookup(store, key, spec.forced, step=spec.step, whole=index is not None)
         if hit is not None:
             try:
                 lengths = _lengths(spec, hit, None, store, memo)

@@ -42,6 +42,8 @@ import json
 import os
 import posixpath
 import re
+import shutil
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -58,9 +60,12 @@ from ductwork.runtime.store.hashio import (
     Spool,
     local_tmp,
 )
-from ductwork.runtime.store.serializers import get_serializer, serializer_for
+from ductwork.runtime.store.serializers import SerializerError, get_serializer, serializer_for
 
-__all__ = ["ArtifactRef", "ArtifactStore", "CorruptArtifact", "MissingArtifact"]
+__all__ = [
+    "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact", "MissingArtifact",
+    "parse_entry", "warn_bad_entry",
+]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
@@ -104,6 +109,44 @@ class ArtifactRef:
     def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
         """Build from ``to_dict()`` output."""
         return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]))
+
+
+class BadEntry(ValueError):
+    """A key-index entry that does not make sense; the message says what is wrong with it."""
+
+
+def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
+    """The outputs an index entry's bytes record; ``BadEntry`` saying what is wrong."""
+    try:
+        body = json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BadEntry(f"is not valid JSON ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("outputs"), dict):
+        raise BadEntry('is not {"version": 1, "outputs": {name: ref}}')
+    if body.get("version") != _INDEX_VERSION:
+        raise BadEntry(f"has format version {body.get('version')!r}; this ductwork reads "
+                       f"{_INDEX_VERSION}")
+    outputs = {}
+    for name, d in body["outputs"].items():
+        if not isinstance(d, dict) or not {"digest", "serializer", "size"} <= d.keys():
+            raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record")
+        if not isinstance(d["digest"], str) or not _DIGEST_RE.fullmatch(d["digest"]):
+            raise BadEntry(f"output {name!r} has digest {d['digest']!r}, not 64 hex digits")
+        if not isinstance(d["size"], int) or isinstance(d["size"], bool) or d["size"] < 0:
+            raise BadEntry(f"output {name!r} has size {d['size']!r}, not a byte count")
+        try:
+            get_serializer(d["serializer"])
+        except (SerializerError, TypeError):  # TypeError: an unhashable name
+            raise BadEntry(f"output {name!r} names serializer {d['serializer']!r}, which is "
+                           "not registered in this process") from None
+        outputs[name] = ArtifactRef(d["digest"], d["serializer"], d["size"])
+    return outputs
+
+
+def warn_bad_entry(path: str, key: str, problem: str) -> None:
+    """Warn that the index entry at ``path`` is ignored because of ``problem``."""
+    warnings.warn(f"cache index entry {path} (key {key}) {problem}; ignoring it: the step "
+                  "reruns and its entry is replaced", RuntimeWarning, stacklevel=3)
 
 
 # An upstream output enters a downstream key by what identifies its bytes and how they
@@ -268,20 +311,31 @@ class ArtifactStore(StoreFiles):
         if not self._local:
             self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
-        self._write_atomic(path, data)
+        try:
+            self._write_atomic(path, data)
+        except IsADirectoryError:
+            # A directory where the entry belongs (a damaged store): get_key reported it as a
+            # miss; replace it, or the step would rerun on every run.
+            shutil.rmtree(path, ignore_errors=True)
+            self._write_atomic(path, data)
 
     def get_key(self, key: str) -> dict[str, ArtifactRef] | None:
-        """Return the outputs recorded for ``key``, or None if absent or any object is missing."""
+        """Return the outputs recorded for ``key``, or None if absent, damaged or any object
+        is missing.
+
+        A damaged entry (unreadable, not JSON, the wrong shape, an unknown serializer, a
+        digest that is not one) is a miss with a warning naming it: the step reruns and
+        ``put_key`` replaces it. It must never stop a run.
+        """
         path = self.key_path(key)
         try:
-            body = json.loads(self._cat(path))
-            if body.get("version") != _INDEX_VERSION:
-                return None
-            outputs = {str(n): ArtifactRef.from_dict(d) for n, d in body["outputs"].items()}
+            outputs = parse_entry(self._cat(path))
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None  # unreadable record: treat as a miss; the rerun rewrites it
+        except (OSError, BadEntry) as exc:
+            warn_bad_entry(path, key, str(exc) if isinstance(exc, BadEntry)
+                           else f"cannot be read ({type(exc).__name__}: {exc})")
+            return None
         if not all(self.has(r.digest) for r in outputs.values()):
             return None
         return outputs
