@@ -6,13 +6,13 @@ Layout under the store's root::
                                      path, datastore reference, read options), its
                                      content fingerprint and file list, description
 
-A version is created exclusively -- a local file is linked into place (``os.link``
-fails if the name exists), a blob is uploaded with ``overwrite=False`` -- so two
-machines registering at once both get a version: the loser of a race takes the
-next number. Registering the latest version's definition (kind, path, datastore,
-read options) with the same content returns that version instead of adding one;
-the same bytes at another path or in another datastore are a new version, since
-a version is read from where it was registered.
+A version is created exclusively (``store/versions``: a local file is linked into
+place, a blob is uploaded conditionally) so two machines registering at once both
+get a version: the loser of a race takes the next number. Registering the latest
+version's definition (kind, path, datastore, read options) with the same content
+returns that version instead of adding one; the same bytes at another path or in
+another datastore are a new version, since a version is read from where it was
+registered.
 
 A dataset with no datastore is scanned, and later read, in the datastore of the
 store that holds the registry (``store=``), not the default store's.
@@ -29,25 +29,21 @@ works on what it is given (anything with ``kind``, ``path``, ``datastore``,
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import posixpath
 import re
-import threading
 import time
-import uuid
 from typing import Any
 
 from ductwork.runtime.data.datastore import Datastore, current_store, redact_url, run_store
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.store.artifacts import open_store
+from ductwork.runtime.store.versions import create_version, folder, read_versions
 
 __all__ = ["get", "register", "versions"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_MEMORY_LOCK = threading.Lock()  # one process owns a memory:// store: a lock makes it exclusive
 _FORMAT = 1
 
 
@@ -65,27 +61,11 @@ def _store(store: Any) -> Any:
 
 
 def _folder(store: Any, name: str) -> str:
-    join = os.path.join if store.is_local else posixpath.join
-    return join(store.root, "datasets", name)
+    return folder(store, "datasets", name)
 
 
 def _read_all(store: Any, name: str) -> dict[int, dict[str, Any]]:
-    fs, folder = store.fs, _folder(store, name)
-    fs.invalidate_cache(folder)
-    try:
-        names = fs.ls(folder, detail=False)
-    except FileNotFoundError:
-        return {}
-    found = {}
-    for path in names:
-        stem = posixpath.basename(str(path).replace("\\", "/"))
-        if stem.endswith(".json") and stem[:-5].isdigit():
-            found[int(stem[:-5])] = path
-    records = {}
-    for version, path in found.items():
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            records[version] = json.loads(fs.cat_file(path))
-    return records
+    return read_versions(store, _folder(store, name))
 
 
 def versions(name: str, store: Any = None) -> list[dict[str, Any]]:
@@ -149,53 +129,9 @@ def register(dataset: Any, name: str, description: str = "", store: Any = None
         "mode": dataset.mode, "fingerprint": fingerprint,
         "files": [list(e) for e in entries], "created": time.time(),
     }
-    version = max(existing, default=0) + 1
-    while True:
-        record["version"] = version
-        data = json.dumps(record, sort_keys=True, default=repr).encode()
-        path = (os.path.join if artifacts.is_local else posixpath.join)(
-            _folder(artifacts, name), f"{version}.json")
-        if _create(artifacts, path, data):
-            return _fields(record, artifacts)
-        version += 1  # another register took this number first
-
-
-def _create(store: Any, path: str, data: bytes) -> bool:
-    """Write ``path`` whole if it does not exist; return False if it does."""
-    fs = store.fs
-    if store.is_local:
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.link(tmp, path)  # atomic, whole, and refused if the name is taken
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    if store.in_memory:
-        with _MEMORY_LOCK:
-            if fs.exists(path):
-                return False
-            fs.pipe_file(path, data)
-            return True
-    try:
-        # adlfs (and s3fs, gcsfs) turn this into a conditional PUT (If-None-Match: *).
-        fs.pipe_file(path, data, mode="create")
-    except FileExistsError:
-        return False
-    except TypeError:  # a filesystem with no conditional create: the best it can do
-        fs.invalidate_cache(path)
-        if fs.exists(path):
-            return False
-        fs.pipe_file(path, data)
-    finally:
-        fs.invalidate_cache(posixpath.dirname(path))
-    return True
+    record = create_version(artifacts, _folder(artifacts, name), record,
+                            max(existing, default=0) + 1)
+    return _fields(record, artifacts)
 
 
 def get(name: str, version: int | None = None, store: Any = None) -> dict[str, Any]:
