@@ -9,7 +9,7 @@ change whenever the result could: this package owns everything that goes into it
   handlers registered on first sight), encoded into BLAKE3. Equal values hash
   equal in every process; a value without a deterministic hash is an error,
   never a guess from pickle, ``repr`` or ``id``.
-- ``fingerprint`` (over ``walk``, ``source``, ``origin``, ``constants``): the code
+- ``fingerprint`` (over ``walk``, ``members``, ``source``, ``origin``, ``constants``): the code
   fingerprint -- the normalized source of the step and of every user function,
   class and constant it reaches, plus the versions of the packages it uses, so
   editing a helper invalidates exactly the steps that reach it.

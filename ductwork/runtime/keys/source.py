@@ -184,6 +184,29 @@ def assignment_digest(filename: str | None, name: str) -> str | None:
     return hash_tagged("Assign", found) if found else None
 
 
+def assignment_reads(filename: str | None, name: str) -> set[tuple[str, ...]]:
+    """Dotted names that the module-level statements binding ``name`` read."""
+    tree = _tree(filename) if filename else None
+    if tree is None:
+        return set()
+    found: set[tuple[str, ...]] = set()
+    for stmt in _top_statements(tree.body):
+        if name in _binds(stmt):
+            found.update(d for d in _dotted_loads(stmt) if d[0] != name)
+    return found
+
+
+def class_binds(node: ast.ClassDef) -> set[str]:
+    """Names the body of a ``class`` statement binds (its source covers their values)."""
+    bound: set[str] = set()
+    for stmt in node.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(stmt.name)
+        else:
+            bound.update(_binds(stmt))
+    return bound
+
+
 def canonical(node: ast.AST, drop: Callable[[ast.expr], bool]) -> str:
     """Dump a node without docstrings, positions, type comments or ``drop``ped decorators."""
     return repr(_canon(node, drop, top=True))

@@ -52,6 +52,8 @@ from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
 from ductwork.runtime.keys.constants import constant_digest, constant_error, value_digest
 from ductwork.runtime.keys.hashing import hash_tagged
+from ductwork.runtime.keys.members import callables as _callables
+from ductwork.runtime.keys.members import data_attributes
 from ductwork.runtime.keys.origin import (
     class_home,
     class_kind,
@@ -104,7 +106,7 @@ class _Walk:
             dist, version = distribution(module.partition(".")[0])
             self.components[f"pkg:{dist}"] = version
 
-    def reach(self, value: Any, label: str = "", source: tuple[Any, str] | None = None) -> str:
+    def reach(self, value: Any, label: str = "", source: tuple[Any, str, Any] | None = None) -> str:
         """Record what ``value`` (found under ``label``) contributes; return its reference."""
         if id(value) in self.keys:
             return self.keys[id(value)]
@@ -140,7 +142,7 @@ class _Walk:
             return f"wrapped({self.reach(wrapped, label)})"
         return self.constant(value, label, source)
 
-    def constant(self, value: Any, label: str, source: tuple[Any, str] | None) -> str:
+    def constant(self, value: Any, label: str, source: tuple[Any, str, Any] | None) -> str:
         if label in self.components:
             return label
         try:
@@ -152,20 +154,32 @@ class _Walk:
             # the memoized fingerprint must never be reused (a guard that never holds).
             self.attrs.append((value, "__class__", _NEVER))
         if digest is None:
+            self.components[label] = "pending"  # a statement that reads its own name
             self.klass(type(value))
             self._elements(value, label)
-            found = _source.assignment_digest(*source) if source else None
-            named = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
-            digest = (
-                f"assign:{found}"
-                if found
-                else f"object:{_qualname(type(value))}" + (f":{named}" if named else "")
-            )
+            digest = self._assigned(value, source)
         elif not isinstance(value, int | float | str | bytes | bool | type(None)):
             if class_kind(type(value)) == "user":  # a callable instance, say
                 self.klass(type(value))
         self.components[label] = digest
         return label
+
+    def _assigned(self, value: Any, source: tuple[Any, str, Any] | None) -> str:
+        """Digest a value without a hash by its state, its statement and what that reads."""
+        # O = Obj(consts.K): the text alone misses an edit of consts.K, so its state
+        # (when it has a hash) and the constants the statement reads count too.
+        state = _getattr(value, "__dict__")
+        state = value_digest(state) if isinstance(state, dict) else None
+        found = _source.assignment_digest(source[0], source[1]) if source else None
+        if found:
+            reads = _source.assignment_reads(source[0], source[1]) if source else set()
+            heads, bare = {d[0] for d in reads}, {d[0] for d in reads if len(d) == 1}
+            chains = {d for d in reads if len(d) > 1}
+            bindings = self.names(source[2], heads, chains, bare) if source else []
+            return "assign:" + hash_tagged("Assigned", found, state, sorted(bindings))
+        named = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+        digest = f"object:{_qualname(type(value))}" + (f":{named}" if named else "")
+        return digest if state is None else f"{digest}:{state}"
 
     def _elements(self, value: Any, label: str) -> None:
         if id(value) in self.containers:  # a container that holds itself
@@ -245,7 +259,7 @@ class _Walk:
             elif isinstance(value, ModuleType):
                 ref = self.module(value, bare=name in bare)
             else:
-                ref = self.reach(value, f"const:{module}.{name}", (file, name))
+                ref = self.reach(value, f"const:{module}.{name}", (file, name, namespace))
             bindings.append((name, ref))
         for chain in sorted(chains):
             obj, dotted = namespace.get(chain[0], _MISSING), chain[0]
@@ -267,7 +281,8 @@ class _Walk:
         if isinstance(value, ModuleType):
             return self.module(value, bare)
         file = module_file(module)
-        return self.reach(value, f"const:{home_name(module.__name__, file)}.{attr}", (file, attr))
+        label = f"const:{home_name(module.__name__, file)}.{attr}"
+        return self.reach(value, label, (file, attr, vars(module)))
 
     def imported(self, name: str, level: int, fromlist: tuple[str, ...], globals_: Any) -> str:
         """Follow an import inside a function body; user modules are imported to walk them."""
@@ -319,10 +334,11 @@ class _Walk:
             reads = _source.class_reads(node)
             heads, bare = {d[0] for d in reads}, {d[0] for d in reads if len(d) == 1}
             bindings += self.names(namespace, heads, {d for d in reads if len(d) > 1}, bare)
+            bindings += self._set_outside(cls, key, _source.class_binds(node))
         else:
             # namedtuple, Enum("Color", ...) or exec'd: the statement that made it, if any
             made = _source.assignment_digest(module_file(module), cls.__name__)
-            own = hash_tagged("Class", cls.__qualname__, _data_attributes(cls), made)
+            own = hash_tagged("Class", cls.__qualname__, data_attributes(cls, _qualname), made)
         self.attrs.append((cls, "__bases__", cls.__bases__))
         bindings += [("<base>", self.reach(b)) for b in cls.__bases__ if b is not object]
         if type(cls) is not type:
@@ -338,27 +354,16 @@ class _Walk:
         self.components[key] = hash_tagged("Class", own, sorted(bindings))
         return key
 
-
-def _callables(cls: type, member: Any) -> list[Any]:
-    if isinstance(member, staticmethod | classmethod):
-        return [member.__func__]
-    if isinstance(member, property):
-        return [f for f in (member.fget, member.fset, member.fdel) if f is not None]
-    if isinstance(member, type):  # a nested class, not an attribute naming another class
-        return [member] if member.__qualname__.startswith(f"{cls.__qualname__}.") else []
-    if isinstance(member, FunctionType | Step) or hasattr(member, "__wrapped__"):
-        return [member]
-    inner = getattr(member, "func", None)  # functools.cached_property, partialmethod
-    return [inner] if isinstance(inner, FunctionType) else []
-
-
-def _data_attributes(cls: type) -> list[tuple[str, str]]:
-    # Only for classes without source (namedtuple, exec'd): their data is not in a file.
-    out = []
-    for name, value in sorted(vars(cls).items()):
-        if name != "__doc__" and not _callables(cls, value):
-            out.append((name, value_digest(value) or _qualname(type(value))))
-    return out
+    def _set_outside(self, cls: type, key: str, bound: set[str]) -> list[tuple[str, str]]:
+        """Data attributes the class statement does not bind: ``C.K = 3`` after it."""
+        out = []
+        for name, value in sorted(vars(cls).items()):
+            # Dunders and _sunder_ names are Python's and the metaclass's (enum, abc).
+            special = name.startswith("__") or (name[:1] == "_" and name[-1:] == "_")
+            if name in bound or special or _callables(cls, value):
+                continue
+            out.append((f"<attr {name}>", self.reach(value, f"const:{key[6:]}.{name}")))
+        return out
 
 
 def _getattr(obj: Any, name: str) -> Any:

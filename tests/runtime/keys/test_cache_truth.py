@@ -202,7 +202,6 @@ def p():
 """
 
 
-@todo(12)
 def test_constants_derived_from_an_edited_constant_rerun(lab):
     lab.write("consts", CONSTS)
     lab.write("pipe", PIPE_DERIVED, main=True)
@@ -213,7 +212,6 @@ def test_constants_derived_from_an_edited_constant_rerun(lab):
     assert ran(again) == {"factor", "obj"}
 
 
-@todo(12)
 def test_a_class_attribute_assigned_after_the_class_statement_counts(lab):
     lab.write("consts", CONSTS)
     lab.write("pipe", PIPE_DERIVED, main=True)
