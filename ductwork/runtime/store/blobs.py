@@ -393,6 +393,11 @@ def open_az(url: str, options: Mapping[str, Any]) -> tuple[str, str, AzureBlobs]
     auth = resolve_auth(options, where=norm)
     if url_sas and auth.sas_token == url_sas:
         auth = attrs.evolve(auth, source="the store URL")  # errors say where the SAS is
+    if auth.sas_token and options.get("sas_token") == auth.sas_token:
+        # A worker process may have been started before this account was set in the
+        # environment: the SAS travels with the rest of what it needs.
+        options.setdefault("account_name", auth.account_name)
+        options.setdefault("account_url", auth.account_url)
     # From the first az:// store on, the SDK's logs are redacted, with this one's secrets.
     redact_logs(auth.secrets)
     return root, norm, AzureBlobs(auth, norm, options)
