@@ -31,6 +31,7 @@ __all__ = [
     "ParameterError",
     "Pipeline",
     "PipelineFailed",
+    "PublishedPipeline",
     "Run",
     "Step",
     "StepRun",
@@ -56,6 +57,7 @@ _LAZY = {
     "Datastore": "ductwork.runtime.data.datastore",
     "datastore": "ductwork.runtime.data.datastore",
     "get_run": "ductwork.runtime.records.history",
+    "PublishedPipeline": "ductwork.runtime.publish.catalog",
     "register_serializer": "ductwork.runtime.store.serializers",
     "register_hash": "ductwork.runtime.keys.hashing",
 }

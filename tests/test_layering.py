@@ -52,7 +52,8 @@ def test_import_ductwork_loads_no_heavy_module():
     code = (
         "import sys, ductwork\n"
         "heavy = ['networkx', 'cloudpickle', 'fsspec', 'numpy', 'pandas', 'docker', 'dask',\n"
-        "         'distributed', 'azure', 'adlfs', 'starlette', 'uvicorn', 'rich', 'sqlite3']\n"
+        "         'distributed', 'azure', 'adlfs', 'starlette', 'uvicorn', 'rich', 'sqlite3',\n"
+        "         'pydantic', 'jsonschema']\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

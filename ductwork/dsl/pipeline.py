@@ -143,6 +143,15 @@ class Pipeline:
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
         return run_pipeline(self, kwargs, **options)
 
+    def publish(self, name: str | None = None, *, description: str = "", store: Any = None
+                ) -> Any:
+        """Snapshot this pipeline's code into the store as a new version; returns a
+        ``PublishedPipeline`` (identical code returns its existing version)."""
+        # Reached lazily, like the runner: publishing is runtime work.
+        from ductwork.runtime.publish import publish
+
+        return publish(self, name, description=description, store=store)
+
 
 @overload
 def pipeline(fn: Callable[..., Any], /) -> Pipeline: ...
