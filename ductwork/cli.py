@@ -275,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--newer-than", default=None, metavar="DATE",
                     help="keep runs started after this ISO date")
     gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    from ductwork.runtime.publish.commands import add_commands as add_publish_commands
+
+    add_publish_commands(commands, load_pipeline)  # publish, pipelines
     return parser
 
 

@@ -76,7 +76,8 @@ def create_version(store: Any, where: str, record: dict[str, Any], start: int,
     version = start
     while True:
         record = {**record, "version": version}
-        data = json.dumps(record, sort_keys=True, default=repr).encode()
+        # Keys in the order given: a schema's properties are in the signature's order.
+        data = json.dumps(record, default=repr).encode()
         path = (os.path.join if store.is_local else posixpath.join)(where, f"{version}.json")
         if _create(store, path, data):
             return record
