@@ -7,6 +7,12 @@ import os
 import socket
 
 import pytest
+from hypothesis import settings
+
+# These machines are shared and noisy: a property's examples are judged by their results,
+# never by how long one took (speed lives in benchmarks/).
+settings.register_profile("ductwork", deadline=None)
+settings.load_profile("ductwork")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
