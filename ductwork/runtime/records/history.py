@@ -6,6 +6,7 @@ first access and explains its steps against the run store, like a live run.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
@@ -62,25 +63,37 @@ def _explain_map(run: Run, record: StepRun, why: Any) -> str:
     return f"{summary}; the first that ran, {ran[0].id}, {why(ran[0])}"
 
 
-def runs(store: Any = None, pipeline: str | None = None, limit: int | None = None) -> list[Run]:
-    """Past runs, newest first (steps are not loaded; use ``get_run`` for those)."""
-    from ductwork.runtime.records.runstore import open_runstore
+def _history(store: Any) -> tuple[Any, Any]:
+    """The artifact store and its history (None if it has none), creating nothing."""
+    from ductwork.runtime.records.runstore import open_history
 
     artifacts = open_store(store)
-    history = open_runstore(artifacts)
+    if artifacts.is_local and not os.path.isdir(artifacts.root):
+        raise LookupError(
+            f"No store exists at {artifacts.root}; nothing was read and nothing was created. "
+            "Check the path given as store= / --store (or DUCTWORK_STORE; the default is "
+            "./.ductwork in the current directory)."
+        )
+    return artifacts, open_history(artifacts)
+
+
+def runs(store: Any = None, pipeline: str | None = None, limit: int | None = None) -> list[Run]:
+    """Past runs, newest first (steps are not loaded; use ``get_run`` for those)."""
+    artifacts, history = _history(store)
+    if history is None:
+        return []
     return [attach(r, artifacts, history) for r in history.list_runs(pipeline, limit)]
 
 
 def get_run(run_id: str, store: Any = None) -> Run:
     """Load one run with its steps; raise ``LookupError`` naming the id if unknown."""
-    from ductwork.runtime.records.runstore import open_runstore
+    from ductwork.runtime.records.runstore import runstore_path
 
-    artifacts = open_store(store)
-    history = open_runstore(artifacts)
-    run = history.get_run(run_id)
+    artifacts, history = _history(store)
+    run = history.get_run(run_id) if history is not None else None
     if run is None:
         raise LookupError(
-            f"No run '{run_id}' in {history.path}. `ductwork runs` lists the runs there; "
-            "pass store= (or set DUCTWORK_STORE) if the run used another store."
+            f"No run '{run_id}' in {runstore_path(artifacts)}. `ductwork runs` lists the runs "
+            "there; pass store= (or set DUCTWORK_STORE) if the run used another store."
         )
     return attach(run, artifacts, history)

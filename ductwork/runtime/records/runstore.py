@@ -1,20 +1,22 @@
-"""Run history in SQLite: runs, step runs, their cache keys and key components.
+"""Run history in SQLite: runs, step runs, their cache keys and key components, leases.
 
 The database sits beside a local artifact store (``<store>/runs.sqlite``); for
 a remote store it lives under ``DUCTWORK_HOME`` (default ``~/.ductwork``).
 WAL mode lets several processes run pipelines on one store at once; each run
 is written in two transactions (begun, finished), so the per-step cost is a
-row in a batch, not a commit.
+row in a batch, not a commit. While it goes, a run also writes its leases
+(``leases``: what gc must not take from under it), a batch at a time.
 
 The cache index proper (key -> output digests) lives with the artifacts
 (``ArtifactStore.put_key``), so every machine that shares a store shares its
 cache; this database keeps each step run's key and the components of that key,
 which is what ``why`` compares.
 
-Statuses are written as the plain strings ``Status`` members equal
-(``"succeeded"``), so files written before the enum read back unchanged; on
-reading, a known string becomes its ``Status`` and an unknown one (written by a
-newer ductwork) is kept as it is.
+History never stops work: a damaged file is set aside and a new one started
+(``opening``); a history that cannot be written (a full disk) is warned about and
+the run goes on, its result and step errors reaching the user as they are; a row
+that cannot be read is reported by run id and left out of a listing. Read-only
+commands open an existing file read-only (``open_history``) and create nothing.
 
 Each process keeps one ``RunStore`` per SQLite file in a bounded cache
 (``caches``). Dropping one from the cache does not close it under a caller
@@ -26,25 +28,23 @@ it is held until ``forget_runstore``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
 import sqlite3
 import threading
+import warnings
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.config import ductwork_home
-from ductwork.runtime.records.run import Run, StepRun
-from ductwork.runtime.status import Status
-from ductwork.runtime.store.refs import (
-    decode_structure,
-    encode_structure,
-    ref_from_json,
-    ref_to_json,
-)
+from ductwork.runtime.records import rows
+from ductwork.runtime.records.leases import LEASE_SCHEMA
+from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
+from ductwork.runtime.records.run import Run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -85,16 +85,11 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (run_id, id)
 );
 CREATE INDEX IF NOT EXISTS steps_by_id ON steps (id, started);
-"""
+""" + LEASE_SCHEMA
 
-_RUN_COLUMNS = (
-    "id", "pipeline", "status", "backend", "store", "params", "graph", "result", "started",
-    "finished", "git_commit", "git_dirty", "ductwork_version", "python_version", "driver",
-)
-_STEP_COLUMNS = (
-    "run_id", "id", "step", "status", "cached", "attempts", "started", "finished", "map_index",
-    "cache_key", "components", "outputs", "error", "logs", "metrics", "note",
-)
+# Which process drives a run (read at write time, so a test can stand in another pid).
+_DRIVER = rows.DRIVER
+
 
 def _schema_columns() -> dict[str, list[tuple[str, str]]]:
     """Each table's ``(column, type)`` pairs, read from ``SCHEMA``."""
@@ -143,88 +138,177 @@ def open_runstore(store: Any) -> RunStore:
         return found
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=repr)
+def open_history(store: Any, writable: bool | None = None) -> RunStore | None:
+    """The run store to read a store's history from, or None when it has none.
+
+    Creates nothing: a history file that does not exist is None. One in a directory this
+    process cannot write (or with ``writable=False``) is opened read-only; a damaged one
+    that cannot be set aside is reported and read as empty (None).
+    """
+    path = runstore_path(store)
+    if path == ":memory:":
+        return open_runstore(store)
+    file = Path(path)
+    if not file.exists():
+        return None
+    if writable is None:
+        writable = os.access(file.parent, os.W_OK) and (
+            file.is_dir() or os.access(file, os.W_OK))
+    if writable:
+        return open_runstore(store)
+    damage = damage_of(file)
+    if damage is not None:
+        warnings.warn(f"run history {file} is damaged ({damage}) and cannot be set aside "
+                      "here (read-only); no runs are listed from it.", RuntimeWarning,
+                      stacklevel=3)
+        return None
+    with _OPEN_LOCK:
+        found = _OPEN.get(path + "?ro")
+        if found is None:
+            found = _OPEN.put(path + "?ro", RunStore(path, readonly=True))
+        return found
+
+
+def forget_runstore(store: Any) -> None:
+    """Close and drop this process's handles on a store's run history (frees ``memory://``)."""
+    path = runstore_path(store)
+    with _OPEN_LOCK:
+        if path == ":memory:":
+            opened = [_IN_MEMORY.pop(store.url, None)]
+        else:
+            opened = [_OPEN.pop(path), _OPEN.pop(path + "?ro")]
+    for handle in opened:
+        if handle is not None:
+            handle.close()
 
 
 class RunStore:
     """Runs and step runs in one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        with self._lock:
-            _retry_locked(lambda: self._db.executescript(SCHEMA))
-            _retry_locked(self._add_missing_columns)
+        if readonly:
+            self._db = connect_read_only(self.path)
+        elif str(path) == ":memory:":
+            self._db = self._connect()
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if damage_of(self.path) is not None:
+                set_aside(self.path)
+            inode = _inode(self.path)
+            try:
+                self._db = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                set_aside(self.path, f"SQLite cannot read it ({exc})", inode)
+                self._db = self._connect()
+        self._select = self._selects()
         # Closes the connection when this object is dropped (or on close()); it holds the
         # connection, not self, so it does not keep self alive.
         self._close = weakref.finalize(self, self._db.close)
 
-    def _add_missing_columns(self) -> None:
-        """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
-        for table, columns in _schema_columns().items():
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False,
+                             isolation_level=None)
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            _retry_locked(lambda: db.executescript(SCHEMA))
+            _retry_locked(lambda: _add_missing_columns(db))
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _selects(self) -> dict[str, str]:
+        """The column lists to select; a column an older file lacks (read-only) reads NULL."""
+        out = {}
+        for table, columns in (("runs", rows.RUN_COLUMNS), ("steps", rows.STEP_COLUMNS)):
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, kind in columns:
-                if name not in have:
-                    # Added columns are nullable: rows of older runs simply lack the value.
-                    try:
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                    except sqlite3.OperationalError as exc:
-                        if "duplicate column" not in str(exc):
-                            raise  # another process opening the file added it first: fine
+            out[table] = ", ".join(c if c in have else "NULL" for c in columns)
+        return out
 
     def _write(self, statements: list[tuple[str, Any]]) -> None:
+        with self.transaction() as db:
+            for sql, args in statements:
+                db.executemany(sql, args)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the database's write lock: commit on success, roll back on an error."""
         # BEGIN IMMEDIATE takes the write lock up front, so two processes queue on the
         # busy timeout instead of failing mid-transaction.
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, rows in statements:
-                    self._db.executemany(sql, rows)
+                yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
+    def _write_softly(self, run: Run, what: str, statements: list[tuple[str, Any]]) -> bool:
+        """Write, or warn that history could not be written and why: a run never stops
+        for its history (a full disk, a read-only or locked file)."""
+        try:
+            self._write(statements)
+            return True
+        except (sqlite3.Error, OSError) as exc:
+            warnings.warn(
+                f"run {run.id}: its history could not be written to {self.path} ({exc}); "
+                f"{what} Free space or fix the file; `ductwork runs` will not show this run "
+                "as it ended.", RuntimeWarning, stacklevel=3)
+            return False
+
     def begin_run(self, run: Run) -> None:
-        """Record a run as started."""
-        self._write([(_insert("runs", _RUN_COLUMNS), [_run_row(run)])])
+        """Record a run as started (a warning, not an error, if history cannot be written)."""
+        self._write_softly(run, "the run goes on.", [
+            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)])])
 
     def finish_run(self, run: Run) -> None:
-        """Record a run's final state and all its step runs, in one transaction."""
-        self._write([
-            (_insert("runs", _RUN_COLUMNS), [_run_row(run)]),
-            (_insert("steps", _STEP_COLUMNS), [_step_row(run.id, s) for s in run.steps.values()]),
+        """Record a run's final state and all its step runs, and drop its leases, in one
+        transaction (a warning, not an error, if history cannot be written)."""
+        self._write_softly(run, "its result and step errors are returned as they are.", [
+            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)]),
+            (rows.insert("steps", rows.STEP_COLUMNS),
+             [rows.step_row(run.id, s) for s in run.steps.values()]),
+            ("DELETE FROM leases WHERE run_id = ?", [(run.id,)]),
         ])
 
     def get_run(self, run_id: str) -> Run | None:
-        """Load one run with its step runs, or None."""
+        """Load one run with its step runs, or None; a step row that cannot be read is
+        left out with a warning."""
         with self._lock:
             row = self._db.execute(
-                f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
+                f"SELECT {self._select['runs']} FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
             steps = self._db.execute(
-                f"SELECT {', '.join(_STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY rowid",
+                f"SELECT {self._select['steps']} FROM steps WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             ).fetchall()
-        run = _run_from_row(row)
+        try:
+            run = rows.run_from_row(row)
+        except rows.BAD_ROW as exc:
+            raise LookupError(f"run {run_id} in {self.path} cannot be read: its history row "
+                              f"is damaged ({type(exc).__name__}: {exc}).") from None
         for step_row in steps:
-            record = _step_from_row(step_row)
+            try:
+                record = rows.step_from_row(step_row)
+            except rows.BAD_ROW as exc:
+                self._bad_row(f"run {run_id}, step {step_row[1]}", exc)
+                continue
             run.steps[record.id] = record
         return run
 
     def list_runs(self, pipeline: str | None = None, limit: int | None = None) -> list[Run]:
-        """Runs, newest first, without their step runs."""
-        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
+        """Runs, newest first, without their step runs; a row that cannot be read is left
+        out with a warning naming its run."""
+        sql = f"SELECT {self._select['runs']} FROM runs"
         args: list[Any] = []
         if pipeline is not None:
             sql += " WHERE pipeline = ?"
@@ -234,8 +318,19 @@ class RunStore:
             sql += " LIMIT ?"
             args.append(limit)
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [_run_from_row(r) for r in rows]
+            found = self._db.execute(sql, args).fetchall()
+        listed = []
+        for row in found:
+            try:
+                listed.append(rows.run_from_row(row))
+            except rows.BAD_ROW as exc:
+                self._bad_row(f"run {row[0]}", exc)
+        return listed
+
+    def _bad_row(self, what: str, exc: BaseException) -> None:
+        warnings.warn(f"{what} in {self.path}: its history row cannot be read "
+                      f"({type(exc).__name__}: {exc}); it is left out, and the file is kept "
+                      "as it is.", RuntimeWarning, stacklevel=3)
 
     def previous_step(self, pipeline: str, step_id: str, before: float, exclude_run: str
                       ) -> tuple[str, str | None, dict[str, str] | None] | None:
@@ -250,50 +345,120 @@ class RunStore:
             ).fetchone()
         if row is None:
             return None
-        return row[0], row[1], json.loads(row[2]) if row[2] else None
+        try:
+            return row[0], row[1], json.loads(row[2]) if row[2] else None
+        except ValueError:
+            return row[0], row[1], None
 
-    def referenced_digests(self, run_ids: list[str]) -> set[str]:
-        """Every artifact digest the given runs' steps and results refer to."""
-        from ductwork.runtime.store.refs import iter_digests, map_refs
+    # -- what gc reads and writes ----------------------------------------------------------
 
-        found: set[str] = set()
+    def finished_ids(self, db: sqlite3.Connection | None = None) -> set[str]:
+        """The ids of runs no longer running (``db``: inside a ``transaction``)."""
+        sql = "SELECT id FROM runs WHERE status != 'running'"
+        if db is not None:
+            return {r for (r,) in db.execute(sql)}
         with self._lock:
-            for run_id in run_ids:
-                for (outputs,) in self._db.execute(
-                    "SELECT outputs FROM steps WHERE run_id = ?", (run_id,)
-                ):
-                    for ref in json.loads(outputs or "{}").values():
-                        found.update(iter_digests(ref_from_json(ref)))
-                (result,) = self._db.execute(
-                    "SELECT result FROM runs WHERE id = ?", (run_id,)
-                ).fetchone() or (None,)
-                if result:
-                    map_refs(decode_structure(json.loads(result)),
-                             lambda r: found.update(iter_digests(r)))
-        return found
+            return {r for (r,) in self._db.execute(sql)}
 
-    def referenced_keys(self, run_ids: list[str]) -> set[str]:
-        """Every cache key the given runs' steps used."""
-        keys: set[str] = set()
-        with self._lock:
-            for run_id in run_ids:
-                keys.update(k for (k,) in self._db.execute(
-                    "SELECT cache_key FROM steps WHERE run_id = ? AND cache_key IS NOT NULL",
-                    (run_id,),
-                ))
-        return keys
+    def references(self, run_ids: set[str], db: sqlite3.Connection | None = None
+                   ) -> tuple[set[str], set[str]]:
+        """Every artifact digest and cache key the given runs' steps and results refer to
+        (``db``: inside a ``transaction``); an unreadable row refers to nothing."""
+        if db is None:
+            with self._lock:
+                return _references(self._db, run_ids)
+        return _references(db, run_ids)
 
     def delete_runs(self, run_ids: list[str]) -> None:
-        """Forget runs and their step runs."""
-        self._write([
-            ("DELETE FROM steps WHERE run_id = ?", [(r,) for r in run_ids]),
-            ("DELETE FROM runs WHERE id = ?", [(r,) for r in run_ids]),
-        ])
+        """Forget runs, their step runs and their leases, in one transaction."""
+        ids = [(r,) for r in run_ids]
+        self._write([("DELETE FROM steps WHERE run_id = ?", ids),
+                     ("DELETE FROM leases WHERE run_id = ?", ids),
+                     ("DELETE FROM runs WHERE id = ?", ids)])
+
+    def take_leases(self, run_id: str, leased: list[tuple[str, str]]) -> int | None:
+        """Write a run's leases; return gc's sweep generation as of that write, or None
+        when they could not be written."""
+        try:
+            with self.transaction() as db:
+                db.executemany("INSERT OR IGNORE INTO leases (kind, ref, run_id) "
+                               "VALUES (?, ?, ?)", [(k, r, run_id) for k, r in leased])
+                return _generation(db)
+        except (sqlite3.Error, OSError):
+            return None
+
+    def sweep_generation(self) -> int | None:
+        """gc's sweep generation: odd while a sweep goes; None if it cannot be read."""
+        try:
+            with self._lock:
+                return _generation(self._db)
+        except sqlite3.Error:
+            return None
+
+    def mark_sweep(self, going: bool) -> None:
+        """Say a sweep starts (the generation becomes the next odd number) or ended (even)."""
+        with self.transaction() as db:
+            now = _generation(db)
+            after = (now + 1 if now % 2 == 0 else now + 2) if going else now + (now % 2)
+            db.execute("INSERT OR REPLACE INTO sweeps (id, generation) VALUES (0, ?)", (after,))
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._close()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+def _generation(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT generation FROM sweeps WHERE id = 0").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _references(db: sqlite3.Connection, run_ids: set[str]) -> tuple[set[str], set[str]]:
+    from ductwork.runtime.store.refs import (
+        decode_structure,
+        iter_digests,
+        map_refs,
+        ref_from_json,
+    )
+
+    digests: set[str] = set()
+    keys: set[str] = set()
+    for run_id in run_ids:
+        for outputs, key in db.execute(
+                "SELECT outputs, cache_key FROM steps WHERE run_id = ?", (run_id,)):
+            if key:
+                keys.add(key)
+            with contextlib.suppress(*rows.BAD_ROW):
+                for ref in json.loads(outputs or "{}").values():
+                    digests.update(iter_digests(ref_from_json(ref)))
+        (result,) = db.execute("SELECT result FROM runs WHERE id = ?",
+                               (run_id,)).fetchone() or (None,)
+        if result:
+            with contextlib.suppress(*rows.BAD_ROW):
+                map_refs(decode_structure(json.loads(result)),
+                         lambda r: digests.update(iter_digests(r)))
+    return digests, keys
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
+    for table, columns in _schema_columns().items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                # Added columns are nullable: rows of older runs simply lack the value.
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise  # another process opening the file added it first: fine
 
 
 def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
@@ -314,92 +479,3 @@ def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(random.uniform(0.005, 0.05))
-
-
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    marks = ", ".join("?" for _ in columns)
-    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-
-
-def _run_row(run: Run) -> tuple[Any, ...]:
-    return (
-        run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
-        _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
-        run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
-        run.ductwork_version, run.python_version, _DRIVER,
-    )
-
-
-def _step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
-    outputs = {name: ref_to_json(ref) for name, ref in s.output_refs.items()}
-    return (
-        run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
-        s.map_index, s.key, _json(s.components), _json(outputs), s.error, s.logs,
-        _json(s.metrics), s.note,
-    )
-
-
-# Which process drives a run: a run still "running" whose driver is gone has died.
-_DRIVER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-def as_status(value: str) -> Status | str:
-    """The ``Status`` a stored string names; an unknown one (a newer ductwork's) as it is."""
-    try:
-        return Status(value)
-    except ValueError:
-        return value
-
-
-def _run_status(stored: str, driver: str | None) -> Status | str:
-    status = as_status(stored)
-    if status != Status.RUNNING or not driver:
-        return status
-    host, _, pid = driver.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return status  # another machine's run: it cannot be checked from here
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return Status.DIED
-    except PermissionError:
-        pass
-    return status
-
-
-def _run_from_row(row: tuple[Any, ...]) -> Run:
-    data = dict(zip(_RUN_COLUMNS, row, strict=True))
-    return Run(
-        id=data["id"], pipeline=data["pipeline"], params=json.loads(data["params"] or "{}"),
-        backend=data["backend"], status=_run_status(data["status"], data["driver"]),
-        started=data["started"],
-        finished=data["finished"], store=data["store"], git_commit=data["git_commit"],
-        git_dirty=None if data["git_dirty"] is None else bool(data["git_dirty"]),
-        ductwork_version=data["ductwork_version"], python_version=data["python_version"],
-        graph=json.loads(data["graph"]) if data["graph"] else None,
-        result=decode_structure(json.loads(data["result"])) if data["result"] else None,
-    )
-
-
-def _step_from_row(row: tuple[Any, ...]) -> StepRun:
-    data = dict(zip(_STEP_COLUMNS, row, strict=True))
-    return StepRun(
-        id=data["id"], step=data["step"], status=as_status(data["status"]),
-        cached=bool(data["cached"]), attempts=data["attempts"] or 0, started=data["started"],
-        finished=data["finished"],
-        output_refs={k: ref_from_json(v) for k, v in json.loads(data["outputs"] or "{}").items()},
-        error=data["error"], logs=data["logs"] or "",
-        metrics=json.loads(data["metrics"] or "{}"), map_index=data["map_index"],
-        key=data["cache_key"],
-        components=json.loads(data["components"]) if data["components"] else None,
-        run_id=data["run_id"], note=data["note"],
-    )
-
-
-def forget_runstore(store: Any) -> None:
-    """Close and drop this process's handle on a store's run history (frees ``memory://``)."""
-    path = runstore_path(store)
-    with _OPEN_LOCK:
-        opened = _IN_MEMORY.pop(store.url, None) if path == ":memory:" else _OPEN.pop(path)
-    if opened is not None:
-        opened.close()

@@ -1,0 +1,133 @@
+"""Run and step-run rows of the run store: columns, and conversion to and from records.
+
+Statuses are written as the plain strings ``Status`` members equal
+(``"succeeded"``), so files written before the enum read back unchanged; on
+reading, a known string becomes its ``Status`` and an unknown one (written by a
+newer ductwork) is kept as it is. A run still ``running`` whose driver (host:pid)
+is gone from this machine reads back as ``died``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.status import Status
+from ductwork.runtime.store.refs import (
+    decode_structure,
+    encode_structure,
+    ref_from_json,
+    ref_to_json,
+)
+
+RUN_COLUMNS = (
+    "id", "pipeline", "status", "backend", "store", "params", "graph", "result", "started",
+    "finished", "git_commit", "git_dirty", "ductwork_version", "python_version", "driver",
+)
+STEP_COLUMNS = (
+    "run_id", "id", "step", "status", "cached", "attempts", "started", "finished", "map_index",
+    "cache_key", "components", "outputs", "error", "logs", "metrics", "note",
+)
+
+#: Which process drives a run: a run still "running" whose driver is gone has died.
+DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=repr)
+
+
+def insert(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT OR REPLACE statement of ``columns`` into ``table``."""
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def run_row(run: Run, driver: str) -> tuple[Any, ...]:
+    """A run as a row of ``runs``."""
+    return (
+        run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
+        _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
+        run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
+        run.ductwork_version, run.python_version, driver,
+    )
+
+
+def step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
+    """A step run as a row of ``steps``."""
+    outputs = {name: ref_to_json(ref) for name, ref in s.output_refs.items()}
+    return (
+        run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
+        s.map_index, s.key, _json(s.components), _json(outputs), s.error, s.logs,
+        _json(s.metrics), s.note,
+    )
+
+
+def as_status(value: str) -> Status | str:
+    """The ``Status`` a stored string names; an unknown one (a newer ductwork's) as it is."""
+    try:
+        return Status(value)
+    except ValueError:
+        return value
+
+
+def driver_alive(driver: str | None) -> bool:
+    """Whether the process ``host:pid`` may still be running (another host's: assume so)."""
+    if not driver:
+        return False
+    host, _, pid = driver.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's run: it cannot be checked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def run_status(stored: str, driver: str | None) -> Status | str:
+    """The status a stored run has now: ``died`` for a running run whose driver is gone."""
+    status = as_status(stored)
+    if status != Status.RUNNING or not driver:
+        return status
+    return status if driver_alive(driver) else Status.DIED
+
+
+def run_from_row(row: tuple[Any, ...]) -> Run:
+    """A ``Run`` (without steps) from a row of ``runs``; raises ValueError on bad JSON."""
+    data = dict(zip(RUN_COLUMNS, row, strict=True))
+    return Run(
+        id=data["id"], pipeline=data["pipeline"], params=json.loads(data["params"] or "{}"),
+        backend=data["backend"], status=run_status(data["status"], data["driver"]),
+        started=data["started"],
+        finished=data["finished"], store=data["store"], git_commit=data["git_commit"],
+        git_dirty=None if data["git_dirty"] is None else bool(data["git_dirty"]),
+        ductwork_version=data["ductwork_version"], python_version=data["python_version"],
+        graph=json.loads(data["graph"]) if data["graph"] else None,
+        result=decode_structure(json.loads(data["result"])) if data["result"] else None,
+    )
+
+
+def step_from_row(row: tuple[Any, ...]) -> StepRun:
+    """A ``StepRun`` from a row of ``steps``; raises ValueError on bad JSON."""
+    data = dict(zip(STEP_COLUMNS, row, strict=True))
+    return StepRun(
+        id=data["id"], step=data["step"], status=as_status(data["status"]),
+        cached=bool(data["cached"]), attempts=data["attempts"] or 0, started=data["started"],
+        finished=data["finished"],
+        output_refs={k: ref_from_json(v) for k, v in json.loads(data["outputs"] or "{}").items()},
+        error=data["error"], logs=data["logs"] or "",
+        metrics=json.loads(data["metrics"] or "{}"), map_index=data["map_index"],
+        key=data["cache_key"],
+        components=json.loads(data["components"]) if data["components"] else None,
+        run_id=data["run_id"], note=data["note"],
+    )
+
+
+#: What a damaged row can raise while it is read back.
+BAD_ROW = (ValueError, TypeError, KeyError, AttributeError)
