@@ -147,6 +147,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """List past runs, newest first."""
     from ductwork.runtime.records.history import runs
 
+    _say_store(args.store)
     listed = runs(store=args.store, pipeline=args.pipeline, limit=args.limit)
     if not listed:
         print("no runs yet")
@@ -156,6 +157,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         took = f"{run.duration:.3f}s" if run.duration is not None else "-"
         print(f"{run.id:<24} {run.pipeline:<20} {run.status:<10} {_when(run.started):<20} {took}")
     return 0
+
+
+def _say_store(store: str | None) -> None:
+    """One line on stderr: which store (and history file) a listing reads."""
+    from ductwork.runtime.records.runstore import runstore_path
+    from ductwork.runtime.store.artifacts import open_store
+
+    opened = open_store(store)
+    print(f"store: {opened.url} (history: {runstore_path(opened)})", file=sys.stderr)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -210,19 +220,31 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Remove artifacts and cache entries that no kept run refers to."""
+    """Remove artifacts and cache entries that no kept run and no running run uses."""
     import datetime as dt
 
-    from ductwork.runtime.records.gc import collect
+    from ductwork.runtime.records.gc import collect, format_duration, parse_duration
 
     newer = dt.datetime.fromisoformat(args.newer_than) if args.newer_than else None
     if args.keep_last is None and newer is None:
         raise UsageError("Say which runs to keep: --keep-last N and/or --newer-than DATE.")
+    try:
+        grace = parse_duration(args.grace)
+    except ValueError as exc:
+        raise UsageError(f"--grace: {exc}") from None
+    _say_store(args.store)
     report = collect(args.store, keep_last=args.keep_last, newer_than=newer,
-                     dry_run=args.dry_run)
+                     dry_run=args.dry_run, grace=grace)
     verb = "would remove" if report.dry_run else "removed"
     print(f"{verb} {report.runs_removed} runs, {report.objects_removed} artifacts "
           f"({report.bytes_freed / 1e6:.1f} MB), {report.keys_removed} cache entries")
+    kept = report.kept_by_run + report.kept_by_lease + report.kept_by_grace
+    print(f"kept {report.runs_kept} runs and {kept} artifacts and cache entries: "
+          f"{report.kept_by_run} used by kept runs, {report.kept_by_lease} leased by running "
+          f"runs, {report.kept_by_grace} younger than the grace period "
+          f"({format_duration(report.grace)})")
+    if report.dry_run:
+        print("dry run: nothing was removed")
     return 0
 
 
@@ -274,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep the newest N runs")
     gc.add_argument("--newer-than", default=None, metavar="DATE",
                     help="keep runs started after this ISO date")
-    gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="print what would go, remove nothing")
+    gc.add_argument("--grace", default="1h", metavar="DURATION",
+                    help="keep files younger than this, whoever uses them: 90s, 30m, 1h, "
+                         "2d (default: 1h)")
     from ductwork.runtime.publish.commands import add_commands as add_publish_commands
 
     add_publish_commands(commands, load_pipeline)  # publish, pipelines

@@ -173,3 +173,32 @@ def test_a_step_calling_sys_exit_fails_the_run_with_a_nonzero_exit(tmp_path):
         assert out.returncode == 1, (backend, out.stdout, out.stderr)
         assert "step quits failed" in out.stderr, out.stderr
         assert "called sys.exit(0): a step must return a value or raise" in out.stderr
+
+
+def test_gc_dry_run_and_grace_say_what_would_go_and_what_is_kept(pipeline_file, tmp_path):
+    store = str(tmp_path / "gcstore")
+    assert _cli("run", f"{pipeline_file}:flow", "-p", "x=1", "--store", store).returncode == 0
+    assert _cli("run", f"{pipeline_file}:flow", "-p", "x=2", "--store", store).returncode == 0
+    objects = sorted(p for p in (tmp_path / "gcstore" / "objects").rglob("*") if p.is_file())
+    out = _cli("gc", "--store", store, "--keep-last", "1", "--dry-run", "--grace", "0")
+    assert out.returncode == 0, out.stderr
+    assert "would remove 1 runs" in out.stdout and "dry run: nothing was removed" in out.stdout
+    assert "grace period (0s)" in out.stdout and "used by kept runs" in out.stdout
+    assert store in out.stderr  # which store it read
+    assert sorted(p for p in (tmp_path / "gcstore" / "objects").rglob("*")
+                  if p.is_file()) == objects
+    out = _cli("gc", "--store", store, "--keep-last", "1", "--grace", "30m")
+    assert out.returncode == 0, out.stderr
+    assert "removed 1 runs, 0 artifacts" in out.stdout and "grace period (30m)" in out.stdout
+    out = _cli("gc", "--store", store, "--keep-last", "1", "--grace", "soon")
+    assert out.returncode == 2 and "--grace" in out.stderr and "1h" in out.stderr
+
+
+def test_runs_says_which_store_it_read_and_refuses_a_missing_one(pipeline_file, tmp_path):
+    store = str(tmp_path / "listed")
+    assert _cli("run", f"{pipeline_file}:flow", "--store", store).returncode == 0
+    out = _cli("runs", "--store", store)
+    assert out.returncode == 0 and store in out.stderr and "flow" in out.stdout
+    out = _cli("runs", "--store", str(tmp_path / "typo"))
+    assert out.returncode == 1 and "No store exists at" in out.stderr
+    assert not (tmp_path / "typo").exists()

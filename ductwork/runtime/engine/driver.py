@@ -120,10 +120,12 @@ class GraphDriver:
         self._completions = self.backend.completions()
         self._pickle([nid for nid in self._specs if nid not in self.done])
         try:
+            self.state.flush_leases()  # the hits served before the pass
             self._submit_ready()
             for handle, result in self._completions:
                 nid, index = self._owner.pop(handle)
                 self._collect(nid, index, self._as_result(nid, index, result))
+                self.state.flush_leases()
                 self._submit_ready()
         finally:
             # Holding a future keeps its result on the cluster: let go of them all.
@@ -278,6 +280,7 @@ class GraphDriver:
         record.metrics.update(result.metrics)
         record.note = result.note or record.note
         if result.status == Status.SUCCEEDED:
+            self.state.lease(result.refs, result.key)  # before it is recorded
             for name, ref in result.refs.items():
                 record.set_output(name, ref, None, known=False)
         else:

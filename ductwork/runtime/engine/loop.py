@@ -110,6 +110,7 @@ class Loop:
         while True:
             while self._ready:
                 self._start(self._ready.popleft())
+            self.state.flush_leases()  # one lease write per turn, before jobs go out
             for name, queue in self._queues.items():
                 backend = self.backends[name]
                 while queue and busy[name] < max(1, backend.capacity):
@@ -266,6 +267,7 @@ class Loop:
 
     def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
                  values: dict[str, Any] | None = None) -> None:
+        self.state.lease(refs, record.key)  # before it is recorded: gc must keep these
         for name, ref in refs.items():
             known = values is not None
             record.set_output(name, ref, values[name] if known else None, known=known)

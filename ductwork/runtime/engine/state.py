@@ -5,6 +5,12 @@ graph to a scheduling backend (``driver.py``) -- keep the same books: a ``StepRu
 per node and per map element, state changes reported to the progress display,
 the nodes after a failure marked skipped, values read from the store once, and
 the pipeline's return structure filled in at the end. They keep them here.
+
+They also lease (``records/leases``) every key and digest the run serves or writes,
+before it counts on them: ``lease`` when a hit is served or a result recorded,
+buffered; the buffer is written once per engine turn (``flush_leases``), before a
+value is read from the store, and before the result is filled in. What gc removed
+before its lease was written is recomputed: the loop treats it as a corrupt artifact.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import Any
 from ductwork.dsl.trace import Plan, substitute
 from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import downstream, gathered, skipped_because
+from ductwork.runtime.records.leases import Leases
 from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
-from ductwork.runtime.store.refs import GatherRef
+from ductwork.runtime.store.artifacts import CorruptArtifact
+from ductwork.runtime.store.refs import GatherRef, iter_digests, map_refs
 
 
 class RunState:
@@ -38,6 +47,17 @@ class RunState:
             run.steps[nid] = self.record(nid, inv.step.name)
         #: Values by digest: read once (and verified), or kept from the step that made them.
         self.memo: dict[str, Any] = {}
+        self.leases = Leases(open_runstore(store), run.id, store)
+
+    # -- leases ---------------------------------------------------------------------------
+
+    def lease(self, refs: dict[str, Any], key: str | None = None) -> None:
+        """Lease a node's key and output refs before they are recorded (written in batches)."""
+        self.leases.add(refs, key)
+
+    def flush_leases(self) -> None:
+        """Write the buffered leases (once per engine turn)."""
+        self.leases.flush()
 
     # -- records --------------------------------------------------------------------------
 
@@ -83,10 +103,29 @@ class RunState:
     def load(self, value: Any) -> Any:
         """``value`` with every ref in it replaced by its value, read (and verified) once;
         raises ``CorruptArtifact``."""
+        self.leases.flush()  # a value read is one the run counts on: lease it first
+        if self.leases.lost:
+            self._raise_lost(value)
         return resolve_refs(value, self.store, self.memo)
+
+    def _raise_lost(self, value: Any) -> None:
+        """Raise ``CorruptArtifact`` for a digest in ``value`` (all of them, if None) that gc
+        removed before this run's lease on it was written: the loop recomputes it."""
+        wanted: set[str] = set()
+        if value is not None:
+            map_refs(value, lambda ref: wanted.update(iter_digests(ref)))
+        for digest in self.leases.lost:
+            if value is None or digest in wanted:
+                self.leases.lost.remove(digest)
+                raise CorruptArtifact(
+                    f"artifact {digest} in {self.store.url} was removed by gc before this "
+                    "run's lease on it was written; its producer runs again", digest)
 
     def resolve_result(self, refs: dict[str, dict[str, Any]]) -> None:
         """Fill in the run's return structure (refs, then values) from the nodes' refs."""
+        self.leases.flush()
+        if self.leases.lost:
+            self._raise_lost(None)
         result = substitute(self.plan.result, lambda out: refs.get(out.node, {}).get(out.name))
         self.run.result = result
         self.run._outputs = self.load(result)
