@@ -25,7 +25,8 @@ on a cluster started with Dask's CLI (scheduler and 2 single-threaded workers on
 as ``scripts/services.sh up dask`` does) from *that revision's venv*, so its workers run the
 wheel under test. The shared cluster of ``services.sh`` imports the checkout's ductwork in
 its workers, which would mix versions; ``--dask-address`` uses it (or any cluster) anyway.
-Progress goes to stderr; the table to stdout (and ``--save FILE``).
+Progress goes to stderr; the table to stdout (and ``--save FILE``); every script's whole
+output to ``~/.cache/ductwork-bench/last-logs/``. A full comparison takes 35-50 minutes here.
 """
 
 from __future__ import annotations
@@ -282,17 +283,21 @@ def verify(inst: Install, cwd: Path) -> None:
                          "the installed .pyc files are not used")
 
 
-def prepare_scripts(repo: Path, inst: Install, rev: str | None, dest: Path) -> None:
-    """The benchmark scripts at ``rev`` (None: this checkout's benchmarks/ folder)."""
+def prepare_scripts(repo: Path, rev: str | None, dest: Path) -> Path:
+    """The benchmark scripts at ``rev`` (None: this checkout's benchmarks/ folder) in ``dest``.
+
+    A script that ``rev`` does not have is left out (its runs fail, and say so).
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for name in SCRIPT_FILES:
         if rev is None:
             shutil.copy2(HERE / name, dest / name)
-        else:
-            text = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:benchmarks/{name}"],
-                                  check=True, capture_output=True).stdout
-            (dest / name).write_bytes(text)
-    inst.scripts = dest
+            continue
+        done = subprocess.run(["git", "-C", str(repo), "show", f"{rev}:benchmarks/{name}"],
+                              capture_output=True)
+        if done.returncode == 0:
+            (dest / name).write_bytes(done.stdout)
+    return dest
 
 
 @dataclass
@@ -342,9 +347,15 @@ def parse_text_table(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def run_job(inst: Install, job: Job, cwd: Path, work: Path, logs: Path) -> list[dict[str, str]]:
-    assert inst.scripts is not None
-    script = inst.scripts / job.script
+class JobFailed(Exception):
+    """A benchmark script exited with an error (the message: the end of its stderr)."""
+
+
+def run_job(inst: Install, job: Job, cwd: Path, work: Path, logs: Path,
+            scripts: Path | None = None) -> list[dict[str, str]]:
+    scripts = scripts or inst.scripts
+    assert scripts is not None
+    script = scripts / job.script
     args = list(job.args)
     json_file = None
     if "add_json_option(parser)" in script.read_text():
@@ -364,7 +375,8 @@ def run_job(inst: Install, job: Job, cwd: Path, work: Path, logs: Path) -> list[
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-15:])
         log(f"{inst.label} {job.key}: FAILED (exit {done.returncode}, log {log_path}):\n{tail}")
-        return []
+        raise JobFailed(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
+                        f"exit {done.returncode}")
     if json_file is not None and json_file.exists():
         rows = json.loads(json_file.read_text())["rows"]
     else:
@@ -467,15 +479,16 @@ def parse_ratio(text: str) -> float | None:
     return float(m.group(1).replace(",", "")) if m else None
 
 
-def fmt(x: float, unit: str, per: str) -> str:
+def fmt(x: float, unit: str = "", per: str = "") -> str:
+    """``x`` (in base units) in ``unit``, 3 significant digits or so: ``0.112 s``, ``1,350 ms``."""
     v = x / UNITS.get(unit, 1.0)
     a = abs(v)
     digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 else 3
-    return f"{v:,.{digits}f} {unit}{per}".strip() if unit or per else f"{v:,.{digits}f}"
+    return f"{v:,.{digits}f} {unit}{per}".strip()
 
 
 def side(samples: list[Sample]) -> tuple[str, list[float] | None, str, str]:
-    """'median (min-max)', the numbers in base units, the unit, and the floor ratio column."""
+    """'median (min..max)', the numbers in base units, the unit, and the floor ratio column."""
     if not samples:
         return "-", None, "", "-"
     parsed = [parse_value(s.value) for s in samples]
@@ -484,14 +497,15 @@ def side(samples: list[Sample]) -> tuple[str, list[float] | None, str, str]:
     if ratios:
         med = statistics.median(ratios)
         fr = f"{med:,.2f}x" if med < 100 else f"{med:,.0f}x"
-        if len(ratios) > 1:
-            fr += f" ({min(ratios):,.2f}-{max(ratios):,.2f})" if med < 100 else ""
+        if len(ratios) > 1 and med < 100:
+            fr += f" ({min(ratios):,.2f}..{max(ratios):,.2f})"
     if all(p is not None for p in parsed):
         nums = [p[0] for p in parsed]  # type: ignore[index]
         unit, per = parsed[0][1], parsed[0][2]  # type: ignore[index]
         text = fmt(statistics.median(nums), unit, per)
-        if len(nums) > 1:
-            text += f" ({fmt(min(nums), unit, '')}-{fmt(max(nums), unit, '')})"
+        if len(nums) > 1:  # the range in the median's unit, without it: "1.23 ms (1.01..2.50)"
+            text += f" ({fmt(min(nums), unit).removesuffix(unit).strip()}.."
+            text += f"{fmt(max(nums), unit).removesuffix(unit).strip()})"
         return text, nums, unit, fr
     distinct = list(dict.fromkeys(s.value for s in samples))
     return " / ".join(distinct), None, "", fr
@@ -516,7 +530,7 @@ def normalize(name: str) -> str:
 
 
 def render(series: list[Series]) -> list[str]:
-    header = ("measurement", "old: median (min-max)", "new: median (min-max)", "new/old",
+    header = ("measurement", "old: median (min..max)", "new: median (min..max)", "new/old",
               "verdict", "old vs floor", "new vs floor")
     table = []
     for s in series:
@@ -621,12 +635,14 @@ def main() -> None:
             inst.home.mkdir()
             verify(inst, cwd)
             rev = {"new": new.commit, "own": inst.commit, "worktree": None}[args.scripts]
-            prepare_scripts(repo, inst, rev, work / f"scripts-{inst.label}")
+            inst.scripts = prepare_scripts(repo, rev, work / f"scripts-{inst.label}")
 
         jobs = jobs_for(only, args.quick, args.dask_address)
         series: dict[str, Series] = {}
         raw: list[dict[str, Any]] = []
         failures: list[str] = []
+        fallbacks: list[str] = []
+        own: dict[tuple[str, str], Path] = {}  # (label, script) -> the scripts dir to use
         for job in jobs:
             clusters: list[contextlib.AbstractContextManager[Any]] = []
             stack = contextlib.ExitStack()
@@ -646,9 +662,31 @@ def main() -> None:
                                  if job.key == "dask-cli" else [])
                         run = Job(job.key, job.script, [*job.args, *extra], job.prefix)
                         log(f"{job.key}: repeat {r + 1}/{args.repeat}, {inst.label}")
-                        rows = run_job(inst, run, cwd, work, logs)
+                        rows = []
+                        failed = f"{inst.label} {job.key} repeat {r + 1}: no rows printed"
+                        try:
+                            rows = run_job(inst, run, cwd, work, logs,
+                                           own.get((inst.label, job.script)))
+                        except JobFailed as e:
+                            failed = f"{inst.label} {job.key} repeat {r + 1}: {e}"
+                            if args.scripts == "new" and inst is old and \
+                                    (inst.label, job.script) not in own:
+                                # NEW's script cannot run against the old wheel: from now on
+                                # the old revision runs its own copy of the script.
+                                own_dir = prepare_scripts(repo, inst.commit,
+                                                          work / "scripts-old-own")
+                                if (own_dir / job.script).exists():
+                                    own[(inst.label, job.script)] = own_dir
+                                    fallbacks.append(
+                                        f"{job.script}: {new.rev}'s copy failed against the "
+                                        f"old wheel ({e}); the old revision ran its own "
+                                        f"benchmarks/{job.script} instead")
+                                    log(f"old {job.key}: retrying with the old revision's own "
+                                        f"{job.script}")
+                                    with contextlib.suppress(JobFailed):
+                                        rows = run_job(inst, run, cwd, work, logs, own_dir)
                         if not rows:
-                            failures.append(f"{inst.label} {job.key} repeat {r + 1}")
+                            failures.append(failed)
                         for row in rows:
                             for part in split_compound(row):
                                 name = job.prefix + normalize(part["name"])
@@ -680,9 +718,9 @@ def main() -> None:
             "",
             *render(list(series.values())),
         ]
-        notes = ["medians over the repeats (min-max); 'vs floor' is the script's own ratio "
-                 "column (its median); verdict: 'slower' / 'faster' when the ranges do not "
-                 "overlap."]
+        notes = ["medians over the repeats (min..max); new/old of the medians; verdict: "
+                 "'slower' / 'faster' when the two ranges do not overlap; 'vs floor': the "
+                 "script's own ratio column (median, range)."]
         if "dask" in only and not args.dask_address:
             notes.append("Dask CLI cluster: `dask scheduler` + `dask worker --nworkers 2 "
                          "--nthreads 1` on loopback, started from each revision's venv "
@@ -693,6 +731,7 @@ def main() -> None:
                          "PYTHONDONTWRITEBYTECODE=1 and no private .pyc dir, but an installed, "
                          "byte-compiled wheel has its .pyc files, so only the benchmarks' "
                          "generated modules are compiled there.")
+        notes += fallbacks
         if failures:
             notes.append("FAILED runs (their rows are missing): " + "; ".join(failures))
         report += ["", *(f"* {n}" for n in notes)]
@@ -702,11 +741,11 @@ def main() -> None:
             Path(args.save).write_text(text + "\n")
         if args.raw:
             Path(args.raw).write_text(json.dumps(raw, indent=1))
+        keep = CACHE / "last-logs"  # every script's full output: its notes, its own table
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(logs, keep)
+        log(f"the output of every run: {keep}")
         if failures:
-            keep = CACHE / "last-logs"
-            shutil.rmtree(keep, ignore_errors=True)
-            shutil.copytree(logs, keep)
-            log(f"logs of every run kept in {keep}")
             sys.exit(1)
 
 
