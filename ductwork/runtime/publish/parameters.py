@@ -38,7 +38,9 @@ def parameters_schema(pipeline: Any) -> dict[str, Any]:
     notes: dict[str, str] = {}
     for name, param in pipeline.signature.parameters.items():
         annotation = hints.get(name, param.annotation)
-        if annotation is param.empty or isinstance(annotation, str):
+        if isinstance(annotation, str):
+            annotation = _resolve(annotation, pipeline.fn)
+        if annotation is param.empty:
             annotation = Any
         elif not _expressible(annotation):
             notes[name] = f"{_type_name(annotation)}: any JSON value (not checked)"
@@ -58,6 +60,15 @@ def parameters_schema(pipeline: Any) -> dict[str, Any]:
     schema.setdefault("properties", {})
     schema.setdefault("required", [])
     return schema
+
+
+def _resolve(annotation: str, fn: Any) -> Any:
+    """A string annotation evaluated in the function's module, or ``Any`` if it does not
+    resolve (a name imported only under ``TYPE_CHECKING``, say)."""
+    try:
+        return eval(annotation, fn.__globals__)  # the user's own code, in the user's process
+    except Exception:
+        return Any
 
 
 def _expressible(annotation: Any) -> bool:
