@@ -59,8 +59,13 @@ def run_pipeline(
     progress: bool | None = None,
     address: str | None = None,
     shared_filesystem: bool = False,
+    run_id: str | None = None,
 ) -> Run:
-    """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails."""
+    """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails.
+
+    ``run_id`` is internal (not a ``Pipeline.run`` option): the server gives the run the
+    unguessable id it already answered the trigger with.
+    """
     from ductwork import __version__
     from ductwork.runtime.config import compute_target
     from ductwork.runtime.engine.loop import Loop
@@ -100,8 +105,8 @@ def run_pipeline(
         raise
     history = open_runstore(artifacts)
     run = Run(
-        new_run_id(), plan.name, plan.params, backend, store=artifacts.url, started=time.time(),
-        ductwork_version=__version__, python_version=sys.version.split()[0],
+        run_id or new_run_id(), plan.name, plan.params, backend, store=artifacts.url,
+        started=time.time(), ductwork_version=__version__, python_version=sys.version.split()[0],
         graph=plan_to_dict(plan),
     )
     history.begin_run(run)
