@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactStore",
+    "Client",
     "Dataset",
     "Datastore",
     "DefinitionError",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Client": "ductwork.client",
     "Run": "ductwork.runtime.records.run",
     "StepRun": "ductwork.runtime.records.run",
     "runs": "ductwork.runtime.records.history",
