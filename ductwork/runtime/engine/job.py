@@ -169,19 +169,34 @@ def _no_capture() -> Iterator[list[str]]:
 
 def store_outputs(job: Job, values: dict[str, Any], store: Any) -> dict[str, Any]:
     """Write each output, then the key's index entry; raise ValueError naming what failed."""
+    from ductwork.runtime.store.artifacts import StoreFull
+
     refs = {}
     for name, value in values.items():
+        what = f"Step '{job.step.name}': output '{name}'"
         try:
             refs[name] = store.put(value)
+        except StoreFull as exc:  # says which disk and what to do; the value is not at fault
+            raise ValueError(f"{what} could not be stored: {exc}\n") from None
+        except OSError as exc:
+            raise ValueError(
+                f"{what} ({type(value).__name__}) could not be written to the artifact store "
+                f"{store.url}: {type(exc).__name__}: {exc}. Check that the store is reachable "
+                "and writable, or point it elsewhere (store=, DUCTWORK_STORE).\n"
+            ) from None
         except Exception as exc:
             raise ValueError(
-                f"Step '{job.step.name}': output '{name}' ({type(value).__name__}) could not be "
-                f"stored: {type(exc).__name__}: {exc}. Return a value that can be serialized, or "
-                "register a serializer for its type (ductwork.register_serializer).\n"
+                f"{what} ({type(value).__name__}) could not be stored: {type(exc).__name__}: "
+                f"{exc}. Return a value that can be serialized, or register a serializer for "
+                "its type (ductwork.register_serializer).\n"
             ) from None
     if job.key is not None:
         # Indexed only after every output is stored: a reader never sees a partial entry.
-        store.put_key(job.key, refs)
+        try:
+            store.put_key(job.key, refs)
+        except StoreFull as exc:
+            raise ValueError(f"Step '{job.step.name}': its outputs were stored but its cache "
+                             f"index entry could not be: {exc}\n") from None
     return refs
 
 

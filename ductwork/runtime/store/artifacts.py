@@ -51,7 +51,7 @@ import attrs
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
-from ductwork.runtime.store.files import StoreFiles, _replace
+from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
 from ductwork.runtime.store.hashio import (
     THREAD_MIN,
     FileHasher,
@@ -64,7 +64,7 @@ from ductwork.runtime.store.serializers import SerializerError, get_serializer, 
 
 __all__ = [
     "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact", "MissingArtifact",
-    "parse_entry", "warn_bad_entry",
+    "StoreFull", "parse_entry", "warn_bad_entry",
 ]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
@@ -174,7 +174,14 @@ class ArtifactStore(StoreFiles):
     # -- objects ---------------------------------------------------------------
 
     def put(self, value: Any) -> ArtifactRef:
-        """Serialize ``value`` into the store (once, hashing as it writes) and return its ref."""
+        """Serialize ``value`` into the store (once, hashing as it writes) and return its ref.
+
+        Raises ``StoreFull`` naming the disk when one fills up; nothing partial is left.
+        """
+        with self._full_here():
+            return self._put(value)
+
+    def _put(self, value: Any) -> ArtifactRef:
         serializer = serializer_for(value)
         if self._azure is not None:
             spool: Any = self._azure.spool()
@@ -182,12 +189,14 @@ class ArtifactStore(StoreFiles):
             spool = Spool(self._tmp_name if self._local else local_tmp)
         try:
             writer = HashingWriter(spool)
-            try:
-                serializer.dump(value, writer)
-            except BaseException as e:
-                e.add_note(f"serializing a {type(value).__qualname__} with {serializer.name!r}")
-                raise
-            spool.finish()
+            with self._spooling():
+                try:
+                    serializer.dump(value, writer)
+                except BaseException as e:
+                    e.add_note(f"serializing a {type(value).__qualname__} with "
+                               f"{serializer.name!r}")
+                    raise
+                spool.finish()
         except BaseException:
             spool.discard()
             raise
@@ -312,7 +321,8 @@ class ArtifactStore(StoreFiles):
             self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
         try:
-            self._write_atomic(path, data)
+            with self._full_here():
+                self._write_atomic(path, data)
         except IsADirectoryError:
             # A directory where the entry belongs (a damaged store): get_key reported it as a
             # miss; replace it, or the step would rerun on every run.

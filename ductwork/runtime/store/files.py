@@ -8,19 +8,43 @@ I/O object (``_io``) for remote stores and plain ``os`` calls for local ones.
 file atomically (under a ``tmp/`` name on the same filesystem, then renamed
 into place), walk the two-hex-digit prefix folders, remove a file, and clean up
 crash leftovers in ``tmp/``. It knows nothing of objects, digests or cache keys.
+A write that finds its disk full raises ``StoreFull`` naming that disk (the
+store's, or the local temp folder a remote store spools to) and what to do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.store.hashio import open_new
+
+
+class StoreFull(DuctworkError):
+    """The disk a write needed is full (ENOSPC, EDQUOT); the message says which and what to do."""
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextlib.contextmanager
+def full_disk_named(where: str, remedy: str) -> Iterator[None]:
+    """Turn a full disk inside the block into ``StoreFull`` naming ``where``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        reason = exc.strerror or os.strerror(exc.errno)
+        raise StoreFull(f"the disk holding {where} is full ({reason}). {remedy}") from exc
 
 
 def _replace(src: str, dest: str) -> None:
@@ -127,6 +151,19 @@ class StoreFiles:
         """Release network connections (an ``az://`` store's); local stores hold none."""
         if self._azure is not None:
             self._azure.close()
+
+    def _full_here(self) -> contextlib.AbstractContextManager[None]:
+        """Name this store in a ``StoreFull`` raised by a write inside the block."""
+        return full_disk_named(f"the artifact store {self._url}", "Free space there or point "
+                               "the store elsewhere (store=, DUCTWORK_STORE).")
+
+    def _spooling(self) -> contextlib.AbstractContextManager[None]:
+        """Name the local temp folder a remote store spools large values to, when it fills."""
+        if self._local or self._azure is not None:  # local: the store itself; azure: memory
+            return contextlib.nullcontext()
+        return full_disk_named(
+            f"the local temporary folder {tempfile.gettempdir()} (values bound for "
+            f"{self._url} are spooled there)", "Free space there or set TMPDIR elsewhere.")
 
     def _tmp_name(self) -> str:
         # The tmp folder is made by whoever opens the name (hashio.open_new), when missing.

@@ -110,11 +110,16 @@ class Spool(io.RawIOBase):
             self._file.close()
 
     def discard(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+        try:
+            if self._file is not None:
+                # Closing flushes what is buffered, which fails again on a full disk: the
+                # bytes are unwanted anyway, and the file must still go.
+                with contextlib.suppress(OSError):
+                    self._file.close()
+        finally:
+            if self.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
 
 
 class HashingReader(io.RawIOBase):
