@@ -74,9 +74,11 @@ class Pipeline:
         trace = current_trace()
         if trace is None:
             return self.fn(*args, **kwargs)
-        bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, user_location())
-        with trace.scope(self.name):
-            return self.fn(*bound.args, **bound.kwargs)
+        location = user_location()
+        with trace.entering(self, self.name, location):
+            bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, location)
+            with trace.scope(self.name):
+                return self.fn(*bound.args, **bound.kwargs)
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the signature and fill in defaults."""
@@ -107,9 +109,10 @@ class Pipeline:
         """Trace the body with these parameters into a ``Plan``; no step code runs."""
         values = self.bind(params)
         trace = Trace(self.name)
-        with tracing(trace):
+        with tracing(trace), trace.entering(self, self.name, user_location()):
             result = self.fn(**values)
-        for out, path in find_outputs(result, "result"):
+        for out, path in find_outputs(result, "result", f"Pipeline '{self.name}'",
+                                      "its return value"):
             if trace.invocations.get(out.node) is None:
                 raise TraceError(
                     f"Pipeline '{self.name}' returns ({path}) the output of step "

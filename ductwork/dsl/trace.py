@@ -17,10 +17,11 @@ k-th call of one step costs O(1), not k set lookups.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -81,6 +82,9 @@ class Trace:
         # base -> the suffix of the last id handed out for it. Ids are never given back,
         # so every suffix below it is still taken and the search resumes there.
         self._last: dict[str, int] = {}
+        # The pipelines whose bodies are running, outermost first: one entered again
+        # is recursion, refused at once instead of running out of stack.
+        self._pipelines: list[tuple[object, str]] = []
 
     def new_id(self, name: str) -> str:
         """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
@@ -103,6 +107,26 @@ class Trace:
             yield scope_id
         finally:
             self._prefix.pop()
+
+    @contextlib.contextmanager
+    def entering(self, pipeline: object, name: str, location: tuple[str, int]) -> Iterator[None]:
+        """Mark ``pipeline``'s body as running; refuse it if it already is (recursion)."""
+        for i, (running, _) in enumerate(self._pipelines):
+            if running is pipeline:
+                from ductwork.dsl.core import TraceError, format_location
+
+                chain = " -> ".join([n for _, n in self._pipelines[i:]] + [name])
+                raise TraceError(
+                    f"Pipeline '{name}' calls itself: {chain} (at {format_location(location)}). "
+                    "A pipeline is inlined where it is called, so pipelines cannot recurse. "
+                    "Repeat steps with a loop over plain values in the body, or fan out "
+                    "with `step.map`."
+                )
+        self._pipelines.append((pipeline, name))
+        try:
+            yield
+        finally:
+            self._pipelines.pop()
 
     def record(self, invocation: Invocation) -> None:
         """Add an invocation whose id came from ``new_id``."""
@@ -136,6 +160,15 @@ def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[An
             f"{format_location(location)}: {exc}."
         ) from None
     bound.apply_defaults()
+    if kind == "Step":
+        from ductwork.dsl.core import format_location
+
+        # Checked here, where the step and the user's line are known, so a value that
+        # contains itself or hides an output names them; links_for then finds the edges.
+        owner = f"Step '{name}' at {format_location(location)}"
+        for argument, value in bound.arguments.items():
+            for _ in find_outputs(value, argument, owner):
+                pass
     return bound
 
 
@@ -154,23 +187,126 @@ def tracing(trace: Trace) -> Iterator[Trace]:
         _ACTIVE.reset(token)
 
 
-def find_outputs(value: Any, path: str) -> Iterator[tuple[Output, str]]:
-    """Yield every placeholder inside ``value`` with a path like ``rows[0]['a']``."""
-    if isinstance(value, Output):
-        yield value, path
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            yield from find_outputs(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from find_outputs(item, f"{path}[{key!r}]")
-    elif isinstance(value, set | frozenset) and any(isinstance(v, Output) for v in value):
-        from ductwork.dsl.core import TraceError, format_location, user_location
+def find_outputs(value: Any, path: str, owner: str | None = None,
+                 what: str | None = None) -> Iterator[tuple[Output, str]]:
+    """Yield every placeholder inside ``value`` with a path like ``rows[0]['a']``.
 
+    Placeholders make edges inside lists, tuples and dicts (as values). The walk
+    is iterative, so deep nesting cannot exhaust the stack, and it refuses, naming
+    ``owner`` (``"Step 'fit' at f.py:3"``), ``what`` holds the value (default: the
+    argument the path starts with) and the path: a value that contains itself,
+    and a placeholder used as a dict key, in a set, or inside a dataclass or attrs
+    instance, where it would silently make no edge.
+    """
+    # Paths are built only when one is reported: ("[", parent, key) or (".", parent, name).
+    frames: list[Iterator[tuple[Any, Any, str]]] = [iter(((value, path, ""),))]
+    walking: list[int] = []  # ids of the containers frames[1:] walk: a repeat is a cycle
+    open_ids: set[int] = set()
+    while frames:
+        for item, where, inside in frames[-1]:
+            if isinstance(item, Output):
+                if inside:
+                    where = _render(where)
+                    _refuse_placement(item, where, inside, _subject(owner, what, where))
+                yield item, _render(where)
+                continue
+            children = _children(item, where, inside)
+            if children is None:
+                continue
+            if id(item) in open_ids:
+                where = _render(where)
+                _refuse_cycle(item, where, _subject(owner, what, where))
+            open_ids.add(id(item))
+            walking.append(id(item))
+            frames.append(children)
+            break
+        else:
+            frames.pop()
+            if walking:
+                open_ids.discard(walking.pop())
+
+
+_LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, str]] | None:
+    """The parts of a container, each with its path and what holds it; None for a leaf."""
+    cls = type(value)
+    if cls in _LEAVES:
+        return None
+    if isinstance(value, list | tuple):
+        return ((v, ("[", path, i), inside) for i, v in enumerate(value))
+    if isinstance(value, dict):
+        # A key's path is the dict's own: the message says it is in a key of that dict.
+        return _dict_parts(value, path, inside)
+    if isinstance(value, set | frozenset):
+        return ((v, path, "set") for v in value)
+    if attrs.has(cls) or dataclasses.is_dataclass(cls):
+        fields = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(value)
+        held = f"{cls.__name__} instance"
+        return ((getattr(value, f.name, None), (".", path, f.name), held) for f in fields)
+    return None
+
+
+def _dict_parts(value: dict[Any, Any], path: Any, inside: str) -> Iterator[tuple[Any, Any, str]]:
+    """A dict's values, and its keys other than plain strings and numbers."""
+    for key, item in value.items():
+        if type(key) not in _LEAVES:
+            yield key, path, "key"
+        yield item, ("[", path, key), inside
+
+
+def _render(path: Any) -> str:
+    """Spell a lazily built path: ``rows[0]['a'].value``."""
+    parts = []
+    while isinstance(path, tuple):
+        how, path, key = path
+        parts.append(f"[{key!r}]" if how == "[" else f".{key}")
+    return path + "".join(reversed(parts))
+
+
+def _subject(owner: str | None, what: str | None, path: str) -> str:
+    """``"Step 'fit' at f.py:3: argument 'x'"``: who holds the value, for an error."""
+    if owner is None:
+        from ductwork.dsl.core import format_location, user_location
+
+        owner = f"At {format_location(user_location())}"
+    argument = path.split("[", 1)[0].split(".", 1)[0]
+    return f"{owner}: {what or f'argument {argument!r}'}"
+
+
+def _refuse_placement(out: Output, path: str, inside: str, subject: str) -> NoReturn:
+    """Refuse a placeholder that would make no edge where it is."""
+    from ductwork.dsl.core import TraceError
+
+    head = f"{subject} puts the output of step '{out.node}'"
+    if inside == "key":
         raise TraceError(
-            f"Argument '{path}' at {format_location(user_location())} puts step outputs in a "
-            "set; sets are unordered, so their values cannot be placed. Use a list or tuple."
+            f"{head} in a key of the dict at {path}. Outputs can be dict values, not keys: a "
+            "key must be known when the pipeline is traced. Use a constant key, "
+            "{'name': output}, or build the dict inside a step."
         )
+    if inside == "set":
+        raise TraceError(
+            f"{subject} puts step outputs in a set ({path}, the output of step '{out.node}'); "
+            "sets are unordered, so their values cannot be placed. Use a list or tuple."
+        )
+    raise TraceError(
+        f"{head} inside a {inside} ({path}). Outputs are found in lists, tuples and dicts "
+        "only, so this one would reach the step as a placeholder, not a value. Pass the output "
+        "as its own argument, or build the object inside a step."
+    )
+
+
+def _refuse_cycle(value: Any, path: str, subject: str) -> NoReturn:
+    """Refuse a value that contains itself: it cannot be hashed, stored or walked."""
+    from ductwork.dsl.core import TraceError
+
+    raise TraceError(
+        f"{subject} contains itself: {path} refers back to a {type(value).__name__} that "
+        "holds it. A value with a reference cycle cannot be hashed or stored; pass one "
+        "without cycles, or build it inside a step."
+    )
 
 
 def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tuple[Link, ...]:
