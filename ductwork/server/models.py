@@ -1,0 +1,144 @@
+"""The API's request and answer bodies as pydantic models: FastAPI validates requests with
+them and writes the OpenAPI document from them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+__all__ = [
+    "CancelAnswer", "DefaultRequest", "ErrorBody", "ErrorDetail", "OutputRef", "PipelineDetail",
+    "PipelineSummary", "PipelineVersion", "RunDetail", "RunSummary", "StepDetail", "Trigger",
+    "TriggerAnswer", "TriggerRequest",
+]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code and a message for people."""
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: ErrorDetail
+
+
+class PipelineSummary(BaseModel):
+    """A published pipeline in a listing."""
+
+    name: str
+    description: str
+    default_version: int | None
+    versions: list[int]
+    enabled: bool
+
+
+class PipelineVersion(BaseModel):
+    """One published version; ``parameters`` is the JSON Schema of its parameters."""
+
+    version: int
+    digest: str
+    description: str = ""
+    created: str = ""
+    pipeline: str | None = Field(None, description="the pipeline function's qualified name")
+    ductwork_version: str | None = None
+    python_version: str | None = None
+    parameters: dict[str, Any]
+
+
+class PipelineDetail(PipelineSummary):
+    """A published pipeline with each of its versions, oldest first."""
+
+    records: list[PipelineVersion]
+
+
+class TriggerRequest(BaseModel):
+    """Start a run: parameters by name, and the version (default: the pipeline's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    version: StrictInt | None = None
+
+
+class TriggerAnswer(BaseModel):
+    """A queued run."""
+
+    run_id: str
+    status: Literal["queued"]
+    version: int
+
+
+class DefaultRequest(BaseModel):
+    """The version that runs when a trigger names none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: StrictInt
+
+
+class Trigger(BaseModel):
+    """How a run was started: over the API (with the token's name) or elsewhere."""
+
+    via: Literal["api", "cli"]
+    token: str | None = None
+
+
+class RunSummary(BaseModel):
+    """A run in a listing; times are Unix seconds."""
+
+    run_id: str
+    pipeline: str
+    version: int | None
+    status: str
+    submitted: float | None
+    started: float | None
+    finished: float | None
+    duration: float | None
+    trigger: Trigger
+
+
+class OutputRef(BaseModel):
+    """A stored output: its content digest, how it is serialized, its size and types."""
+
+    digest: str
+    serializer: str
+    size: int
+    types: list[str]
+
+
+class StepDetail(BaseModel):
+    """One step of a run."""
+
+    id: str
+    step: str
+    status: str
+    cached: bool
+    attempts: int | None
+    started: float | None
+    finished: float | None
+    duration: float | None
+    metrics: dict[str, Any]
+    outputs: dict[str, OutputRef]
+    error: str | None
+    note: str | None
+
+
+class RunDetail(RunSummary):
+    """One run: its parameters, an error if it could not start, and its steps."""
+
+    parameters: dict[str, Any]
+    backend: str | None
+    error: str | None
+    steps: list[StepDetail]
+
+
+class CancelAnswer(BaseModel):
+    """A cancel taken: ``cancelled`` (it was queued) or ``cancelling`` (it was running)."""
+
+    run_id: str
+    status: Literal["cancelled", "cancelling"]

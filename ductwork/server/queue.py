@@ -1,0 +1,139 @@
+"""The durable queue of runs triggered over HTTP: one row per run in the server's state.
+
+A row goes ``queued -> running -> finished`` (or ``died``), or ``queued ->
+cancelled``. It keeps what the run store does not: the published name and version,
+the parameters as sent, the name of the token that triggered it, when it was
+submitted, and the child's pid while it runs. Rows are taken first in, first out
+(by ``seq``). Claiming a row and marking it running is one transaction, so two
+launchers never start one run twice.
+
+Run ids are ``YYYYmmdd-HHMMSS-`` and 32 hex digits (128 random bits): they sort by
+time like the command line's, and cannot be guessed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import sqlite3
+import time
+from typing import Any
+
+from ductwork.server.state import ServerState
+
+__all__ = [
+    "QUEUED", "RUNNING", "cancel_queued", "claim_next", "enqueue", "finish", "get_row",
+    "list_rows", "new_api_run_id", "rows_in", "set_pid", "set_state",
+]
+
+QUEUED, RUNNING, FINISHED, CANCELLED, DIED = "queued", "running", "finished", "cancelled", "died"
+_COLUMNS = ("run_id, pipeline, version, parameters, token, state, submitted, started, "
+            "finished, pid, error")
+
+
+def new_api_run_id() -> str:
+    """A run id that sorts by time and cannot be guessed: ``20261126-011503-<32 hex>``."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(16)}"
+
+
+def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    found = dict(row)
+    found["parameters"] = json.loads(found["parameters"])
+    return found
+
+
+def enqueue(state: ServerState, pipeline: str, version: int, parameters: dict[str, Any],
+            token: str) -> str:
+    """Queue a run of ``pipeline`` version ``version``; return its new run id."""
+    run_id = new_api_run_id()
+    with state.transaction() as db:
+        db.execute("INSERT INTO queue (run_id, pipeline, version, parameters, token, state, "
+                   "submitted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (run_id, pipeline, version, json.dumps(parameters), token, QUEUED,
+                    time.time()))
+    return run_id
+
+
+def claim_next(state: ServerState) -> dict[str, Any] | None:
+    """Take the oldest queued run and mark it running (no pid yet), or None."""
+    with state.transaction() as db:
+        db.row_factory = sqlite3.Row
+        try:
+            row = db.execute(f"SELECT {_COLUMNS} FROM queue WHERE state = ? ORDER BY seq "
+                             "LIMIT 1", (QUEUED,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE queue SET state = ?, started = ? WHERE run_id = ?",
+                       (RUNNING, time.time(), row["run_id"]))
+        finally:
+            db.row_factory = None
+    found = _row(row)
+    assert found is not None
+    found["state"] = RUNNING
+    return found
+
+
+def set_pid(state: ServerState, run_id: str, pid: int) -> None:
+    """Record the pid of the child that runs ``run_id``."""
+    with state.transaction() as db:
+        db.execute("UPDATE queue SET pid = ? WHERE run_id = ?", (pid, run_id))
+
+
+def set_state(state: ServerState, run_id: str, new: str, *, was: str | None = None,
+              error: str | None = None) -> bool:
+    """Move ``run_id`` to ``new`` (only from ``was``, if given); say whether it moved."""
+    sql = "UPDATE queue SET state = ?, error = COALESCE(?, error)"
+    args: list[Any] = [new, error]
+    if new in (FINISHED, CANCELLED, DIED):
+        sql += ", finished = ?"
+        args.append(time.time())
+    if new == QUEUED:
+        sql += ", started = NULL, pid = NULL"
+    sql += " WHERE run_id = ?"
+    args.append(run_id)
+    if was is not None:
+        sql += " AND state = ?"
+        args.append(was)
+    with state.transaction() as db:
+        return db.execute(sql, args).rowcount > 0
+
+
+def finish(state: ServerState, run_id: str, error: str | None = None) -> None:
+    """Mark a running run's child as gone, with what it said if it never recorded the run."""
+    set_state(state, run_id, FINISHED, was=RUNNING, error=error)
+
+
+def cancel_queued(state: ServerState, run_id: str) -> bool:
+    """Cancel ``run_id`` if it is still queued; say whether it was."""
+    return set_state(state, run_id, CANCELLED, was=QUEUED)
+
+
+def get_row(state: ServerState, run_id: str) -> dict[str, Any] | None:
+    """The queue row of ``run_id``, or None for a run not triggered through this server."""
+    found = state.read(f"SELECT {_COLUMNS} FROM queue WHERE run_id = ?", (run_id,))
+    return _row(found[0]) if found else None
+
+
+def rows_in(state: ServerState, states: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows in any of ``states``, oldest first."""
+    marks = ", ".join("?" for _ in states)
+    found = state.read(f"SELECT {_COLUMNS} FROM queue WHERE state IN ({marks}) ORDER BY seq",
+                       states)
+    return [r for r in map(_row, found) if r is not None]
+
+
+def list_rows(state: ServerState, pipeline: str | None = None, limit: int | None = None
+              ) -> list[dict[str, Any]]:
+    """Rows newest first, of ``pipeline`` if given, at most ``limit``."""
+    sql, args = f"SELECT {_COLUMNS} FROM queue", []
+    if pipeline is not None:
+        sql += " WHERE pipeline = ?"
+        args.append(pipeline)
+    sql += " ORDER BY seq DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [r for r in map(_row, state.read(sql, args)) if r is not None]

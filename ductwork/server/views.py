@@ -1,0 +1,148 @@
+"""Runs as the API shows them: the store's run history merged with the server's queue.
+
+A run triggered over HTTP has a queue row (published name, version, token name,
+when it was submitted) and, once its child has begun it, a run record (status,
+steps, timings) -- the same ``records`` the command line's ``ductwork runs`` and
+``ductwork show`` read. A run started elsewhere (``ductwork run``) has only the
+record. The status is the record's when there is one (it says ``died`` by itself
+when its process is gone); before that, the queue's: ``queued``, ``running`` (the
+child is loading), ``cancelled``, ``died``, or ``failed`` for a child that exited
+before recording anything (``error`` says why).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ductwork.runtime.records.run import Run, StepRun
+from ductwork.server import queue
+from ductwork.server.state import ServerState
+
+__all__ = ["RunSource", "run_detail", "run_summary", "step_logs"]
+
+
+def _finite(value: Any) -> Any:
+    """JSON with no NaN or infinity (which JSON cannot carry): those become strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _status(run: Run | None, row: dict[str, Any] | None) -> str:
+    if run is not None:
+        return str(run.status)
+    assert row is not None
+    return "failed" if row["state"] == queue.FINISHED else row["state"]
+
+
+def run_summary(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
+    """A run as a listing shows it."""
+    started = run.started if run is not None else (row or {}).get("started")
+    finished = run.finished if run is not None else (row or {}).get("finished")
+    return {
+        "run_id": run.id if run is not None else row["run_id"],  # type: ignore[index]
+        "pipeline": row["pipeline"] if row is not None else run.pipeline,  # type: ignore[union-attr]
+        "version": row["version"] if row is not None else None,
+        "status": _status(run, row),
+        "submitted": row["submitted"] if row is not None else (run.started if run else None),
+        "started": started, "finished": finished,
+        "duration": None if started is None or finished is None else finished - started,
+        "trigger": ({"via": "api", "token": row["token"]} if row is not None
+                    else {"via": "cli", "token": None}),
+    }
+
+
+def _outputs(record: StepRun) -> dict[str, Any]:
+    from ductwork.runtime.store.refs import GatherRef
+
+    out = {}
+    for name, ref in record.output_refs.items():
+        gathered = isinstance(ref, GatherRef)
+        out[name] = {"digest": ref.digest, "serializer": "gather" if gathered else ref.serializer,
+                     "size": ref.size,
+                     "types": sorted({c for p in ref.parts for c in getattr(p, "classes", ())})
+                     if gathered else list(ref.classes)}
+    return out
+
+
+def _step(record: StepRun) -> dict[str, Any]:
+    return {
+        "id": record.id, "step": record.step, "status": str(record.status),
+        "cached": record.cached, "attempts": record.attempts, "started": record.started,
+        "finished": record.finished, "duration": record.duration,
+        "metrics": _finite(record.metrics), "outputs": _outputs(record),
+        "error": record.error, "note": record.note,
+    }
+
+
+def run_detail(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
+    """A run with its parameters and steps."""
+    params = run.params if run is not None else (row or {}).get("parameters", {})
+    return {
+        **run_summary(run, row),
+        "parameters": _finite(params),
+        "backend": run.backend if run is not None else None,
+        "error": None if row is None or run is not None else row.get("error"),
+        "steps": [_step(s) for s in run.steps.values()] if run is not None else [],
+    }
+
+
+def step_logs(run: Run, step_id: str) -> str | None:
+    """A step's captured output and, if it failed, its traceback; None if no such step."""
+    record = run.steps.get(step_id)
+    if record is None:
+        return None
+    return record.logs + (record.error or "")
+
+
+class RunSource:
+    """Finds runs in the queue and in the store's run history."""
+
+    def __init__(self, state: ServerState, store: Any) -> None:
+        self.state, self.store = state, store
+
+    def record(self, run_id: str) -> Run | None:
+        """The run store's record of ``run_id`` (with steps), or None."""
+        from ductwork.runtime.records.runstore import open_history
+
+        history = open_history(self.store)
+        return history.get_run(run_id) if history is not None else None
+
+    def get(self, run_id: str) -> tuple[Run | None, dict[str, Any] | None]:
+        """The record and the queue row of ``run_id`` (either may be None)."""
+        row = queue.get_row(self.state, run_id)
+        run = None if row is not None and row["state"] == queue.QUEUED else self.record(run_id)
+        return run, row
+
+    def listing(self, pipeline: str | None, status: str | None, limit: int
+                ) -> list[dict[str, Any]]:
+        """Runs newest first, filtered; with a status filter, found among the newest
+        ``10 * limit`` runs of each source."""
+        from ductwork.runtime.records.runstore import open_history
+
+        window = limit if status is None else min(10 * limit, 10_000)
+        rows = {r["run_id"]: r for r in queue.list_rows(self.state, pipeline, window)}
+        history = open_history(self.store)
+        records = {r.id: r for r in history.list_runs(pipeline, window)} if history else {}
+        # A recorded run triggered over HTTP is listed under its published name.
+        for run_id in [i for i in records if i not in rows]:
+            found = queue.get_row(self.state, run_id)
+            if found is not None and pipeline is not None and found["pipeline"] != pipeline:
+                del records[run_id]
+            elif found is not None:
+                rows[run_id] = found
+        listed = []
+        for run_id in rows.keys() | records.keys():
+            row, run = rows.get(run_id), records.get(run_id)
+            if run is None and row is not None and row["state"] != queue.QUEUED and history:
+                run = history.get_run(run_id)
+            listed.append(run_summary(run, row))
+        if status is not None:
+            listed = [r for r in listed if r["status"] == status]
+        listed.sort(key=lambda r: (r["submitted"] or 0.0, r["run_id"]), reverse=True)
+        return listed[:limit]
