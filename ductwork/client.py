@@ -239,22 +239,21 @@ class Client:
 
     def pipelines(self) -> list[dict[str, Any]]:
         """The published pipelines: name, description, default_version, versions, enabled."""
-        answer = self._call("GET", "/pipelines")
-        return answer["pipelines"] if isinstance(answer, dict) else answer
+        return self._call("GET", "/pipelines")
 
     def pipeline(self, name: str) -> dict[str, Any]:
         """One pipeline, with each version's ``parameters`` JSON Schema."""
         return self._call("GET", f"/pipelines/{_segment(name)}")
 
-    def set_default(self, name: str, version: int) -> Any:
+    def set_default(self, name: str, version: int) -> dict[str, Any]:
         """Make ``version`` the one a trigger without a version runs (admin)."""
         return self._call("PUT", f"/pipelines/{_segment(name)}/default", {"version": version})
 
-    def disable(self, name: str) -> Any:
+    def disable(self, name: str) -> dict[str, Any]:
         """Refuse new runs of the pipeline (409) until it is enabled (admin)."""
         return self._call("POST", f"/pipelines/{_segment(name)}/disable", {})
 
-    def enable(self, name: str) -> Any:
+    def enable(self, name: str) -> dict[str, Any]:
         """Accept runs of a disabled pipeline again (admin)."""
         return self._call("POST", f"/pipelines/{_segment(name)}/enable", {})
 
@@ -277,15 +276,15 @@ class Client:
         """Runs, newest first, optionally of one pipeline and in one status."""
         query = {k: v for k, v in (("pipeline", pipeline), ("status", status),
                                    ("limit", limit)) if v is not None}
-        found = self._call("GET", "/runs", params=query)
-        return found["runs"] if isinstance(found, dict) else found
+        return self._call("GET", "/runs", params=query)
 
     def logs(self, run_id: str, step_id: str) -> str:
         """The step's captured stdout and stderr."""
         return self._call("GET", f"/runs/{_segment(run_id)}/steps/{_segment(step_id)}/logs")
 
-    def cancel(self, run_id: str) -> Any:
-        """Stop a queued or running run (the server's answer)."""
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """Stop a queued run (``cancelled`` at once) or a running one (``cancelling``: it is
+        interrupted, then killed); ``Conflict`` if it has already ended."""
         return self._call("POST", f"/runs/{_segment(run_id)}/cancel", {})
 
     def wait(self, run_id: str, timeout: float | None = None, *,

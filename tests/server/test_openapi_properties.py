@@ -17,6 +17,7 @@ import time
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -78,8 +79,13 @@ def test_generated_requests_get_documented_answers_and_no_5xx(api, live_server):
         fixed_sets = [None]
         if names and all(n in real for n in names):
             fixed_sets.append({n: real[n] for n in names})
+        # Invalid requests exist only where there is a body or a query to get wrong (any
+        # string is a valid path segment): elsewhere the negative mode has no case to make.
+        modes = [GenerationMode.POSITIVE]
+        if op.body or len(op.query):
+            modes.append(GenerationMode.NEGATIVE)
         for fixed in fixed_sets:
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            for mode in modes:
                 strategy = op.as_strategy(mode, path_parameters=fixed, headers=headers)
 
                 @settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -90,6 +96,8 @@ def test_generated_requests_get_documented_answers_and_no_5xx(api, live_server):
 
                 try:
                     check()
+                except Unsatisfiable:
+                    pass  # no request of this kind can be made: nothing to check
                 except Exception as exc:  # collect all operations' failures, then report
                     failures.append(f"{op.label} ({mode.value}, "
                                     f"{'real' if fixed else 'random'} path): {exc}")
