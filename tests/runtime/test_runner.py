@@ -8,6 +8,7 @@ import pytest
 
 import ductwork as dw
 from ductwork import pipeline, step
+from ductwork.dsl.core import RunOptionError
 
 ORDER: list[str] = []
 
@@ -289,3 +290,54 @@ def test_third_party_backend_through_entry_points(monkeypatch):
 def test_run_repr_summarizes():
     run = training.run()
     assert repr(run).startswith(f"<Run {run.id} of training: succeeded (4 succeeded)")
+
+
+# -- store= values that cannot be a store ([8] item 16 c) --------------------------------
+
+STORE_FORMS = "a local path.*memory://.*az://container/prefix.*fsspec URL"
+
+
+@pytest.mark.parametrize("store", ["", "   ", "file://", 123, b"/tmp/x", 1.5, ["a"]])
+def test_a_store_that_is_not_a_path_or_url_is_refused_naming_it(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ORDER.clear()
+    with pytest.raises(RunOptionError, match=STORE_FORMS) as info:
+        training.run(store=store)
+    assert f"store={store!r}" in str(info.value)
+    assert ORDER == [] and list(tmp_path.iterdir()) == []  # nothing written, least of all here
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_a_store_path_through_a_file_is_refused_and_the_file_is_untouched(below, tmp_path):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    path = existing / below if below else existing
+    ORDER.clear()
+    with pytest.raises(RunOptionError, match=r"notes.txt is a file, not a directory") as info:
+        training.run(store=str(path))
+    assert STORE_FORMS.split(".*")[1] in str(info.value) and ORDER == []
+    assert existing.read_text() == "keep me" and sorted(tmp_path.iterdir()) == [existing]
+
+
+def test_a_bad_default_store_names_the_environment_variable(tmp_path, monkeypatch):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    monkeypatch.setenv("DUCTWORK_STORE", str(existing))
+    with pytest.raises(RunOptionError, match=r"DUCTWORK_STORE=.*notes.txt is a file"):
+        training.run()
+    with pytest.raises(RunOptionError, match=r"DUCTWORK_STORE"):
+        dw.runs()
+    assert existing.read_text() == "keep me"
+
+
+def test_history_refuses_a_store_that_is_not_a_path_either():
+    with pytest.raises(RunOptionError, match=r"store=123"):
+        dw.runs(store=123)
+
+
+def test_good_stores_still_open(tmp_path):
+    from pathlib import Path
+
+    assert training.run(store=Path(tmp_path / "a")).status == "succeeded"
+    assert training.run(store=f"file://{tmp_path / 'b'}").status == "succeeded"
+    assert training.run(store="memory://").status == "succeeded"
