@@ -40,7 +40,7 @@ def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
     where = artifacts.url if artifacts.is_local or store is None else str(store)
     runs_source = RunSource(state, artifacts)
     launcher = Launcher(state, where, backend, max_runs,
-                        recorded=lambda run_id: runs_source.record(run_id) is not None,
+                        recorded=runs_source.status,
                         grace=cancel_grace)
 
     @contextlib.asynccontextmanager

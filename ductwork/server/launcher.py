@@ -73,7 +73,7 @@ class Launcher:
                  recorded: Any, grace: float = 10.0) -> None:
         self.state, self.store, self.backend = state, store, backend
         self.max_runs, self.grace = max_runs, grace
-        self._recorded = recorded  # run id -> whether the run store has a record of it
+        self._recorded = recorded  # run id -> the status its run record has, or None
         self.logs = state.path.with_name(state.path.stem + ".logs")
         self._children: dict[str, _Child] = {}
         self._cancelling: set[str] = set()
@@ -109,7 +109,7 @@ class Launcher:
                 queue.set_state(self.state, run_id, queue.QUEUED, was=queue.RUNNING)
             elif _alive(pid, run_id):
                 self._children[run_id] = _Child(run_id, pid, None)
-            elif self._recorded(run_id):
+            elif self._recorded(run_id) is not None:
                 queue.finish(self.state, run_id)
             else:
                 queue.set_state(self.state, run_id, queue.DIED, was=queue.RUNNING,
@@ -121,9 +121,10 @@ class Launcher:
         with self._lock:
             if queue.cancel_queued(self.state, run_id):
                 return "cancelled"
+            self._reap()
             child = self._children.get(run_id)
-            if child is None:
-                return None
+            if child is None or self._recorded(run_id) not in (None, "running"):
+                return None  # gone, or recorded as ended while its process exits
             self._cancelling.add(run_id)
             if child.kill_at is None:
                 child.kill_at = time.monotonic() + self.grace
@@ -196,7 +197,7 @@ class Launcher:
             cancelled = run_id in self._cancelling
             self._cancelling.discard(run_id)
             error = None if code == 0 else self._last_line(run_id)
-            if cancelled and not self._recorded(run_id):
+            if cancelled and self._recorded(run_id) is None:
                 queue.set_state(self.state, run_id, queue.CANCELLED, was=queue.RUNNING,
                                 error="cancelled before the run started")
             else:

@@ -113,6 +113,11 @@ class RunSource:
         history = open_history(self.store)
         return history.get_run(run_id) if history is not None else None
 
+    def status(self, run_id: str) -> str | None:
+        """The status the run store has for ``run_id``, or None if it has no record."""
+        run = self.record(run_id)
+        return None if run is None else str(run.status)
+
     def get(self, run_id: str) -> tuple[Run | None, dict[str, Any] | None]:
         """The record and the queue row of ``run_id`` (either may be None)."""
         row = queue.get_row(self.state, run_id)
