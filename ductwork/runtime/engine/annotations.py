@@ -4,10 +4,17 @@ The check is shallow by design -- ``list[float]`` checks for a list, not each
 element -- so it costs microseconds and never walks a large value. Annotations
 it cannot judge (type variables, unresolvable forward references, protocols)
 pass.
+
+Before that, a value that is a live handle rather than data -- an open file, a
+generator -- is refused: a text file would be pickled as its content, so the
+first run would return the file and every cached run a ``StringIO``. The check
+runs where the step returned, before values travel or are stored, so every
+backend refuses it the same way.
 """
 
 from __future__ import annotations
 
+import io
 import types
 import typing
 from typing import Any
@@ -62,8 +69,28 @@ def _name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or repr(hint).replace("typing.", "")
 
 
+def _handle(value: Any) -> tuple[str, str] | None:
+    """(what it is, what to return instead) if ``value`` is a live handle, not data."""
+    if isinstance(value, io.IOBase) and not isinstance(value, io.BytesIO | io.StringIO):
+        return f"an open file ({type(value).__name__})", "Return its content or its path instead"
+    if isinstance(value, types.GeneratorType | types.AsyncGeneratorType):
+        return "a generator", "Return a list instead: list(...)"
+    if isinstance(value, types.CoroutineType):
+        return "a coroutine (an async call not awaited)", "Await it inside the step"
+    return None
+
+
 def check_outputs(step: Any, outputs: dict[str, Any]) -> None:
-    """Raise TypeError naming the step, expected and actual type if an output does not fit."""
+    """Raise TypeError naming the step and output if an output is a live handle (an open
+    file, a generator) or does not fit the return annotation."""
+    for name, value in outputs.items():
+        handle = _handle(value)
+        if handle is not None:
+            raise TypeError(
+                f"Step '{step.name}' returned {handle[0]} for output '{name}': it is a handle "
+                f"on this process, not a value, so it cannot be stored or served from the "
+                f"cache. {handle[1]}."
+            )
     hint = _return_hint(step.fn)
     if hint is _UNKNOWN:
         return
