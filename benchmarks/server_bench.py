@@ -190,12 +190,14 @@ def trigger_latencies(dw: Any, url: str, token: str, clients: int, per_client: i
     return times, errors, wall
 
 
-def end_to_end(dw: Any, url: str, token: str, n: int, waiter: str) -> list[float]:
-    """Seconds from trigger to ``succeeded`` over REST, ``n`` times, one after another."""
+def end_to_end(dw: Any, url: str, token: str, n: int, waiter: str,
+               phases: dict[str, list[float]] | None = None) -> list[float]:
+    """Seconds from trigger to ``succeeded`` over REST, ``n`` times, one after another;
+    ``phases`` gets where each run's time went, from its record's timestamps."""
     times = []
     with dw.Client(url, token=token, timeout=60) as client:
         for _ in range(n):
-            t = time.perf_counter()
+            t, wall = time.perf_counter(), time.time()
             run_id = client.trigger("one_step", {"x": 21})
             if waiter == "wait":
                 record = client.wait(run_id, timeout=120)
@@ -204,6 +206,17 @@ def end_to_end(dw: Any, url: str, token: str, n: int, waiter: str) -> list[float
             times.append(time.perf_counter() - t)
             if record["status"] != "succeeded":
                 sys.exit(f"run {run_id} ended {record['status']}: {record}")
+            if phases is not None and all(record.get(k) for k in ("submitted", "started",
+                                                                   "finished")):
+                seen = wall + times[-1]
+                for name, value in (
+                        ("POST sent -> queued (submitted)", record["submitted"] - wall),
+                        ("queued -> run started (launcher, child start-up)",
+                         record["started"] - record["submitted"]),
+                        ("run started -> finished (the cached step)",
+                         record["finished"] - record["started"]),
+                        ("finished -> seen over REST (polling)", seen - record["finished"])):
+                    phases.setdefault(name, []).append(value)
     return times
 
 
@@ -295,7 +308,8 @@ def main() -> None:
             print(f"ductwork serve {' '.join(serve[4:])}; floor: Starlette on uvicorn\n",
                   flush=True)
             end_to_end(dw, url, token, 2, "poll")  # warm: the step is cached from here on
-            e2e = end_to_end(dw, url, token, n_e2e, "poll")
+            phases: dict[str, list[float]] = {}
+            e2e = end_to_end(dw, url, token, n_e2e, "poll", phases)
             e2e_wait = end_to_end(dw, url, token, max(3, n_e2e // 2), "wait")
             e2e_floor = end_to_end(dw, floor_url, token, n_e2e, "poll")
 
@@ -321,6 +335,8 @@ def main() -> None:
         ms(percentile(e2e_floor, 50)), ratio(p50, percentile(e2e_floor, 50)),
         f"<= {E2E_P50_S:g} s", p50 <= E2E_P50_S)
     add("end to end p95", ms(percentile(e2e, 95)), ms(percentile(e2e_floor, 95)))
+    for name, values in phases.items():
+        add(f"  e2e p50: {name}", ms(percentile(values, 50)))
     add(f"end to end p50 with dw.Client.wait ({len(e2e_wait)} runs)",
         ms(percentile(e2e_wait, 50)))
     if errors or floor_errors:
