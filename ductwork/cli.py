@@ -7,10 +7,14 @@ only when that command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import enum
 import importlib.util
 import inspect
 import json
+import math
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +61,7 @@ def parse_params(pipeline: Pipeline, pairs: Sequence[str]) -> dict[str, Any]:
     except Exception:
         hints = {}
     params: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep:
@@ -66,30 +71,134 @@ def parse_params(pipeline: Pipeline, pairs: Sequence[str]) -> dict[str, Any]:
             raise UsageError(
                 f"Pipeline '{pipeline.name}' has no parameter '{name}' (known: {known})."
             )
+        if name in given:  # keeping the last one would run with a value the user may not mean
+            raise UsageError(
+                f"Parameter '{name}' is given twice (-p {name}={_shown(given[name], False)}, "
+                f"-p {name}={_shown(text, False)}); give it once."
+            )
+        given[name] = text
         default = pipeline.parameters[name]
         kind = hints.get(name)
         if kind is None and default is not inspect.Parameter.empty and default is not None:
             kind = type(default)
-        params[name] = _convert(name, text, kind)
+        params[name] = convert_param(name, text, kind)
     return params
 
 
-def _convert(name: str, text: str, kind: Any) -> Any:
-    origin = typing.get_origin(kind) or kind
+_NONE_WORDS = ("None", "null")
+
+
+def convert_param(name: str, text: str, kind: Any) -> Any:
+    """Convert the text of ``-p name=text`` by the parameter's annotation (None: the text).
+
+    ``None``/``null`` is None where the annotation allows it; a ``Literal`` takes one of
+    its values, an ``Enum`` a member's name or value; a union tries its types in order.
+    Anything else that is not a plain scalar, str or path is read as JSON.
+    """
+    origin = typing.get_origin(kind)
+    if kind is None or kind is Any:
+        return text
+    if origin is typing.Annotated:
+        return convert_param(name, text, typing.get_args(kind)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(kind)
+        if type(None) in args and text in _NONE_WORDS:
+            return None
+        for arg in args:
+            if arg is not type(None):
+                with contextlib.suppress(UsageError):
+                    return convert_param(name, text, arg)
+        raise UsageError(f"Parameter '{name}' expects {_describe(kind)}, got {_shown(text)}.")
+    if origin is typing.Literal:
+        choices = typing.get_args(kind)
+        for choice in choices:
+            if text in _spellings(choice):
+                return choice
+        listed = ", ".join(map(repr, choices))
+        raise UsageError(f"Parameter '{name}' must be one of {listed}; got {_shown(text)}.")
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        for member in kind:
+            if text in (member.name, str(member.value)):
+                return member
+        names = ", ".join(m.name for m in kind)
+        values = ", ".join(repr(m.value) for m in kind)
+        raise UsageError(
+            f"Parameter '{name}' must be a {kind.__name__}: {names} (or a value: {values}); "
+            f"got {_shown(text)}."
+        )
+    target = origin or kind
     try:
-        if origin is bool:
+        if target is bool:
             lowered = text.lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             return lowered in ("true", "1", "yes")
-        if origin in (int, float):
-            return origin(text)
-        if origin in (str, Path) or kind is None:
-            return origin(text) if kind is not None else text
+        if target is int:
+            return _to_int(name, text)
+        if target is float:
+            value = float(text)
+            if math.isinf(value) and "inf" not in text.lower():
+                raise UsageError(f"Parameter '{name}': {_shown(text)} is out of float range.")
+            return value
+        if target is str:
+            return text
+        if target is Path:
+            return Path(text)
         return json.loads(text)
     except ValueError:
-        expected = getattr(kind, "__name__", str(kind))
-        raise UsageError(f"Parameter '{name}' expects {expected}, got '{text}'.") from None
+        raise UsageError(
+            f"Parameter '{name}' expects {_describe(kind)}, got {_shown(text)}."
+        ) from None
+
+
+def _to_int(name: str, text: str) -> int:
+    """``int(text)``, saying so when the text is a number too long for Python to convert."""
+    try:
+        return int(text)
+    except ValueError:
+        digits = text.strip().lstrip("+-").replace("_", "")
+        limit = sys.get_int_max_str_digits()
+        if digits.isdigit() and 0 < limit < len(digits):
+            # The limit is process-wide (sys.set_int_max_str_digits); not ours to raise.
+            raise UsageError(
+                f"Parameter '{name}' has {len(digits)} digits, more than Python converts from "
+                f"text ({limit}). Annotate it `str` and convert it inside a step."
+            ) from None
+        raise
+
+
+def _spellings(choice: Any) -> tuple[str, ...]:
+    """The texts that mean a ``Literal`` value on the command line."""
+    if isinstance(choice, str):
+        return (choice,)
+    if isinstance(choice, enum.Enum):
+        return (choice.name, str(choice.value))
+    if choice is None or isinstance(choice, bool):
+        return (str(choice), json.dumps(choice))  # None/null, True/true
+    return (str(choice),)
+
+
+def _describe(kind: Any) -> str:
+    if isinstance(kind, type):
+        return kind.__name__
+    return repr(kind).replace("typing.", "")
+
+
+def _shown(text: str, quoted: bool = True) -> str:
+    """The text of a value for a message, shortened when long."""
+    short = text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+    return f"'{short}'" if quoted else short
+
+
+def _at_least_one(text: str) -> int:
+    """The argparse type of --max-workers: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,9 +208,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = load_pipeline(args.target)
     params = parse_params(pipeline, args.param)
     options: dict[str, Any] = {"backend": args.backend}
-    if args.store:
+    if args.store is not None:  # an empty --store is refused by the run, not dropped
         options["store"] = args.store
-    if args.max_workers:
+    if args.max_workers is not None:
         options["max_workers"] = args.max_workers
     if args.address:
         options["address"] = args.address
@@ -260,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a pipeline parameter, converted by its annotation (repeatable)")
     run.add_argument("--backend", default="inline", help="where steps run (default: inline)")
-    run.add_argument("--max-workers", type=int, default=None, help="parallel steps at most")
+    run.add_argument("--max-workers", type=_at_least_one, default=None,
+                     help="parallel steps at most (>= 1)")
     run.add_argument("--store", default=None, help="artifact store URL or path")
     run.add_argument("--address", default=None,
                      help="scheduler address for --backend dask (default: a local cluster)")

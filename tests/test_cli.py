@@ -202,3 +202,124 @@ def test_runs_says_which_store_it_read_and_refuses_a_missing_one(pipeline_file, 
     out = _cli("runs", "--store", str(tmp_path / "typo"))
     assert out.returncode == 1 and "No store exists at" in out.stderr
     assert not (tmp_path / "typo").exists()
+
+
+# -- -p values and run options that were accepted, or refused, wrongly ([8] item 16 d) -------
+
+PARAMS_FILE = '''
+import enum
+from typing import Literal, Optional
+from ductwork import pipeline, step
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+class Size(enum.IntEnum):
+    SMALL = 1
+    LARGE = 2
+
+@step
+def echo(x):
+    return repr(x)
+
+@pipeline
+def typed(n: int = 1, name: str | None = "x", mode: Literal["a", "b"] = "a",
+          color: Color = Color.RED, size: Size = Size.SMALL, label: Optional[str] = None):
+    return {"n": echo(n), "name": echo(name), "mode": echo(mode), "color": echo(color),
+            "size": echo(size), "label": echo(label)}
+'''
+
+
+@pytest.fixture
+def typed_file(tmp_path):
+    path = tmp_path / "typed.py"
+    path.write_text(PARAMS_FILE)
+    return path
+
+
+def test_optional_literal_and_enum_parameters_take_their_values(typed_file, tmp_path):
+    out = _cli("run", f"{typed_file}:typed", "--store", str(tmp_path / "s"), "-p", "name=None",
+               "-p", "mode=b", "-p", "color=BLUE", "-p", "size=2", "-p", "label=null")
+    assert out.returncode == 0, out.stderr
+    for shown in ('"name": "None"', '"mode": "\'b\'"', '"color": "<Color.BLUE: \'blue\'>"',
+                  '"size": "<Size.LARGE: 2>"', '"label": "None"'):
+        assert shown in out.stdout
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("mode=c", "Parameter 'mode' must be one of 'a', 'b'; got 'c'"),
+    ("color=green", "Parameter 'color' must be a Color: RED, BLUE (or a value: 'red', 'blue')"),
+    ("size=3", "Parameter 'size' must be a Size: SMALL, LARGE (or a value: 1, 2)"),
+    ("n=" + "1" * 5000, "Parameter 'n' has 5000 digits"),
+])
+def test_values_outside_a_literal_or_enum_or_too_long_are_usage_errors(typed_file, pair,
+                                                                        message):
+    out = _cli("run", f"{typed_file}:typed", "--store", "memory://", "-p", pair)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr) < 1000
+
+
+def test_a_parameter_given_twice_is_an_error_naming_it(pipeline_file):
+    out = _cli("run", f"{pipeline_file}:flow", "--store", "memory://", "-p", "x=1", "-p", "x=2")
+    assert out.returncode == 2
+    assert "Parameter 'x' is given twice (-p x=1, -p x=2)" in out.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_max_workers_below_one_is_an_argparse_error(pipeline_file, value):
+    out = _cli("run", f"{pipeline_file}:flow", "--store", "memory://", "--max-workers", value)
+    assert out.returncode == 2
+    assert "--max-workers: must be a whole number >= 1" in out.stderr
+    assert "run " not in out.stdout
+
+
+def test_an_empty_store_option_is_refused_not_dropped(pipeline_file, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ductwork", "run", f"{pipeline_file}:flow",
+                          "--store", ""], capture_output=True, text=True, timeout=60,
+                         cwd=tmp_path)
+    assert out.returncode != 0 and "store=''" in out.stderr
+    assert not (tmp_path / ".ductwork").exists()
+
+
+def _typed():
+    import enum
+    from typing import Literal
+
+    class Color(enum.Enum):
+        RED = "red"
+        BLUE = "blue"
+
+    return Color, Literal["a", "b", 3]
+
+
+def test_convert_param_is_a_plain_function():
+    from ductwork.cli import UsageError, convert_param
+
+    color, literal = _typed()
+    assert convert_param("x", "None", str | None) is None
+    assert convert_param("x", "null", str | None) is None
+    assert convert_param("x", "none", str | None) == "none"  # only None/null mean None
+    assert convert_param("x", "7", int | None) == 7
+    assert convert_param("x", "7", int | str) == 7
+    assert convert_param("x", "seven", int | str) == "seven"
+    assert convert_param("x", "a", literal) == "a"
+    assert convert_param("x", "3", literal) == 3
+    assert convert_param("x", "RED", color) is color.RED
+    assert convert_param("x", "blue", color) is color.BLUE
+    assert convert_param("x", "1e3", float) == 1000.0
+    assert convert_param("x", "anything", None) == "anything"
+    with pytest.raises(UsageError, match=r"one of 'a', 'b', 3; got 'c'"):
+        convert_param("x", "c", literal)
+    with pytest.raises(UsageError, match=r"must be a Color: RED, BLUE"):
+        convert_param("x", "GREEN", color)
+    with pytest.raises(UsageError, match=r"expects int \| None, got 'x'"):
+        convert_param("x", "x", int | None)
+    with pytest.raises(UsageError, match=r"1e999.* is out of float range"):
+        convert_param("x", "1e999", float)
+    assert convert_param("x", "inf", float) == float("inf")  # asked for by name
+    with pytest.raises(UsageError, match=r"has 5000 digits, more than Python converts"):
+        convert_param("n", "9" * 5000, int)
+    with pytest.raises(UsageError) as info:
+        convert_param("n", "x" * 5000, int)
+    assert len(str(info.value)) < 300  # a long value is shortened, not echoed whole

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from ductwork.dsl.core import PipelineFailed, RunOptionError
+from ductwork.dsl.core import ParameterError, PipelineFailed, RunOptionError
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
 from ductwork.runtime.engine.backend import GraphBackend, get_backend
@@ -48,6 +48,19 @@ def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> 
     return frozenset(forced)
 
 
+def check_recordable(plan: Plan) -> None:
+    """Refuse a parameter the run's record cannot hold: an int Python will not write as text."""
+    limit = sys.get_int_max_str_digits()  # process-wide; not ours to raise
+    for name, value in plan.params.items():
+        if limit and isinstance(value, int) and value.bit_length() > 3 * limit \
+                and abs(value) >= 10**limit:
+            raise ParameterError(
+                f"Pipeline '{plan.name}': parameter '{name}' is an int of more than {limit} "
+                "digits, which Python will not write as text (sys.set_int_max_str_digits), so "
+                "the run could not be recorded. Pass it as a str and convert it inside a step."
+            )
+
+
 def run_pipeline(
     pipeline: Any,
     params: dict[str, Any],
@@ -82,6 +95,7 @@ def run_pipeline(
     display = make_progress(progress)
     git = GitState.start()
     plan = pipeline.trace(**params)
+    check_recordable(plan)
     force = forced_nodes(plan, regenerate)
     artifacts = open_store(store)
     artifacts.check()  # bad credentials fail here, before a backend starts or a run is recorded

@@ -341,3 +341,16 @@ def test_good_stores_still_open(tmp_path):
     assert training.run(store=Path(tmp_path / "a")).status == "succeeded"
     assert training.run(store=f"file://{tmp_path / 'b'}").status == "succeeded"
     assert training.run(store="memory://").status == "succeeded"
+
+
+def test_an_int_parameter_too_long_to_record_is_refused_before_any_step(tmp_path):
+    @pipeline
+    def big(n: int = 1):
+        return count([n])
+
+    ORDER.clear()
+    with pytest.raises(dw.ParameterError, match=r"parameter 'n' is an int of more than 4300 "
+                                                r"digits.*as a str"):
+        big.run(n=10**5000, store=str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()
+    assert big.run(n=10**4000, store="memory://").status == "succeeded"
