@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ductwork.server.models import ErrorBody
 
-__all__ = ["ApiError", "documented", "error_response", "install"]
+__all__ = ["ApiError", "documented", "documented_json", "error_response", "install"]
 
 _log = logging.getLogger("ductwork.server")
 
@@ -59,6 +59,16 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: each status (and 422, which replaces FastAPI's own
     validation-error schema) with the error body's model."""
     return {s: {"model": ErrorBody, "description": _WHAT.get(s, CODES[s])}
+            for s in sorted({*statuses, 422})}
+
+
+def documented_json(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``documented`` for a route whose own answer is not JSON: errors still are (FastAPI
+    would list a ``model`` under the route's media type), and the body's schema is
+    registered by the other routes."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {s: {"description": _WHAT.get(s, CODES[s]),
+                "content": {"application/json": {"schema": ref}}}
             for s in sorted({*statuses, 422})}
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse
 
 from ductwork.server import queue
 from ductwork.server.auth import Runner, Viewer
-from ductwork.server.errors import ApiError, documented
+from ductwork.server.errors import ApiError, documented, documented_json
 from ductwork.server.models import CancelAnswer, RunDetail, RunSummary
 from ductwork.server.service import ServerDep
 from ductwork.server.views import run_detail, step_logs
@@ -53,7 +53,7 @@ def get_run(run_id: str, _: Viewer, srv: ServerDep
 @router.get("/runs/{run_id}/steps/{step_id}/logs", response_class=PlainTextResponse,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "the step's output and traceback"},
-                       **documented(401, 403, 404)},
+                       **documented_json(401, 403, 404)},
             summary="A step's logs")
 def get_logs(run_id: str, step_id: str, _: Viewer,
              srv: ServerDep) -> PlainTextResponse:
