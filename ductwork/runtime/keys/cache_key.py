@@ -3,7 +3,11 @@
 A step's key is ``hash_tagged("StepKey", components)`` over named
 components: the code fingerprint, ``cache_version``, the output names, one
 digest per input argument (an upstream output counts by its artifact digest,
-so a large value is never re-read to be hashed), the environment, and the
+so a large value is never re-read to be hashed), the fingerprint of each class
+an input value is made of (``input_class:<arg>:<class>``: a ``predict(model)``
+step reruns when ``Model.predict`` changes; for an upstream output the class
+names were recorded in its ref when it was written, see ``classes``), the
+environment, and the
 content of ``hash_paths``, and the value (or absence) of each variable named by
 ``env_vars``. ``retries``, ``timeout`` and ``compute`` change how
 a step runs, not what it returns, so they are not components.
@@ -21,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
+from ductwork.runtime.keys.classes import classes_in, recorded, resolve
 from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
 from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
 from ductwork.runtime.keys.hashing import hash_tagged, hash_value, new_hasher
+from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.status import Status
 
 __all__ = [
@@ -33,16 +39,37 @@ __all__ = [
 
 
 def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
-    """Digest each argument (refs stand for upstream outputs) that is not ignored."""
+    """Digest each argument (refs stand for upstream outputs) that is not ignored,
+    and the code of the classes its value is made of."""
     components = {}
     for name, value in arguments.items():
         if name in step.options.ignore_inputs:
             continue
         try:
             components[f"input:{name}"] = hash_value(value)
+            for cls, digest in input_classes(value).items():
+                components[f"input_class:{name}:{cls}"] = digest
         except UnhashableValue as exc:
             raise CacheKeyError(exc.describe(step.name, name)) from None
     return components
+
+
+def input_classes(value: Any) -> dict[str, str]:
+    """The fingerprint of each class a value (or the value a ref stands for) is made of."""
+    names = recorded(value)
+    if names is None:
+        found: list[Any] = classes_in(value)
+    elif not names:
+        return {}
+    else:
+        found = [resolve(n) or n for n in names]
+    out = {}
+    for cls in found:
+        if isinstance(cls, str):  # not importable here: counted by name, as recorded
+            out[cls.replace(":", ".")] = hash_tagged("ClassName", cls)
+        else:
+            out[f"{class_home(cls)}.{cls.__qualname__}"] = fingerprint(cls).digest
+    return out
 
 
 def step_key(step: Any, inputs: dict[str, str], whole: bool = False,
@@ -146,6 +173,9 @@ def _describe_component(name: str) -> str:
         return f"input '{name[6:]}'"
     if name.startswith("path:"):
         return f"the content of hash path '{name[5:]}'"
+    if name.startswith("input_class:"):
+        arg, _, cls = name[12:].partition(":")
+        return f"class {cls} of input '{arg}'"
     if name.startswith("env_var:"):
         return f"environment variable {name[8:]}"
     return _LABELS.get(name) or name

@@ -50,6 +50,7 @@ from typing import Any
 import attrs
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.keys.classes import class_names, register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
 from ductwork.runtime.store.hashio import (
@@ -95,20 +96,30 @@ def _check_digest(digest: str) -> str:
 
 @attrs.frozen
 class ArtifactRef:
-    """A stored value: its content digest, the serializer that wrote it and its size."""
+    """A stored value: its content digest, the serializer that wrote it and its size.
+
+    ``classes`` names the classes the value is made of (``keys.classes``): a step
+    reading it has their code in its key, without reading the value back.
+    """
 
     digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
     serializer: str
     size: int
+    classes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
-        return {"digest": self.digest, "serializer": self.serializer, "size": self.size}
+        d: dict[str, Any] = {"digest": self.digest, "serializer": self.serializer,
+                             "size": self.size}
+        if self.classes:
+            d["classes"] = list(self.classes)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
         """Build from ``to_dict()`` output."""
-        return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]))
+        return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]),
+                   tuple(str(c) for c in d.get("classes", ())))
 
 
 class BadEntry(ValueError):
@@ -139,7 +150,10 @@ def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
         except (SerializerError, TypeError):  # TypeError: an unhashable name
             raise BadEntry(f"output {name!r} names serializer {d['serializer']!r}, which is "
                            "not registered in this process") from None
-        outputs[name] = ArtifactRef(d["digest"], d["serializer"], d["size"])
+        classes = d.get("classes", [])
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise BadEntry(f"output {name!r} has classes {classes!r}, not a list of names")
+        outputs[name] = ArtifactRef(d["digest"], d["serializer"], d["size"], tuple(classes))
     return outputs
 
 
@@ -152,6 +166,8 @@ def warn_bad_entry(path: str, key: str, problem: str) -> None:
 # An upstream output enters a downstream key by what identifies its bytes and how they
 # are read back: two types serialized to equal bytes (str vs bytes) must not collide.
 register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
+# Its value's classes, recorded when it was written: their code goes in the key beside it.
+register_recorded(ArtifactRef, lambda ref: ref.classes)
 
 
 class ArtifactStore(StoreFiles):
@@ -183,6 +199,7 @@ class ArtifactStore(StoreFiles):
 
     def _put(self, value: Any) -> ArtifactRef:
         serializer = serializer_for(value)
+        classes = class_names(value)  # kept in the ref: keys read it, not the value
         if self._azure is not None:
             spool: Any = self._azure.spool()
         else:
@@ -203,10 +220,10 @@ class ArtifactStore(StoreFiles):
         digest = writer.hexdigest()
         if self._azure is not None:
             self._azure.put_spooled(self.object_path(digest), spool)
-            return ArtifactRef(digest, serializer.name, writer.size)
+            return ArtifactRef(digest, serializer.name, writer.size, classes)
         if spool.path is None:
             self._put_small(digest, spool.getvalue())
-            return ArtifactRef(digest, serializer.name, writer.size)
+            return ArtifactRef(digest, serializer.name, writer.size, classes)
         tmp = spool.path
         try:
             dest = self.object_path(digest)
@@ -219,7 +236,7 @@ class ArtifactStore(StoreFiles):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        return ArtifactRef(digest, serializer.name, writer.size)
+        return ArtifactRef(digest, serializer.name, writer.size, classes)
 
     def _put_small(self, digest: str, data: bytes) -> None:
         # A small value is hashed in memory first, so one that is already stored costs a

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ductwork.runtime.keys.classes import recorded, register_recorded
 from ductwork.runtime.keys.hashing import register_hash
 from ductwork.runtime.store.artifacts import ArtifactRef
 
@@ -46,6 +47,9 @@ def _gather_token(ref: GatherRef) -> list[Any]:
 
 
 register_hash(GatherRef, _gather_token)
+# The classes of its elements' values, recorded when they were written (keys.classes).
+register_recorded(GatherRef, lambda ref: tuple(sorted({c for p in ref.parts
+                                                       for c in recorded(p) or ()})))
 
 
 def ref_to_json(ref: Ref) -> dict[str, Any]:

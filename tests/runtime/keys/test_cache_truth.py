@@ -13,11 +13,6 @@ import pytest
 from tests.runtime.keys.truth import Lab, ran, why
 
 
-#: Items of issue [8] not fixed yet: their tests must fail until they are.
-def todo(item: int):
-    return pytest.mark.xfail(strict=True, reason=f"issue [8] item {item}: not fixed yet")
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
     return Lab(tmp_path)
@@ -97,7 +92,6 @@ def p():
 """
 
 
-@todo(10)
 @pytest.mark.parametrize(
     ("old", "new", "step", "cls"),
     [
