@@ -169,11 +169,13 @@ class Client:
     """A connection to a ``ductwork serve`` server, authenticated by a bearer token.
 
     ``token`` defaults to the ``DUCTWORK_TOKEN`` environment variable; ``timeout`` is
-    per request, in seconds. Use it as a context manager, or ``close()`` it, to free
-    its connections.
+    per request, in seconds; ``verify`` is for an HTTPS proxy in front of the server:
+    ``True`` (the system's CAs), or the path of a CA bundle for a private CA. Use it as
+    a context manager, or ``close()`` it, to free its connections.
     """
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0,
+                 verify: bool | str = True) -> None:
         try:
             import httpx
         except ImportError:  # pragma: no cover - the server extra brings it
@@ -185,7 +187,8 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._httpx = httpx
-        self._http = httpx.Client(base_url=self.url + _API, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url + _API, headers=headers, timeout=timeout,
+                                  verify=verify)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
