@@ -328,6 +328,18 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Show what differs between two runs: parameters, graph, and step by step."""
+    from ductwork.runtime.records.diff import diff_runs
+
+    found = diff_runs(args.run_a, args.run_b, store=args.store)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, default=repr))
+    else:
+        sys.stdout.write(found.render())
+    return 0
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     """Remove artifacts and cache entries that no kept run and no running run uses."""
     import datetime as dt
@@ -401,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = history_command(name, func, text)
         sub.add_argument("run_id")
         sub.add_argument("step")
+    diff = history_command("diff", cmd_diff, "what differs between two runs")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--json", action="store_true", help="print JSON for scripts")
     gc = history_command("gc", cmd_gc, "remove what no kept run refers to")
     gc.add_argument("--keep-last", type=int, default=None, metavar="N",
                     help="keep the newest N runs")

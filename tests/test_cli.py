@@ -323,3 +323,36 @@ def test_convert_param_is_a_plain_function():
     with pytest.raises(UsageError) as info:
         convert_param("n", "x" * 5000, int)
     assert len(str(info.value)) < 300  # a long value is shortened, not echoed whole
+
+
+# -- ductwork diff ([10] item 2) --------------------------------------------------------------
+
+def test_diff_of_two_runs_as_text_and_as_json(pipeline_file, tmp_path):
+    import json
+
+    import ductwork as dw
+
+    store = str(tmp_path / "s")
+    for x in ("1", "2"):
+        ran = _cli("run", f"{pipeline_file}:flow", "-p", f"x={x}", "--store", store)
+        assert ran.returncode == 0, ran.stderr
+    b, a = (r.id for r in dw.runs(store=store))
+    text = _cli("diff", a, b, "--store", store)
+    assert text.returncode == 0, text.stderr
+    assert "x: 1 -> 2" in text.stdout and "parameter x 1 -> 2" in text.stdout
+    assert "step double" in text.stdout and "step fail_if" in text.stdout
+    assert "from step double" in text.stdout and "outputs: output different" in text.stdout
+    as_json = _cli("diff", a, b, "--store", store, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    facts = json.loads(as_json.stdout)
+    assert facts == json.loads(json.dumps(dw.diff(a, b, store=store).to_dict(), default=repr))
+    assert facts["parameters"]["changed"] == {"x": [1, 2]} and facts["differs"] is True
+    assert set(facts["steps"]) == {"double", "fail_if"}
+    assert facts["steps"]["double"]["outputs"] == {"output": "different"}
+    itself = _cli("diff", a, a, "--store", store, "--json")
+    assert json.loads(itself.stdout)["differs"] is False
+    assert json.loads(itself.stdout)["steps"] == {}
+    assert "no differences" in _cli("diff", b, b, "--store", store).stdout
+    unknown = _cli("diff", a, "nope", "--store", store)
+    assert unknown.returncode == 1 and "No run 'nope'" in unknown.stderr
+    assert str(tmp_path / "s") in unknown.stderr  # names the store it looked in
