@@ -12,8 +12,9 @@ publishing (``runtime.publish``) and run history (``runtime.records``):
 - ``child``: ``python -m ductwork.server.child``, the process that loads the
   published snapshot and runs it (user code is imported there, never in the server);
 - ``views``: runs as the API shows them (run history merged with the queue);
-- ``models``, ``errors``, ``limits``, ``app``, ``routes_*``: the FastAPI application --
-  pydantic models, the one error body, JSON-only bodies capped at 1 MiB, the routes;
+- ``models``, ``errors``, ``limits``, ``auth``, ``service``, ``app``, ``routes_*``: the
+  FastAPI application -- pydantic models, the one error body, JSON-only bodies capped at
+  1 MiB, bearer-token roles, what routes work on, the app, the routes;
 - ``commands``: the ``serve`` and ``token`` subcommands.
 
 Above the backends and the runtime, below the command line. Nothing here is imported
