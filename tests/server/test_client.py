@@ -92,6 +92,8 @@ def test_wait_times_out_naming_the_run_then_cancel(live_server, admin):
     record = admin.wait(run_id, timeout=60)
     assert record["status"] == "cancelled"
     assert record["status"] in FINAL_STATUSES
+    with pytest.raises(Conflict, match="already ended"):  # nothing left to cancel
+        admin.cancel(run_id)
 
 
 def test_errors_carry_the_server_message_and_code(live_server, admin):
