@@ -235,6 +235,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Say which steps a run would take from the cache and which it would run, and why,
+    without running any step code."""
+    from ductwork.runtime.engine.plan import format_plan
+
+    pipeline = load_pipeline(args.target)
+    options: dict[str, Any] = {"backend": args.backend}
+    if args.store is not None:
+        options["store"] = args.store
+    if args.regenerate:
+        options["regenerate"] = True if args.regenerate == ["all"] else args.regenerate
+    steps = pipeline.plan(**parse_params(pipeline, args.param), **options)
+    if args.json:
+        print(json.dumps({sid: {"status": status, "why": why}
+                          for sid, (status, why) in steps.items()}, indent=2))
+    else:
+        print(format_plan(steps))
+    return 0
+
+
 def cmd_graph(args: argparse.Namespace) -> int:
     """Print a pipeline's graph without running it."""
     pipeline = load_pipeline(args.target)
@@ -396,6 +416,19 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.set_defaults(func=cmd_graph)
+
+    plan = commands.add_parser("plan", help="which steps would run, and why",
+                               description=cmd_plan.__doc__)
+    plan.add_argument("target", metavar="FILE.py:PIPELINE")
+    plan.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    plan.add_argument("--store", default=None, help="artifact store URL or path")
+    plan.add_argument("--backend", default="inline",
+                      help="the backend a run would use; it gives the environment part of "
+                           "each key (default: inline)")
+    plan.add_argument("--regenerate", action="append", default=[], metavar="STEP",
+                      help="plan as if this step were regenerated ('all': every step)")
+    plan.add_argument("--json", action="store_true", help="print JSON for scripts")
+    plan.set_defaults(func=cmd_plan)
 
     def history_command(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=func.__doc__)

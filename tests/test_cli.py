@@ -356,3 +356,29 @@ def test_diff_of_two_runs_as_text_and_as_json(pipeline_file, tmp_path):
     unknown = _cli("diff", a, "nope", "--store", store)
     assert unknown.returncode == 1 and "No run 'nope'" in unknown.stderr
     assert str(tmp_path / "s") in unknown.stderr  # names the store it looked in
+
+
+def test_plan_as_a_table_and_as_json_runs_nothing(pipeline_file, tmp_path):
+    import json
+
+    store = str(tmp_path / "s")
+    fresh = _cli("plan", f"{pipeline_file}:flow", "--store", store, "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout) == {
+        "double": {"status": "run", "why": "no earlier run of this step to compare with"},
+        "fail_if": {"status": "pending", "why": "waits for 'double' (not cached), so its "
+                                                "inputs are not known yet"},
+    }
+    # flag=true would make fail_if raise: planning it runs no step.
+    ran = _cli("run", f"{pipeline_file}:flow", "--store", store)
+    assert ran.returncode == 0, ran.stderr
+    table = _cli("plan", f"{pipeline_file}:flow", "--store", store, "-p", "flag=true")
+    assert table.returncode == 0, table.stderr
+    head, double, fail_if, change = table.stdout.splitlines()
+    assert head.split() == ["step", "status", "why"]
+    assert double.split()[:2] == ["double", "cached"] and "cache hit: stored by run" in double
+    assert fail_if.split()[:2] == ["fail_if", "run"] and "the key differs from run" in fail_if
+    assert change.strip().startswith("- input 'flag' changed")
+    forced = _cli("plan", f"{pipeline_file}:flow", "--store", store, "--regenerate", "all",
+                  "--json")
+    assert {entry["status"] for entry in json.loads(forced.stdout).values()} == {"run"}

@@ -146,6 +146,14 @@ class Pipeline:
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
         return run_pipeline(self, kwargs, **options)
 
+    def plan(self, **kwargs: Any) -> dict[str, Any]:
+        """Without running step code: ``{step id: ("cached" | "run" | "pending", why)}``
+        for these parameters and run options (see ``runtime/engine/plan.py``)."""
+        from ductwork.runtime.runner import plan_pipeline
+
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        return plan_pipeline(self, kwargs, **options)
+
     def publish(self, name: str | None = None, *, description: str = "", store: Any = None
                 ) -> Any:
         """Snapshot this pipeline's code into the store as a new version; returns a

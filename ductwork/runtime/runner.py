@@ -48,6 +48,31 @@ def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> 
     return frozenset(forced)
 
 
+def plan_pipeline(
+    pipeline: Any,
+    params: dict[str, Any],
+    *,
+    backend: str = "inline",
+    store: Any = None,
+    max_workers: int | None = None,
+    regenerate: bool | list[str] = False,
+    progress: bool | None = None,
+    address: str | None = None,
+    shared_filesystem: bool = False,
+) -> dict[str, Any]:
+    """What ``run`` with these options would do: ``{step id: (status, why)}``, no step code
+    run (``engine/plan.py``); ``progress`` is accepted and ignored, as nothing runs."""
+    from ductwork.runtime.engine.plan import plan_steps
+
+    if not isinstance(backend, str):
+        raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
+    plan = pipeline.trace(**params)
+    options = {"max_workers": max_workers, "address": address,
+               "shared_filesystem": shared_filesystem or None}
+    return plan_steps(plan, store, backend, forced_nodes(plan, regenerate),
+                      {k: v for k, v in options.items() if v is not None})
+
+
 def check_recordable(plan: Plan) -> None:
     """Refuse a parameter the run's record cannot hold: an int Python will not write as text."""
     limit = sys.get_int_max_str_digits()  # process-wide; not ours to raise
