@@ -47,6 +47,10 @@ class StepPlan(tuple):
         made.keys = dict(keys or {})
         return made
 
+    def __getnewargs__(self) -> tuple[str, str, dict[str, str]]:  # type: ignore[override]
+        """What pickle and copy rebuild an entry from: its keys are kept."""
+        return self.status, self.why, self.keys
+
     @property
     def status(self) -> str:
         """``"cached"``, ``"run"`` or ``"pending"``."""
@@ -78,12 +82,15 @@ def plan_steps(plan: Plan, store: Any, backend: str = "inline",
     why = _Why(plan.name, open_history(artifacts))
     steps = {}
     for nid, inv in plan.invocations.items():
-        if nid in broken:
-            steps[nid] = StepPlan(RUN, f"it cannot be keyed, so the run fails it: {broken[nid]}")
-        elif inv.step.options.cache is False:
+        inputs_known = all(dep in keyed and is_hit(keyed[dep]) for dep in inv.deps)
+        if inv.step.options.cache is False:
             steps[nid] = StepPlan(RUN, why.ran(nid, None, None, None))
         elif nid in keyed:
             steps[nid] = _decided(nid, keyed[nid], why, nid in force)
+        elif nid in broken and inputs_known:
+            steps[nid] = StepPlan(RUN, f"it cannot be keyed, so the run fails it: {broken[nid]}")
+        # A run takes a node's basis only once its inputs exist (an upstream step may write
+        # a hash_paths file), so an error in it is not the node's until then: pending.
         elif nid in force:
             waiting = _waits_for(inv.deps, keyed)
             verb = "have" if "," in waiting else "has"

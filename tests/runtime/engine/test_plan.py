@@ -265,3 +265,43 @@ def test_plan_agrees_with_the_run_that_follows(desc, before, after):
             assert not entry.keys  # its key is not known before its inputs are
         for sid, key in entry.keys.items():
             assert run.steps[sid].key == key, (sid, why)
+
+
+@dw.step(hash_paths=["made-by-upstream.txt"])
+def reads_file(v):
+    _mark("reads_file")
+    return v
+
+
+@dw.pipeline
+def with_file(c=1.0):
+    return reads_file(other(c))
+
+
+@dw.pipeline
+def file_first(c=1.0):
+    return reads_file(c)
+
+
+def test_a_key_basis_error_waits_for_the_inputs_a_run_would_wait_for(marks, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)  # hash_paths are relative to the working directory
+    plan = with_file.plan(store=tmp_path / "s")
+    assert plan["reads_file"] == ("pending", "waits for 'other' (not cached), so its inputs "
+                                             "are not known yet")
+    status, why = file_first.plan(store=tmp_path / "s")["reads_file"]
+    assert status == "run"
+    assert why.startswith("it cannot be keyed, so the run fails it: Step 'reads_file': "
+                          "hash_paths names 'made-by-upstream.txt', which does not exist")
+    (tmp_path / "made-by-upstream.txt").write_text("x")
+    assert file_first.plan(store=tmp_path / "s")["reads_file"][0] == "run"
+    assert _ran(marks) == 0
+
+
+def test_a_plan_entry_survives_pickling_with_its_keys(tmp_path, marks):
+    import copy
+    import pickle
+
+    entry = consts.plan(store=tmp_path / "s")["scale"]
+    for again in (pickle.loads(pickle.dumps(entry)), copy.deepcopy(entry)):
+        assert again == entry and again.keys == entry.keys and len(again.keys) == 3
