@@ -223,7 +223,8 @@ def test_an_edited_helper_is_named_in_why(tmp_path, monkeypatch, marks):
 
 # -- plan and run agree, for random pipelines -----------------------------------------------
 
-from hypothesis import given, note, settings  # noqa: E402
+from hypothesis import event, given, note, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from tests.dsl.test_properties import (  # noqa: E402
     build,
@@ -243,21 +244,24 @@ def _hit(run, nid: str, is_map: bool) -> bool:
     return bool(elements) and all(r.cached for r in elements)
 
 
-@settings(max_examples=25, deadline=None)
-@given(descriptions(), params_strategy, params_strategy)
-def test_plan_agrees_with_the_run_that_follows(desc, before, after):
+@settings(max_examples=30, deadline=None)
+@given(descriptions(), params_strategy, params_strategy, st.data())
+def test_plan_agrees_with_the_run_that_follows(desc, before, after, data):
     note(show(desc))
     p = build(desc)
+    invocations = p.trace(**after).invocations
+    regenerate = data.draw(st.lists(st.sampled_from(sorted(invocations)), max_size=1))
     with fresh_store() as store:
         p.run(**before, store=store, progress=False)
-        plan = p.plan(**after, store=store)
-        invocations = p.trace(**after).invocations
-        run = p.run(**after, store=store, progress=False)
+        plan = p.plan(**after, store=store, regenerate=regenerate)
+        run = p.run(**after, store=store, progress=False, regenerate=regenerate)
     assert list(plan) == [sid for sid in run.steps if run.steps[sid].map_index is None]
     for nid, entry in plan.items():
         status, why = entry
+        event(f"{'map' if invocations[nid].is_map else 'step'} {status}")
         if status == "cached":
             assert _hit(run, nid, invocations[nid].is_map), (nid, why)
+            assert entry.keys, nid
         elif status == "run":
             assert not _hit(run, nid, invocations[nid].is_map), (nid, why)
         else:
@@ -265,7 +269,6 @@ def test_plan_agrees_with_the_run_that_follows(desc, before, after):
             assert not entry.keys  # its key is not known before its inputs are
         for sid, key in entry.keys.items():
             assert run.steps[sid].key == key, (sid, why)
-
 
 @dw.step(hash_paths=["made-by-upstream.txt"])
 def reads_file(v):
