@@ -274,9 +274,10 @@ def _when(stamp: float | None) -> str:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """List past runs, newest first."""
-    from ductwork.runtime.records.history import runs
+    from ductwork.runtime.records.history import existing_store, runs
 
     _say_store(args.store)
+    existing_store(args.store)  # a typo'd --store is an error, and creates nothing
     listed = runs(store=args.store, pipeline=args.pipeline, limit=args.limit)
     if not listed:
         print("no runs yet")

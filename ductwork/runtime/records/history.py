@@ -12,7 +12,7 @@ from typing import Any
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.store.artifacts import open_store
 
-__all__ = ["attach", "get_run", "runs"]
+__all__ = ["attach", "existing_store", "get_run", "runs"]
 
 
 def _loader(artifacts: Any) -> Any:
@@ -63,10 +63,8 @@ def _explain_map(run: Run, record: StepRun, why: Any) -> str:
     return f"{summary}; the first that ran, {ran[0].id}, {why(ran[0])}"
 
 
-def _history(store: Any) -> tuple[Any, Any]:
-    """The artifact store and its history (None if it has none), creating nothing."""
-    from ductwork.runtime.records.runstore import open_history
-
+def existing_store(store: Any) -> Any:
+    """The artifact store named, which must exist: a read-only command creates nothing."""
     artifacts = open_store(store)
     if artifacts.is_local and not os.path.isdir(artifacts.root):
         raise LookupError(
@@ -74,12 +72,24 @@ def _history(store: Any) -> tuple[Any, Any]:
             "Check the path given as store= / --store (or DUCTWORK_STORE; the default is "
             "./.ductwork in the current directory)."
         )
+    return artifacts
+
+
+def _history(store: Any) -> tuple[Any, Any]:
+    """The artifact store and its history (None if it has none), creating nothing."""
+    from ductwork.runtime.records.runstore import open_history
+
+    artifacts = existing_store(store)
     return artifacts, open_history(artifacts)
 
 
 def runs(store: Any = None, pipeline: str | None = None, limit: int | None = None) -> list[Run]:
-    """Past runs, newest first (steps are not loaded; use ``get_run`` for those)."""
-    artifacts, history = _history(store)
+    """Past runs, newest first (steps are not loaded; use ``get_run`` for those); none for a
+    store that does not exist (which is not created)."""
+    try:
+        artifacts, history = _history(store)
+    except LookupError:
+        return []
     if history is None:
         return []
     return [attach(r, artifacts, history) for r in history.list_runs(pipeline, limit)]
