@@ -110,7 +110,7 @@ class Loop:
         while True:
             while self._ready:
                 self._start(self._ready.popleft())
-            self.state.flush_leases()  # one lease write per turn, before jobs go out
+            self.state.flush_leases(force=False)  # written in batches; see records/leases
             for name, queue in self._queues.items():
                 backend = self.backends[name]
                 while queue and busy[name] < max(1, backend.capacity):

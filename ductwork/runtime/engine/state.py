@@ -8,8 +8,8 @@ the pipeline's return structure filled in at the end. They keep them here.
 
 They also lease (``records/leases``) every key and digest the run serves or writes,
 before it counts on them: ``lease`` when a hit is served or a result recorded,
-buffered; the buffer is written once per engine turn (``flush_leases``), before a
-value is read from the store, and before the result is filled in. What gc removed
+buffered; the buffer is written before a value is read from the store, before the
+result is filled in, and otherwise at most every ``leases.FLUSH_EVERY`` seconds. What gc removed
 before its lease was written is recomputed: the loop treats it as a corrupt artifact.
 """
 
@@ -55,9 +55,9 @@ class RunState:
         """Lease a node's key and output refs before they are recorded (written in batches)."""
         self.leases.add(refs, key)
 
-    def flush_leases(self) -> None:
-        """Write the buffered leases (once per engine turn)."""
-        self.leases.flush()
+    def flush_leases(self, force: bool = True) -> None:
+        """Write the buffered leases (without ``force``: only if they have waited a while)."""
+        self.leases.flush(force)
 
     # -- records --------------------------------------------------------------------------
 
@@ -103,10 +103,21 @@ class RunState:
     def load(self, value: Any) -> Any:
         """``value`` with every ref in it replaced by its value, read (and verified) once;
         raises ``CorruptArtifact``."""
-        self.leases.flush()  # a value read is one the run counts on: lease it first
+        if self.leases.pending and not self._in_memory(value):
+            self.leases.flush()  # a value read from the store is one the run counts on
         if self.leases.lost:
             self._raise_lost(value)
         return resolve_refs(value, self.store, self.memo)
+
+    def _in_memory(self, value: Any) -> bool:
+        """Whether every ref in ``value`` is of a value this run already holds."""
+        memo, held = self.memo, [True]
+
+        def check(ref: Any) -> None:
+            held[0] = held[0] and all(d in memo for d in iter_digests(ref))
+
+        map_refs(value, check)
+        return held[0]
 
     def _raise_lost(self, value: Any) -> None:
         """Raise ``CorruptArtifact`` for a digest in ``value`` (all of them, if None) that gc
