@@ -88,17 +88,33 @@ def test_one_bad_history_row_is_reported_and_the_others_listed(tmp_path):
 
 @pytest.fixture
 def read_only_store(tmp_path):
-    store = tmp_path / "s"
-    run = p.run(store=str(store))
-    _forget(store)
-    modes = {}
-    for path in [store, *store.rglob("*")]:
-        modes[path] = path.stat().st_mode
-        path.chmod(modes[path] & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    yield store, run
-    for path, mode in sorted(modes.items(), key=lambda kv: len(str(kv[0]))):
-        path.chmod(mode)
-    _forget(store)
+    """A store with one run, that nobody can write: a read-only bind mount as root (a
+    chmod does not stop root), the write bits taken off otherwise."""
+    source = tmp_path / "s"
+    run = p.run(store=str(source))
+    _forget(source)
+    if os.geteuid() != 0:
+        modes = {path: path.stat().st_mode for path in [source, *source.rglob("*")]}
+        for path, mode in modes.items():
+            path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        yield source, run
+        for path, mode in sorted(modes.items(), key=lambda kv: len(str(kv[0]))):
+            path.chmod(mode)
+        _forget(source)
+        return
+    store = tmp_path / "ro"
+    store.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(store)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount a read-only store here: {mounted.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(store)], check=True,
+                       capture_output=True)
+        yield store, run
+    finally:
+        _forget(store)
+        subprocess.run(["umount", str(store)], capture_output=True)
 
 
 def _cli(*args, cwd=None):
@@ -106,7 +122,6 @@ def _cli(*args, cwd=None):
                           text=True, timeout=60, cwd=cwd)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
 def test_read_only_commands_work_on_a_read_only_store(read_only_store):
     store, run = read_only_store
     assert [r.id for r in dw.runs(store=str(store))] == [run.id]
