@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.config import ductwork_home
+from ductwork.runtime.records.sqlite import connect, write_transaction
 
 __all__ = ["ServerState", "open_state", "state_path"]
 
@@ -80,23 +78,11 @@ class ServerState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: survives a killed process
-        _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        _retry_locked(lambda: self._db.executescript(SCHEMA))
+        self._db = connect(self.path, SCHEMA)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Hold the write lock: commit on success, roll back on an error."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return write_transaction(self._db, self._lock)
 
     def read(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         """Rows of one query, as ``sqlite3.Row`` (by column name)."""
@@ -109,19 +95,6 @@ class ServerState:
         """Close the connection."""
         with self._lock:
             self._db.close()
-
-
-def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
-    """Run ``action``, retrying while another process creates the same file: SQLite answers
-    "locked" at once, without the busy timeout, when waiting could deadlock."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(random.uniform(0.005, 0.05))
 
 
 def open_state(store: Any = None) -> ServerState:

@@ -35,7 +35,6 @@ import sqlite3
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from ductwork.runtime.records import rows
 from ductwork.runtime.records.leases import LEASE_SCHEMA
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.run import Run
+from ductwork.runtime.records.sqlite import connect, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -211,18 +211,7 @@ class RunStore:
         self._close = weakref.finalize(self, self._db.close)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False,
-                             isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-            _retry_locked(lambda: db.executescript(SCHEMA))
-            _retry_locked(lambda: _add_missing_columns(db))
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return connect(self.path, SCHEMA, foreign_keys=True, upgrade=_add_missing_columns)
 
     def _selects(self) -> dict[str, str]:
         """The column lists to select; a column an older file lacks (read-only) reads NULL."""
@@ -237,19 +226,9 @@ class RunStore:
             for sql, args in statements:
                 db.executemany(sql, args)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Hold the database's write lock: commit on success, roll back on an error."""
-        # BEGIN IMMEDIATE takes the write lock up front, so two processes queue on the
-        # busy timeout instead of failing mid-transaction.
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return write_transaction(self._db, self._lock)
 
     def _write_softly(self, run: Run, what: str, statements: list[tuple[str, Any]]) -> bool:
         """Write, or warn that history could not be written and why: a run never stops
@@ -459,23 +438,3 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
                 except sqlite3.OperationalError as exc:
                     if "duplicate column" not in str(exc):
                         raise  # another process opening the file added it first: fine
-
-
-def _retry_locked(action: Any, seconds: float = 60.0) -> Any:
-    """Run ``action``, retrying while another process holds the database lock.
-
-    Switching a new file to WAL, or creating its tables, while another process
-    does the same can fail at once with "database is locked": SQLite returns
-    without waiting on the busy timeout when waiting could deadlock.
-    """
-    import random
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(random.uniform(0.005, 0.05))
