@@ -14,7 +14,7 @@ from typing import Any
 from ductwork.dsl.core import ParameterError, PipelineFailed, RunOptionError
 from ductwork.dsl.graph import plan_to_dict
 from ductwork.dsl.trace import Plan
-from ductwork.runtime.engine.backend import GraphBackend, get_backend
+from ductwork.runtime.engine.backend import GraphBackend, open_backends
 from ductwork.runtime.records.run import Run, new_run_id
 from ductwork.runtime.status import Status
 
@@ -64,13 +64,26 @@ def plan_pipeline(
     run (``engine/plan.py``); ``progress`` is accepted and ignored, as nothing runs."""
     from ductwork.runtime.engine.plan import plan_steps
 
+    options = backend_options(backend, max_workers, address, shared_filesystem)
+    plan = pipeline.trace(**params)
+    return plan_steps(plan, store, backend, forced_nodes(plan, regenerate), options)
+
+
+def backend_options(backend: Any, max_workers: Any, address: str | None,
+                    shared_filesystem: bool) -> dict[str, Any]:
+    """Check the run options that choose and size the backend; the settings it is made with."""
     if not isinstance(backend, str):
         raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
-    plan = pipeline.trace(**params)
-    options = {"max_workers": max_workers, "address": address,
-               "shared_filesystem": shared_filesystem or None}
-    return plan_steps(plan, store, backend, forced_nodes(plan, regenerate),
-                      {k: v for k, v in options.items() if v is not None})
+    if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
+        raise RunOptionError(f"max_workers= must be a whole number >= 1, got {max_workers!r}.")
+    options: dict[str, Any] = {}
+    if max_workers is not None:
+        options["max_workers"] = max_workers
+    if address is not None:
+        options["address"] = address
+    if shared_filesystem:
+        options["shared_filesystem"] = True
+    return options
 
 
 def check_recordable(plan: Plan) -> None:
@@ -105,7 +118,6 @@ def run_pipeline(
     unguessable id it already answered the trigger with.
     """
     from ductwork import __version__
-    from ductwork.runtime.config import compute_target
     from ductwork.runtime.engine.loop import Loop
     from ductwork.runtime.records.history import attach
     from ductwork.runtime.records.provenance import GitState
@@ -113,10 +125,7 @@ def run_pipeline(
     from ductwork.runtime.store.artifacts import open_store
     from ductwork.runtime.ui.progress import make_progress
 
-    if not isinstance(backend, str):
-        raise RunOptionError(f"backend= takes a backend name like 'inline', got {backend!r}.")
-    if max_workers is not None and (type(max_workers) is not int or max_workers < 1):
-        raise RunOptionError(f"max_workers= must be a whole number >= 1, got {max_workers!r}.")
+    options = backend_options(backend, max_workers, address, shared_filesystem)
     display = make_progress(progress)
     git = GitState.start()
     plan = pipeline.trace(**params)
@@ -124,24 +133,7 @@ def run_pipeline(
     force = forced_nodes(plan, regenerate)
     artifacts = open_store(store)
     artifacts.check()  # bad credentials fail here, before a backend starts or a run is recorded
-    options: dict[str, Any] = {"store": artifacts}
-    if max_workers is not None:
-        options["max_workers"] = max_workers
-    if address is not None:
-        options["address"] = address
-    if shared_filesystem:
-        options["shared_filesystem"] = True
-    engines = {None: get_backend(backend, **options)}
-    try:
-        for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
-                             - {None}):
-            settings = compute_target(target)
-            kind = settings.pop("backend")
-            engines[target] = get_backend(kind, store=artifacts, **settings)
-    except BaseException:
-        for made in engines.values():
-            made.close()
-        raise
+    engines = open_backends(plan, backend, artifacts, **options)
     history = open_runstore(artifacts)
     run = Run(
         run_id or new_run_id(), plan.name, plan.params, backend, store=artifacts.url,

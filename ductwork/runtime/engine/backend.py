@@ -181,6 +181,25 @@ def get_backend(name: str, **options: Any) -> Backend:
     return backend
 
 
+def open_backends(plan: Any, name: str, store: Any, **options: Any) -> dict[str | None, Backend]:
+    """A run's backends: its own under None (``name`` with ``options``), and one per compute
+    target its steps name (``[tool.ductwork.compute.<target>]``); all closed if one fails."""
+    from ductwork.runtime.config import compute_target
+
+    backends: dict[str | None, Backend] = {None: get_backend(name, store=store, **options)}
+    try:
+        for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
+                             - {None}):
+            settings = compute_target(target)
+            kind = settings.pop("backend")
+            backends[target] = get_backend(kind, store=store, **settings)
+    except BaseException:
+        for made in backends.values():
+            made.close()
+        raise
+    return backends
+
+
 def _members(protocol: type) -> list[str]:
     names: list[str] = []
     for klass in reversed(protocol.__mro__):

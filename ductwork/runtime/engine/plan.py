@@ -27,7 +27,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ductwork.dsl.trace import Plan
-from ductwork.runtime.engine.backend import Backend, BackendError, get_backend
+from ductwork.runtime.engine.backend import Backend, BackendError, open_backends
 from ductwork.runtime.engine.hits import Call, Keyed, is_hit, key_known
 from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import FORCED_NOTE, CacheKeyError, basis_of
@@ -70,7 +70,7 @@ def plan_steps(plan: Plan, store: Any, backend: str = "inline",
     from ductwork.runtime.store.artifacts import open_store
 
     artifacts = open_store(store)
-    backends = _open_backends(plan, backend, artifacts, options or {})
+    backends = open_backends(plan, backend, artifacts, **(options or {}))
     try:
         bases, broken = _bases(plan, backends)
     finally:
@@ -100,26 +100,6 @@ def plan_steps(plan: Plan, store: Any, backend: str = "inline",
             steps[nid] = StepPlan(PENDING, f"waits for {_waits_for(inv.deps, keyed)} (not "
                                            "cached), so its inputs are not known yet")
     return steps
-
-
-def _open_backends(plan: Plan, backend: str, artifacts: Any, options: dict[str, Any]
-                   ) -> dict[str | None, Backend]:
-    """The backends a run would key its steps with: the run's, and each compute target's."""
-    from ductwork.runtime.config import compute_target
-
-    backends: dict[str | None, Backend] = {None: get_backend(backend, store=artifacts,
-                                                             **options)}
-    try:
-        for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
-                             - {None}):
-            settings = compute_target(target)
-            kind = settings.pop("backend")
-            backends[target] = get_backend(kind, store=artifacts, **settings)
-    except BaseException:
-        for made in backends.values():
-            made.close()
-        raise
-    return backends
 
 
 def _bases(plan: Plan, backends: dict[str | None, Backend]
