@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import warnings
 
 import pytest
 
 from ductwork.runtime.store.artifacts import ArtifactStore
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path):
-    if request.param == "local":
-        yield ArtifactStore(str(tmp_path / "store"))
-        return
-    s = ArtifactStore(f"memory://ductwork-tests/{uuid.uuid4().hex}")
-    yield s
-    if s.fs.exists(s.root):
-        s.fs.rm(s.root, recursive=True)
 
 
 def write_entry(store, key, data: bytes) -> str:

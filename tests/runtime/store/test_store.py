@@ -4,7 +4,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import pytest
 
@@ -29,18 +28,6 @@ except ImportError:
     pd = None
 
 BIG = store_module.THREAD_MIN + 12_345  # takes the threaded write and read paths
-
-
-@pytest.fixture(params=["local", "memory"])
-def store(request, tmp_path):
-    if request.param == "local":
-        yield ArtifactStore(str(tmp_path / "store"))
-        return
-    # fsspec's memory filesystem is global: give every test its own root
-    s = ArtifactStore(f"memory://ductwork-tests/{uuid.uuid4().hex}")
-    yield s
-    if s.fs.exists(s.root):
-        s.fs.rm(s.root, recursive=True)
 
 
 def read_raw(store, digest):
