@@ -105,7 +105,9 @@ class ArtifactRef:
     digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
     serializer: str
     size: int
-    classes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    # A Python function, not ``tuple``: attrs reads a converter's signature, and for a
+    # builtin that parses its text signature -- milliseconds at import, on every first run.
+    classes: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(v))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
