@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,8 @@ def find_config(start: str | os.PathLike[str] | None = None) -> tuple[Path | Non
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file exists: most runs read none
+
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

@@ -17,7 +17,6 @@ gives ``__main__`` the name its file would have if it were imported
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import importlib.util
 import os
 import site
@@ -171,6 +170,10 @@ def _path_kind(path: str) -> str | None:
 
 @functools.cache  # one value per process (a package installed meanwhile is not seen)
 def _distributions() -> dict[str, list[str]]:
+    # Imported here: importlib.metadata pulls in the email package (~15 ms), which a run
+    # whose steps call no installed library never needs.
+    import importlib.metadata
+
     return dict(importlib.metadata.packages_distributions())  # slow: once, on first need
 
 
@@ -183,6 +186,8 @@ def distribution(top: str) -> tuple[str, str]:
 
 
 def _distribution(top: str) -> tuple[str, str]:
+    import importlib.metadata
+
     for dist in sorted(_distributions().get(top, ())):
         try:
             return dist, importlib.metadata.version(dist)

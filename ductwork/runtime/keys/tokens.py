@@ -33,13 +33,10 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from enum import Enum
-from fractions import Fraction
 from operator import itemgetter
 from pathlib import PurePath, PureWindowsPath
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
@@ -209,8 +206,6 @@ _PLAIN: dict[type, Callable[[Any], Token]] = {
     type(None): _ATOMS[type(None)],
     bool: _ATOMS[bool],
     range: lambda r: ["range", r.start, r.stop, r.step],
-    Decimal: lambda d: ["Decimal", str(d)],
-    Fraction: lambda f: ["Fraction", f.numerator, f.denominator],
     uuid.UUID: lambda u: ["UUID", u.bytes],
     dt.timezone: lambda tz: ["timezone", normalize(tz.utcoffset(None)), tz.tzname(None)],
     # A path is hashed as its name, not its content: @step(hash_paths=...) covers files.
@@ -227,11 +222,36 @@ for _type_, _fn in _PLAIN.items():
 del _type_, _fn
 
 
-@normalize.register
-def _zone(value: ZoneInfo) -> Token:
-    if value.key is None:
-        raise UnhashableValue(_qualname(ZoneInfo), reason="a ZoneInfo read from a file has no key")
-    return ["ZoneInfo", value.key]
+# Registered on first sight of a value of theirs: a value of these types cannot exist
+# before its module is imported, and importing decimal, fractions and zoneinfo up front
+# cost every run's start ~5 ms.
+def _register_decimal() -> None:
+    from decimal import Decimal
+
+    normalize.register(Decimal, lambda d: ["Decimal", str(d)])
+
+
+def _register_fraction() -> None:
+    from fractions import Fraction
+
+    normalize.register(Fraction, lambda f: ["Fraction", f.numerator, f.denominator])
+
+
+def _register_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    def _zone(value: ZoneInfo) -> Token:
+        if value.key is None:
+            raise UnhashableValue(_qualname(ZoneInfo),
+                                  reason="a ZoneInfo read from a file has no key")
+        return ["ZoneInfo", value.key]
+
+    normalize.register(ZoneInfo, _zone)
+
+
+register_lazy("decimal", _register_decimal)
+register_lazy("fractions", _register_fraction)
+register_lazy("zoneinfo", _register_zone)
 
 
 @normalize.register

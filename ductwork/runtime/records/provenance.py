@@ -7,8 +7,8 @@ on a large repository overlaps with the run instead of delaying it.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
+from pathlib import Path
 
 
 class GitState:
@@ -27,6 +27,10 @@ class GitState:
         return state
 
     def _probe(self) -> None:
+        if "GIT_DIR" not in os.environ and not _in_work_tree(self._cwd):
+            return  # two git processes a run, for nothing: most scratch folders are no repo
+        import subprocess
+
         try:
             commit = subprocess.run(
                 ["git", "rev-parse", "HEAD"], cwd=self._cwd, capture_output=True, text=True,
@@ -47,3 +51,9 @@ class GitState:
         """Return ``(commit, dirty)``, or ``(None, None)`` outside a git work tree."""
         self._thread.join(timeout)
         return self._value
+
+
+def _in_work_tree(cwd: str) -> bool:
+    """True when ``cwd`` or a parent holds ``.git`` (a folder, or a file in a worktree)."""
+    here = Path(cwd).resolve()
+    return any((folder / ".git").exists() for folder in (here, *here.parents))

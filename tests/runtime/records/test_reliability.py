@@ -198,7 +198,9 @@ def _hold(where):
     if os.environ.get("DW_BLOCK") != where:
         return
     markers = pathlib.Path(os.environ["DW_MARKERS"])
-    (markers / f"started-{where}").write_text(str(os.getpid()))
+    # Written whole, then renamed: the test polls for the name and reads the pid at once.
+    (markers / "tmp").write_text(str(os.getpid()))
+    os.replace(markers / "tmp", markers / f"started-{where}")
     deadline = time.monotonic() + 60
     while not (markers / "never").exists():
         if time.monotonic() > deadline:
