@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import posixpath
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,8 +52,38 @@ def _replace(src: str, dest: str) -> None:
     try:
         os.replace(src, dest)
     except FileNotFoundError:
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        folder = os.path.dirname(dest)
+        try:
+            os.mkdir(folder)  # the prefix folder, one level: a cold store makes hundreds
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
         os.replace(src, dest)
+
+
+class _TmpNames:
+    """Unique temp-file names: a random per-process prefix and a counter.
+
+    Cheaper than a uuid4 per file (a cold store makes two temp files per output), and
+    as unique: the prefix is drawn again in a forked child, so parent and child never
+    share one, and it is random, so two machines sharing a store never do either.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        """Return a name no other writer of any store uses."""
+        return f"{self._prefix}-{next(self._counter)}"
+
+
+_TMP_NAMES = _TmpNames()
 
 
 class StoreFiles:
@@ -167,7 +197,7 @@ class StoreFiles:
 
     def _tmp_name(self) -> str:
         # The tmp folder is made by whoever opens the name (hashio.open_new), when missing.
-        return os.path.join(self._tmp, uuid.uuid4().hex)
+        return os.path.join(self._tmp, _TMP_NAMES.next())
 
     def _cat(self, path: str) -> bytes:
         if self._local:
@@ -182,9 +212,10 @@ class StoreFiles:
             with open_new(tmp) as f:
                 f.write(data)
             _replace(tmp, dest)
-        finally:
+        except BaseException:  # only a failed write leaves its temp file: a rename moved it
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            raise
 
     def clean_tmp(self, older_than: float = 3600.0) -> int:
         """Delete tmp files older than ``older_than`` seconds (crash leftovers); count them."""
