@@ -77,7 +77,7 @@ class Pipeline:
         location = user_location()
         with trace.entering(self, self.name, location):
             bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, location)
-            with trace.scope(self.name):
+            with trace.scope(self.name, location):
                 return self.fn(*bound.args, **bound.kwargs)
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:

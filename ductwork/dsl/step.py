@@ -5,12 +5,17 @@ called: with no active trace it calls the function and returns its result (so
 unit tests and notebook cells need nothing from ductwork; a dataset argument is
 read first, at any depth, as in a run); inside a pipeline trace it records an
 invocation and returns ``Output`` placeholders.
+
+``step.named("id")`` is the same step under an id the caller chose, for one
+call: ``evaluate.named("evaluate_tree")(rows)``. The id is checked when
+``named`` is called; clashes with other calls' ids are found by the trace.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
@@ -28,6 +33,12 @@ from ductwork.dsl.options import StepOptions, make_options
 from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
+
+# '/' joins a nested pipeline's id to its steps' ids and '[i]' marks a map element, so a
+# call id has neither; ids also go into Dask keys, URLs and command lines.
+_CALL_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
+CALL_ID_RULE = ("letters, digits, '_' and '-' (ASCII), starting with a letter or '_', "
+                "at most 100 characters")
 
 
 class Step:
@@ -57,7 +68,33 @@ class Step:
             return self
         return functools.partial(self, obj)
 
+    def named(self, call_id: str) -> NamedCall:
+        """This step under the id ``call_id`` for one call: ``evaluate.named("tree")(rows)``.
+
+        In a pipeline the call is recorded as ``call_id`` (``prep/call_id`` inside a
+        nested pipeline ``prep``) instead of ``evaluate-2``, so ``run.steps``,
+        ``regenerate=``, ``plan``, ``why`` and ``logs`` name it whatever the call
+        order. Plain calls are numbered without counting named ones; an id another
+        call of the pipeline has is a ``TraceError`` naming both. The id is not part
+        of the cache key: renaming a call reuses what it computed. Outside a pipeline
+        the call is a plain function call, as for the step itself.
+        """
+        if not isinstance(call_id, str):
+            raise DefinitionError(
+                f"step '{self.name}': .named({call_id!r}) takes the call's id as a string, "
+                f"like {self.name}.named('{self.name}_tree')."
+            )
+        if not _CALL_ID.fullmatch(call_id):
+            raise DefinitionError(
+                f"step '{self.name}': .named({call_id!r}) is not a usable call id. A call id "
+                f"is {CALL_ID_RULE}, like {self.name}.named('{self.name}_tree')."
+            )
+        return NamedCall(self, call_id)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(None, args, kwargs)
+
+    def _call(self, call_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         trace = current_trace()
         if trace is None:
             if not set(map(type, (*args, *kwargs.values()))) <= LEAVES:
@@ -65,7 +102,7 @@ class Step:
             return self.fn(*args, **kwargs)
         location = user_location()
         arguments = self._bind(args, kwargs, location)
-        node = trace.new_id(self.name)
+        node = self._new_id(trace, call_id, location)
         trace.record(
             Invocation(node, self, arguments, links_for(arguments, self._var_keyword), location)
         )
@@ -79,6 +116,15 @@ class Step:
         ``Output`` whose length is known only when the pipeline runs, and each
         element is run (and cached) on its own.
         """
+        return self._map(None, items, fixed)
+
+    def _new_id(self, trace: Any, call_id: str | None, location: tuple[str, int]) -> str:
+        if call_id is None:
+            return trace.new_id(self.name, location)
+        return trace.named_id(call_id, self.name, location)
+
+    def _map(self, call_id: str | None, items: Iterable[Any] | Output,
+             fixed: dict[str, Any]) -> Any:
         mapped = self._mapped_parameter(fixed)
         trace = current_trace()
         if trace is None:
@@ -96,7 +142,7 @@ class Step:
             items = list(items)
         arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)
         arguments[mapped] = items
-        node = trace.new_id(self.name)
+        node = self._new_id(trace, call_id, location)
         links = links_for(arguments, self._var_keyword)
         trace.record(Invocation(node, self, arguments, links, location, map_over=mapped))
         return Output(node, "output")
@@ -130,6 +176,26 @@ class Step:
         if not self.options.multiple:
             return Output(node, "output")
         return Outputs(tuple(Output(node, name) for name in self.options.outputs))
+
+
+class NamedCall:
+    """A step under a call id of the caller's choosing (``Step.named``): call it or ``.map``."""
+
+    __slots__ = ("id", "step")
+
+    def __init__(self, step: Step, call_id: str) -> None:
+        self.step = step
+        self.id = call_id
+
+    def __repr__(self) -> str:
+        return f"<step {self.step.name} named {self.id!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.step._call(self.id, args, kwargs)
+
+    def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
+        """``Step.map`` recorded under this call's id."""
+        return self.step._map(self.id, items, fixed)
 
 
 @overload
