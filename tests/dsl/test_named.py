@@ -10,8 +10,11 @@ error at trace time naming both calls -- in either order.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ductwork as dw
 from ductwork import pipeline, step
@@ -190,7 +193,7 @@ def test_a_named_id_unused_by_plain_calls_is_fine_with_the_same_step_name():
     assert list(p.trace().invocations) == ["load", "evaluate-3", "evaluate", "evaluate-2"]
 
 
-# -- the id wherever step ids are used --------------------------------------------------------
+# -- renderings ------------------------------------------------------------------------------
 
 
 def test_renderings_label_the_named_call():
@@ -202,57 +205,107 @@ def test_renderings_label_the_named_call():
     assert 'data-id="evaluate_tree"' in svg and "step: evaluate" in svg
 
 
-def test_run_steps_regenerate_plan_and_why_use_the_named_id(tmp_path):
-    store = str(tmp_path / "store")
-    first = compare.run(store=store, progress=False)
-    assert first.outputs == 18
-    tree = first.steps["evaluate_tree"]
-    assert tree.status == "succeeded" and not tree.cached
-    assert "depth 3" in tree.logs
-
-    plan = compare.plan(store=store, regenerate=["evaluate_tree"])
-    assert plan["evaluate_tree"][0] == "run" and plan["evaluate"][0] == "cached"
-
-    again = compare.run(store=store, progress=False, regenerate=["evaluate_tree"])
-    assert not again.steps["evaluate_tree"].cached and again.steps["evaluate"].cached
-    assert not again.steps["best"].cached  # what follows the regenerated step reruns too
-    assert "regenerate" in again.steps["evaluate_tree"].why
+# -- property: random pipelines with some named calls ---------------------------------------
 
 
-def test_renaming_a_call_keeps_its_cache_key(tmp_path):
-    """The id names a call; it is not part of what the call computes, so not of its key."""
-    store = str(tmp_path / "store")
+@step
+def a(*xs: int) -> int:
+    return sum(xs)
+
+
+@step
+def b(*xs: int) -> int:
+    return sum(xs)
+
+
+@step
+def c(*xs: int) -> int:
+    return sum(xs)
+
+
+_STEPS = {"a": a, "b": b, "c": c}
+# Names that are free, and names equal to an id some plain call may get.
+_NAMES = ["x", "y", "z_1", "a", "a-2", "b-3", "c"]
+
+# A call: (step, name or None, indices of earlier calls it reads).
+Call = tuple[str, "str | None", tuple[int, ...]]
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[Call]:
+    calls: list[Call] = []
+    for i in range(draw(st.integers(1, 12))):
+        deps = draw(st.lists(st.integers(0, i - 1), max_size=3, unique=True)) if i else []
+        name = draw(st.one_of(st.none(), st.none(), st.sampled_from(_NAMES)))
+        calls.append((draw(st.sampled_from(sorted(_STEPS))), name, tuple(deps)))
+    return calls
+
+
+def expected_ids(calls: list[Call]) -> list[str] | None:
+    """The documented rule: plain calls numbered per step, named calls as named; None on
+    a clash (a name given twice, or equal to a plain call's id)."""
+    counts: dict[str, int] = {}
+    ids = []
+    for step_name, name, _ in calls:
+        if name is None:
+            counts[step_name] = counts.get(step_name, 0) + 1
+            n = counts[step_name]
+            ids.append(step_name if n == 1 else f"{step_name}-{n}")
+        else:
+            ids.append(name)
+    return ids if len(set(ids)) == len(ids) else None
+
+
+def traced_ids(calls: list[Call], order: list[int]) -> list[str]:
+    """Trace the calls in ``order``; return each call's id by its index in ``calls``."""
 
     @pipeline
-    def positional(n: int = 4):
-        rows = load(n)
-        return best(evaluate(rows), evaluate(rows, depth=3))
+    def p():
+        outs: dict[int, Any] = {}
+        for i in order:
+            step_name, name, deps = calls[i]
+            call = _STEPS[step_name] if name is None else _STEPS[step_name].named(name)
+            outs[i] = call(*(outs[d] for d in deps))
+        return [outs[i] for i in range(len(calls))]
 
-    before = positional.run(store=store, progress=False)
-    after = compare.run(store=store, progress=False)
-    assert after.steps["evaluate_tree"].cached
-    assert after.steps["evaluate_tree"].key == before.steps["evaluate-2"].key
-    assert after.outputs == before.outputs
+    plan = p.trace()
+    ids = [out.node for out in plan.result]
+    assert list(plan.invocations) == [ids[i] for i in order]  # recorded in call order
+    return ids
 
 
-def test_the_cli_finds_a_named_step_for_logs_and_why(tmp_path, capsys):
-    from ductwork.cli import main
+def reorderings(calls: list[Call]) -> st.SearchStrategy[list[int]]:
+    """Call orders that keep data dependencies and the order of each step's plain calls:
+    every other call (unrelated to it) may move."""
+    before: dict[int, set[int]] = {i: set(deps) for i, (_, _, deps) in enumerate(calls)}
+    last_plain: dict[str, int] = {}
+    for i, (step_name, name, _) in enumerate(calls):
+        if name is None:
+            if step_name in last_plain:
+                before[i].add(last_plain[step_name])
+            last_plain[step_name] = i
 
-    path = tmp_path / "flow.py"
-    path.write_text(
-        "from ductwork import pipeline, step\n\n"
-        "@step\ndef shout(word: str) -> str:\n"
-        "    print('saying', word)\n    return word.upper()\n\n"
-        "@pipeline\ndef flow():\n"
-        "    return shout('a'), shout.named('loud_b')('b')\n"
-    )
-    store = str(tmp_path / "store")
-    assert main(["run", f"{path}:flow", "--store", store]) == 0
-    run_id = dw.runs(store=store)[0].id
-    capsys.readouterr()
-    assert main(["logs", run_id, "loud_b", "--store", store]) == 0
-    assert "saying b" in capsys.readouterr().out
-    assert main(["why", run_id, "loud_b", "--store", store]) == 0
-    assert capsys.readouterr().out.strip()
-    assert main(["graph", f"{path}:flow"]) == 0
-    assert '"loud_b"' in capsys.readouterr().out
+    @st.composite
+    def order(draw: st.DrawFn) -> list[int]:
+        done: list[int] = []
+        while len(done) < len(calls):
+            ready = [i for i in range(len(calls)) if i not in done and before[i] <= set(done)]
+            done.append(draw(st.sampled_from(ready)))
+        return done
+
+    return order()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), calls=programs())
+def test_random_pipelines_with_named_calls_get_unique_ids_that_do_not_move(data, calls):
+    expected = expected_ids(calls)
+    order = data.draw(reorderings(calls))
+    for attempt in (list(range(len(calls))), order):
+        if expected is None:
+            with pytest.raises(dw.TraceError, match="Two calls in this pipeline have the id"):
+                traced_ids(calls, attempt)
+        else:
+            ids = traced_ids(calls, attempt)
+            assert ids == expected
+            assert len(set(ids)) == len(ids)
