@@ -205,7 +205,64 @@ def step(**options: Any) -> Callable[[Callable[..., Any]], Step]: ...
 
 
 def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Mark a function as a pipeline step: ``@step`` or ``@step(cache=False, ...)``."""
+    """Mark a function as a pipeline step: ``@step`` or ``@step(cache=False, ...)``.
+
+    The step keeps the function's name, docstring, signature and ``__wrapped__``;
+    ``.fn`` is the plain function. Called outside a pipeline it *is* the plain
+    function: ``load("x.csv")`` in a test or a notebook runs it at once and writes
+    nothing. Called in a ``@pipeline`` body it records a call and returns an
+    ``Output`` placeholder (or several); passing a placeholder to another step,
+    also inside a list, tuple or dict, is what makes an edge of the graph.
+
+    Calls and their ids: the calls of a step in one pipeline are numbered in call
+    order -- ``fit``, ``fit-2``, ``fit-3`` -- and that id is what ``run.steps[...]``,
+    ``regenerate=[...]``, ``plan``, ``ductwork why`` and ``ductwork logs`` take.
+    ``fit.named("fit_small")(...)`` gives one call its own id instead, so it does
+    not depend on call order (see ``Step.named``). ``score.map(items, model=m)``
+    runs the step once per element, each cached on its own (see ``Step.map``).
+
+    Options (keywords; each is checked when the decorator runs, and a bad value
+    is a ``DefinitionError`` naming the step and the option). Those that change
+    what a step returns are part of its cache key; ``retries``, ``timeout`` and
+    ``compute`` change only how it runs, so they are not (docs/caching.md):
+
+    name : str, default the function's name
+        The step's name, a Python identifier: the base of its call ids and what
+        history, ``why`` and the studio show.
+    outputs : tuple of str, default one output (or the return annotation's)
+        Names of several outputs, like ``("train", "test")``: the step returns a
+        tuple of that length, and a call can be unpacked (``a, b = split(...)``)
+        or picked from (``res.train``, ``res[0]``). A ``tuple[A, B]`` or
+        ``NamedTuple`` return annotation declares them too. In the cache key.
+    cache : bool, default True
+        ``False`` runs the step every time, never reusing a stored result (its
+        outputs are still stored, and the steps after it may still hit).
+    cache_version : str or int, default None
+        Any label; changing it reruns the step on purpose, e.g. after a change the
+        fingerprint cannot see. In the cache key.
+    retries : int, default 0
+        How many more times a failing step is run before it fails the run.
+    timeout : float, default None (no limit)
+        Seconds an attempt may take; past that it is stopped and the attempt
+        fails.
+    compute : str, default None (the run's backend)
+        The name of a compute target, ``[tool.ductwork.compute.<name>]`` in
+        pyproject.toml or ``[compute.<name>]`` in ductwork.toml: a backend and
+        its settings (image, cpus, memory, dask address, ...) for this step.
+    env : ductwork.Environment, default None (the current interpreter)
+        What the step needs installed (base image, pip and apt packages, Python
+        version, variables); the docker backend builds an image of it. In the
+        cache key (on containers, by the image's digest).
+    ignore_inputs : list of str, default ()
+        Arguments kept out of the cache key (a logger, a progress callback). An
+        ignored argument cannot receive another step's output.
+    hash_paths : list of str or paths, default ()
+        Files or directories the step reads by path; their content goes into the
+        cache key. Relative paths are taken from the working directory.
+    env_vars : list of str, default ()
+        Environment variables whose values (or absence) go into the cache key,
+        as digests. Do not name a secret here.
+    """
     if fn is None:
         return lambda f: step(f, **options)
     if isinstance(fn, Step):
