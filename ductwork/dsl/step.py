@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
@@ -28,17 +27,12 @@ from ductwork.dsl.core import (
     format_location,
     user_location,
 )
+from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
 from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
-
-# '/' joins a nested pipeline's id to its steps' ids and '[i]' marks a map element, so a
-# call id has neither; ids also go into Dask keys, URLs and command lines.
-_CALL_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
-CALL_ID_RULE = ("letters, digits, '_' and '-' (ASCII), starting with a letter or '_', "
-                "at most 100 characters")
 
 
 class Step:
@@ -79,17 +73,7 @@ class Step:
         of the cache key: renaming a call reuses what it computed. Outside a pipeline
         the call is a plain function call, as for the step itself.
         """
-        if not isinstance(call_id, str):
-            raise DefinitionError(
-                f"step '{self.name}': .named({call_id!r}) takes the call's id as a string, "
-                f"like {self.name}.named('{self.name}_tree')."
-            )
-        if not _CALL_ID.fullmatch(call_id):
-            raise DefinitionError(
-                f"step '{self.name}': .named({call_id!r}) is not a usable call id. A call id "
-                f"is {CALL_ID_RULE}, like {self.name}.named('{self.name}_tree')."
-            )
-        return NamedCall(self, call_id)
+        return NamedCall(self, check_call_id(self.name, call_id))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._call(None, args, kwargs)

@@ -8,16 +8,8 @@ tuples and dicts (the dask ``_task_spec`` idea: a node finds its own
 dependencies). Invocations are recorded in call order, and a call can only use
 placeholders that already exist, so that order is a topological order.
 
-An invocation's id is the first free one of ``name``, ``name-2``, ``name-3``,
-... (prefixed by the enclosing pipelines' ids, ``prep/clean``). Ids are never
-freed, so the search for a name resumes at the last suffix it handed out: the
-k-th call of one step costs O(1), not k set lookups.
-
-A call made through ``step.named("id")`` has the id it was given (prefixed
-likewise). Positional ids count plain calls only -- named ids are not in the
-search -- so naming, adding or moving a named call never renumbers another
-call. A named id equal to any other call's id is therefore a clash, refused
-whichever of the two calls comes first, naming both.
+Each call's id comes from ``ids.CallIds``: ``fit``, ``fit-2``, ... in call order, or
+the id given by ``step.named(...)``, prefixed inside nested pipelines (``prep/clean``).
 """
 
 from __future__ import annotations
@@ -32,6 +24,7 @@ from typing import Any, NoReturn
 import attrs
 
 from ductwork.dsl.core import Output, Outputs
+from ductwork.dsl.ids import CallIds
 
 _ACTIVE: ContextVar[Trace | None] = ContextVar("ductwork_trace", default=None)
 
@@ -83,15 +76,7 @@ class Trace:
     def __init__(self, name: str) -> None:
         self.name = name
         self.invocations: dict[str, Invocation] = {}
-        self._prefix: list[str] = []
-        self._taken: set[str] = set()
-        # id -> (who, where) for every id handed out, so a clash can name both calls.
-        self._owners: dict[str, tuple[str, tuple[str, int] | None]] = {}
-        self._named: dict[str, str] = {}  # named id -> its step's name
-        self._calls: dict[tuple[str, str], int] = {}  # (kind, base) -> plain calls so far
-        # base -> the suffix of the last id handed out for it. Ids are never given back,
-        # so every suffix below it is still taken and the search resumes there.
-        self._last: dict[str, int] = {}
+        self.ids = CallIds()
         # The pipelines whose bodies are running, outermost first: one entered again
         # is recursion, refused at once instead of running out of stack.
         self._pipelines: list[tuple[object, str]] = []
@@ -99,41 +84,21 @@ class Trace:
     def new_id(self, name: str, location: tuple[str, int] | None = None,
                kind: str = "step") -> str:
         """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
-        base = "/".join([*self._prefix, name]) if self._prefix else name
-        n = self._last.get(base, 1)
-        candidate = base if n == 1 else f"{base}-{n}"
-        while candidate in self._taken:
-            n += 1
-            candidate = f"{base}-{n}"
-        self._last[base] = n
-        self._taken.add(candidate)
-        count = self._calls[kind, base] = self._calls.get((kind, base), 0) + 1
-        who = f"the {_ordinal(count)} plain call of {kind} '{name}'"
-        if candidate in self._named:
-            _refuse_clash(candidate, self._owners[candidate], (who, location),
-                          self._named[candidate])
-        self._owners[candidate] = (who, location)
-        return candidate
+        return self.ids.positional(name, location, kind)
 
     def named_id(self, name: str, step: str, location: tuple[str, int]) -> str:
         """Return the id a ``step.named(name)`` call asked for, refusing one already given."""
-        full = "/".join([*self._prefix, name]) if self._prefix else name
-        who = f"the call of step '{step}' named '{name}'"
-        if full in self._owners:
-            _refuse_clash(full, self._owners[full], (who, location), step)
-        self._named[full] = step
-        self._owners[full] = (who, location)
-        return full
+        return self.ids.named(name, step, location)
 
     @contextlib.contextmanager
     def scope(self, name: str, location: tuple[str, int] | None = None) -> Iterator[str]:
         """Prefix the ids recorded inside a nested pipeline call with its own id."""
         scope_id = self.new_id(name, location, kind="pipeline")
-        self._prefix.append(scope_id.rsplit("/", 1)[-1])
+        self.ids.prefix.append(scope_id.rsplit("/", 1)[-1])
         try:
             yield scope_id
         finally:
-            self._prefix.pop()
+            self.ids.prefix.pop()
 
     @contextlib.contextmanager
     def entering(self, pipeline: object, name: str, location: tuple[str, int]) -> Iterator[None]:
@@ -161,32 +126,6 @@ class Trace:
             if link.source not in self.invocations:
                 raise_foreign(link.source, invocation.id)
         self.invocations[invocation.id] = invocation
-
-
-def _ordinal(n: int) -> str:
-    """``first``, ``second``, ``third``, then ``4th``, ... ``21st``, ``22nd``, ``111th``."""
-    if n <= 3:
-        return ("first", "second", "third")[n - 1]
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _refuse_clash(call_id: str, first: tuple[str, tuple[str, int] | None],
-                  second: tuple[str, tuple[str, int] | None], step: str) -> NoReturn:
-    """Refuse a second call with the id ``call_id``, naming both calls and their lines."""
-    from ductwork.dsl.core import TraceError, format_location
-
-    def said(owner: tuple[str, tuple[str, int] | None]) -> str:
-        who, where = owner
-        return f"{who} (at {format_location(where)})" if where else who
-
-    raise TraceError(
-        f"Two calls in this pipeline have the id '{call_id}': {said(first)} and "
-        f"{said(second)}. Plain calls of a step are numbered in call order ({step}, "
-        f"{step}-2, ...) without counting named calls, and a named call keeps the id it was "
-        f"given, so the two cannot share it. Give the named call another name: "
-        f"{step}.named('<an id no other call has>')."
-    )
 
 
 def raise_foreign(source: str, consumer: str) -> None:
