@@ -168,3 +168,18 @@ def test_dask_task_keys_carry_the_named_id(dask_cluster, tmp_path):
     keys = run.steps["probe"].output
     # The dependent was already a task on the scheduler, under its own id.
     assert any(k.startswith(f"ductwork-counted-{run.id}") for k in keys), keys
+
+
+def test_the_example_in_docs_steps_runs_as_printed(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "steps.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S))
+    code += "\nprint(sorted(run.steps), run.outputs)\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "['best', 'evaluate', 'evaluate-2', 'evaluate_tree', 'load'] 18" in out.stdout
