@@ -33,8 +33,22 @@ def _str_tuple(value: Any) -> tuple[str, ...]:
 class Environment:
     """What a step needs installed: a base image, pip and apt packages, variables.
 
-    Only the docker backend builds it into an image; in-process backends use
-    the current interpreter. It is part of a step's cache key.
+    Only the docker backend builds it into an image (tagged by its hash, and
+    reused); in-process backends use the current interpreter. It is part of a
+    step's cache key (``@step(env=Environment(...))``).
+
+    base_image : str, default None (ductwork's image for this Python)
+        The image to build on; it must run ``python`` of this client's minor.
+    pip : list of str, default ()
+        pip requirement specifiers, like ``["scikit-learn==1.5.2"]``.
+    apt : list of str, default ()
+        Debian packages to install with apt.
+    python : str, default None
+        The Python version the step needs, like ``"3.12"``; part of the key. No
+        image is chosen by it: step code travels by cloudpickle, so the image's
+        Python must be this client's minor version, which is checked.
+    env : dict of str to str, default {}
+        Environment variables set in the container.
     """
 
     base_image: str | None = None

@@ -77,7 +77,7 @@ class Pipeline:
         location = user_location()
         with trace.entering(self, self.name, location):
             bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, location)
-            with trace.scope(self.name):
+            with trace.scope(self.name, location):
                 return self.fn(*bound.args, **bound.kwargs)
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +139,33 @@ class Pipeline:
         return to_dot(self.trace(**params))
 
     def run(self, **kwargs: Any) -> Any:
-        """Run the pipeline: parameters and run options as keywords; returns a ``Run``."""
+        """Run the pipeline: parameters and run options as keywords; returns a ``Run``.
+
+        A failed step raises ``ductwork.PipelineFailed`` (its ``.run`` is the Run)
+        after the steps that do not depend on it have finished. Run options:
+
+        backend : str, default "inline"
+            Where steps run: ``"inline"`` (this process), ``"process"`` (a local
+            pool), ``"docker"`` (a container per step), ``"dask"`` (a cluster), or
+            a backend registered under the ``ductwork.backends`` entry points.
+            A step's ``compute=`` overrides it for that step.
+        store : str or path, default ./.ductwork (or $DUCTWORK_STORE)
+            The artifact store: a local path, ``"memory://"``, ``"az://..."`` or
+            any fsspec URL. Run history lives beside a local store.
+        max_workers : int, default None (the backend's own)
+            How many steps may run at once.
+        regenerate : bool or list of str, default False
+            ``True`` runs every step whatever the cache holds; a list of call
+            ids (``["fit", "fit-2", "evaluate_tree"]``) reruns those steps and
+            every step after them.
+        progress : bool, default None (shown on a terminal or in Jupyter)
+            Whether progress is shown while the run goes.
+        address : str, default None (a local cluster)
+            With ``backend="dask"``: the scheduler, like ``"tcp://host:8786"``.
+        shared_filesystem : bool, default False
+            With ``backend="dask"``: a local ``store`` path is the same on every
+            worker, so the cluster may use it.
+        """
         # The one place the DSL reaches up into the runtime, and only when called.
         from ductwork.runtime.runner import run_pipeline
 
@@ -148,7 +174,11 @@ class Pipeline:
 
     def plan(self, **kwargs: Any) -> dict[str, Any]:
         """Without running step code: ``{step id: ("cached" | "run" | "pending", why)}``
-        for these parameters and run options (see ``runtime/engine/plan.py``)."""
+        for these parameters and run options (see ``runtime/engine/plan.py``).
+
+        It takes the options of ``Pipeline.run``; ``progress`` is accepted and
+        ignored, as nothing runs.
+        """
         from ductwork.runtime.runner import plan_pipeline
 
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
@@ -171,7 +201,28 @@ def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipel
 
 
 def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
-    """Mark a function as a pipeline: ``@pipeline`` or ``@pipeline(name=...)``."""
+    """Mark a function as a pipeline: ``@pipeline`` or ``@pipeline(name=...)``.
+
+    The function's parameters are the pipeline's parameters (named, with
+    defaults where wanted; run options' names are reserved); its body calls
+    steps, and what it returns -- an output, a tuple or a dict of them -- is what
+    ``run.outputs`` gives back, filled with values. The body is traced, not run:
+    step calls are recorded and return placeholders. A pipeline called in another
+    one is inlined, its call ids prefixed with its own (``prep/clean``). Called
+    outside a pipeline it is the plain function, its steps plain calls.
+
+    What a pipeline offers: ``.run(**params, backend=..., ...)`` (the run options
+    are listed in ``help(Pipeline.run)``), ``.plan(...)`` (which steps would run,
+    and why, running nothing), ``.graph()`` / ``.to_mermaid()`` / ``.to_dot()``,
+    ``.trace()`` and ``.publish(name)``.
+
+    Options:
+
+    name : str, default the function's name
+        The pipeline's name, a Python identifier: what its runs are recorded
+        under (``ductwork runs``, ``why`` compares runs of the same name) and the
+        prefix of its steps' ids when it is called inside another pipeline.
+    """
     if fn is None:
         return lambda f: pipeline(f, name=name)
     if not callable(fn) or isinstance(fn, Pipeline):

@@ -5,6 +5,10 @@ called: with no active trace it calls the function and returns its result (so
 unit tests and notebook cells need nothing from ductwork; a dataset argument is
 read first, at any depth, as in a run); inside a pipeline trace it records an
 invocation and returns ``Output`` placeholders.
+
+``step.named("id")`` is the same step under an id the caller chose, for one
+call: ``evaluate.named("evaluate_tree")(rows)``. The id is checked when
+``named`` is called; clashes with other calls' ids are found by the trace.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ductwork.dsl.core import (
     format_location,
     user_location,
 )
+from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
 from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
@@ -57,7 +62,23 @@ class Step:
             return self
         return functools.partial(self, obj)
 
+    def named(self, call_id: str) -> NamedCall:
+        """This step under the id ``call_id`` for one call: ``evaluate.named("tree")(rows)``.
+
+        In a pipeline the call is recorded as ``call_id`` (``prep/call_id`` inside a
+        nested pipeline ``prep``) instead of ``evaluate-2``, so ``run.steps``,
+        ``regenerate=``, ``plan``, ``why`` and ``logs`` name it whatever the call
+        order. Plain calls are numbered without counting named ones; an id another
+        call of the pipeline has is a ``TraceError`` naming both. The id is not part
+        of the cache key: renaming a call reuses what it computed. Outside a pipeline
+        the call is a plain function call, as for the step itself.
+        """
+        return NamedCall(self, check_call_id(self.name, call_id))
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call(None, args, kwargs)
+
+    def _call(self, call_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         trace = current_trace()
         if trace is None:
             if not set(map(type, (*args, *kwargs.values()))) <= LEAVES:
@@ -65,7 +86,7 @@ class Step:
             return self.fn(*args, **kwargs)
         location = user_location()
         arguments = self._bind(args, kwargs, location)
-        node = trace.new_id(self.name)
+        node = self._new_id(trace, call_id, location)
         trace.record(
             Invocation(node, self, arguments, links_for(arguments, self._var_keyword), location)
         )
@@ -79,6 +100,15 @@ class Step:
         ``Output`` whose length is known only when the pipeline runs, and each
         element is run (and cached) on its own.
         """
+        return self._map(None, items, fixed)
+
+    def _new_id(self, trace: Any, call_id: str | None, location: tuple[str, int]) -> str:
+        if call_id is None:
+            return trace.new_id(self.name, location)
+        return trace.named_id(call_id, self.name, location)
+
+    def _map(self, call_id: str | None, items: Iterable[Any] | Output,
+             fixed: dict[str, Any]) -> Any:
         mapped = self._mapped_parameter(fixed)
         trace = current_trace()
         if trace is None:
@@ -96,7 +126,7 @@ class Step:
             items = list(items)
         arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)
         arguments[mapped] = items
-        node = trace.new_id(self.name)
+        node = self._new_id(trace, call_id, location)
         links = links_for(arguments, self._var_keyword)
         trace.record(Invocation(node, self, arguments, links, location, map_over=mapped))
         return Output(node, "output")
@@ -132,6 +162,26 @@ class Step:
         return Outputs(tuple(Output(node, name) for name in self.options.outputs))
 
 
+class NamedCall:
+    """A step under a call id of the caller's choosing (``Step.named``): call it or ``.map``."""
+
+    __slots__ = ("id", "step")
+
+    def __init__(self, step: Step, call_id: str) -> None:
+        self.step = step
+        self.id = call_id
+
+    def __repr__(self) -> str:
+        return f"<step {self.step.name} named {self.id!r}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.step._call(self.id, args, kwargs)
+
+    def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
+        """``Step.map`` recorded under this call's id."""
+        return self.step._map(self.id, items, fixed)
+
+
 @overload
 def step(fn: Callable[..., Any], /) -> Step: ...
 @overload
@@ -139,7 +189,64 @@ def step(**options: Any) -> Callable[[Callable[..., Any]], Step]: ...
 
 
 def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
-    """Mark a function as a pipeline step: ``@step`` or ``@step(cache=False, ...)``."""
+    """Mark a function as a pipeline step: ``@step`` or ``@step(cache=False, ...)``.
+
+    The step keeps the function's name, docstring, signature and ``__wrapped__``;
+    ``.fn`` is the plain function. Called outside a pipeline it *is* the plain
+    function: ``load("x.csv")`` in a test or a notebook runs it at once and writes
+    nothing. Called in a ``@pipeline`` body it records a call and returns an
+    ``Output`` placeholder (or several); passing a placeholder to another step,
+    also inside a list, tuple or dict, is what makes an edge of the graph.
+
+    Calls and their ids: the calls of a step in one pipeline are numbered in call
+    order -- ``fit``, ``fit-2``, ``fit-3`` -- and that id is what ``run.steps[...]``,
+    ``regenerate=[...]``, ``plan``, ``ductwork why`` and ``ductwork logs`` take.
+    ``fit.named("fit_small")(...)`` gives one call its own id instead, so it does
+    not depend on call order (see ``Step.named``). ``score.map(items, model=m)``
+    runs the step once per element, each cached on its own (see ``Step.map``).
+
+    Options (keywords; each is checked when the decorator runs, and a bad value
+    is a ``DefinitionError`` naming the step and the option). Those that change
+    what a step returns are part of its cache key; ``retries``, ``timeout`` and
+    ``compute`` change only how it runs, so they are not (docs/caching.md):
+
+    name : str, default the function's name
+        The step's name, a Python identifier: the base of its call ids and what
+        history, ``why`` and the studio show.
+    outputs : tuple of str, default one output (or the return annotation's)
+        Names of several outputs, like ``("train", "test")``: the step returns a
+        tuple of that length, and a call can be unpacked (``a, b = split(...)``)
+        or picked from (``res.train``, ``res[0]``). A ``tuple[A, B]`` or
+        ``NamedTuple`` return annotation declares them too. In the cache key.
+    cache : bool, default True
+        ``False`` runs the step every time, never reusing a stored result (its
+        outputs are still stored, and the steps after it may still hit).
+    cache_version : str or int, default None
+        Any label; changing it reruns the step on purpose, e.g. after a change the
+        fingerprint cannot see. In the cache key.
+    retries : int, default 0
+        How many more times a failing step is run before it fails the run.
+    timeout : float, default None (no limit)
+        Seconds an attempt may take; past that it is stopped and the attempt
+        fails.
+    compute : str, default None (the run's backend)
+        The name of a compute target, ``[tool.ductwork.compute.<name>]`` in
+        pyproject.toml or ``[compute.<name>]`` in ductwork.toml: a backend and
+        its settings (image, cpus, memory, dask address, ...) for this step.
+    env : ductwork.Environment, default None (the current interpreter)
+        What the step needs installed (base image, pip and apt packages, Python
+        version, variables); the docker backend builds an image of it. In the
+        cache key (on containers, by the image's digest).
+    ignore_inputs : list of str, default ()
+        Arguments kept out of the cache key (a logger, a progress callback). An
+        ignored argument cannot receive another step's output.
+    hash_paths : list of str or paths, default ()
+        Files or directories the step reads by path; their content goes into the
+        cache key. Relative paths are taken from the working directory.
+    env_vars : list of str, default ()
+        Environment variables whose values (or absence) go into the cache key,
+        as digests. Do not name a secret here.
+    """
     if fn is None:
         return lambda f: step(f, **options)
     if isinstance(fn, Step):

@@ -8,10 +8,8 @@ tuples and dicts (the dask ``_task_spec`` idea: a node finds its own
 dependencies). Invocations are recorded in call order, and a call can only use
 placeholders that already exist, so that order is a topological order.
 
-An invocation's id is the first free one of ``name``, ``name-2``, ``name-3``,
-... (prefixed by the enclosing pipelines' ids, ``prep/clean``). Ids are never
-freed, so the search for a name resumes at the last suffix it handed out: the
-k-th call of one step costs O(1), not k set lookups.
+Each call's id comes from ``ids.CallIds``: ``fit``, ``fit-2``, ... in call order, or
+the id given by ``step.named(...)``, prefixed inside nested pipelines (``prep/clean``).
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from typing import Any, NoReturn
 import attrs
 
 from ductwork.dsl.core import Output, Outputs
+from ductwork.dsl.ids import CallIds
 
 _ACTIVE: ContextVar[Trace | None] = ContextVar("ductwork_trace", default=None)
 
@@ -77,36 +76,29 @@ class Trace:
     def __init__(self, name: str) -> None:
         self.name = name
         self.invocations: dict[str, Invocation] = {}
-        self._prefix: list[str] = []
-        self._taken: set[str] = set()
-        # base -> the suffix of the last id handed out for it. Ids are never given back,
-        # so every suffix below it is still taken and the search resumes there.
-        self._last: dict[str, int] = {}
+        self.ids = CallIds()
         # The pipelines whose bodies are running, outermost first: one entered again
         # is recursion, refused at once instead of running out of stack.
         self._pipelines: list[tuple[object, str]] = []
 
-    def new_id(self, name: str) -> str:
+    def new_id(self, name: str, location: tuple[str, int] | None = None,
+               kind: str = "step") -> str:
         """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
-        base = "/".join([*self._prefix, name]) if self._prefix else name
-        n = self._last.get(base, 1)
-        candidate = base if n == 1 else f"{base}-{n}"
-        while candidate in self._taken:
-            n += 1
-            candidate = f"{base}-{n}"
-        self._last[base] = n
-        self._taken.add(candidate)
-        return candidate
+        return self.ids.positional(name, location, kind)
+
+    def named_id(self, name: str, step: str, location: tuple[str, int]) -> str:
+        """Return the id a ``step.named(name)`` call asked for, refusing one already given."""
+        return self.ids.named(name, step, location)
 
     @contextlib.contextmanager
-    def scope(self, name: str) -> Iterator[str]:
+    def scope(self, name: str, location: tuple[str, int] | None = None) -> Iterator[str]:
         """Prefix the ids recorded inside a nested pipeline call with its own id."""
-        scope_id = self.new_id(name)
-        self._prefix.append(scope_id.rsplit("/", 1)[-1])
+        scope_id = self.new_id(name, location, kind="pipeline")
+        self.ids.prefix.append(scope_id.rsplit("/", 1)[-1])
         try:
             yield scope_id
         finally:
-            self._prefix.pop()
+            self.ids.prefix.pop()
 
     @contextlib.contextmanager
     def entering(self, pipeline: object, name: str, location: tuple[str, int]) -> Iterator[None]:

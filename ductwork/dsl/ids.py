@@ -1,0 +1,115 @@
+"""Call ids: the name each step call in a traced pipeline is known by.
+
+A plain call's id is the first free one of ``name``, ``name-2``, ``name-3``, ...
+(prefixed by the enclosing pipelines' ids, ``prep/clean``); a nested pipeline's
+own call takes an id the same way, and its id becomes the prefix. Ids are never
+freed, so the search for a name resumes at the last suffix it handed out: the
+k-th call of one step costs O(1), not k set lookups.
+
+A call made through ``step.named("id")`` has the id it was given (prefixed
+likewise). Positional ids count plain calls only -- named ids are not in the
+search -- so naming, adding or moving a named call never renumbers another
+call, and a call's id depends only on its own name or on its rank among the
+plain calls of its step. A named id equal to any other call's id is therefore a
+clash, refused whichever of the two calls comes first, naming both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NoReturn
+
+from ductwork.dsl.core import DefinitionError, TraceError, format_location
+
+Where = tuple[str, int] | None
+
+# '/' joins a nested pipeline's id to its steps' ids and '[i]' marks a map element, so a
+# call id has neither; ids also go into Dask keys, URLs and command lines.
+_CALL_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
+CALL_ID_RULE = ("letters, digits, '_' and '-' (ASCII), starting with a letter or '_', "
+                "at most 100 characters")
+
+
+def check_call_id(step: str, call_id: object) -> str:
+    """Return ``call_id`` if ``step.named(call_id)`` can use it; else say what an id is."""
+    if not isinstance(call_id, str):
+        raise DefinitionError(
+            f"step '{step}': .named({call_id!r}) takes the call's id as a string, "
+            f"like {step}.named('{step}_tree')."
+        )
+    if not _CALL_ID.fullmatch(call_id):
+        raise DefinitionError(
+            f"step '{step}': .named({call_id!r}) is not a usable call id. A call id "
+            f"is {CALL_ID_RULE}, like {step}.named('{step}_tree')."
+        )
+    return call_id
+
+
+class CallIds:
+    """The ids handed out in one trace, and who has each (to name both sides of a clash)."""
+
+    def __init__(self) -> None:
+        self.prefix: list[str] = []
+        self._taken: set[str] = set()  # positional ids
+        # base -> the suffix of the last id handed out for it. Ids are never given back,
+        # so every suffix below it is still taken and the search resumes there.
+        self._last: dict[str, int] = {}
+        self._calls: dict[tuple[str, str], int] = {}  # (kind, base) -> plain calls so far
+        self._owners: dict[str, tuple[str, Where]] = {}  # every id -> (who, where)
+        self._named: dict[str, str] = {}  # named id -> its step's name
+
+    def _full(self, name: str) -> str:
+        return "/".join([*self.prefix, name]) if self.prefix else name
+
+    def positional(self, name: str, location: Where = None, kind: str = "step") -> str:
+        """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
+        base = self._full(name)
+        n = self._last.get(base, 1)
+        candidate = base if n == 1 else f"{base}-{n}"
+        while candidate in self._taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        self._last[base] = n
+        self._taken.add(candidate)
+        count = self._calls[kind, base] = self._calls.get((kind, base), 0) + 1
+        who = f"the {_ordinal(count)} plain call of {kind} '{name}'"
+        if candidate in self._named:
+            _refuse_clash(candidate, self._owners[candidate], (who, location),
+                          self._named[candidate])
+        self._owners[candidate] = (who, location)
+        return candidate
+
+    def named(self, name: str, step: str, location: Where) -> str:
+        """Return the id a ``step.named(name)`` call asked for, refusing one already given."""
+        full = self._full(name)
+        who = f"the call of step '{step}' named '{name}'"
+        if full in self._owners:
+            _refuse_clash(full, self._owners[full], (who, location), step)
+        self._named[full] = step
+        self._owners[full] = (who, location)
+        return full
+
+
+def _ordinal(n: int) -> str:
+    """``first``, ``second``, ``third``, then ``4th``, ... ``21st``, ``22nd``, ``111th``."""
+    if n <= 3:
+        return ("first", "second", "third")[n - 1]
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _refuse_clash(call_id: str, first: tuple[str, Where], second: tuple[str, Where],
+                  step: str) -> NoReturn:
+    """Refuse a second call with the id ``call_id``, naming both calls and their lines."""
+
+    def said(owner: tuple[str, Where]) -> str:
+        who, where = owner
+        return f"{who} (at {format_location(where)})" if where else who
+
+    raise TraceError(
+        f"Two calls in this pipeline have the id '{call_id}': {said(first)} and "
+        f"{said(second)}. Plain calls of a step are numbered in call order ({step}, "
+        f"{step}-2, ...) without counting named calls, and a named call keeps the id it was "
+        f"given, so the two cannot share it. Give the named call another name: "
+        f"{step}.named('<an id no other call has>')."
+    )
