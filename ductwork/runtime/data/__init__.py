@@ -13,7 +13,8 @@
 - ``snapshot``: a version's files copied into the store's objects
   (``register(snapshot=True)``) and read back from there;
 - ``commands``: ``ductwork datasets``, added to the command line's parser;
-- ``errors``: ``DatasetError``.
+- ``files``: listing, fetching and atomic copies on any fsspec filesystem;
+- ``errors``: ``DatasetError``, ``DatastoreError``, ``DatastoreAccessError``.
 
 Above ``store`` (datasets read the run's store) and ``keys`` (a dataset's
 fingerprint is a hash); below ``engine``, which materializes datasets, and

@@ -60,15 +60,10 @@ from typing import Any
 from ductwork.runtime import caches
 from ductwork.runtime.data import registry
 from ductwork.runtime.data import snapshot as snapshots
-from ductwork.runtime.data.datastore import (
-    Datastore,
-    find_files,
-    glob_base,
-    has_magic,
-    redact_url,
-)
+from ductwork.runtime.data.datastore import Datastore, redact_url
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
+from ductwork.runtime.data.files import find_files, glob_base, has_magic
 from ductwork.runtime.data.reading import (
     MountedFile,
     cache_dir,
@@ -217,8 +212,9 @@ class Dataset:
                  else repr(store) if store else "the run store's datastore")
         return f"{self.path!r} in {label}"
 
-    def _open(self) -> tuple[Any, str, str, bool]:
-        """Return ``(filesystem, full path or glob, base folder, is local)``."""
+    def _open(self) -> tuple[Any, str, str, bool, Datastore | None]:
+        """Return ``(filesystem, full path or glob, base folder, is local, datastore)``."""
+        store = None
         if self.external:
             import fsspec.core
 
@@ -230,7 +226,7 @@ class Dataset:
                      else open_datastore(self.datastore))
             fs, full, local = store.fs, store.full_path(self.path), store.is_local
         base = glob_base(full) if has_magic(full) else full
-        return fs, full, base, local
+        return fs, full, base, local, store
 
     def _scan(self) -> tuple[Any, bool, str, str, tuple[tuple[str, int, str], ...]]:
         """List the files now: ``(fs, is local, base folder, fingerprint, entries)``, where an
@@ -238,9 +234,10 @@ class Dataset:
         nothing: its content is what it recorded."""
         if self.snapshot is not None and self.pinned is not None:
             return None, False, "", self.pinned[0], self.pinned[1]
-        fs, full, base, local = self._open()
+        fs, full, base, local, store = self._open()
         try:
-            files = find_files(fs, full)
+            # Through the datastore: its errors name it, and a missing container is said.
+            files = store.find(self.path) if store is not None else find_files(fs, full)
         except Exception as exc:
             raise DatasetError(
                 f"Dataset {self.describe()} could not be listed: {type(exc).__name__}: {exc}. "
