@@ -83,3 +83,18 @@ def test_azure_errors_name_the_datastore_url_and_path(azurite, tmp_path):
         assert "logs" in message and "AuthorizationFailure" in message, name
         assert caught.value.__cause__ is not None, name  # the original, for debugging
         assert WRONG_KEY not in message and "AccountKey" not in message, name
+
+
+def test_a_snapshot_version_in_a_blob_store_outlives_its_blob(azurite, tmp_path):
+    (tmp_path / "t.csv").write_text("x\n1\n2\n")
+    lake = dw.Datastore(f"{azurite.url}/lake", name="lake")
+    lake.upload_files([tmp_path / "t.csv"])
+    registry = f"{azurite.url}/artifacts"
+    dw.Dataset.tabular("t.csv", datastore=lake).register("t", store=registry, snapshot=True)
+    azurite.container_client().upload_blob("lake/t.csv", b"x\n40\n", overwrite=True)
+    assert dw.Dataset.get("t", store=registry).materialize()["x"].tolist() == [1, 2]
+    azurite.container_client().delete_blob("lake/t.csv")
+    again = dw.Dataset.get("t", store=registry)
+    assert again.materialize()["x"].tolist() == [1, 2]
+    blobs = [b.name for b in azurite.container_client().list_blobs("artifacts/objects/")]
+    assert len(blobs) == 1  # the file's bytes, once
