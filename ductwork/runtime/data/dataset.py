@@ -154,16 +154,18 @@ class Dataset:
         return Dataset(**registry.register(self, name, description, store, snapshot))
 
     @classmethod
+    def versions(cls, name: str, store: Any = None) -> list[dict[str, Any]]:
+        """The versions of dataset ``name``, newest first, as ``Dataset.list()`` shows them."""
+        return registry.summaries(name, store)
+
+    # Last of the class's signatures that say ``list[...]``: below it, ``list`` in the class
+    # body would mean this method.
+    @classmethod
     def list(cls, store: Any = None) -> list[dict[str, Any]]:
         """Every registered dataset, by name: ``{"name", "versions"}``, versions newest first,
         each with ``version``, ``created``, ``description``, ``kind``, ``path``,
         ``datastore``, ``files``, ``bytes``, ``fingerprint`` and ``snapshot``."""
         return registry.list_datasets(store)
-
-    @classmethod
-    def versions(cls, name: str, store: Any = None) -> list[dict[str, Any]]:
-        """The versions of dataset ``name``, newest first, as ``Dataset.list()`` shows them."""
-        return registry.summaries(name, store)
 
     def as_mount(self) -> Dataset:
         """This dataset, streamed to the step through fsspec instead of downloaded."""
