@@ -464,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ductwork.runtime.publish.commands import add_commands as add_publish_commands
 
     add_publish_commands(commands, load_pipeline)  # publish, pipelines
+    from ductwork.runtime.data.commands import add_commands as add_data_commands
+
+    add_data_commands(commands)  # datasets
     from ductwork.server.commands import add_commands as add_server_commands
 
     add_server_commands(commands)  # serve, token

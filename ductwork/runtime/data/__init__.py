@@ -8,8 +8,13 @@
 - ``reading``: reading a dataset where its step runs (the download cache,
   mounted files, tables) and ``reading_for_key``, which the engine wraps around
   materializing the inputs of a job stored under a cache key;
-- ``registry``: registered dataset versions, kept in the artifact store;
-- ``errors``: ``DatasetError``.
+- ``registry``: registered dataset versions, kept in the artifact store, and
+  their listings;
+- ``snapshot``: a version's files copied into the store's objects
+  (``register(snapshot=True)``) and read back from there;
+- ``commands``: ``ductwork datasets``, added to the command line's parser;
+- ``files``: listing, fetching and atomic copies on any fsspec filesystem;
+- ``errors``: ``DatasetError``, ``DatastoreError``, ``DatastoreAccessError``.
 
 Above ``store`` (datasets read the run's store) and ``keys`` (a dataset's
 fingerprint is a hash); below ``engine``, which materializes datasets, and

@@ -44,8 +44,9 @@ A dataset holds no filesystem and no secret: a datastore's name, a URL without
 its query string, or a ``Datastore`` that pickles without its credentials. It
 travels to workers by cloudpickle, and workers open the filesystem themselves.
 
-Versions (``register``, ``get``) live in ``data.registry``, reading in
-``data.reading``; this module is their public face and the only one that makes a
+Versions (``register``, ``get``, ``list``) live in ``data.registry``, reading in
+``data.reading``, snapshot versions (``register(snapshot=True)``) in
+``data.snapshot``; this module is their public face and the only one that makes a
 ``Dataset``, so neither imports it.
 """
 
@@ -58,15 +59,11 @@ from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.data import registry
-from ductwork.runtime.data.datastore import (
-    Datastore,
-    find_files,
-    glob_base,
-    has_magic,
-    redact_url,
-)
+from ductwork.runtime.data import snapshot as snapshots
+from ductwork.runtime.data.datastore import Datastore, redact_url
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
+from ductwork.runtime.data.files import find_files, glob_base, has_magic
 from ductwork.runtime.data.reading import (
     MountedFile,
     cache_dir,
@@ -90,7 +87,8 @@ class Dataset:
     def __init__(self, kind: str, path: str, datastore: str | Datastore | None = None,
                  mode: str = "download", read_options: dict[str, Any] | None = None, *,
                  name: str | None = None, version: int | None = None,
-                 pinned: tuple[str, tuple[tuple[str, int, str], ...]] | None = None) -> None:
+                 pinned: tuple[str, tuple[tuple[str, int, str], ...]] | None = None,
+                 snapshot: tuple[str, tuple[tuple[str, str], ...]] | None = None) -> None:
         """Prefer ``Dataset.files``, ``Dataset.tabular`` and ``Dataset.get``."""
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise DatasetError(f"Dataset.{kind}() needs a path, glob or URL, got {path!r}.")
@@ -109,6 +107,8 @@ class Dataset:
         self.name = name
         self.version = version
         self.pinned = pinned
+        # (the store's URL, ((relative name, object digest), ...)): a snapshot version.
+        self.snapshot = snapshot
         self._keyed: str | None = None  # the content of the latest key: see the module doc
         if kind == "tabular":
             from ductwork.runtime.keys.hashing import UnhashableValue, hash_value
@@ -141,10 +141,31 @@ class Dataset:
         """The registered dataset ``name``: its latest version, or ``version``."""
         return cls(**registry.get(name, version, store))
 
-    def register(self, name: str, description: str = "", store: Any = None) -> Dataset:
+    def register(self, name: str, description: str = "", store: Any = None,
+                 snapshot: bool = False) -> Dataset:
         """Record this dataset's content as a new version of ``name`` (or return the latest
-        version if its content is unchanged); the registry lives in the artifact store."""
-        return Dataset(**registry.register(self, name, description, store))
+        version if its content is unchanged); the registry lives in the artifact store.
+
+        With ``snapshot=True`` the files' bytes are copied into the store's content-addressed
+        objects (each only if not already there), so the version reads the same bytes
+        forever, even once its files are overwritten or deleted. Without it a version
+        whose files changed since cannot be read (``DatasetError`` naming what changed).
+        """
+        return Dataset(**registry.register(self, name, description, store, snapshot))
+
+    @classmethod
+    def versions(cls, name: str, store: Any = None) -> list[dict[str, Any]]:
+        """The versions of dataset ``name``, newest first, as ``Dataset.list()`` shows them."""
+        return registry.summaries(name, store)
+
+    # Last of the class's signatures that say ``list[...]``: below it, ``list`` in the class
+    # body would mean this method.
+    @classmethod
+    def list(cls, store: Any = None) -> list[dict[str, Any]]:
+        """Every registered dataset, by name: ``{"name", "versions"}``, versions newest first,
+        each with ``version``, ``created``, ``description``, ``kind``, ``path``,
+        ``datastore``, ``files``, ``bytes``, ``fingerprint`` and ``snapshot``."""
+        return registry.list_datasets(store)
 
     def as_mount(self) -> Dataset:
         """This dataset, streamed to the step through fsspec instead of downloaded."""
@@ -153,7 +174,7 @@ class Dataset:
     def _fields(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "datastore": self.datastore,
                 "mode": self.mode, "read_options": self.read_options, "name": self.name,
-                "version": self.version, "pinned": self.pinned}
+                "version": self.version, "pinned": self.pinned, "snapshot": self.snapshot}
 
     def __repr__(self) -> str:
         if self.name is not None:
@@ -175,7 +196,7 @@ class Dataset:
 
     def _identity(self) -> tuple[Any, ...]:
         return (self.kind, self.path, self.datastore, self.mode, self.read_options,
-                self.name, self.version, self.pinned)
+                self.name, self.version, self.pinned, self.snapshot)
 
     # -- where the files are --------------------------------------------------------------
 
@@ -193,8 +214,9 @@ class Dataset:
                  else repr(store) if store else "the run store's datastore")
         return f"{self.path!r} in {label}"
 
-    def _open(self) -> tuple[Any, str, str, bool]:
-        """Return ``(filesystem, full path or glob, base folder, is local)``."""
+    def _open(self) -> tuple[Any, str, str, bool, Datastore | None]:
+        """Return ``(filesystem, full path or glob, base folder, is local, datastore)``."""
+        store = None
         if self.external:
             import fsspec.core
 
@@ -206,14 +228,18 @@ class Dataset:
                      else open_datastore(self.datastore))
             fs, full, local = store.fs, store.full_path(self.path), store.is_local
         base = glob_base(full) if has_magic(full) else full
-        return fs, full, base, local
+        return fs, full, base, local, store
 
     def _scan(self) -> tuple[Any, bool, str, str, tuple[tuple[str, int, str], ...]]:
         """List the files now: ``(fs, is local, base folder, fingerprint, entries)``, where an
-        entry is ``(name relative to the base, size, identity)``."""
-        fs, full, base, local = self._open()
+        entry is ``(name relative to the base, size, identity)``. A snapshot version lists
+        nothing: its content is what it recorded."""
+        if self.snapshot is not None and self.pinned is not None:
+            return None, False, "", self.pinned[0], self.pinned[1]
+        fs, full, base, local, store = self._open()
         try:
-            files = find_files(fs, full)
+            # Through the datastore: its errors name it, and a missing container is said.
+            files = store.find(self.path) if store is not None else find_files(fs, full)
         except Exception as exc:
             raise DatasetError(
                 f"Dataset {self.describe()} could not be listed: {type(exc).__name__}: {exc}. "
@@ -265,6 +291,8 @@ class Dataset:
         return ("ductwork.Dataset/1", self.kind, fingerprint, self.read_options)
 
     def __ductwork_materialize__(self, context: Any) -> Any:
+        if self.snapshot is not None:
+            return snapshots.materialize(self, context)
         fs, local, base, fingerprint, entries = self._scan()
         keyed = getattr(self, "_keyed", None)
         if keyed is not None and fingerprint != keyed and materializing_for_key():
@@ -329,9 +357,11 @@ def _changed_message(dataset: Dataset, old: tuple[tuple[str, int, str], ...],
     changes += [f"added {n}" for n in sorted(now.keys() - before.keys())]
     shown = ", ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
     return (
-        f"{dataset!r} is pinned to the content it had when registered, but its files "
-        f"({dataset.describe()}) have changed since: {shown}. ductwork keeps no copy of "
-        "dataset content, so that version cannot be read any more. Restore the files, or "
-        f"register the current content as a new version (.register({dataset.name!r})) and "
-        f"read the latest with Dataset.get({dataset.name!r})."
+        f"Dataset {dataset.name!r} version {dataset.version} ({dataset!r}) is pinned to the "
+        f"content it had when registered, but its files ({dataset.describe()}) have changed "
+        f"since: {shown}. That version was registered without a snapshot, so ductwork holds "
+        "no copy of its bytes and it cannot be read any more. Restore the files, or register "
+        f"the current content as a new version (.register({dataset.name!r})) and read the "
+        f"latest with Dataset.get({dataset.name!r}); register with snapshot=True to keep a "
+        "version readable whatever happens to its files."
     )

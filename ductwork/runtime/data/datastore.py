@@ -22,6 +22,13 @@ authenticates from its own environment or configuration.
 Writes are atomic: a local file is written under a temporary name in its
 directory and renamed; an object store makes a blob visible once its upload
 completes.
+
+An ``az://`` (or ``abfs://``) datastore creates its container on its first
+write, as the artifact store does; a read from a container that does not exist
+is an error naming the datastore and its URL, not an empty listing. Errors the
+filesystem raises (adlfs, fsspec, the network) come out as ``DatastoreAccessError``
+naming the datastore, its URL and the path, with the original chained and no
+secret in the message.
 """
 
 from __future__ import annotations
@@ -29,40 +36,27 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import re
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store.secrets import is_secret, public_options, redact_url
+from ductwork.runtime.data.errors import DatastoreAccessError, DatastoreError
+from ductwork.runtime.data.files import copy_atomic, fetch_file, find_files
+from ductwork.runtime.store.secrets import is_secret, public_options, redact, redact_url
 
 # ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
-# imports them from this module.
-__all__ = ["Datastore", "DatastoreError", "datastore", "is_secret", "redact_url", "run_store"]
+# imports them from this module; the errors live in ``errors`` and are re-exported too.
+# The file operations beneath a datastore (listing, fetching, atomic copies) are in
+# ``files``.
+__all__ = ["Datastore", "DatastoreAccessError", "DatastoreError", "datastore", "is_secret",
+           "redact_url", "run_store"]
 
 DATASTORE_PREFIX = "datastore"
-TMP_MARK = ".dwtmp-"  # in-flight uploads; listings skip them
-_MAGIC = re.compile(r"[*?\[]")
+_CONTAINERS = ("az", "abfs", "abfss")  # filesystems whose first path part is a container
 _UNREACHABLE = object()  # a worker whose run store lives in another process's memory
 _RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
-
-
-class DatastoreError(DuctworkError):
-    """A datastore operation cannot be done as asked (a target exists, a source is missing)."""
-
-
-def has_magic(path: str) -> bool:
-    """Whether ``path`` is a glob pattern."""
-    return bool(_MAGIC.search(path))
-
-
-def glob_base(pattern: str) -> str:
-    """The folder of a glob pattern above its first wildcard."""
-    return _MAGIC.split(pattern, 1)[0].rsplit("/", 1)[0]
 
 
 @contextlib.contextmanager
@@ -135,6 +129,8 @@ class Datastore:
         self._options = storage_options
         self._local = protocol in ("", "file", "local")
         self._fs: Any = None
+        self._container_made = False
+        self._blob = protocol in _CONTAINERS
         if self._local:
             path = url.split("://", 1)[1] if protocol else url
             self._root = os.path.abspath(os.path.expanduser(path))
@@ -220,11 +216,75 @@ class Datastore:
         rel = full[len(root):] if full.startswith(root) else full
         return rel.replace("\\", "/").lstrip("/")
 
+    # -- errors and containers -----------------------------------------------------------
+
+    def _label(self) -> str:
+        return f"Datastore {self.name!r} ({self.url})" if self.name else f"Datastore {self.url}"
+
+    @contextlib.contextmanager
+    def _access(self, action: str, path: str) -> Iterator[None]:
+        """Raise a filesystem's error in the block as ``DatastoreAccessError`` naming this
+        datastore, its URL and ``path``; ductwork's own errors pass through."""
+        try:
+            yield
+        except DuctworkError:
+            raise
+        except Exception as exc:
+            secrets = tuple(_strings(self._options))
+            raise DatastoreAccessError(
+                f"{self._label()}: {action} {path!r} failed: "
+                f"{redact(f'{type(exc).__name__}: {exc}', secrets)}. Check the path, that "
+                "this machine can reach the datastore, and its credentials (storage options "
+                "or the environment)."
+            ) from exc
+
+    @property
+    def _container(self) -> str | None:
+        """The blob container this datastore lives in, or None on other filesystems."""
+        return self.root.partition("/")[0] if self._blob else None
+
+    def _check_container(self, path: str) -> None:
+        """Raise if this datastore's container does not exist: a read there finds nothing."""
+        container = self._container
+        if container is None:
+            return
+        with self._access("checking the container of", path):
+            self.fs.invalidate_cache(container)
+            there = self.fs.exists(container)
+        if not there:
+            raise DatastoreAccessError(
+                f"{self._label()}: the container {container!r} does not exist, so {path!r} "
+                "cannot be read. Check the URL, or upload to the datastore first (its first "
+                "upload creates the container)."
+            )
+
+    def _make_container(self) -> None:
+        """Create this datastore's container if missing, once, as the artifact store does."""
+        container = self._container
+        if container is None or self._container_made:
+            return
+        fs = self.fs
+        with self._access("creating the container", container):
+            fs.invalidate_cache(container)
+            if not fs.exists(container):
+                try:
+                    fs.mkdir(container)
+                except ValueError:  # adlfs's wrapping of a concurrent creator's success
+                    fs.invalidate_cache(container)
+                    if not fs.exists(container):
+                        raise
+        self._container_made = True
+
     # -- reading -------------------------------------------------------------------------
 
     def find(self, path: str = "") -> dict[str, dict[str, Any]]:
         """Every file at, below or matching ``path`` (a file, folder or glob): full path -> info."""
-        return find_files(self.fs, self.full_path(path))
+        full = self.full_path(path)
+        with self._access("listing", path):
+            found = find_files(self.fs, full)
+        if not found:
+            self._check_container(path)
+        return found
 
     def list(self, prefix: str = "") -> list[str]:
         """The files at or below ``prefix`` (or matching a glob), relative to the root, sorted."""
@@ -233,8 +293,9 @@ class Datastore:
     def exists(self, path: str) -> bool:
         """Whether a file or folder exists at ``path``."""
         full = self.full_path(path)
-        self.fs.invalidate_cache(full)
-        return bool(self.fs.exists(full))
+        with self._access("checking", path):
+            self.fs.invalidate_cache(full)
+            return bool(self.fs.exists(full))
 
     def download(self, target_path: str | os.PathLike[str], prefix: str = "",
                  overwrite: bool = False) -> list[Path]:
@@ -254,7 +315,8 @@ class Datastore:
                 "overwrite=True to replace local files."
             )
         for full, dest in pairs:
-            fetch_file(self.fs, full, dest)
+            with self._access("downloading", self.relative(full)):
+                fetch_file(self.fs, full, dest)
         return [dest for _, dest in pairs]
 
     # -- writing -------------------------------------------------------------------------
@@ -296,86 +358,43 @@ class Datastore:
         return self._put(pairs, overwrite)
 
     def _put(self, pairs: list[tuple[Path, str]], overwrite: bool) -> list[str]:
-        fs = self.fs
         targets = [(src, self.full_path(rel)) for src, rel in pairs]
+        self._make_container()
+        fs = self.fs
         if not overwrite:
             # Checked for every file before any is written: a refused upload changes nothing.
             for _, full in targets:
-                fs.invalidate_cache(full)
-                if fs.exists(full):
+                with self._access("checking", self.relative(full)):
+                    fs.invalidate_cache(full)
+                    there = fs.exists(full)
+                if there:
                     raise DatastoreError(
                         f"{self!r} already has {self.relative(full)!r} ({full}); pass "
                         "overwrite=True to replace it."
                     )
         for src, full in targets:
-            if self._local:
-                _copy_atomic(src, full)
-            else:
-                fs.makedirs(posixpath.dirname(full), exist_ok=True)
-                fs.put_file(str(src), full)  # an object store shows a blob once it is whole
-                fs.invalidate_cache(full)
+            with self._access("uploading", self.relative(full)):
+                if self._local:
+                    copy_atomic(src, full)
+                else:
+                    fs.makedirs(posixpath.dirname(full), exist_ok=True)
+                    fs.put_file(str(src), full)  # an object store shows a blob once it is whole
+                    fs.invalidate_cache(full)
         return [self.relative(full) for _, full in targets]
+
+
+def _strings(options: Any) -> Iterator[str]:
+    """Every string value in storage options, at any depth: what a message must not show."""
+    if isinstance(options, dict):
+        for value in options.values():
+            yield from _strings(value)
+    elif isinstance(options, list | tuple):
+        for value in options:
+            yield from _strings(value)
+    elif isinstance(options, str):
+        yield options
 
 
 def _join(target: str, rel: str) -> str:
     target = str(target or "").strip("/")
     return f"{target}/{rel}" if target else rel
-
-
-def _copy_atomic(src: Path, dest: str) -> None:
-    folder, name = os.path.split(dest)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex}")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def fetch_file(fs: Any, path: str, dest: str | os.PathLike[str]) -> Path:
-    """Download ``path`` to ``dest`` through a temporary name, so ``dest`` is whole or absent."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}{TMP_MARK}{uuid.uuid4().hex}"
-    try:
-        fs.get_file(path, str(tmp))
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return dest
-
-
-def find_files(fs: Any, path: str) -> dict[str, dict[str, Any]]:
-    """Files at ``path``, below it if a folder, or matching it if a glob: full path -> info.
-
-    Listings are read afresh (fsspec caches them per filesystem instance, and a
-    blob changed by another machine must be seen).
-    """
-    if has_magic(path):
-        static = glob_base(path)
-        fs.invalidate_cache(static or None)
-        hits = fs.glob(path, detail=True)
-    else:
-        fs.invalidate_cache(path)
-        try:
-            info = fs.info(path)
-        except FileNotFoundError:
-            return {}
-        hits = {path: info}
-    files: dict[str, dict[str, Any]] = {}
-    for name, info in hits.items():
-        if info.get("type") == "directory":
-            files.update(fs.find(name, detail=True))
-        else:
-            files[name] = info
-    return {
-        _strip_protocol(fs, name): info for name, info in files.items()
-        if info.get("type") != "directory" and TMP_MARK not in posixpath.basename(name)
-    }
-
-
-def _strip_protocol(fs: Any, name: str) -> str:
-    return fs._strip_protocol(name) if "://" in name else name

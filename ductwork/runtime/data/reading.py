@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.runtime.config import ductwork_home
-from ductwork.runtime.data.datastore import fetch_file, redact_url
+from ductwork.runtime.data.datastore import redact_url
 from ductwork.runtime.data.errors import DatasetError
+from ductwork.runtime.data.files import fetch_file
 
 __all__ = ["MountedFile", "cache_dir", "fetch", "materializing_for_key", "read_table",
            "reading_for_key"]

@@ -17,9 +17,16 @@ registered.
 A dataset with no datastore is scanned, and later read, in the datastore of the
 store that holds the registry (``store=``), not the default store's.
 
-A version is pinned to its fingerprint, not to a copy of its bytes: reading a
-version whose files have changed since raises ``DatasetError`` (naming what
-changed) rather than returning other data.
+A version is pinned to its fingerprint: reading a version whose files have
+changed since raises ``DatasetError`` (naming the version and what changed)
+rather than returning other data. ``register(..., snapshot=True)`` also copies
+the files into the store's objects (``data.snapshot``) and records their digests
+under ``snapshot``, so that version reads the same bytes whatever happens to its
+files. Registering content whose latest version is a snapshot returns it; asking
+for a snapshot of content whose latest version is not one adds a version.
+
+``list_datasets`` and ``summaries`` describe what is registered, for
+``Dataset.list()`` and ``ductwork datasets``.
 
 ``register`` and ``get`` return a ``Dataset``'s constructor fields, not a
 ``Dataset``: ``dataset.py`` is the public face that builds one, so this module
@@ -29,19 +36,21 @@ works on what it is given (anything with ``kind``, ``path``, ``datastore``,
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import time
 from typing import Any
 
+from ductwork.runtime.data import snapshot as snapshots
 from ductwork.runtime.data.datastore import Datastore, current_store, redact_url, run_store
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.versions import create_version, folder, read_versions
 
-__all__ = ["get", "register", "versions"]
+__all__ = ["get", "list_datasets", "register", "summaries", "versions"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _FORMAT = 1
@@ -97,10 +106,11 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=repr))
 
 
-def register(dataset: Any, name: str, description: str = "", store: Any = None
-             ) -> dict[str, Any]:
-    """Record ``dataset``'s content as the next version of ``name``; return the fields of
-    the registered version (see the module doc)."""
+def register(dataset: Any, name: str, description: str = "", store: Any = None,
+             snapshot: bool = False) -> dict[str, Any]:
+    """Record ``dataset``'s content as the next version of ``name`` (with ``snapshot``, a
+    copy of its bytes too); return the fields of the registered version (see the module
+    doc)."""
     _check_name(name)
     if "://" in dataset.path and "?" in dataset.path:
         raise DatasetError(
@@ -112,7 +122,8 @@ def register(dataset: Any, name: str, description: str = "", store: Any = None
     # Scanned where get() will read it: a dataset without a datastore is in the
     # registry's store's datastore, not in the default store's.
     with run_store(artifacts):
-        _, _, _, fingerprint, entries = dataset._scan()
+        scanned = dataset._scan()
+    fingerprint, entries = scanned[3], scanned[4]
     definition = {
         "kind": dataset.kind, "path": redact_url(dataset.path),
         "datastore": _datastore_ref(dataset, artifacts),
@@ -122,13 +133,18 @@ def register(dataset: Any, name: str, description: str = "", store: Any = None
     if existing:
         latest = existing[max(existing)]
         if latest.get("fingerprint") == fingerprint and all(
-                latest.get(k) == v for k, v in definition.items()):
+                latest.get(k) == v for k, v in definition.items()) and (
+                not snapshot or latest.get("snapshot")):
             return _fields(latest, artifacts)
     record = {
         "format": _FORMAT, "name": name, "description": description, **definition,
         "mode": dataset.mode, "fingerprint": fingerprint,
         "files": [list(e) for e in entries], "created": time.time(),
     }
+    if snapshot:
+        # Objects first, then the version that names them: a version never names bytes
+        # that are not stored.
+        record["snapshot"] = snapshots.take(artifacts, dataset, scanned)
     record = create_version(artifacts, _folder(artifacts, name), record,
                             max(existing, default=0) + 1)
     return _fields(record, artifacts)
@@ -167,7 +183,66 @@ def _fields(record: dict[str, Any], store: Any) -> dict[str, Any]:
     else:
         datastore = Datastore(ref["url"], name=ref.get("name"), **ref.get("options", {}))
     entries = tuple((str(r), int(s), str(i)) for r, s, i in record["files"])
+    held = record.get("snapshot")
+    snapshot = None
+    if isinstance(held, dict):
+        snapshot = (redact_url(store.url), tuple(sorted((str(r), str(d)) for r, d in held.items())))
     return {"kind": record["kind"], "path": record["path"], "datastore": datastore,
             "mode": record.get("mode", "download"),
             "read_options": record.get("read_options") or {}, "name": record["name"],
-            "version": int(record["version"]), "pinned": (record["fingerprint"], entries)}
+            "version": int(record["version"]), "pinned": (record["fingerprint"], entries),
+            "snapshot": snapshot}
+
+
+def _names(store: Any) -> list[str]:
+    fs, top = store.fs, folder(store, "datasets")
+    fs.invalidate_cache(top)
+    try:
+        listed = fs.ls(top, detail=False)
+    except FileNotFoundError:
+        return []
+    names = (str(p).replace("\\", "/").rstrip("/").rpartition("/")[2] for p in listed)
+    return sorted(n for n in names if _NAME.fullmatch(n))
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What a listing shows of one version."""
+    ref = record.get("datastore")
+    where = None if ref is None else ref.get("name") or ref.get("url")
+    files = record.get("files") or []
+    created = record.get("created")
+    return {
+        "name": record.get("name"), "version": record.get("version"),
+        "created": (dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="seconds")
+                    if isinstance(created, int | float) else None),
+        "description": record.get("description", ""), "kind": record.get("kind"),
+        "path": record.get("path"), "datastore": where, "files": len(files),
+        "bytes": sum(int(f[1]) for f in files), "fingerprint": record.get("fingerprint"),
+        "snapshot": isinstance(record.get("snapshot"), dict),
+    }
+
+
+def summaries(name: str, store: Any = None) -> list[dict[str, Any]]:
+    """The versions of dataset ``name``, newest first: when, what, and whether a snapshot."""
+    artifacts = _store(store)
+    records = _read_all(artifacts, _check_name(name))
+    if not records:
+        known = ", ".join(_names(artifacts)) or "none yet"
+        raise DatasetError(
+            f"No dataset is registered as {name!r} in the store {artifacts.url}; registered "
+            f"datasets: {known}. Register one with dw.Dataset.files(...).register(name), or "
+            "pass the store it was registered in."
+        )
+    return [_summary(records[v]) for v in sorted(records, reverse=True)]
+
+
+def list_datasets(store: Any = None) -> list[dict[str, Any]]:
+    """Every registered dataset, by name, with its versions newest first."""
+    artifacts = _store(store)
+    found = []
+    for name in _names(artifacts):
+        records = _read_all(artifacts, name)
+        if records:
+            found.append({"name": name, "versions": [
+                _summary(records[v]) for v in sorted(records, reverse=True)]})
+    return found

@@ -39,6 +39,7 @@ from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.refs import iter_digests
+from ductwork.runtime.store.versions import folder, read_versions
 
 GRACE_SECONDS = 3600.0
 #: Temp files are never referenced: one that young may be a write in progress.
@@ -109,6 +110,7 @@ def collect(
         history.delete_runs(dropped)
     finished = history.finished_ids() - set(dropped)
     digests, keys = history.references(finished)
+    digests |= snapshot_digests(artifacts)
     # A dry run did not forget the dropped runs: count them as if it had.
     sweep = _Sweep(artifacts, history, finished | set(dropped), digests, keys,
                    time.time() - grace, dry_run)
@@ -191,6 +193,24 @@ class _Sweep:
         if driver not in self._alive:
             self._alive[driver or ""] = driver_alive(driver)
         return self._alive[driver or ""]
+
+
+def snapshot_digests(artifacts: Any) -> set[str]:
+    """The objects registered dataset versions hold (``datasets/<name>/<N>.json``'s
+    ``snapshot``, see ``data.snapshot``): roots, since no run refers to them and their
+    bytes may exist nowhere else."""
+    top = folder(artifacts, "datasets")
+    artifacts.fs.invalidate_cache(top)
+    try:
+        names = artifacts.fs.ls(top, detail=False)
+    except FileNotFoundError:
+        return set()
+    held: set[str] = set()
+    for where in names:
+        for record in read_versions(artifacts, str(where)).values():
+            if isinstance(record.get("snapshot"), dict):
+                held.update(str(d) for d in record["snapshot"].values())
+    return held
 
 
 def _modified(artifacts: Any, path: str) -> float:
