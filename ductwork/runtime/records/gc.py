@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -196,21 +196,34 @@ class _Sweep:
 
 
 def snapshot_digests(artifacts: Any) -> set[str]:
-    """The objects registered dataset versions hold (``datasets/<name>/<N>.json``'s
-    ``snapshot``, see ``data.snapshot``): roots, since no run refers to them and their
-    bytes may exist nowhere else."""
-    top = folder(artifacts, "datasets")
+    """The objects that versions outside any run hold: roots, since no run refers to them
+    and their bytes may exist nowhere else.
+
+    ``datasets/<name>/<N>.json``'s ``snapshot`` (file -> digest, see ``data.snapshot``)
+    and ``published/<name>/<N>.json``'s ``snapshot`` and ``sources`` refs (the pickled
+    pipeline and its source texts, see ``publish.catalog``).
+    """
+    held: set[str] = set()
+    for record in _version_records(artifacts, "datasets"):
+        if isinstance(record.get("snapshot"), dict):
+            held.update(str(d) for d in record["snapshot"].values())
+    for record in _version_records(artifacts, "published"):
+        for part in ("snapshot", "sources"):
+            ref = record.get(part)
+            if isinstance(ref, dict) and isinstance(ref.get("digest"), str):
+                held.add(ref["digest"])
+    return held
+
+
+def _version_records(artifacts: Any, kind: str) -> Iterator[dict[str, Any]]:
+    top = folder(artifacts, kind)
     artifacts.fs.invalidate_cache(top)
     try:
         names = artifacts.fs.ls(top, detail=False)
     except FileNotFoundError:
-        return set()
-    held: set[str] = set()
+        return
     for where in names:
-        for record in read_versions(artifacts, str(where)).values():
-            if isinstance(record.get("snapshot"), dict):
-                held.update(str(d) for d in record["snapshot"].values())
-    return held
+        yield from read_versions(artifacts, str(where)).values()
 
 
 def _modified(artifacts: Any, path: str) -> float:
