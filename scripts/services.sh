@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=$ROOT/.services
 STARTED=$STATE/started
-SERVICES=(docker azurite dask)
+SERVICES=(docker azurite dask browser)
 
 APT_TIMEOUT=${APT_TIMEOUT:-600}                    # seconds for one apt-get call
 DOCKERD_READY_TIMEOUT=${DOCKERD_READY_TIMEOUT:-60}  # seconds for `docker info` to answer
@@ -498,6 +498,30 @@ status_dask() {
             fi
         done
     done
+}
+
+# --- browser (the studio's tests: Debian's chromium driven by Selenium) -----------------
+# Nothing runs: `up` installs chromium and chromium-driver when missing; `down` has nothing
+# to stop (the tests start and stop their own headless browser).
+
+up_browser() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        log "browser: chromium and chromedriver present"
+        return 0
+    fi
+    apt_install chromium chromium-driver
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+        || die "chromium or chromedriver still missing after apt-get install"
+}
+
+down_browser() { :; }
+
+status_browser() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        echo "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n1), chromedriver present"
+    else
+        echo "browser: chromium or chromedriver missing (bash scripts/services.sh up browser)"
+    fi
 }
 
 # --- main ------------------------------------------------------------------------

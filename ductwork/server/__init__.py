@@ -15,7 +15,8 @@ publishing (``runtime.publish``) and run history (``runtime.records``):
 - ``models``, ``errors``, ``limits``, ``auth``, ``service``, ``app``, ``routes_*``: the
   FastAPI application -- pydantic models, the one error body, JSON-only bodies capped at
   1 MiB, bearer-token roles, what routes work on, the app, the routes;
-- ``commands``: the ``serve`` and ``token`` subcommands.
+- ``commands``: the ``serve`` and ``token`` subcommands;
+- ``studio``: the pages a browser sees at ``/`` (its own ``__init__`` says what it owns).
 
 Above the backends and the runtime, below the command line. Nothing here is imported
 by ``import ductwork``; FastAPI, Starlette, uvicorn and pydantic load only when serving.

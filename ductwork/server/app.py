@@ -1,5 +1,6 @@
 """The FastAPI application: the routes under ``/api/v1``, their OpenAPI document at
-``/api/v1/openapi.json``, and the launcher started and stopped with the app.
+``/api/v1/openapi.json``, the studio's pages at ``/``, and the launcher started and
+stopped with the app.
 
 ``create_app`` opens the store and the server's state once; routes reach them
 through ``request.app.state.server`` (a ``service.Server``).
@@ -56,7 +57,10 @@ def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
                   openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs", redoc_url=None)
     app.state.server = Server(artifacts, state, launcher, runs_source)
     errors.install(app)
-    app.add_middleware(BodyLimits)
+    app.add_middleware(BodyLimits, json_under=f"{API}/")
     app.include_router(pipelines, prefix=API)
     app.include_router(runs, prefix=API)
+    from ductwork.server.studio import mount
+
+    mount(app)  # the studio's pages at /, after the API so /api/v1 stays the API's
     return app

@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     from ductwork.dsl.core import PipelineFailed
     from ductwork.runtime.publish import load_pipeline
     from ductwork.runtime.runner import run_pipeline
+    from ductwork.server.studio.live import live_progress
 
     try:
         pipeline, _ = load_pipeline(spec["pipeline"], spec["version"], spec["store"])
@@ -38,7 +39,8 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         run_pipeline(pipeline, spec["parameters"], backend=spec["backend"],
-                     store=spec["store"], progress=False, run_id=run_id)
+                     store=spec["store"], run_id=run_id,
+                     progress=live_progress(spec["store"], run_id))  # the studio's live page
     except PipelineFailed as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 1

@@ -65,7 +65,7 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the store's published pipelines: the REST API under /api/v1."""
+    """Serve the store's published pipelines: the REST API under /api/v1, the studio at /."""
     import uvicorn
 
     from ductwork.server.app import API, create_app
@@ -83,6 +83,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"ductwork: serving {store.url} at http://{args.host}:{args.port}{API} "
           f"(backend {args.backend}, at most {args.max_runs} runs at once)", file=sys.stderr,
           flush=True)
+    # As Jupyter does: a single-use link that signs its opener in to the studio as admin.
+    code = app.state.studio.sessions.one_time_code()
+    print(f"ductwork: studio at http://{args.host}:{args.port}/ -- sign in once with "
+          f"http://{args.host}:{args.port}/signin?once={code}", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 access_log=args.access_log)
     return 0

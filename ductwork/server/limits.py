@@ -29,8 +29,10 @@ def _is_json_type(value: str) -> bool:
 class BodyLimits:
     """ASGI middleware: 413 past ``limit`` bytes, 415 for a body that is not JSON."""
 
-    def __init__(self, app: Any, limit: int = MAX_BODY) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int = MAX_BODY, json_under: str = "/") -> None:
+        # The studio's HTML forms post urlencoded bodies: JSON-only is for paths under
+        # ``json_under`` (the API); the size cap is for every path.
+        self.app, self.limit, self.json_under = app, limit, json_under
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Check the body, then hand the request on with the body replayed."""
@@ -58,7 +60,7 @@ class BodyLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body:
+        if body and scope.get("path", "").startswith(self.json_under):
             if not _is_json_type(headers.get("content-type", "")):
                 await error_response(415, "The body must be JSON, sent with `Content-Type: "
                                           "application/json`.")(scope, receive, send)

@@ -1,0 +1,61 @@
+"""One run as its page shows it -- the same view whether the page is drawn whole or its live
+part is sent again over server-sent events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ductwork.server.studio.live import live_dir, read_live
+from ductwork.server.studio.render import graph_svg, output_info, step_rows
+from ductwork.server.views import run_summary
+
+__all__ = ["FINAL", "load_run", "signature"]
+
+UNFINISHED = ("queued", "running")
+FINAL = "final"
+
+
+def _attach(srv: Any, run: Any) -> None:
+    """Give the record a way to explain its steps (``why``) and load outputs."""
+    from ductwork.runtime.records.history import attach
+    from ductwork.runtime.records.runstore import open_history
+
+    history = open_history(srv.artifacts)
+    if history is not None:
+        attach(run, srv.artifacts, history)
+
+
+def load_run(srv: Any, run_id: str) -> dict[str, Any] | None:
+    """The run's summary, steps (live while it runs), graph, and whether it is over."""
+    run, row = srv.runs.get(run_id)
+    if run is None and row is None:
+        return None
+    summary = run_summary(run, row)
+    live = None
+    if summary["status"] in UNFINISHED:
+        live = read_live(srv.state.path, run_id)
+    if run is not None and run.steps:
+        _attach(srv, run)
+    steps = step_rows(run, live)
+    for step in steps:
+        step["outputs"] = {name: output_info(ref) if not isinstance(ref, dict) else ref
+                           for name, ref in step["outputs"].items()}
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step["state"]] = counts.get(step["state"], 0) + 1
+    return {"run": run, "row": row, "summary": summary, "steps": steps,
+            "graph": graph_svg(run, steps), "counts": counts,
+            "parameters": run.params if run is not None else (row or {}).get("parameters", {}),
+            "over": summary["status"] not in UNFINISHED,
+            "error": (row or {}).get("error") if run is None else None}
+
+
+def signature(srv: Any, run_id: str) -> tuple[Any, ...]:
+    """What changes when the run page would: the run's status and its live file's time."""
+    run, row = srv.runs.get(run_id)
+    status = run_summary(run, row)["status"] if run is not None or row is not None else None
+    try:
+        stamp = (live_dir(srv.state.path) / f"{run_id}.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return status, stamp

@@ -1,0 +1,157 @@
+"""The studio over HTTP, against a real ``ductwork serve``: sign-in, roles, CSRF, pages,
+trigger and plan, live events, compare, metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from studio_helpers import csrf_of
+
+pytestmark = pytest.mark.slow
+
+
+def test_one_time_link_signs_in_once_with_a_strict_http_only_cookie(studio):
+    link = studio.link()
+    first = studio.client().get(link.replace(studio.url, ""))
+    assert first.status_code == 303
+    cookie = first.headers["set-cookie"]
+    assert "dw_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    again = studio.client().get(link.replace(studio.url, ""))
+    assert again.status_code == 403 and "already used" in again.text
+
+
+def test_pages_need_a_session(studio):
+    answer = studio.client().get("/runs?status=failed")
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/signin?next=%2Fruns%3Fstatus%3Dfailed")
+
+
+def test_token_sign_in_checks_the_token_and_the_forms_csrf(studio):
+    client = studio.client()
+    form = client.get("/signin")
+    bad = client.post("/signin", data={"token": "dw_nope", "csrf": csrf_of(form.text)})
+    assert bad.status_code == 401 and "unknown or revoked" in bad.text
+    forged = studio.client().post("/signin", data={"token": studio.tokens["admin"]})
+    assert forged.status_code == 403
+
+
+def test_viewer_sees_no_trigger_or_admin_buttons_and_cannot_trigger(studio):
+    viewer = studio.client("viewer")
+    listed = viewer.get("/pipelines")
+    assert listed.status_code == 200 and "flow" in listed.text and "sleepy" in listed.text
+    assert "Trigger a run" not in listed.text and "Set default" not in listed.text
+    assert viewer.get("/pipelines/flow/trigger").status_code == 403
+    refused = viewer.post("/pipelines/flow/trigger",
+                          data={"csrf": csrf_of(listed.text), "x": "5", "action": "run"})
+    assert refused.status_code == 403
+    runner = studio.client("runner").get("/pipelines")
+    assert "Trigger a run" in runner.text and "Set default" not in runner.text
+
+
+def test_forged_post_without_csrf_is_refused_and_queues_nothing(studio):
+    runner = studio.client("runner")
+    before = runner.get("/runs?pipeline=flow").text.count('data-run="')
+    forged = runner.post("/pipelines/flow/trigger", data={"x": "7", "action": "run"})
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    wrong = runner.post("/pipelines/flow/trigger",
+                        data={"x": "7", "action": "run", "csrf": "guessed"})
+    assert wrong.status_code == 403
+    assert runner.get("/runs?pipeline=flow").text.count('data-run="') == before
+
+
+def test_trigger_form_from_the_schema_checks_types_plans_and_queues(studio):
+    runner = studio.client("runner")
+    form = runner.get("/pipelines/flow/trigger")
+    assert form.status_code == 200
+    assert re.search(r'type="number" step="1" id="param-x" name="x" value="2"', form.text)
+    assert 'id="param-tag" name="tag" value="t"' in form.text
+    csrf = csrf_of(form.text)
+    bad = runner.post("/pipelines/flow/trigger", data={"csrf": csrf, "x": "two", "tag": "t"})
+    assert bad.status_code == 422 and "x" in bad.text and "whole number" in bad.text
+    plan = runner.post("/pipelines/flow/trigger",
+                       data={"csrf": csrf, "x": "3", "tag": "p", "action": "plan"})
+    assert plan.status_code == 200, plan.text
+    assert "1 step will run, 0 are cached, 1 will be known once upstream steps run" \
+        in plan.text, plan.text
+    queued = runner.post("/pipelines/flow/trigger",
+                         data={"csrf": csrf, "x": "3", "tag": "p", "action": "run"})
+    assert queued.status_code == 303
+    run_id = queued.headers["location"].rsplit("/", 1)[1]
+    assert studio.wait(run_id)["status"] == "succeeded"
+    page = runner.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "<svg" in page.text
+    assert 'id="step-scale" data-state="succeeded"' in page.text
+    listing = runner.get("/runs")
+    assert f'data-run="{run_id}"' in listing.text and "API (runner)" in listing.text
+    step = runner.get(f"/runs/{run_id}/steps/scale")
+    assert "scaling 3" in step.text and "scaled" in step.text
+    described = runner.get(f"/runs/{run_id}/steps/describe")
+    assert "&#34;tag&#34;: &#34;p&#34;" in described.text or "&quot;tag&quot;" in described.text
+
+
+def test_admin_disables_and_enables_with_buttons(studio):
+    admin = studio.client("admin")
+    page = admin.get("/pipelines")
+    assert "Set default" in page.text
+    done = admin.post("/pipelines/sleepy/disable", data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 303
+    assert 'id="switch-sleepy">Enable' in admin.get("/pipelines").text
+    status, _ = studio.served.call("POST", "/pipelines/sleepy/runs", studio.tokens["runner"],
+                                   {"parameters": {}})
+    assert status == 409
+    runner = studio.client("runner")
+    assert runner.post("/pipelines/sleepy/enable",
+                       data={"csrf": csrf_of(runner.get("/pipelines").text)}).status_code == 403
+    admin.post("/pipelines/sleepy/enable", data={"csrf": csrf_of(page.text)})
+    assert 'id="switch-sleepy">Disable' in admin.get("/pipelines").text
+
+
+def test_a_run_page_streams_its_steps_changing_state_until_the_end(studio):
+    run_id = studio.trigger_api("sleepy", {"seconds": 1.5})
+    viewer = studio.client("viewer")
+    states = []
+    with viewer.stream("GET", f"/runs/{run_id}/events") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        name = None
+        for line in events.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: ") and name == "update":
+                data = json.loads(line[6:])
+                nap = re.search(r'id="step-nap" data-state="(\w+)"', data["html"])
+                states.append((data["status"], nap.group(1) if nap else None))
+            elif name == "end":
+                break
+    assert ("running", "running") in states, states
+    assert states[-1] == ("succeeded", "succeeded"), states
+
+
+def test_compare_two_runs_side_by_side(studio):
+    a = studio.trigger_api("flow", {"x": 4})
+    b = studio.trigger_api("flow", {"x": 5})
+    studio.wait(a)
+    studio.wait(b)
+    page = studio.client("viewer").get(f"/compare?a={a}&b={b}")
+    assert page.status_code == 200, page.text
+    assert "The runs differ." in page.text
+    assert re.search(r'<tr class="differs"><th scope="row">x</th><td><code>4</code></td>'
+                     r'<td><code>5</code></td>', page.text)
+    assert studio.client("viewer").get(f"/compare?a={a}&b=nope").status_code == 404
+
+
+def test_metrics_over_runs_as_a_chart(studio):
+    for x in (6, 8):
+        studio.wait(studio.trigger_api("flow", {"x": x}))
+    page = studio.client("viewer").get("/pipelines/flow/metrics")
+    assert page.status_code == 200
+    assert "scale.scaled" in page.text and "<polyline" in page.text
+
+
+def test_pages_send_a_content_security_policy_and_static_files_are_served(studio):
+    client = studio.client("viewer")
+    page = client.get("/runs")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/studio.js").status_code == 200
+    assert client.get("/static/studio.css").status_code == 200
