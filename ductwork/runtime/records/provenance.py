@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from typing import Any
 
 
 class GitState:
@@ -47,3 +48,16 @@ class GitState:
         """Return ``(commit, dirty)``, or ``(None, None)`` outside a git work tree."""
         self._thread.join(timeout)
         return self._value
+
+
+def source_of(fn: Any) -> tuple[str | None, str | None]:
+    """The module and the absolute file a pipeline's function was defined in (None if unknown).
+
+    A run records both, so two pipelines of one name in different files are told apart.
+    """
+    module = getattr(fn, "__module__", None)
+    code = getattr(fn, "__code__", None)
+    file = getattr(code, "co_filename", None)
+    if file and not file.startswith("<"):
+        file = os.path.abspath(file)
+    return module, file or None
