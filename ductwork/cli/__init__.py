@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from ductwork.cli.loading import UsageError, convert_param, load_pipeline, parse_params
+from ductwork.cli.output import quiet_stdout
 from ductwork.dsl.core import DuctworkError
 
 __all__ = ["UsageError", "build_parser", "convert_param", "load_pipeline", "main",
@@ -48,7 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ductwork`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # here, so a closed pipe is met inside the try
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`| head -1`): that ends us quietly, with status 0, as
+        # the command did what it was asked; 141 would fail `set -o pipefail` scripts.
+        quiet_stdout()
+        return 0
     except UsageError as exc:
         print(f"ductwork: {exc}", file=sys.stderr)
         return 2

@@ -9,35 +9,61 @@ import sys
 from typing import Any
 
 from ductwork.cli.loading import UsageError
-from ductwork.cli.output import say_store, when
+from ductwork.cli.output import metrics_text, output_text, print_json, say_store, when
 
 __all__ = ["add_commands"]
 
 
+def _source(run: Any) -> str:
+    """Where a run's pipeline was defined: its file, relative to here when below it."""
+    import os
+
+    if not run.source_file:
+        return run.module or "-"
+    try:
+        relative = os.path.relpath(run.source_file)
+    except ValueError:  # another drive
+        return run.source_file
+    return run.source_file if relative.startswith("..") else relative
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    """List past runs, newest first."""
+    """List past runs, newest first, with the file each pipeline came from."""
+    from ductwork.runtime.records.documents import run_summary
     from ductwork.runtime.records.history import existing_store, runs
 
     say_store(args.store)
     existing_store(args.store)  # a typo'd --store is an error, and creates nothing
     listed = runs(store=args.store, pipeline=args.pipeline, limit=args.limit)
+    if args.json:
+        print_json([run_summary(run) for run in listed])
+        return 0
     if not listed:
         print("no runs yet")
         return 0
-    print(f"{'RUN':<24} {'PIPELINE':<20} {'STATUS':<10} {'STARTED':<20} DURATION")
+    print(f"{'RUN':<24} {'PIPELINE':<20} {'STATUS':<10} {'STARTED':<20} {'DURATION':>9}  SOURCE")
     for run in listed:
         took = f"{run.duration:.3f}s" if run.duration is not None else "-"
-        print(f"{run.id:<24} {run.pipeline:<20} {run.status:<10} {when(run.started):<20} {took}")
+        print(f"{run.id:<24} {run.pipeline:<20} {run.status:<10} {when(run.started):<20} "
+              f"{took:>9}  {_source(run)}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Show one run: parameters, provenance and every step's state."""
+    """Show one run: parameters, provenance, and every step's state, metrics and outputs
+    (small values shown, large ones described)."""
+    from ductwork.runtime.records.documents import run_document
     from ductwork.runtime.records.history import get_run
+    from ductwork.runtime.status import Status
+    from ductwork.runtime.ui.tally import step_state
 
     run = get_run(args.run_id, store=args.store)
+    code = 0 if run.status == Status.SUCCEEDED else 1
+    if args.json:
+        print_json(run_document(run))
+        return code
     print(f"run        {run.id}")
-    print(f"pipeline   {run.pipeline}")
+    print(f"pipeline   {run.pipeline}  ({_source(run)})")
     print(f"status     {run.status}")
     print(f"started    {when(run.started)}  ({run.duration or 0:.3f}s)")
     print(f"parameters {json.dumps(run.params, default=repr)}")
@@ -46,14 +72,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"versions   ductwork {run.ductwork_version}, Python {run.python_version}")
     print(f"store      {run.store}")
     print()
-    print(f"{'STEP':<28} {'STATE':<10} {'CACHED':<7} {'DURATION':>9}  OUTPUTS")
+    print(f"{'STEP':<28} {'STATE':<10} {'DURATION':>9}  OUTPUTS")
     for s in run.steps.values():
-        outputs = ", ".join(f"{k}={r.digest[:10]}" for k, r in s.output_refs.items())
-        took = f"{s.duration:.3f}s" if s.duration is not None else "-"
-        print(f"{s.id:<28} {s.status:<10} {'yes' if s.cached else 'no':<7} {took:>9}  {outputs}")
-    from ductwork.runtime.status import Status
-
-    return 0 if run.status == Status.SUCCEEDED else 1
+        named = len(s.output_refs) > 1
+        outputs = "; ".join(f"{k}={output_text(s, k)}" if named else output_text(s, k)
+                            for k in s.output_refs)
+        took = "-" if s.cached or s.duration is None else f"{s.duration:.3f}s"
+        print(f"{s.id:<28} {step_state(s):<10} {took:>9}  {outputs}")
+        if s.metrics:
+            print(f"{'':<28} metrics: {metrics_text(s.metrics)}")
+    return code
 
 
 def _step_of(args: argparse.Namespace) -> Any:
@@ -67,9 +95,20 @@ def _step_of(args: argparse.Namespace) -> Any:
     return run.steps[args.step]
 
 
+def cached_note(record: Any, run_id: str) -> str:
+    """What ``logs`` says of a step taken from the cache: whose logs these are."""
+    if record.cached_from:
+        return (f"step '{record.id}' was taken from the cache in run {run_id}; these are the "
+                f"logs of run {record.cached_from}, which produced its outputs.")
+    return (f"step '{record.id}' was taken from the cache in run {run_id}: it did not run, so "
+            "this run has no logs of it; the run that produced its outputs has them.")
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print a step's captured output and, if it failed, its traceback."""
     record = _step_of(args)
+    if record.cached:
+        print(cached_note(record, args.run_id), file=sys.stderr)
     sys.stdout.write(record.logs)
     if record.error:
         sys.stdout.write(record.error)
@@ -110,14 +149,35 @@ def cmd_gc(args: argparse.Namespace) -> int:
     say_store(args.store)
     report = collect(args.store, keep_last=args.keep_last, newer_than=newer,
                      dry_run=args.dry_run, grace=grace)
+    if args.json:
+        print_json({
+            "dry_run": report.dry_run, "runs_removed": report.runs_removed,
+            "objects_removed": report.objects_removed, "keys_removed": report.keys_removed,
+            "bytes_freed": report.bytes_freed, "runs_kept": report.runs_kept,
+            "kept_by_run": report.kept_by_run, "kept_by_lease": report.kept_by_lease,
+            "kept_by_grace": report.kept_by_grace, "grace_seconds": report.grace,
+        })
+        return 0
     verb = "would remove" if report.dry_run else "removed"
     print(f"{verb} {report.runs_removed} runs, {report.objects_removed} artifacts "
           f"({report.bytes_freed / 1e6:.1f} MB), {report.keys_removed} cache entries")
     kept = report.kept_by_run + report.kept_by_lease + report.kept_by_grace
+    grace_text = format_duration(report.grace)
     print(f"kept {report.runs_kept} runs and {kept} artifacts and cache entries: "
           f"{report.kept_by_run} used by kept runs, {report.kept_by_lease} leased by running "
-          f"runs, {report.kept_by_grace} younger than the grace period "
-          f"({format_duration(report.grace)})")
+          f"runs, {report.kept_by_grace} younger than the grace period ({grace_text})")
+    if report.kept_by_grace:
+        again = ["ductwork gc"]
+        if args.keep_last is not None:
+            again.append(f"--keep-last {args.keep_last}")
+        if args.newer_than:
+            again.append(f"--newer-than {args.newer_than}")
+        again.append("--grace 0s")
+        if args.store:
+            again.append(f"--store {args.store}")
+        print(f"{report.kept_by_grace} files younger than the {grace_text} grace were kept, "
+              "as a run going now may have just written them and not yet recorded them; "
+              f"when no run is going, `{' '.join(again)}` removes them now")
     if report.dry_run:
         print("dry run: nothing was removed")
     return 0
@@ -136,7 +196,10 @@ def add_commands(commands: Any) -> None:
     listing = history_command("runs", cmd_runs, "list past runs")
     listing.add_argument("--pipeline", default=None)
     listing.add_argument("--limit", type=int, default=20)
-    history_command("show", cmd_show, "show one run").add_argument("run_id")
+    listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    show = history_command("show", cmd_show, "show one run")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="print JSON for scripts")
     for name, func, text in (("logs", cmd_logs, "print a step's logs"),
                              ("why", cmd_why, "explain a cache hit or miss")):
         sub = history_command(name, func, text)
@@ -156,3 +219,4 @@ def add_commands(commands: Any) -> None:
     gc.add_argument("--grace", default="1h", metavar="DURATION",
                     help="keep files younger than this, whoever uses them: 90s, 30m, 1h, "
                          "2d (default: 1h)")
+    gc.add_argument("--json", action="store_true", help="print the report as JSON")

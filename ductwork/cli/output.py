@@ -76,3 +76,54 @@ def quiet_stdout() -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):
         os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+#: Outputs up to this size are read back to show their value; larger ones are described.
+SMALL_OUTPUT = 64 * 1024
+_REPR_WIDTH = 60
+
+
+def size_text(size: int) -> str:
+    """Bytes in decimal units: ``812 B``, ``200.0 kB``, ``12.3 MB``."""
+    if size < 1000:
+        return f"{size} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _short_repr(value: Any) -> str:
+    import reprlib
+
+    shorten = reprlib.Repr()
+    shorten.maxstring = shorten.maxother = shorten.maxlong = _REPR_WIDTH
+    shorten.maxlist = shorten.maxtuple = shorten.maxset = shorten.maxdict = 6
+    text = shorten.repr(value)
+    return text if len(text) <= _REPR_WIDTH else text[: _REPR_WIDTH - 3] + "..."
+
+
+def output_text(record: Any, name: str) -> str:
+    """One output of a step for a listing: a short repr when it is small, else its type,
+    size and digest. A large artifact is never read back just to be printed."""
+    ref = record.output_refs[name]
+    classes = getattr(ref, "classes", None)
+    if classes is None:  # a map's gathered list
+        kind = f"list of {len(ref.parts)}"
+    else:
+        # The classes a value is made of are recorded for user types; else the serializer
+        # ("bytes", "json", "numpy") says what it is.
+        kind = ", ".join(c.rpartition(".")[2] for c in classes) or ref.serializer
+    described = f"{kind}, {size_text(ref.size)}, {ref.digest[:10]}"
+    if ref.size > SMALL_OUTPUT:
+        return described
+    try:
+        return _short_repr(record.output_value(name))
+    except Exception as exc:  # a missing or damaged artifact: say so, show what is known
+        return f"{described} (unreadable: {type(exc).__name__})"
+
+
+def metrics_text(metrics: dict[str, Any]) -> str:
+    """Metrics as ``name=value`` pairs, each value shortened."""
+    return ", ".join(f"{name}={_short_repr(value)}" for name, value in metrics.items())

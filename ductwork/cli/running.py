@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ductwork.cli.loading import load_pipeline, parse_params
+from ductwork.cli.output import print_json, stdout_to_stderr
 
 __all__ = ["add_commands"]
 
@@ -23,12 +24,13 @@ def _at_least_one(text: str) -> int:
     return value
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run a pipeline from a file."""
-    from ductwork.dsl.core import PipelineFailed
+def _regenerate(steps: list[str]) -> bool | list[str]:
+    """``--regenerate`` as ``run(regenerate=...)`` takes it: 'all' is every step."""
+    return True if "all" in steps else steps
 
-    pipeline = load_pipeline(args.target)
-    params = parse_params(pipeline, args.param)
+
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options the command line sets, as ``Pipeline.run`` takes them."""
     options: dict[str, Any] = {"backend": args.backend}
     if args.store is not None:  # an empty --store is refused by the run, not dropped
         options["store"] = args.store
@@ -38,8 +40,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["address"] = args.address
     if args.shared_filesystem:
         options["shared_filesystem"] = True
+    if args.regenerate:
+        options["regenerate"] = _regenerate(args.regenerate)
+    return options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a pipeline from a file.
+
+    stdout gets the result only: ``run ID STATUS in Ns`` and the outputs as JSON (with
+    ``--json``, one JSON document of the run and its outputs). Progress -- a live view on
+    a terminal, else a line per finished step -- and what steps print go to stderr.
+    """
+    from ductwork.dsl.core import PipelineFailed
+    from ductwork.runtime.records.documents import run_document
+    from ductwork.runtime.ui.progress import make_progress
+
+    pipeline = load_pipeline(args.target)
+    params = parse_params(pipeline, args.param)
+    options = _run_options(args)
+    display = make_progress(args.progress, lines=True)
     try:
-        run = pipeline.run(**params, **options)
+        with stdout_to_stderr():
+            run = pipeline.run(**params, **options, progress=display)
     except PipelineFailed as exc:
         run = exc.run
         store = f" --store {args.store}" if args.store else ""
@@ -48,12 +71,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"step {record.id} failed: {last[0]}", file=sys.stderr)
             print(f"  traceback: ductwork logs {run.id} {record.id}{store}", file=sys.stderr)
         print(f"run {run.id} failed", file=sys.stderr)
+        if args.json:
+            print_json({**run_document(run), "outputs": None})
         return 1
-    print(f"run {run.id} {run.status} in {run.duration:.3f}s")
-    for record in run.steps.values():
-        if record.map_index is None:
-            print(f"  {record.id:<24} {record.status:<10} {record.duration or 0:.3f}s")
-    print(json.dumps(run.outputs, indent=2, default=repr))
+    if args.json:
+        print_json({**run_document(run), "outputs": run.outputs})
+    else:
+        print(f"run {run.id} {run.status} in {run.duration:.3f}s")
+        print_json(run.outputs)
     return 0
 
 
@@ -67,7 +92,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.store is not None:
         options["store"] = args.store
     if args.regenerate:
-        options["regenerate"] = True if args.regenerate == ["all"] else args.regenerate
+        options["regenerate"] = _regenerate(args.regenerate)
     steps = pipeline.plan(**parse_params(pipeline, args.param), **options)
     if args.json:
         print(json.dumps({sid: {"status": status, "why": why}
@@ -100,6 +125,14 @@ def add_commands(commands: Any) -> None:
                      help="scheduler address for --backend dask (default: a local cluster)")
     run.add_argument("--shared-filesystem", action="store_true",
                      help="the local --store path is mounted on every dask worker")
+    run.add_argument("--regenerate", action="append", default=[], metavar="STEP",
+                     help="run this step and those downstream of it even if cached "
+                          "(repeatable; 'all': every step)")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="show progress on stderr: a live view on a terminal, else a line "
+                          "per finished step (default: shown unless DUCTWORK_PROGRESS=0)")
+    run.add_argument("--json", action="store_true",
+                     help="print the run and its outputs as one JSON document")
     run.set_defaults(func=cmd_run)
 
     graph = commands.add_parser("graph", help="print a pipeline's graph",
