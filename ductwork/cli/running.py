@@ -60,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = parse_params(pipeline, args.param)
     options = _run_options(args)
     display = make_progress(args.progress, lines=True)
+    if args.backend != "inline" and hasattr(display, "echo_logs"):
+        display.echo_logs = True  # inline steps print through as they go; others are captured
     try:
         with stdout_to_stderr():
             run = pipeline.run(**params, **options, progress=display)

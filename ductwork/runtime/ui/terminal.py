@@ -15,7 +15,8 @@ while drawing turns the display off rather than failing the run.
 - ``StepLines``: a plain line per step as it finishes (``step fit succeeded in
   1.204s``, ``step load cached (from run 20261206-...)``), for the command line
   where stderr is not a terminal: a CI log shows the run as it goes. It writes
-  per event, but only for whole steps (not map elements), once each.
+  per event, but only for whole steps (not map elements), once each; what a
+  step run in another process printed can follow its line (``echo_logs``).
 """
 
 from __future__ import annotations
@@ -169,10 +170,16 @@ class PlainProgress(_Display):
 
 
 class StepLines(NullProgress):
-    """A plain line on stderr (or ``stream``) per step as it finishes; once per step."""
+    """A plain line on stderr (or ``stream``) per step as it finishes; once per step.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    ``echo_logs``: follow the line with what the step printed, indented -- for
+    backends that capture a step's output in another process, so a CI log shows
+    it (in-process steps print through as they go).
+    """
+
+    def __init__(self, stream: TextIO | None = None, echo_logs: bool = False) -> None:
         self._stream = stream
+        self.echo_logs = echo_logs
         self._written: set[str] = set()
         self._lock = threading.Lock()
         self._on = True
@@ -191,6 +198,8 @@ class StepLines(NullProgress):
             try:
                 out = self._stream or sys.stderr
                 out.write(self.line(record) + "\n")
+                if self.echo_logs and record.logs:
+                    out.writelines(f"  {text}\n" for text in record.logs.splitlines())
                 out.flush()
             except Exception:  # progress never fails a run (a closed stderr)
                 self._on = False
