@@ -175,7 +175,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
         again.append("--grace 0s")
         if args.store:
             again.append(f"--store {args.store}")
-        print(f"{report.kept_by_grace} files younger than the {grace_text} grace were kept, "
+        print(f"{report.kept_by_grace} artifacts and cache entries younger than the "
+              f"{grace_text} grace were kept, "
               "as a run going now may have just written them and not yet recorded them; "
               f"when no run is going, `{' '.join(again)}` removes them now")
     if report.dry_run:
