@@ -120,7 +120,7 @@ def run_pipeline(
     from ductwork import __version__
     from ductwork.runtime.engine.loop import Loop
     from ductwork.runtime.records.history import attach
-    from ductwork.runtime.records.provenance import GitState
+    from ductwork.runtime.records.provenance import GitState, source_of
     from ductwork.runtime.records.runstore import open_runstore
     from ductwork.runtime.store.artifacts import open_store
     from ductwork.runtime.ui.progress import make_progress
@@ -140,6 +140,7 @@ def run_pipeline(
         started=time.time(), ductwork_version=__version__, python_version=sys.version.split()[0],
         graph=plan_to_dict(plan),
     )
+    run.module, run.source_file = source_of(pipeline.fn)
     history.begin_run(run)
     try:
         if len(engines) == 1 and engines[None].schedules_graph:

@@ -12,25 +12,14 @@ before recording anything (``error`` says why).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from ductwork.runtime.records.run import Run, StepRun
+from ductwork.runtime.records.documents import finite, step_document
+from ductwork.runtime.records.run import Run
 from ductwork.server import queue
 from ductwork.server.state import ServerState
 
 __all__ = ["RunSource", "run_detail", "run_summary", "step_logs"]
-
-
-def _finite(value: Any) -> Any:
-    """JSON with no NaN or infinity (which JSON cannot carry): those become strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _status(run: Run | None, row: dict[str, Any] | None) -> str:
@@ -57,38 +46,15 @@ def run_summary(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _outputs(record: StepRun) -> dict[str, Any]:
-    from ductwork.runtime.store.refs import GatherRef
-
-    out = {}
-    for name, ref in record.output_refs.items():
-        gathered = isinstance(ref, GatherRef)
-        out[name] = {"digest": ref.digest, "serializer": "gather" if gathered else ref.serializer,
-                     "size": ref.size,
-                     "types": sorted({c for p in ref.parts for c in getattr(p, "classes", ())})
-                     if gathered else list(ref.classes)}
-    return out
-
-
-def _step(record: StepRun) -> dict[str, Any]:
-    return {
-        "id": record.id, "step": record.step, "status": str(record.status),
-        "cached": record.cached, "attempts": record.attempts, "started": record.started,
-        "finished": record.finished, "duration": record.duration,
-        "metrics": _finite(record.metrics), "outputs": _outputs(record),
-        "error": record.error, "note": record.note,
-    }
-
-
 def run_detail(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
     """A run with its parameters and steps."""
     params = run.params if run is not None else (row or {}).get("parameters", {})
     return {
         **run_summary(run, row),
-        "parameters": _finite(params),
+        "parameters": finite(params),
         "backend": run.backend if run is not None else None,
         "error": None if row is None or run is not None else row.get("error"),
-        "steps": [_step(s) for s in run.steps.values()] if run is not None else [],
+        "steps": [step_document(s) for s in run.steps.values()] if run is not None else [],
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 
 class GitState:
@@ -57,3 +58,16 @@ def _in_work_tree(cwd: str) -> bool:
     """True when ``cwd`` or a parent holds ``.git`` (a folder, or a file in a worktree)."""
     here = Path(cwd).resolve()
     return any((folder / ".git").exists() for folder in (here, *here.parents))
+
+
+def source_of(fn: Any) -> tuple[str | None, str | None]:
+    """The module and the absolute file a pipeline's function was defined in (None if unknown).
+
+    A run records both, so two pipelines of one name in different files are told apart.
+    """
+    module = getattr(fn, "__module__", None)
+    code = getattr(fn, "__code__", None)
+    file = getattr(code, "co_filename", None)
+    if file and not file.startswith("<"):
+        file = os.path.abspath(file)
+    return module, file or None

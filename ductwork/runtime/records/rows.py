@@ -26,6 +26,7 @@ from ductwork.runtime.store.refs import (
 RUN_COLUMNS = (
     "id", "pipeline", "status", "backend", "store", "params", "graph", "result", "started",
     "finished", "git_commit", "git_dirty", "ductwork_version", "python_version", "driver",
+    "module", "source_file",
 )
 STEP_COLUMNS = (
     "run_id", "id", "step", "status", "cached", "attempts", "started", "finished", "map_index",
@@ -52,7 +53,7 @@ def run_row(run: Run, driver: str) -> tuple[Any, ...]:
         run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
         _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
         run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
-        run.ductwork_version, run.python_version, driver,
+        run.ductwork_version, run.python_version, driver, run.module, run.source_file,
     )
 
 
@@ -110,6 +111,7 @@ def run_from_row(row: tuple[Any, ...]) -> Run:
         ductwork_version=data["ductwork_version"], python_version=data["python_version"],
         graph=json.loads(data["graph"]) if data["graph"] else None,
         result=decode_structure(json.loads(data["result"])) if data["result"] else None,
+        module=data["module"], source_file=data["source_file"],
     )
 
 

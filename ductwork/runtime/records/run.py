@@ -53,6 +53,7 @@ class StepRun:
     components: dict[str, str] | None = None
     run_id: str | None = None
     note: str | None = None
+    cached_from: str | None = None
     _values: dict[str, Any] = attrs.field(factory=dict, repr=False)
     _loader: Loader | None = attrs.field(default=None, repr=False)
     _explain: Callable[[StepRun], str] | None = attrs.field(default=None, repr=False)
@@ -80,6 +81,14 @@ class StepRun:
                 f"step '{self.id}' has outputs {sorted(self.output_refs)}; use .outputs[name]"
             )
         return next(iter(self.outputs.values()))
+
+    def output_value(self, name: str) -> Any:
+        """One output's value, read from the artifact store on first access (not the others)."""
+        if name not in self._values:
+            if self._loader is None:
+                raise LookupError(f"step '{self.id}': no store to load output '{name}' from")
+            self._values[name] = self._loader(self.output_refs[name])
+        return self._values[name]
 
     @property
     def why(self) -> str:
@@ -114,6 +123,8 @@ class Run:
     python_version: str | None = None
     graph: dict[str, Any] | None = None
     result: Any = None
+    module: str | None = None  # the pipeline's module and file: two pipelines named alike
+    source_file: str | None = None
     _outputs: Any = attrs.field(default=None, repr=False)
     _resolve: Callable[[Any], Any] | None = attrs.field(default=None, repr=False)
 

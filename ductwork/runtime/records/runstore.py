@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS runs (
     git_dirty INTEGER,
     ductwork_version TEXT,
     python_version TEXT,
+    module TEXT,
+    source_file TEXT,
     driver TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);

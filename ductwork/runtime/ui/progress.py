@@ -12,6 +12,8 @@ share ``display`` and ``tally`` and never import this module:
 
 - ``terminal``: ``RichProgress`` (a rich ``Live`` on stderr) and
   ``PlainProgress`` (one stderr line, when rich is not installed);
+- ``terminal``: ``StepLines``, a plain stderr line per finished step, which
+  the command line shows where stderr is not a terminal (a CI log, a pipe);
 - ``jupyter``: ``JupyterProgress``, an HTML view updated in place.
 
 ``make_progress`` picks one; ``choose_display`` is its rule as a pure function.
@@ -37,12 +39,14 @@ ENV = "DUCTWORK_PROGRESS"
 
 
 def choose_display(progress: bool | None, *, env: str | None, in_kernel: bool,
-                   isatty: bool) -> str:
-    """Return ``"none"``, ``"jupyter"`` or ``"terminal"`` for these circumstances.
+                   isatty: bool, lines: bool = False) -> str:
+    """Return ``"none"``, ``"jupyter"``, ``"terminal"`` or ``"lines"`` for these circumstances.
 
     ``False`` shows nothing; ``True`` always shows something; ``None`` follows
     ``DUCTWORK_PROGRESS`` (``env``: 0/1) if set, else shows progress in a
-    notebook kernel or when stderr is a terminal.
+    notebook kernel or when stderr is a terminal. With ``lines`` (the command
+    line), what is not a terminal or a notebook -- a CI log, a file -- gets a
+    plain line per finished step instead of nothing.
     """
     if progress is None and env is not None:
         flag = env.strip().lower()
@@ -54,7 +58,11 @@ def choose_display(progress: bool | None, *, env: str | None, in_kernel: bool,
         return "none"
     if in_kernel:
         return "jupyter"
-    if progress is True or isatty:
+    if isatty:
+        return "terminal"
+    if lines:
+        return "lines"
+    if progress is True:
         return "terminal"
     return "none"
 
@@ -81,17 +89,18 @@ def _have_rich() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def make_progress(progress: bool | None) -> Any:
+def make_progress(progress: bool | None, *, lines: bool = False) -> Any:
     """Return the display for this run: None means 'in a notebook or when stderr is a terminal'.
 
     A display object (with ``started``, ``changed`` and ``finished``) is returned as it is.
+    ``lines``: elsewhere, a plain stderr line per finished step (``terminal.StepLines``).
     """
     if not isinstance(progress, bool | None):
         if all(callable(getattr(progress, m, None)) for m in ("started", "changed", "finished")):
             return progress
         raise RunOptionError(f"progress= takes True, False or None, got {progress!r}.")
     kind = choose_display(progress, env=os.environ.get(ENV), in_kernel=in_kernel(),
-                          isatty=isatty(sys.stderr))
+                          isatty=isatty(sys.stderr), lines=lines)
     if kind == "jupyter":
         from ductwork.runtime.ui.jupyter import JupyterProgress
 
@@ -102,6 +111,10 @@ def make_progress(progress: bool | None) -> Any:
         if _have_rich() and isatty(sys.stderr):
             return RichProgress()
         return PlainProgress()
+    if kind == "lines":
+        from ductwork.runtime.ui.terminal import StepLines
+
+        return StepLines()
     return NullProgress()
 
 
@@ -110,6 +123,7 @@ def make_progress(progress: bool | None) -> Any:
 _DISPLAYS = {
     "RichProgress": "ductwork.runtime.ui.terminal",
     "PlainProgress": "ductwork.runtime.ui.terminal",
+    "StepLines": "ductwork.runtime.ui.terminal",
     "JupyterProgress": "ductwork.runtime.ui.jupyter",
 }
 

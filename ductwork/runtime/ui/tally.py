@@ -20,7 +20,7 @@ import attrs
 from ductwork.runtime.status import Status
 
 __all__ = ["CACHED", "FINAL", "Snapshot", "Tally", "element_summary", "error_line",
-           "format_seconds", "summary_line", "summary_parts"]
+           "format_seconds", "step_state", "summary_line", "summary_parts"]
 
 CACHED = "cached"  # a succeeded step served from the cache: counted apart from SUCCEEDED
 FINAL = (Status.SUCCEEDED, CACHED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
@@ -224,3 +224,12 @@ def summary_parts(snap: Snapshot, *, title: bool = True) -> list[tuple[str, str]
 def summary_line(snap: Snapshot, *, title: bool = True) -> str:
     """``pipeline NAME run ID: X/Y done, R running, C cached, F failed, S skipped — elapsed T``."""
     return "".join(text for text, _ in summary_parts(snap, title=title))
+
+
+def step_state(record: Any) -> str:
+    """A step run's state in words: ``cached (from run 20261206-...)`` for a cache hit whose
+    producing run is known, plain ``cached`` when it is not, else its status."""
+    if record.cached and record.status == Status.SUCCEEDED:
+        source = getattr(record, "cached_from", None)
+        return f"cached (from run {source})" if source else CACHED
+    return str(record.status)

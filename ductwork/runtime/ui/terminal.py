@@ -11,6 +11,12 @@
 
 Both count through ``display._Display`` and draw its ``Snapshot``; an error
 while drawing turns the display off rather than failing the run.
+
+- ``StepLines``: a plain line per step as it finishes (``step fit succeeded in
+  1.204s``, ``step load cached (from run 20261206-...)``), for the command line
+  where stderr is not a terminal: a CI log shows the run as it goes. It writes
+  per event, but only for whole steps (not map elements), once each; what a
+  step run in another process printed can follow its line (``echo_logs``).
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import time
 from typing import Any, TextIO
 
 from ductwork.runtime.status import Status
-from ductwork.runtime.ui.display import _Display, _Ticker, isatty
-from ductwork.runtime.ui.tally import summary_line, summary_parts
+from ductwork.runtime.ui.display import NullProgress, _Display, _Ticker, isatty
+from ductwork.runtime.ui.tally import error_line, step_state, summary_line, summary_parts
 
-__all__ = ["PlainProgress", "RichProgress"]
+__all__ = ["PlainProgress", "RichProgress", "StepLines"]
+
+_DONE = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 
 class RichProgress(_Display):
@@ -159,4 +167,52 @@ class PlainProgress(_Display):
             else:
                 self._out.write(text + "\n")
             self._out.flush()
+
+
+class StepLines(NullProgress):
+    """A plain line on stderr (or ``stream``) per step as it finishes; once per step.
+
+    ``echo_logs``: follow the line with what the step printed, indented -- for
+    backends that capture a step's output in another process, so a CI log shows
+    it (in-process steps print through as they go).
+    """
+
+    def __init__(self, stream: TextIO | None = None, echo_logs: bool = False) -> None:
+        self._stream = stream
+        self.echo_logs = echo_logs
+        self._written: set[str] = set()
+        self._lock = threading.Lock()
+        self._on = True
+
+    def started(self, run: Any) -> None:
+        self._written = set()  # a display passed to a second run starts over
+        self._on = True
+
+    def changed(self, record: Any) -> None:
+        if record.map_index is not None or record.status not in _DONE or not self._on:
+            return
+        with self._lock:
+            if record.id in self._written:
+                return
+            self._written.add(record.id)
+            try:
+                out = self._stream or sys.stderr
+                out.write(self.line(record) + "\n")
+                if self.echo_logs and record.logs:
+                    out.writelines(f"  {text}\n" for text in record.logs.splitlines())
+                out.flush()
+            except Exception:  # progress never fails a run (a closed stderr)
+                self._on = False
+
+    @staticmethod
+    def line(record: Any) -> str:
+        """The line of a finished step."""
+        state = step_state(record)
+        if record.cached or record.duration is None:
+            text = f"step {record.id} {state}"
+        else:
+            text = f"step {record.id} {state} in {record.duration:.3f}s"
+        gist = error_line(record.error) if record.status == Status.FAILED else (
+            record.note or "")
+        return f"{text}: {gist}" if gist else text
 
