@@ -73,7 +73,8 @@ def _outputs(record: StepRun) -> dict[str, Any]:
 def _step(record: StepRun) -> dict[str, Any]:
     return {
         "id": record.id, "step": record.step, "status": str(record.status),
-        "cached": record.cached, "attempts": record.attempts, "started": record.started,
+        "cached": record.cached, "cached_from": record.cached_from,
+        "attempts": record.attempts, "started": record.started,
         "finished": record.finished, "duration": record.duration,
         "metrics": _finite(record.metrics), "outputs": _outputs(record),
         "error": record.error, "note": record.note,
