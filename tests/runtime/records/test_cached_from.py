@@ -57,6 +57,7 @@ def test_a_hit_carries_the_producers_metrics_and_logs_and_names_it(tmp_path):
     # Read back from history, as `ductwork show` and the server see it.
     back = dw.get_run(third.id, store=store).steps["fit"]
     assert back.cached_from == first.id and back.metrics == {"accuracy": 0.91}
+    assert f"made by run {first.id}" in back.why
     assert "fitting with c=1.0" in back.logs
     _forget(store)
 
