@@ -165,3 +165,31 @@ def test_ductwork_logs_of_a_cached_step_prints_the_producers_logs(tmp_path, caps
     assert main(["logs", later.id, "fit", "--store", store]) == 0
     assert "fitting with c=1.0" in capsys.readouterr().out
     _forget(store)
+
+
+@step
+def square(v: int) -> int:
+    dw.context().log_metric("v", v)
+    return v * v
+
+
+@pipeline
+def squares(n: int = 3):
+    return square.map(list(range(n)))
+
+
+def test_a_map_served_whole_names_its_producer_and_each_element_its_own(tmp_path):
+    store = str(tmp_path / "s")
+    first = squares.run(store=store)
+    grown = squares.run(n=4, store=store)  # three elements hit, the fourth runs
+    assert grown.steps["square[0]"].cached_from == first.id
+    assert grown.steps["square[0]"].metrics == {"v": 0}
+    assert not grown.steps["square[3]"].cached and grown.steps["square[3]"].cached_from is None
+    assert grown.steps["square"].cached_from is None  # not served whole
+    whole = squares.run(n=4, store=store)
+    assert {whole.steps[f"square[{i}]"].cached_from for i in range(3)} == {first.id}
+    assert whole.steps["square[3]"].cached_from == grown.id
+    assert whole.steps["square"].cached and whole.steps["square"].cached_from is None
+    again = squares.run(n=3, store=store)
+    assert again.steps["square"].cached_from == first.id
+    _forget(store)
