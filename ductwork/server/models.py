@@ -118,6 +118,8 @@ class StepDetail(BaseModel):
     step: str
     status: str
     cached: bool
+    #: The run whose execution made a cached step's outputs (None: it ran, or unknown).
+    cached_from: str | None = None
     attempts: int | None
     started: float | None
     finished: float | None

@@ -454,3 +454,39 @@ def test_a_compute_target_names_a_cluster_and_declares_the_path_shared(dask_clus
         f'[compute.cluster]\nbackend = "dask"\naddress = "{dask_cluster}"\n')
     with pytest.raises(BackendError, match="shared_filesystem"):
         p.run(store=str(tmp_path / "s2"))
+
+
+@step
+def parity(n: int) -> int:
+    return n % 2
+
+
+@step
+def judged(bit: int) -> str:
+    print(f"judging {bit}")
+    dw.context().log_metric("bit", bit)
+    return "odd" if bit else "even"
+
+
+def test_cached_steps_name_their_producer_whether_the_driver_or_a_task_served_them(cli,
+                                                                                   tmp_path):
+    @pipeline
+    def p(n: int = 1):
+        return judged(parity(n))
+
+    store = str(tmp_path / "s")
+    first = p.run(**cli, store=store)
+    made = first.steps["judged"]
+    assert not made.cached and made.metrics == {"bit": 1} and "judging 1" in made.logs
+    # Served by the driver before the graph goes to Dask.
+    again = p.run(**cli, store=store)
+    assert {s.cached_from for s in again.steps.values()} == {first.id}
+    assert again.steps["judged"].metrics == {"bit": 1}
+    assert again.steps["judged"].logs == made.logs
+    # parity(3) runs on the cluster and makes the same bytes as parity(1): judged's key is
+    # known only there, so its task finds the hit; the driver names the producer.
+    cutoff = p.run(**cli, store=store, n=3)
+    assert not cutoff.steps["parity"].cached and cutoff.steps["parity"].cached_from is None
+    hit = cutoff.steps["judged"]
+    assert hit.cached and hit.cached_from == first.id and hit.metrics == {"bit": 1}
+    assert dw.get_run(cutoff.id, store=store).steps["judged"].cached_from == first.id

@@ -383,3 +383,25 @@ def test_cancelling_one_run_leaves_another_run_on_the_same_pool_alone(tmp_path):
     finally:
         mine.close()
         theirs.close()
+
+
+@step
+def scored(c: float) -> float:
+    print(f"scoring {c} in {os.getpid()}")
+    dw.context().log_metric("accuracy", c / 10)
+    return c
+
+
+def test_a_cached_step_names_the_run_its_worker_ran_in_with_its_metrics_and_logs(tmp_path):
+    @pipeline
+    def p(c: float = 4.0):
+        return scored(c)
+
+    store = str(tmp_path / "s")
+    first = p.run(store=store, backend="process", max_workers=1)
+    made = first.steps["scored"]
+    assert not made.cached and made.metrics == {"accuracy": 0.4} and "scoring 4.0" in made.logs
+    again = p.run(store=store, backend="process", max_workers=1)
+    hit = again.steps["scored"]
+    assert hit.cached and hit.cached_from == first.id
+    assert hit.metrics == {"accuracy": 0.4} and hit.logs == made.logs

@@ -283,6 +283,12 @@ class GraphDriver:
             self.state.lease(result.refs, result.key)  # before it is recorded
             for name, ref in result.refs.items():
                 record.set_output(name, ref, None, known=False)
+            # A hit served here or by a task: what its producer recorded, found here,
+            # where the history is (a worker may not reach it).
+            if result.cached:
+                self.state.served(record, result.refs)
+            else:
+                self.state.made(record)
         else:
             record.error = result.error
         self.state.set(record, Status(result.status))
@@ -338,7 +344,9 @@ class GraphDriver:
         for nid in [*producers, *(d for p in producers for d in downstream(p, self._dependents))]:
             if self.done.pop(nid, None) is not None:
                 record = self.run.steps[nid]
-                record.cached, record.finished = False, None
+                if record.cached:
+                    self.state.unserved(record)
+                record.finished = None
                 record.note = RECOMPUTED_NOTE
 
 

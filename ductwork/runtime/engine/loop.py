@@ -210,8 +210,8 @@ class Loop:
                      whole=record.map_index is not None)
         if hit is None:
             return True
-        record.cached = True
         record.started = record.finished = time.time()
+        self.state.served(record, hit)
         self._succeed(sid, record, hit)
         return False
 
@@ -268,6 +268,7 @@ class Loop:
     def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
                  values: dict[str, Any] | None = None) -> None:
         self.state.lease(refs, record.key)  # before it is recorded: gc must keep these
+        self.state.made(record)
         for name, ref in refs.items():
             known = values is not None
             record.set_output(name, ref, values[name] if known else None, known=known)
@@ -342,7 +343,9 @@ class Loop:
         for nid in producers:
             del self.refs[nid]
             record = self.run.steps[nid]
-            record.cached, record.finished = False, None
+            if record.cached:
+                self.state.unserved(record)
+            record.finished = None
             record.note = RECOMPUTED_NOTE
             if consumer is not None:
                 self._waiting[consumer].add(nid)

@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ductwork.runtime import caches
 from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components, key_basis
+from ductwork.runtime.keys.shown import shown_inputs
 from ductwork.runtime.store.artifacts import warn_bad_entry
 from ductwork.runtime.store.refs import GatherRef, iter_digests
+from ductwork.runtime.store.secrets import is_secret, redact
 
 #: A step's input-independent key components (``cache_key.key_basis``).
 Basis = tuple[dict[str, str], dict[str, str]]
@@ -53,8 +56,27 @@ def basis_of(step: Any, whole: bool, environment: str | None) -> Basis | None:
 
 
 def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """``(key, components)`` of a call of ``step`` with these arguments (values or refs)."""
-    return finish_key(basis, input_components(step, dict(arguments)))
+    """``(key, components)`` of a call of ``step`` with these arguments (values or refs);
+    the components also show small values (``keys/shown``), which the key does not hash."""
+    arguments = dict(arguments)
+    key, components = finish_key(basis, input_components(step, arguments))
+    components.update(shown_inputs(step, arguments, _secret))
+    return key, components
+
+
+# (argument, shown value) -> whether it is a secret: a run keys the same values again and
+# again, and redact's patterns cost more than the rest of a small input's share of a key.
+_SECRETS = caches.cache("engine.secret_values", maxsize=4096)
+
+
+def _secret(name: str, text: str) -> bool:
+    """Whether an argument's shown value would show a secret, by its name or its look."""
+    if "'" not in text and '"' not in text:
+        return is_secret(name)  # not a string's repr (quoted): only its name can tell
+    found = _SECRETS.get((name, text))
+    if found is None:
+        found = _SECRETS.put((name, text), is_secret(name) or redact(text) != text)
+    return bool(found)
 
 
 def lookup(store: Any, key: str, forced: bool, *, step: Any, whole: bool

@@ -79,7 +79,7 @@ def plan_steps(plan: Plan, store: Any, backend: str = "inline",
     memo: dict[str, Any] = {}
     keyed = key_known(plan, artifacts, bases, set(broken), lambda value: resolve_refs(
         value, artifacts, memo), forced=force, every=True)
-    why = _Why(plan.name, open_history(artifacts))
+    why = _Why(plan.name, open_history(artifacts), artifacts.url)
     steps = {}
     for nid, inv in plan.invocations.items():
         inputs_known = all(dep in keyed and is_hit(keyed[dep]) for dep in inv.deps)
@@ -134,7 +134,7 @@ def _decided(nid: str, keyed: Keyed, why: _Why, forced: bool) -> StepPlan:
         if keyed.error is not None:
             return StepPlan(RUN, f"it cannot be keyed, so the run fails it: {keyed.error}")
         if keyed.hit is not None:
-            return StepPlan(CACHED, why.hit(keyed.key), keys)
+            return StepPlan(CACHED, why.hit(keyed.key, keyed.hit), keys)
         return StepPlan(RUN, why.ran(nid, keyed.key, keyed.components, forced), keys)
     keys = {call.sid: call.key for call in keyed if call.key}
     if not keyed:
@@ -147,7 +147,7 @@ def _decided(nid: str, keyed: Keyed, why: _Why, forced: bool) -> StepPlan:
     summary = (f"a map of {len(keyed)} elements: {len(keyed) - len(ran)} cache hits, "
                f"{len(ran)} to run")
     if not ran:
-        return StepPlan(CACHED, f"{summary}; {why.hit(keyed[0].key)}", keys)
+        return StepPlan(CACHED, f"{summary}; {why.hit(keyed[0].key, keyed[0].hit)}", keys)
     first = ran[0]
     return StepPlan(RUN, f"{summary}; the first to run, {first.sid}: "
                          f"{why.ran(first.sid, first.key, first.components, forced)}", keys)
@@ -156,15 +156,17 @@ def _decided(nid: str, keyed: Keyed, why: _Why, forced: bool) -> StepPlan:
 class _Why:
     """What ``ductwork why`` would say of a planned call, from the run history."""
 
-    def __init__(self, pipeline: str, history: Any) -> None:
-        self.pipeline, self.history = pipeline, history
+    def __init__(self, pipeline: str, history: Any, store_url: str) -> None:
+        self.pipeline, self.history, self.store_url = pipeline, history, store_url
         self.now = time.time()
-        self._runs: list[Any] | None = None
 
-    def hit(self, key: str | None) -> str:
-        """Why a call is cached: the run that stored its key, when history has it."""
-        producer = self._producer(key)
-        return f"cache hit: stored by run {producer}" if producer else "cache hit"
+    def hit(self, key: str | None, refs: dict[str, Any] | None) -> str:
+        """Why a call is cached: the run that made its stored outputs, when history has it
+        (the run a hit would name as ``cached_from``)."""
+        from ductwork.runtime.records.producers import find_producer
+
+        producer = find_producer(self.history, self.store_url, key, refs or {})
+        return f"cache hit: stored by run {producer.run_id}" if producer else "cache hit"
 
     def ran(self, sid: str, key: str | None, components: dict[str, str] | None,
             forced: bool | None) -> str:
@@ -178,19 +180,6 @@ class _Why:
                     if self.history is not None and key is not None else None)
         # explain speaks of a run that happened ("ran: ..."); the status says it is to come.
         return explain(record, previous).removeprefix("ran: ")
-
-    def _producer(self, key: str | None) -> str | None:
-        """The newest recorded run of this pipeline that ran (not served) ``key``."""
-        if self.history is None or key is None:
-            return None
-        if self._runs is None:
-            self._runs = [run for listed in self.history.list_runs(self.pipeline, limit=50)
-                          if (run := self.history.get_run(listed.id)) is not None]
-        for run in self._runs:
-            for record in run.steps.values():
-                if record.key == key and not record.cached:
-                    return str(run.id)
-        return None
 
 
 def format_plan(steps: dict[str, StepPlan]) -> str:

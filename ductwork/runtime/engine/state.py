@@ -22,8 +22,14 @@ from typing import Any
 
 from ductwork.dsl.trace import Plan, substitute
 from ductwork.runtime.engine.job import resolve_refs
-from ductwork.runtime.engine.node import downstream, gathered, skipped_because
+from ductwork.runtime.engine.node import downstream, element_id, gathered, skipped_because
 from ductwork.runtime.records.leases import Leases
+from ductwork.runtime.records.producers import (
+    NO_PRODUCER_NOTE,
+    Producer,
+    digests,
+    find_producer,
+)
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
@@ -47,7 +53,10 @@ class RunState:
             run.steps[nid] = self.record(nid, inv.step.name)
         #: Values by digest: read once (and verified), or kept from the step that made them.
         self.memo: dict[str, Any] = {}
-        self.leases = Leases(open_runstore(store), run.id, store)
+        self.history = open_runstore(store)
+        self.leases = Leases(self.history, run.id, store)
+        #: The records of steps this run executed, by key: a later hit on one names this run.
+        self._made: dict[str, StepRun] = {}
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -77,6 +86,33 @@ class RunState:
             record.status = status
             self.progress.changed(record)
 
+    def made(self, record: StepRun) -> None:
+        """Note a step this run executed under a key: a hit on that key later in the run
+        was produced by this run."""
+        if record.key is not None and not record.cached:
+            self._made[record.key] = record
+
+    def served(self, record: StepRun, refs: dict[str, Any]) -> None:
+        """Mark a record a cache hit of ``refs``, with the producing run's metrics and logs
+        (``records/producers``); without one, a note says why they are missing."""
+        record.cached = True
+        here = self._made.get(record.key or "")
+        if here is not None and digests(here.output_refs) == digests(refs):
+            producer: Producer | None = Producer(self.run.id, here.metrics, here.logs)
+        else:
+            producer = find_producer(self.history, self.store.url, record.key, refs)
+        if producer is None:
+            record.cached_from, record.metrics, record.logs = None, {}, ""
+            record.note = record.note or NO_PRODUCER_NOTE
+            return
+        record.cached_from = producer.run_id
+        record.metrics, record.logs = dict(producer.metrics), producer.logs
+
+    def unserved(self, record: StepRun) -> None:
+        """Forget that a record was a hit: it runs again (its served output was corrupt)."""
+        record.cached, record.cached_from = False, None
+        record.metrics, record.logs = {}, ""
+
     def skip_after(self, nid: str, cause: str, stop: Callable[[str], bool]) -> list[str]:
         """Mark the nodes after ``nid`` skipped because ``cause`` failed, and return them;
         a node for which ``stop(node)`` is true is neither marked nor walked past."""
@@ -93,6 +129,10 @@ class RunState:
         ref = gathered(parts)
         record.set_output("output", ref)
         record.cached = cached
+        if cached:  # a map served whole from one run names it; elements name their own
+            producers = {self.run.steps[element_id(nid, i)].cached_from
+                         for i in range(len(parts))}
+            record.cached_from = producers.pop() if len(producers) == 1 else None
         if record.finished is None:
             record.finished = time.time()
         self.set(record, Status.SUCCEEDED)

@@ -30,11 +30,12 @@ from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
 from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
 from ductwork.runtime.keys.hashing import hash_tagged, hash_value, new_hasher
 from ductwork.runtime.keys.origin import class_home
+from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
 from ductwork.runtime.status import Status
 
 __all__ = [
     "CacheKeyError", "diff", "explain", "finish_key", "hash_path", "input_components",
-    "key_basis", "step_key",
+    "key_basis", "shown", "step_key",
 ]  # fmt: skip
 
 
@@ -181,11 +182,22 @@ def _describe_component(name: str) -> str:
     return _LABELS.get(name) or name
 
 
+def shown(components: dict[str, str], name: str) -> str:
+    """Component ``name`` as ``why`` shows it: an input's small value when one was
+    recorded (``keys/shown``), else the first 12 characters of its digest."""
+    if name.startswith("input:"):
+        value = components.get(SHOWN_PREFIX + name[6:])
+        if value is not None:
+            return value
+    return components[name][:12]
+
+
 def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """Sentences naming each key component that differs between two step runs."""
     lines = []
     for name in sorted(set(old) | set(new)):
-        if name.startswith("code") or old.get(name) == new.get(name):
+        if (name.startswith(("code", SHOWN_PREFIX))  # values are shown, never compared
+                or old.get(name) == new.get(name)):
             continue
         what = _describe_component(name)
         if name not in old:
@@ -195,7 +207,7 @@ def diff(old: dict[str, str], new: dict[str, str]) -> list[str]:
         elif name == "cache_version":
             lines.append(f"cache_version changed from {old[name]!r} to {new[name]!r}")
         else:
-            lines.append(f"{what} changed ({old[name][:12]} -> {new[name][:12]})")
+            lines.append(f"{what} changed ({shown(old, name)} -> {shown(new, name)})")
     if old.get("code") != new.get("code"):
         code_old = {k[5:]: v for k, v in old.items() if k.startswith("code:")}
         code_new = {k[5:]: v for k, v in new.items() if k.startswith("code:")}
@@ -212,6 +224,10 @@ def explain(record: Any, previous: tuple[str, str | None, dict[str, str] | None]
             return "ran and failed before its cache key was known:\n" + record.error
         return "ran: caching is off for this step (cache=False)"
     if record.cached:
+        producer = getattr(record, "cached_from", None)
+        if producer:
+            return (f"cache hit: its outputs were made by run {producer} under the same key; "
+                    "the step did not run")
         where = f" (last run: {previous[0]})" if previous else ""
         return f"cache hit: the same key was stored before{where}; the step did not run"
     note = f" ({record.note})" if getattr(record, "note", None) else ""

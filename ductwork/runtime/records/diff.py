@@ -4,8 +4,9 @@ Two runs are compared from their records alone; no output is read and no
 user code runs. Steps are matched by invocation id. For a step in both runs
 the key components each step run stored are compared: its ``code:*`` parts
 (which helper, class or constant changed, described by ``keys.cache_key.diff``,
-the same sentences ``ductwork why`` gives), its ``input:<arg>`` digests (an
-input equal to a pipeline parameter is shown with the parameter's values), and
+the same sentences ``ductwork why`` gives), its ``input:<arg>`` digests (with
+the small values recorded beside them, ``shown``; an input equal to a pipeline
+parameter is also shown with the parameter's values), and
 the rest (environment, ``cache_version``, ``hash_paths``, ...). Outputs are
 compared by digest, never by value. A ``map`` step is compared as one node: how
 many elements each run had, and how many of them differ in outputs or inputs.
@@ -23,6 +24,7 @@ import attrs
 from ductwork.runtime.keys.cache_key import diff as diff_components
 from ductwork.runtime.keys.errors import UnhashableValue
 from ductwork.runtime.keys.hashing import hash_value
+from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
 from ductwork.runtime.records.run import Run, StepRun
 
 __all__ = ["RunDiff", "StepDiff", "diff", "diff_runs"]
@@ -232,6 +234,9 @@ class _Context:
                 continue
             arg = name[len("input:"):]
             entry: dict[str, Any] = {"argument": arg, "old": old.get(name), "new": new.get(name)}
+            shown = _pair(old.get(SHOWN_PREFIX + arg), new.get(SHOWN_PREFIX + arg))
+            if shown != [None, None]:  # small values, as recorded when the keys were made
+                entry["shown"] = shown
             edge = self.sources.get((node, arg))
             if edge is not None:
                 entry["from_step"] = edge["source"]
@@ -254,7 +259,8 @@ def _part(components: dict[str, str], kind: str | None) -> dict[str, str]:
 
     if kind == "code":
         return {k: v for k, v in components.items() if is_code(k)}
-    return {k: v for k, v in components.items() if not is_code(k) and not k.startswith("input:")}
+    return {k: v for k, v in components.items()
+            if not is_code(k) and not k.startswith(("input:", SHOWN_PREFIX))}
 
 
 def _param_digests(run: Run) -> dict[str, str]:

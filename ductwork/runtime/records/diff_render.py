@@ -1,6 +1,7 @@
 """A ``RunDiff`` as text for a terminal: a header, then one section per thing that differs.
 
-Digests are cut to 12 characters (as ``ductwork why`` shows them); values are
+Digests are cut to 12 characters (as ``ductwork why`` shows them), and a changed
+input shows its small values instead where they were recorded; parameter values are
 shown with ``repr`` cut to a line, so a large parameter does not flood the screen.
 """
 
@@ -109,7 +110,9 @@ def _input(entry: dict[str, Any]) -> str:
     if old is None or new is None:
         text += "is new" if old is None else "is gone"
     else:
-        text += f"changed ({old[:12]} -> {new[:12]})"
+        # A small value as recorded when the key was made, else the digest.
+        shown = entry.get("shown") or [None, None]
+        text += f"changed ({shown[0] or old[:12]} -> {shown[1] or new[:12]})"
     if "parameter" in entry:
         text += f": parameter {entry['parameter']} {_arrow(entry['values'])}"
     elif "from_step" in entry:

@@ -5,14 +5,14 @@ Every value is plain JSON: NaN and infinity (which JSON cannot carry) become
 strings, statuses their plain string. An output is described, never loaded:
 digest, serializer, size and the classes its value is made of. The stable keys:
 
-- ``step_document``: ``id, step, status, cached, attempts, started, finished,
+- ``step_document``: ``id, step, status, cached, cached_from (the run whose
+  execution produced a cached step's outputs), attempts, started, finished,
   duration, metrics, outputs {name: {digest, serializer, size, types}}, error,
   note`` -- exactly what the REST API shows of a step;
 - ``run_summary``: ``run_id, pipeline, module, source_file, status, started,
   finished, duration, backend, store``;
 - ``run_document``: the summary and ``parameters, git_commit, git_dirty,
-  ductwork_version, python_version, steps`` (each step's document and
-  ``cached_from``, the run whose execution produced a cached step's outputs).
+  ductwork_version, python_version, steps`` (each step's document).
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def step_document(record: StepRun) -> dict[str, Any]:
     """One step run as JSON, as the REST API shows it."""
     return {
         "id": record.id, "step": record.step, "status": str(record.status),
-        "cached": record.cached, "attempts": record.attempts, "started": record.started,
+        "cached": record.cached, "cached_from": record.cached_from,
+        "attempts": record.attempts, "started": record.started,
         "finished": record.finished, "duration": record.duration,
         "metrics": finite(record.metrics), "outputs": outputs_document(record),
         "error": record.error, "note": record.note,
@@ -78,6 +79,5 @@ def run_document(run: Run) -> dict[str, Any]:
         "parameters": finite(run.params),
         "git_commit": run.git_commit, "git_dirty": run.git_dirty,
         "ductwork_version": run.ductwork_version, "python_version": run.python_version,
-        "steps": [{**step_document(s), "cached_from": s.cached_from}
-                  for s in run.steps.values()],
+        "steps": [step_document(s) for s in run.steps.values()],
     }

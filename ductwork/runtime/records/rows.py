@@ -30,7 +30,7 @@ RUN_COLUMNS = (
 )
 STEP_COLUMNS = (
     "run_id", "id", "step", "status", "cached", "attempts", "started", "finished", "map_index",
-    "cache_key", "components", "outputs", "error", "logs", "metrics", "note",
+    "cache_key", "components", "outputs", "error", "logs", "metrics", "note", "cached_from",
 )
 
 #: Which process drives a run: a run still "running" whose driver is gone has died.
@@ -63,7 +63,7 @@ def step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
     return (
         run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
         s.map_index, s.key, _json(s.components), _json(outputs), s.error, s.logs,
-        _json(s.metrics), s.note,
+        _json(s.metrics), s.note, s.cached_from,
     )
 
 
@@ -127,7 +127,7 @@ def step_from_row(row: tuple[Any, ...]) -> StepRun:
         metrics=json.loads(data["metrics"] or "{}"), map_index=data["map_index"],
         key=data["cache_key"],
         components=json.loads(data["components"]) if data["components"] else None,
-        run_id=data["run_id"], note=data["note"],
+        run_id=data["run_id"], note=data["note"], cached_from=data["cached_from"],
     )
 
 

@@ -35,12 +35,18 @@ def _span(started: float | None, finished: float | None) -> float | None:
 
 @attrs.define(eq=False)
 class StepRun:
-    """One step's part in a run: state, timing, outputs (by output name), error, logs."""
+    """One step's part in a run: state, timing, outputs (by output name), error, logs.
+
+    A cache hit (``cached``) did not run: ``cached_from`` names the run whose execution
+    made its outputs, and its ``metrics`` and ``logs`` are that run's. None when history
+    no longer has that run (removed by gc, lost, damaged): then ``note`` says so.
+    """
 
     id: str
     step: str
     status: Status = Status.PENDING
     cached: bool = False
+    cached_from: str | None = None
     attempts: int = 0
     started: float | None = None
     finished: float | None = None

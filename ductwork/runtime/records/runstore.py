@@ -84,9 +84,11 @@ CREATE TABLE IF NOT EXISTS steps (
     logs TEXT,
     metrics TEXT,
     note TEXT,
+    cached_from TEXT,
     PRIMARY KEY (run_id, id)
 );
 CREATE INDEX IF NOT EXISTS steps_by_id ON steps (id, started);
+CREATE INDEX IF NOT EXISTS steps_made_by_key ON steps (cache_key) WHERE cached = 0;
 """ + LEASE_SCHEMA
 
 # Which process drives a run (read at write time, so a test can stand in another pid).
@@ -330,6 +332,11 @@ class RunStore:
             return row[0], row[1], json.loads(row[2]) if row[2] else None
         except ValueError:
             return row[0], row[1], None
+
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """The rows a query selects (for readers kept in their own modules: ``producers``)."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     # -- what gc reads and writes ----------------------------------------------------------
 

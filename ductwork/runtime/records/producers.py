@@ -1,0 +1,78 @@
+"""Which run made the outputs a cache hit serves, and what that run recorded.
+
+A hit does not run its step, so what the step recorded -- its metrics, its logs --
+is the producing run's. The key index (``store``) maps a key to output digests
+only; the run history keeps, per step run, the key it ran under and the outputs it
+made. So the producer of a hit is the newest step run in this store's history that
+*ran* (was not served) under that key and made exactly the outputs served.
+Matching the digests matters: a regenerated step that is not deterministic
+replaces the key's entry, and the run that wrote the entry served is the one named.
+Only runs that ran count, so a producer is always the original one, never a run
+that was itself served from the cache.
+
+When history cannot say -- empty, set aside as damaged, unreadable, or gc removed
+the producer -- the answer is None, and the hit is served all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ductwork.runtime.records.rows import BAD_ROW
+
+__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer"]
+
+#: The note of a hit whose producing run history no longer has.
+NO_PRODUCER_NOTE = ("cached: the run that made these outputs is not in this store's run "
+                    "history (removed by gc, or the history was lost), so its metrics and "
+                    "logs are not shown")
+
+# The partial index ``steps_made_by_key`` (cache_key, where cached = 0) serves this query.
+_MADE = ("SELECT s.run_id, s.outputs, s.metrics, s.logs FROM steps s JOIN runs r "
+         "ON r.id = s.run_id WHERE s.cache_key = ? AND s.cached = 0 "
+         "AND s.status = 'succeeded' AND r.store = ? ORDER BY s.finished DESC LIMIT 8")
+
+
+@attrs.frozen
+class Producer:
+    """The run whose execution made a hit's outputs, with what its step recorded."""
+
+    run_id: str
+    metrics: dict[str, Any]
+    logs: str
+
+
+def digests(refs: Mapping[str, Any]) -> dict[str, str | None]:
+    """Each output's digest (a gathered map output's too), by output name."""
+    return {name: getattr(ref, "digest", None) for name, ref in refs.items()}
+
+
+def _stored_digests(outputs: str | None) -> dict[str, Any]:
+    return {name: ref.get("digest", ref.get("gather"))
+            for name, ref in json.loads(outputs or "{}").items()}
+
+
+def find_producer(history: Any, store_url: str, key: str | None,
+                  refs: Mapping[str, Any]) -> Producer | None:
+    """The run in ``history`` that ran ``key`` and made ``refs``, or None when it cannot
+    be found (no history, gc removed it, a damaged file or row): never an error."""
+    if history is None or key is None:
+        return None
+    wanted = digests(refs)
+    try:
+        found = history.read(_MADE, (key, store_url))
+    except (sqlite3.Error, OSError):
+        return None  # a history that cannot be read costs the hit its record, not its run
+    for run_id, outputs, metrics, logs in found:
+        try:
+            if _stored_digests(outputs) != wanted:
+                continue
+            return Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+        except BAD_ROW:
+            continue  # a damaged row: another may still name the producer
+    return None
