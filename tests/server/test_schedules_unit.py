@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
-from zoneinfo import ZoneInfo
 
 import pytest
 
