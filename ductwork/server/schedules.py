@@ -44,8 +44,10 @@ from ductwork.runtime.store.versions import (
 )
 
 __all__ = [
-    "ScheduleError", "ScheduleExists", "ScheduleNotFound", "check_cron", "claim",
-    "claim_start", "create_schedule", "data_fingerprint", "delete_schedule", "due_times",
+    "ScheduleError", "ScheduleExists", "ScheduleNotFound", "blocked_reason", "check_cron",
+    "claim",
+    "claim_start", "create_schedule", "data_fingerprint", "delete_schedule", "describe",
+    "due_times",
     "firings", "get_schedule", "last_time", "list_schedules", "next_time", "record_firing",
     "set_enabled",
 ]
@@ -361,3 +363,40 @@ def _prune(artifacts: Any, where: str) -> None:
                 artifacts.fs.rm(_join(artifacts, where, key + suffix))
             except (FileNotFoundError, OSError):
                 pass
+
+
+# -- as listings show them ----------------------------------------------------------
+
+
+def blocked_reason(artifacts: Any, schedule: dict[str, Any]) -> str | None:
+    """Why ``schedule`` would not fire now (disabled, its pipeline disabled or gone), or
+    None."""
+    from ductwork.runtime import publish
+
+    name, pipeline = schedule["name"], schedule["pipeline"]
+    if not schedule["enabled"]:
+        return f"Schedule {name!r} is disabled; `ductwork schedule enable {name}` resumes it."
+    try:
+        found = publish.get_pipeline(pipeline, artifacts)
+    except (publish.PublishedNotFound, publish.PublishError) as exc:
+        return f"Pipeline {pipeline!r} is not published here any more: {exc}"
+    if not found["enabled"]:
+        return (f"Pipeline {pipeline!r} is disabled, so schedule {name!r} does not fire; "
+                f"`ductwork pipelines enable {pipeline}` lets it fire again.")
+    return None
+
+
+def describe(store: Any, schedule: dict[str, Any], limit: int = 5) -> dict[str, Any]:
+    """``schedule`` as listings show it: with ``next_fire`` (ISO, UTC; None for a data
+    trigger or one that would not fire), ``blocked`` (why it would not) and its newest
+    ``limit`` ``firings``, newest first."""
+    artifacts = open_store(store)
+    blocked = blocked_reason(artifacts, schedule)
+    upcoming = None
+    if schedule.get("cron") and blocked is None:
+        upcoming = next_time(schedule["cron"], schedule["timezone"] or "UTC",
+                             dt.datetime.now(dt.UTC)).isoformat()
+    shown = [{**f, "time": dt.datetime.fromtimestamp(f["time"], dt.UTC).isoformat()}
+             for f in reversed(firings(artifacts, schedule["name"], limit))]
+    return {**{k: v for k, v in schedule.items() if k not in ("format", "baseline")},
+            "next_fire": upcoming, "blocked": blocked, "firings": shown}
