@@ -11,11 +11,16 @@ publishing (``runtime.publish``) and run history (``runtime.records``):
   ``--max-runs`` at once, and cancels them;
 - ``child``: ``python -m ductwork.server.child``, the process that loads the
   published snapshot and runs it (user code is imported there, never in the server);
+- ``schedules``: schedules and their firings, kept in the store (cron by croniter,
+  data triggers by dataset fingerprints); ``scheduler``: the thread ``serve`` runs
+  that fires them into the queue, each time claimed once in the store;
 - ``views``: runs as the API shows them (run history merged with the queue);
 - ``models``, ``errors``, ``limits``, ``auth``, ``service``, ``app``, ``routes_*``: the
   FastAPI application -- pydantic models, the one error body, JSON-only bodies capped at
-  1 MiB, bearer-token roles, what routes work on, the app, the routes;
-- ``commands``: the ``serve`` and ``token`` subcommands;
+  1 MiB, bearer-token roles, what routes work on, the app, the routes (``routes_schedules``
+  for ``/api/v1/schedules``);
+- ``commands``: the ``serve`` and ``token`` subcommands; ``schedule_commands``:
+  ``schedule``;
 - ``studio``: the pages a browser sees at ``/`` (its own ``__init__`` says what it owns).
 
 Above the backends and the runtime, below the command line. Nothing here is imported

@@ -1,6 +1,6 @@
 """The FastAPI application: the routes under ``/api/v1``, their OpenAPI document at
-``/api/v1/openapi.json``, the studio's pages at ``/``, and the launcher started and
-stopped with the app.
+``/api/v1/openapi.json``, the studio's pages at ``/``, and the launcher and the
+scheduler started and stopped with the app.
 
 ``create_app`` opens the store and the server's state once; routes reach them
 through ``request.app.state.server`` (a ``service.Server``).
@@ -19,6 +19,8 @@ from ductwork.server.launcher import Launcher
 from ductwork.server.limits import BodyLimits
 from ductwork.server.routes_pipelines import router as pipelines
 from ductwork.server.routes_runs import router as runs
+from ductwork.server.routes_schedules import router as schedules
+from ductwork.server.scheduler import Scheduler
 from ductwork.server.service import Server
 from ductwork.server.state import ServerState, state_path
 from ductwork.server.views import RunSource
@@ -43,13 +45,16 @@ def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
     launcher = Launcher(state, where, backend, max_runs,
                         recorded=runs_source.status,
                         grace=cancel_grace)
+    scheduler = Scheduler(artifacts, state, launcher, runs_source)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         launcher.start()
+        scheduler.start()  # the server is the scheduler: it fires the store's schedules
         try:
             yield
         finally:
+            scheduler.stop()
             launcher.stop()
 
     app = FastAPI(title="ductwork", version=__version__, lifespan=lifespan,
@@ -60,6 +65,7 @@ def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
     app.add_middleware(BodyLimits, json_under=f"{API}/")
     app.include_router(pipelines, prefix=API)
     app.include_router(runs, prefix=API)
+    app.include_router(schedules, prefix=API)
     from ductwork.server.studio import mount
 
     mount(app)  # the studio's pages at /, after the API so /api/v1 stays the API's

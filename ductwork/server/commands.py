@@ -1,4 +1,5 @@
-"""The ``ductwork serve`` and ``ductwork token`` commands.
+"""The ``ductwork serve`` and ``ductwork token`` commands (and ``ductwork schedule``, from
+``schedule_commands``).
 
 ``add_commands`` adds them to the command line's parser. Nothing heavy loads until
 a command runs: FastAPI and uvicorn only for ``serve``.
@@ -52,6 +53,9 @@ def add_commands(commands: Any) -> None:
     revoke.set_defaults(func=cmd_token_revoke)
     for sub in (create, listing, revoke):
         sub.add_argument("--store", default=None, help=_STORE_HELP)
+    from ductwork.server import schedule_commands
+
+    schedule_commands.add_commands(commands)
 
 
 def is_loopback(host: str) -> bool:

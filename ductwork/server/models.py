@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 __all__ = [
     "CancelAnswer", "DefaultRequest", "ErrorBody", "ErrorDetail", "OutputRef", "PipelineDetail",
-    "PipelineSummary", "PipelineVersion", "RunDetail", "RunSummary", "StepDetail", "Trigger",
-    "TriggerAnswer", "TriggerRequest",
+    "PipelineSummary", "PipelineVersion", "RunDetail", "RunSummary", "Schedule",
+    "ScheduleFiring", "ScheduleRequest", "StepDetail", "Trigger", "TriggerAnswer",
+    "TriggerRequest",
 ]
 
 
@@ -82,10 +83,12 @@ class DefaultRequest(BaseModel):
 
 
 class Trigger(BaseModel):
-    """How a run was started: over the API (with the token's name) or elsewhere."""
+    """How a run was started: over the API (with the token's name), by a schedule (with its
+    name), or elsewhere."""
 
-    via: Literal["api", "cli"]
+    via: Literal["api", "cli", "schedule"]
     token: str | None = None
+    schedule: str | None = None
 
 
 class RunSummary(BaseModel):
@@ -144,3 +147,58 @@ class CancelAnswer(BaseModel):
 
     run_id: str
     status: Literal["cancelled", "cancelling"]
+
+
+class ScheduleRequest(BaseModel):
+    """Make a schedule: a published pipeline run by ``cron`` (in ``timezone``) or when the
+    files ``on_change`` names change (looked at every ``interval`` seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pipeline: str
+    version: StrictInt | None = Field(None, description="pinned version (default: the "
+                                                        "pipeline's default when it fires)")
+    cron: str | None = Field(None, description="5 fields, or 6 with seconds last")
+    timezone: str = Field("UTC", description="IANA time zone the cron is read in")
+    on_change: str | None = Field(None, description="DATASTORE:PATH_OR_GLOB (nothing "
+                                                    "before ':' for the store's own)")
+    interval: float = Field(60.0, description="seconds between looks at on_change's files")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    catch_up: bool = Field(False, description="after downtime, run the last time missed")
+    overlap: Literal["skip", "queue"] = Field(
+        "skip", description="when the previous run still goes: skip, or queue behind it")
+
+
+class ScheduleFiring(BaseModel):
+    """One time a schedule came due: what happened and why."""
+
+    key: str
+    time: str = Field(description="when it came due (ISO 8601, UTC)")
+    outcome: Literal["fired", "skipped", "waiting"]
+    reason: str | None = None
+    run_id: str | None = None
+    version: int | None = None
+    catch_up: bool = False
+    fingerprint: str | None = None
+
+
+class Schedule(BaseModel):
+    """A schedule, when it fires next, why it would not, and its newest firings first."""
+
+    name: str
+    pipeline: str
+    version: int | None
+    parameters: dict[str, Any]
+    cron: str | None
+    timezone: str | None
+    on_change: str | None
+    interval: float | None
+    catch_up: bool
+    overlap: Literal["skip", "queue"]
+    enabled: bool
+    created: float
+    next_fire: str | None = Field(description="ISO 8601, UTC; null for a data trigger or a "
+                                              "schedule that would not fire")
+    blocked: str | None = Field(description="why it would not fire now, if so")
+    firings: list[ScheduleFiring]

@@ -29,7 +29,7 @@ __all__ = [
 
 QUEUED, RUNNING, FINISHED, CANCELLED, DIED = "queued", "running", "finished", "cancelled", "died"
 _COLUMNS = ("run_id, pipeline, version, parameters, token, state, submitted, started, "
-            "finished, pid, error")
+            "finished, pid, error, schedule")
 
 
 def new_api_run_id() -> str:
@@ -46,14 +46,15 @@ def _row(row: sqlite3.Row | None) -> dict[str, Any] | None:
 
 
 def enqueue(state: ServerState, pipeline: str, version: int, parameters: dict[str, Any],
-            token: str) -> str:
-    """Queue a run of ``pipeline`` version ``version``; return its new run id."""
-    run_id = new_api_run_id()
+            token: str, *, run_id: str | None = None, schedule: str | None = None) -> str:
+    """Queue a run of ``pipeline`` version ``version`` (by schedule ``schedule``, if one
+    started it); return its run id (new unless given)."""
+    run_id = run_id or new_api_run_id()
     with state.transaction() as db:
         db.execute("INSERT INTO queue (run_id, pipeline, version, parameters, token, state, "
-                   "submitted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   "submitted, schedule) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    (run_id, pipeline, version, json.dumps(parameters), token, QUEUED,
-                    time.time()))
+                    time.time(), schedule))
     return run_id
 
 

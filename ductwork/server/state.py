@@ -46,11 +46,19 @@ CREATE TABLE IF NOT EXISTS queue (
     started REAL,
     finished REAL,
     pid INTEGER,
-    error TEXT
+    error TEXT,
+    schedule TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_state ON queue (state, seq);
 CREATE INDEX IF NOT EXISTS queue_by_pipeline ON queue (pipeline, seq);
 """
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Add the ``schedule`` column to a queue made before schedules existed."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+    if "schedule" not in columns:
+        db.execute("ALTER TABLE queue ADD COLUMN schedule TEXT")
 
 
 class ServerError(DuctworkError):
@@ -78,7 +86,7 @@ class ServerState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = connect(self.path, SCHEMA)
+        self._db = connect(self.path, SCHEMA, upgrade=_upgrade)
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Hold the write lock: commit on success, roll back on an error."""

@@ -29,6 +29,15 @@ def _status(run: Run | None, row: dict[str, Any] | None) -> str:
     return "failed" if row["state"] == queue.FINISHED else row["state"]
 
 
+def _trigger(row: dict[str, Any] | None) -> dict[str, Any]:
+    """Who started a run: a schedule (by name), a token over the API, or the command line."""
+    if row is not None and row.get("schedule"):
+        return {"via": "schedule", "token": None, "schedule": row["schedule"]}
+    if row is not None:
+        return {"via": "api", "token": row["token"], "schedule": None}
+    return {"via": "cli", "token": None, "schedule": None}
+
+
 def run_summary(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
     """A run as a listing shows it."""
     started = run.started if run is not None else (row or {}).get("started")
@@ -41,8 +50,7 @@ def run_summary(run: Run | None, row: dict[str, Any] | None) -> dict[str, Any]:
         "submitted": row["submitted"] if row is not None else (run.started if run else None),
         "started": started, "finished": finished,
         "duration": None if started is None or finished is None else finished - started,
-        "trigger": ({"via": "api", "token": row["token"]} if row is not None
-                    else {"via": "cli", "token": None}),
+        "trigger": _trigger(row),
     }
 
 

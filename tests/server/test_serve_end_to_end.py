@@ -33,7 +33,7 @@ def test_publish_serve_trigger_poll_logs_outputs_and_a_cached_rerun(root):
         assert run["status"] == "succeeded", run
         assert (run["pipeline"], run["version"]) == ("flow", 1)
         assert run["parameters"] == {"x": 5, "tag": "a"}
-        assert run["trigger"] == {"via": "api", "token": "ci"}
+        assert run["trigger"] == {"via": "api", "token": "ci", "schedule": None}
         assert run["started"] <= run["finished"] and run["duration"] >= 0
         steps = {s["id"]: s for s in run["steps"]}
         assert set(steps) == {"double", "label"}

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
-    "create_version", "folder", "read_state", "read_versions", "update_state", "write_state",
+    "create_file", "create_version", "folder", "read_state", "read_versions", "update_state",
+    "write_state",
 ]
 
 _MEMORY_LOCK = threading.Lock()  # one process owns a memory:// store: a lock makes it exclusive
@@ -89,6 +90,12 @@ def create_version(store: Any, where: str, record: dict[str, Any], start: int,
         version += 1  # another writer took this number first
 
 
+def create_file(store: Any, path: str, data: bytes) -> bool:
+    """Write ``path`` whole if it does not exist; return False if it does (another writer
+    made it first). Schedules claim fire times with it (``server.schedules``)."""
+    return _create(store, path, data)
+
+
 def _create(store: Any, path: str, data: bytes) -> bool:
     """Write ``path`` whole if it does not exist; return False if it does."""
     fs = store.fs
@@ -127,9 +134,10 @@ def _create(store: Any, path: str, data: bytes) -> bool:
     return True
 
 
-def read_state(store: Any, where: str) -> dict[str, Any]:
-    """The state kept beside the versions in ``where``; empty if none was written."""
-    path = (os.path.join if store.is_local else posixpath.join)(where, _STATE)
+def read_state(store: Any, where: str, name: str = _STATE) -> dict[str, Any]:
+    """The state kept beside the versions in ``where`` (in file ``name``); empty if none
+    was written."""
+    path = (os.path.join if store.is_local else posixpath.join)(where, name)
     fs = store.fs
     fs.invalidate_cache(path)
     try:
@@ -139,8 +147,9 @@ def read_state(store: Any, where: str) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def write_state(store: Any, where: str, state: dict[str, Any]) -> None:
-    """Replace the state in ``where`` whole: readers see the old state or the new one."""
+def write_state(store: Any, where: str, state: dict[str, Any], name: str = _STATE) -> None:
+    """Replace the state in ``where`` (file ``name``) whole: readers see the old state or
+    the new one."""
     data = json.dumps(state, sort_keys=True).encode()
     if store.is_local:
         os.makedirs(where, exist_ok=True)
@@ -148,12 +157,12 @@ def write_state(store: Any, where: str, state: dict[str, Any]) -> None:
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(tmp, os.path.join(where, _STATE))
+            os.replace(tmp, os.path.join(where, name))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return
-    path = posixpath.join(where, _STATE)
+    path = posixpath.join(where, name)
     store.fs.pipe_file(path, data)  # one PUT: visible whole or not at all
     store.fs.invalidate_cache(where)
 

@@ -8,8 +8,9 @@ the same functions the API and the command line call:
   cookie) and CSRF tokens; ``access``: the guard every route calls first (sign-in,
   the roles of the API's tokens, CSRF on every form);
 - ``pages`` (GET) and ``actions`` (POST forms): pipelines, runs, a run, a step,
-  compare, metrics, trigger; ``events``: a run page's live part over server-sent
-  events; ``runview``: one run as its page shows it;
+  compare, metrics, trigger; ``schedules_page``: the Schedules page and its forms;
+  ``events``: a run page's live part over server-sent events; ``runview``: one run
+  as its page shows it;
 - ``queries``: the runs page (keyset-paginated SQL over the run history and the
   queue) and metrics over runs; ``forms``: the trigger form from a parameter JSON
   Schema and back; ``render``: Jinja2, previews, the metrics chart as inline SVG;
@@ -32,7 +33,7 @@ def mount(app: Any) -> None:
     """Add the studio's pages, forms, live streams and static files to ``app``."""
     from starlette.staticfiles import StaticFiles
 
-    from ductwork.server.studio import access, actions, events, pages
+    from ductwork.server.studio import access, actions, events, pages, schedules_page
     from ductwork.server.studio.render import HERE, page
 
     app.state.studio = access.Studio()
@@ -52,4 +53,5 @@ def mount(app: Any) -> None:
     app.include_router(actions.router)
     app.include_router(events.router)
     app.include_router(pages.router)
+    app.include_router(schedules_page.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="studio-static")

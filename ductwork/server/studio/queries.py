@@ -25,13 +25,14 @@ __all__ = ["Page", "metric_series", "pipeline_names", "runs_page"]
 _FROM_HISTORY = """
 SELECT r.id AS run_id, COALESCE(q.pipeline, r.pipeline) AS pipeline, q.version AS version,
        r.status AS status, COALESCE(q.submitted, r.started) AS t, r.started AS started,
-       r.finished AS finished, q.token AS token
+       r.finished AS finished, q.token AS token, q.schedule AS schedule
 FROM hist.runs r LEFT JOIN main.queue q ON q.run_id = r.id
 """
 _FROM_QUEUE = """
 SELECT q.run_id AS run_id, q.pipeline AS pipeline, q.version AS version,
        CASE q.state WHEN 'finished' THEN 'failed' ELSE q.state END AS status,
-       q.submitted AS t, q.started AS started, q.finished AS finished, q.token AS token
+       q.submitted AS t, q.started AS started, q.finished AS finished, q.token AS token,
+       q.schedule AS schedule
 FROM main.queue q
 """
 
@@ -99,7 +100,8 @@ def runs_page(state_path: Path, history_path: Path | None, *, pipeline: str | No
     for row in rows:
         started, finished = row["started"], row["finished"]
         row["duration"] = None if started is None or finished is None else finished - started
-        row["via"] = "api" if row["token"] is not None else "local"
+        row["via"] = ("schedule" if row["schedule"] else "api" if row["token"] is not None
+                      else "local")
     more = len(found) > limit
     return Page(rows, f"{rows[-1]['t']!r}:{rows[-1]['run_id']}" if more and rows else None)
 
