@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -66,3 +68,26 @@ def docker_engine():
         pytest.skip(f"base image {default_base()} missing: bash scripts/services.sh up docker")
     return client
 
+
+
+def _count_calls(fn: Any) -> int:
+    """The Python and C calls ``fn()`` makes: a cost that a shared machine's load cannot
+    change, for tests that check how work grows (timings belong in benchmarks/)."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += event in ("call", "c_call")
+
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.fixture
+def count_calls():
+    """``count_calls(fn)``: how many calls ``fn()`` makes (see ``_count_calls``)."""
+    return _count_calls

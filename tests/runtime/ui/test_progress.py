@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import types
+from typing import Any
 
 import pytest
 
@@ -280,21 +281,34 @@ def test_a_recomputed_step_moves_back_out_of_its_bucket():
     assert tally.snapshot().counts == {"running": 1, "pending": 0}
 
 
-def test_changed_for_ten_thousand_map_elements_is_cheap():
+def _changed_calls(n: int, count_calls: Any) -> tuple[int, str, Any, Run]:
+    """Calls made by 2n ``changed()`` of n map elements, what was drawn meanwhile, the
+    display and the run."""
     run = Run("r1", "p", {}, "inline")
     run.steps["m"] = StepRun("m", "m")
-    display, _ = _rich_display()
+    display, buf = _rich_display()
     display.tally.start(run)  # counting only: nothing is drawn
-    elements = [StepRun(f"m[{i}]", "m", map_index=i) for i in range(10_000)]
-    begin = time.perf_counter()
-    for e in elements:
-        e.status = Status.RUNNING
-        display.changed(e)
-    for e in elements:
-        e.status = Status.SUCCEEDED
-        display.changed(e)
-    spent = time.perf_counter() - begin
-    assert spent < 0.2, f"20,000 changed() calls took {spent:.3f}s"
+    elements = [StepRun(f"m[{i}]", "m", map_index=i) for i in range(n)]
+    drawn_before = buf.getvalue()
+
+    def changes() -> None:
+        for status in (Status.RUNNING, Status.SUCCEEDED):
+            for e in elements:
+                e.status = status
+                display.changed(e)
+
+    calls = count_calls(changes)
+    return calls, buf.getvalue()[len(drawn_before):], display, run
+
+
+def test_changed_for_ten_thousand_map_elements_is_cheap(count_calls):
+    """``changed()`` only moves counters: the work per call does not grow with the map
+    (counted in calls, not timed: a shared machine's clock says nothing), and nothing is
+    drawn per event."""
+    small, drawn_small, _, _ = _changed_calls(1_000, count_calls)
+    large, drawn_large, display, run = _changed_calls(10_000, count_calls)
+    assert drawn_small == drawn_large == ""
+    assert large <= 10.5 * small, f"{large} calls for 10,000 elements, {small} for 1,000"
     display.changed(_set(run.steps["m"], Status.RUNNING))
     assert display.tally.snapshot().active == (("m", "10000/10000"),)
 
