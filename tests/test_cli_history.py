@@ -70,6 +70,11 @@ def test_show_has_metrics_small_values_and_marks_cached_steps(flow, tmp_path, ca
     text = capsys.readouterr().out
     load = next(line for line in text.splitlines() if line.startswith("load"))
     assert "cached" in load and "succeeded" not in load and "0.000s" not in load
+    assert f"cached (from run {first['run_id']})" in load
+    # The table stays a table with the long state: durations end under DURATION.
+    header = next(line for line in text.splitlines() if line.startswith("STEP"))
+    end = header.index("DURATION") + len("DURATION")
+    assert load[end - 1] == "-" and load[end:end + 2] == "  ", (header, load)
 
 
 def test_show_never_loads_a_large_output(flow, tmp_path, capsys):

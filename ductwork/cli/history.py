@@ -72,15 +72,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"versions   ductwork {run.ductwork_version}, Python {run.python_version}")
     print(f"store      {run.store}")
     print()
-    print(f"{'STEP':<28} {'STATE':<10} {'DURATION':>9}  OUTPUTS")
+    # Columns as wide as their longest cell: "cached (from run ...)" is 38 characters.
+    states = {s.id: step_state(s) for s in run.steps.values()}
+    idw = max([28, *(len(i) for i in states)])
+    stw = max([10, *(len(t) for t in states.values())])
+    print(f"{'STEP':<{idw}} {'STATE':<{stw}} {'DURATION':>9}  OUTPUTS")
     for s in run.steps.values():
         named = len(s.output_refs) > 1
         outputs = "; ".join(f"{k}={output_text(s, k)}" if named else output_text(s, k)
                             for k in s.output_refs)
         took = "-" if s.cached or s.duration is None else f"{s.duration:.3f}s"
-        print(f"{s.id:<28} {step_state(s):<10} {took:>9}  {outputs}")
+        print(f"{s.id:<{idw}} {states[s.id]:<{stw}} {took:>9}  {outputs}")
         if s.metrics:
-            print(f"{'':<28} metrics: {metrics_text(s.metrics)}")
+            print(f"{'':<{idw}} metrics: {metrics_text(s.metrics)}")
     return code
 
 
