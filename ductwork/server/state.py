@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS queue (
     started REAL,
     finished REAL,
     pid INTEGER,
+    pid_start TEXT,
+    claim TEXT,
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_state ON queue (state, seq);
@@ -71,6 +73,18 @@ def state_path(store: Any) -> Path:
     return ductwork_home() / "server" / f"{digest}.sqlite"
 
 
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Add the columns a file written by an older server lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+    for column in ("pid_start", "claim"):
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE queue ADD COLUMN {column} TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it first
+                    raise
+
+
 class ServerState:
     """One connection to the server's SQLite file, shared by this process's threads."""
 
@@ -78,7 +92,7 @@ class ServerState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = connect(self.path, SCHEMA)
+        self._db = connect(self.path, SCHEMA, upgrade=_upgrade)
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """Hold the write lock: commit on success, roll back on an error."""
