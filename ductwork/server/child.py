@@ -47,12 +47,28 @@ def process_start(pid: int) -> str | None:
     return fields[19]
 
 
+# What a run on the inline backend and a local store imports beyond the runner's own
+# module (found with a profile of a first run): in the zygote they are imported once.
+_PRELOAD = (
+    "ductwork.dsl.core", "ductwork.runtime.publish.catalog", "ductwork.runtime.runner",
+    "ductwork.server.queue", "ductwork.server.state", "ductwork.backends.inline",
+    "ductwork.runtime.engine.loop", "ductwork.runtime.engine.shipping",
+    "ductwork.runtime.records.history", "ductwork.runtime.records.runstore",
+    "ductwork.runtime.records.provenance", "ductwork.runtime.store.files",
+    "ductwork.runtime.ui.progress", "fsspec", "fsspec.implementations.local", "cloudpickle",
+    "blake3", "asyncio",
+)
+
+
 def preload() -> None:
     """Import what a run needs, ahead of any run (the zygote does this once)."""
-    import ductwork.dsl.core
-    import ductwork.runtime.publish.catalog
-    import ductwork.runtime.runner
-    import ductwork.server.queue  # noqa: F401
+    import importlib
+
+    for name in _PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue  # an optional dependency this install lacks: the run says so itself
 
 
 def _register(run_id: str, spec: dict[str, Any]) -> bool:
