@@ -123,10 +123,3 @@ class RunSource:
         row = queue.get_row(self.state, run_id)
         run = None if row is not None and row["state"] == queue.QUEUED else self.record(run_id)
         return run, row
-
-    def listing(self, pipeline: str | None, status: str | None, limit: int
-                ) -> list[dict[str, Any]]:
-        """Runs newest first, filtered (``listing.list_runs``)."""
-        from ductwork.server.listing import list_runs
-
-        return list_runs(self.state, self.store, pipeline, status, limit)
