@@ -34,6 +34,7 @@ import os
 import queue
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -158,6 +159,19 @@ def _reap() -> None:
             return
 
 
+def _own_driver() -> None:
+    """Record runs as driven by this process, not the zygote.
+
+    The run history names a run's driver ``host:pid`` as computed when the records
+    module was imported -- in the zygote -- and reads a running run whose driver is gone
+    as ``died``: without this, every run still going when the zygote exits (with its
+    server) would read ``died``.
+    """
+    from ductwork.runtime.records import rows, runstore
+
+    rows.DRIVER = runstore._DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _become_child(request: dict[str, Any], inherited: tuple[int, ...]) -> None:
     """In the forked child: detach, point output at the run's log, run, and exit."""
     code = 2
@@ -172,6 +186,7 @@ def _become_child(request: dict[str, Any], inherited: tuple[int, ...]) -> None:
         os.dup2(out, 2)
         os.close(out)
         sys.argv = ["ductwork.server.child", request["run_id"]]
+        _own_driver()
         from ductwork.server import child
 
         code = child.run(request["run_id"], request["spec"])
