@@ -43,6 +43,7 @@ from typing import IO, Any
 __all__ = ["Zygote", "ZygoteUnavailable", "main"]
 
 ANSWER_SECONDS = 10.0
+STARTING_WAIT = 2.0
 
 
 class ZygoteUnavailable(Exception):
@@ -101,7 +102,8 @@ class Zygote:
         status = self.exited()
         if status is not None:
             raise ZygoteUnavailable(f"the zygote exited with status {status}")
-        if not self._ready.is_set():
+        # A zygote still importing is about as far along as a fresh interpreter would be.
+        if not self._ready.wait(timeout=STARTING_WAIT):
             raise ZygoteUnavailable("the zygote is still starting")
         assert self._proc is not None and self._proc.stdin is not None
         line = json.dumps({"run_id": run_id, "spec": spec, "log": log}).encode() + b"\n"
@@ -234,9 +236,9 @@ def main() -> int:
         print("ductwork: zygote: the runtime started a thread; forking would copy it "
               "half-done, so runs start in fresh interpreters", file=sys.stderr, flush=True)
         return 1
+    _send(answers, {"ready": os.getpid()})
     print(f"ductwork: zygote ready (pid {os.getpid()}): runs start by fork", file=sys.stderr,
           flush=True)
-    _send(answers, {"ready": os.getpid()})
     pending = b""
     while True:
         _reap()
