@@ -16,11 +16,17 @@ end to end        one client triggers the (already cached) pipeline and polls it
                   times; p50. Target: <= 0.5 s. Measured before the latency test, on
                   an idle server; ``dw.Client.wait`` (its own backoff) is shown beside.
 
-The first lines say how ductwork was imported (its ``__file__``: an editable source
-checkout or an installed wheel); the servers run the same interpreter.
+By default it benchmarks ductwork as users install it: a wheel built from this
+checkout's HEAD commit (``git archive`` + ``pip wheel``), installed with its ``[all]``
+dependencies into a venv of its own and byte-compiled -- compare.py's build, cached
+under ``~/.cache/ductwork-bench/`` while the wheel's contents are the same -- and the
+benchmark runs again under that venv's python, from a scratch directory, with no
+PYTHONPATH. ``--install here`` runs with this interpreter's ductwork instead
+(an editable checkout, say). The first lines say how it was installed and imported;
+the servers run the same interpreter.
 
     python benchmarks/server_bench.py [--quick] [--clients 50] [--per-client 10]
-        [--e2e 20] [--max-runs N] [--dir DIR] [--json FILE]
+        [--e2e 20] [--max-runs N] [--install wheel|here] [--dir DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from _table import NOTES, add, add_json_option, load, print_table, ratio, scratch
@@ -252,6 +260,30 @@ def drain(dw: Any, url: str, token: str, seconds: float = 300.0) -> int:
             time.sleep(0.5)
 
 
+def run_installed(argv: list[str]) -> int:
+    """Build and install the wheel of HEAD (compare.py's way, cached), then run this script
+    under the venv's python from a scratch directory; its exit status."""
+    import compare
+
+    repo = Path(__file__).resolve().parent.parent
+    commit = compare.git(repo, "rev-parse", "HEAD")
+    inst = compare.Install("server-bench", "HEAD", commit,
+                           compare.git(repo, "log", "-1", "--format=%s", commit),
+                           compare.git(repo, "log", "-1", "--format=%cs", commit))
+    dirty = compare.git(repo, "status", "--porcelain", "--", "ductwork", "pyproject.toml")
+    with tempfile.TemporaryDirectory(prefix="server-bench-build-") as work:
+        compare.install(repo, inst, Path(work))
+        inst.home = Path(work) / "home"
+        compare.verify(inst, Path(work))
+        env = compare.clean_env(inst)
+        env["DUCTWORK_BENCH_INSTALLED"] = inst.describe() + (
+            "; uncommitted changes under ductwork/ are NOT in the wheel" if dirty else "")
+        args = [os.path.abspath(a) if i and argv[i - 1] in ("--json", "--dir") else a
+                for i, a in enumerate(argv)]
+        return subprocess.run([str(inst.python), os.path.abspath(__file__), *args,
+                               "--install", "here"], env=env, cwd=work).returncode
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
@@ -267,8 +299,13 @@ def main() -> None:
     parser.add_argument("--max-runs", type=int, default=None,
                         help="ductwork serve --max-runs (default: the server's)")
     parser.add_argument("--dir", default=None, help="where the scratch store goes")
+    parser.add_argument("--install", choices=("wheel", "here"), default="wheel",
+                        help="wheel: a wheel of HEAD in a venv of its own (default); here: "
+                             "this interpreter's ductwork")
     add_json_option(parser)
     args = parser.parse_args()
+    if args.install == "wheel":
+        sys.exit(run_installed(sys.argv[1:]))
     per_client = args.per_client or (2 if args.quick else 10)
     n_e2e = args.e2e or (5 if args.quick else 20)
 
@@ -277,6 +314,8 @@ def main() -> None:
     print(f"ductwork {dw.__version__}, Python {platform.python_version()}, {os.cpu_count()} "
           f"CPUs, {platform.machine()}{' (--quick)' if args.quick else ''}; load average "
           f"{load()}")
+    print("installed: " + os.environ.get("DUCTWORK_BENCH_INSTALLED",
+                                         "--install here: this interpreter's ductwork"))
     print(f"ductwork imported from {dw.__file__}: {how_imported(dw)}; the servers run "
           f"{sys.executable}")
     started = time.perf_counter()

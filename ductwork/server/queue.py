@@ -3,9 +3,13 @@
 A row goes ``queued -> running -> finished`` (or ``died``), or ``queued ->
 cancelled``. It keeps what the run store does not: the published name and version,
 the parameters as sent, the name of the token that triggered it, when it was
-submitted, and the child's pid while it runs. Rows are taken first in, first out
-(by ``seq``). Claiming a row and marking it running is one transaction, so two
-launchers never start one run twice.
+submitted, and the child's pid (with its start time, so a recycled pid is never taken
+for it) while it runs. Rows are taken first in, first out (by ``seq``). Claiming a
+row and marking it running is one transaction, so two launchers never start one run
+twice; each claim carries a fresh random ``claim`` the child must still find on the
+row to register (``register``), and a restarted server re-queues a row no child has
+registered on only while that stays true (``requeue_unstarted``), so a child
+started by a server that died before recording it never runs beside a second one.
 
 Run ids are ``YYYYmmdd-HHMMSS-`` and 32 hex digits (128 random bits): they sort by
 time like the command line's, and cannot be guessed.
@@ -24,12 +28,13 @@ from ductwork.server.state import ServerState
 
 __all__ = [
     "QUEUED", "RUNNING", "cancel_queued", "claim_next", "enqueue", "finish", "get_row",
-    "list_rows", "new_api_run_id", "rows_in", "set_pid", "set_state",
+    "list_rows", "new_api_run_id", "register", "requeue_unstarted", "rows_in", "set_pid",
+    "set_state",
 ]
 
 QUEUED, RUNNING, FINISHED, CANCELLED, DIED = "queued", "running", "finished", "cancelled", "died"
 _COLUMNS = ("run_id, pipeline, version, parameters, token, state, submitted, started, "
-            "finished, pid, error, schedule")
+            "finished, pid, pid_start, claim, error, schedule")
 
 
 def new_api_run_id() -> str:
@@ -59,7 +64,8 @@ def enqueue(state: ServerState, pipeline: str, version: int, parameters: dict[st
 
 
 def claim_next(state: ServerState) -> dict[str, Any] | None:
-    """Take the oldest queued run and mark it running (no pid yet), or None."""
+    """Take the oldest queued run and mark it running under a new ``claim`` (no pid yet),
+    or None."""
     with state.transaction() as db:
         db.row_factory = sqlite3.Row
         try:
@@ -67,20 +73,40 @@ def claim_next(state: ServerState) -> dict[str, Any] | None:
                              "LIMIT 1", (QUEUED,)).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE queue SET state = ?, started = ? WHERE run_id = ?",
-                       (RUNNING, time.time(), row["run_id"]))
+            claim = secrets.token_hex(16)
+            db.execute("UPDATE queue SET state = ?, started = ?, claim = ?, pid = NULL, "
+                       "pid_start = NULL WHERE run_id = ?",
+                       (RUNNING, time.time(), claim, row["run_id"]))
         finally:
             db.row_factory = None
     found = _row(row)
     assert found is not None
-    found["state"] = RUNNING
+    found.update(state=RUNNING, claim=claim, pid=None, pid_start=None)
     return found
 
 
-def set_pid(state: ServerState, run_id: str, pid: int) -> None:
-    """Record the pid of the child that runs ``run_id``."""
+def set_pid(state: ServerState, run_id: str, claim: str, pid: int, start: str | None) -> bool:
+    """Record the child that runs ``run_id`` under ``claim``; say whether the claim held."""
     with state.transaction() as db:
-        db.execute("UPDATE queue SET pid = ? WHERE run_id = ?", (pid, run_id))
+        return db.execute("UPDATE queue SET pid = ?, pid_start = ? WHERE run_id = ? AND "
+                          "claim = ? AND state = ?",
+                          (pid, start, run_id, claim, RUNNING)).rowcount > 0
+
+
+def register(state: ServerState, run_id: str, claim: str, pid: int, start: str | None
+             ) -> bool:
+    """A child's first act: record itself on its row; False if the claim is gone (the row
+    was re-queued or ended), and then the child must not run."""
+    return set_pid(state, run_id, claim, pid, start)
+
+
+def requeue_unstarted(state: ServerState, run_id: str) -> bool:
+    """Queue a running row again if no child has registered on it (its claim is dropped,
+    so a late child of the old claim will not run); say whether it was."""
+    with state.transaction() as db:
+        return db.execute("UPDATE queue SET state = ?, started = NULL, claim = NULL "
+                          "WHERE run_id = ? AND state = ? AND pid IS NULL",
+                          (QUEUED, run_id, RUNNING)).rowcount > 0
 
 
 def set_state(state: ServerState, run_id: str, new: str, *, was: str | None = None,
@@ -92,7 +118,7 @@ def set_state(state: ServerState, run_id: str, new: str, *, was: str | None = No
         sql += ", finished = ?"
         args.append(time.time())
     if new == QUEUED:
-        sql += ", started = NULL, pid = NULL"
+        sql += ", started = NULL, pid = NULL, pid_start = NULL, claim = NULL"
     sql += " WHERE run_id = ?"
     args.append(run_id)
     if was is not None:

@@ -15,6 +15,7 @@ from fastapi.responses import PlainTextResponse
 from ductwork.server import queue
 from ductwork.server.auth import Runner, Viewer
 from ductwork.server.errors import ApiError, documented, documented_json
+from ductwork.server.listing import list_runs as listed_runs
 from ductwork.server.models import CancelAnswer, RunDetail, RunSummary
 from ductwork.server.service import ServerDep
 from ductwork.server.views import run_detail, step_logs
@@ -36,7 +37,7 @@ def list_runs(_: Viewer, srv: ServerDep,
               limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 50,
               ) -> list[dict[str, Any]]:
     """Runs, newest first: those triggered here and those run from the command line."""
-    return srv.runs.listing(pipeline, status, limit)
+    return listed_runs(srv.state, srv.artifacts, pipeline, status, limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=documented(401, 403, 404),

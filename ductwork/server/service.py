@@ -24,8 +24,11 @@ class Server:
     runs: RunSource
 
 
-def server(request: Request) -> Server:
-    """The ``Server`` of the app answering ``request`` (a FastAPI dependency)."""
+async def server(request: Request) -> Server:
+    """The ``Server`` of the app answering ``request`` (a FastAPI dependency).
+
+    Async because it only reads an attribute: FastAPI runs a plain function dependency in
+    its thread pool, a thread hop per request that costs more than the read under load."""
     return request.app.state.server  # type: ignore[no-any-return]
 
 

@@ -46,19 +46,14 @@ CREATE TABLE IF NOT EXISTS queue (
     started REAL,
     finished REAL,
     pid INTEGER,
+    pid_start TEXT,
+    claim TEXT,
     error TEXT,
     schedule TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_state ON queue (state, seq);
 CREATE INDEX IF NOT EXISTS queue_by_pipeline ON queue (pipeline, seq);
 """
-
-
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Add the ``schedule`` column to a queue made before schedules existed."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
-    if "schedule" not in columns:
-        db.execute("ALTER TABLE queue ADD COLUMN schedule TEXT")
 
 
 class ServerError(DuctworkError):
@@ -77,6 +72,18 @@ def state_path(store: Any) -> Path:
         return Path(store.root) / "server.sqlite"
     digest = hashlib.sha256(store.url.encode()).hexdigest()[:24]
     return ductwork_home() / "server" / f"{digest}.sqlite"
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Add the columns a file written by an older server lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(queue)")}
+    for column in ("pid_start", "claim", "schedule"):
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE queue ADD COLUMN {column} TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):  # another process added it first
+                    raise
 
 
 class ServerState:

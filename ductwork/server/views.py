@@ -97,31 +97,3 @@ class RunSource:
         row = queue.get_row(self.state, run_id)
         run = None if row is not None and row["state"] == queue.QUEUED else self.record(run_id)
         return run, row
-
-    def listing(self, pipeline: str | None, status: str | None, limit: int
-                ) -> list[dict[str, Any]]:
-        """Runs newest first, filtered; with a status filter, found among the newest
-        ``10 * limit`` runs of each source."""
-        from ductwork.runtime.records.runstore import open_history
-
-        window = limit if status is None else min(10 * limit, 10_000)
-        rows = {r["run_id"]: r for r in queue.list_rows(self.state, pipeline, window)}
-        history = open_history(self.store)
-        records = {r.id: r for r in history.list_runs(pipeline, window)} if history else {}
-        # A recorded run triggered over HTTP is listed under its published name.
-        for run_id in [i for i in records if i not in rows]:
-            found = queue.get_row(self.state, run_id)
-            if found is not None and pipeline is not None and found["pipeline"] != pipeline:
-                del records[run_id]
-            elif found is not None:
-                rows[run_id] = found
-        listed = []
-        for run_id in rows.keys() | records.keys():
-            row, run = rows.get(run_id), records.get(run_id)
-            if run is None and row is not None and row["state"] != queue.QUEUED and history:
-                run = history.get_run(run_id)
-            listed.append(run_summary(run, row))
-        if status is not None:
-            listed = [r for r in listed if r["status"] == status]
-        listed.sort(key=lambda r: (r["submitted"] or 0.0, r["run_id"]), reverse=True)
-        return listed[:limit]
