@@ -13,8 +13,6 @@ import contextlib
 import os
 import posixpath
 import re
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,9 @@ def copy_atomic(src: Path, dest: str) -> None:
     """Copy ``src`` to ``dest`` through a temporary name beside it: ``dest`` is whole or absent."""
     folder, name = os.path.split(dest)
     os.makedirs(folder, exist_ok=True)
+    import shutil
+    import uuid  # here: a run that copies no file should not import these
+
     tmp = os.path.join(folder, f".{name}{TMP_MARK}{uuid.uuid4().hex}")
     try:
         shutil.copyfile(src, tmp)
@@ -51,6 +52,8 @@ def fetch_file(fs: Any, path: str, dest: str | os.PathLike[str]) -> Path:
     """Download ``path`` to ``dest`` through a temporary name, so ``dest`` is whole or absent."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    import uuid
+
     tmp = dest.parent / f".{dest.name}{TMP_MARK}{uuid.uuid4().hex}"
     try:
         fs.get_file(path, str(tmp))

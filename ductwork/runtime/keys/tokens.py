@@ -30,7 +30,6 @@ import datetime as dt
 import functools
 import reprlib
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
@@ -206,7 +205,6 @@ _PLAIN: dict[type, Callable[[Any], Token]] = {
     type(None): _ATOMS[type(None)],
     bool: _ATOMS[bool],
     range: lambda r: ["range", r.start, r.stop, r.step],
-    uuid.UUID: lambda u: ["UUID", u.bytes],
     dt.timezone: lambda tz: ["timezone", normalize(tz.utcoffset(None)), tz.tzname(None)],
     # A path is hashed as its name, not its content: @step(hash_paths=...) covers files.
     PurePath: lambda p: ["path", "windows" if isinstance(p, PureWindowsPath) else "posix", str(p)],
@@ -249,7 +247,14 @@ def _register_zone() -> None:
     normalize.register(ZoneInfo, _zone)
 
 
+def _register_uuid() -> None:
+    import uuid
+
+    normalize.register(uuid.UUID, lambda u: ["UUID", u.bytes])
+
+
 register_lazy("decimal", _register_decimal)
+register_lazy("uuid", _register_uuid)
 register_lazy("fractions", _register_fraction)
 register_lazy("zoneinfo", _register_zone)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
@@ -33,8 +32,17 @@ STEP_COLUMNS = (
     "cache_key", "components", "outputs", "error", "logs", "metrics", "note", "cached_from",
 )
 
+def host_name() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it."""
+    if hasattr(os, "uname"):  # the same uname(2) answer, without importing socket (~3 ms)
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
+
+
 #: Which process drives a run: a run still "running" whose driver is gone has died.
-DRIVER = f"{socket.gethostname()}:{os.getpid()}"
+DRIVER = f"{host_name()}:{os.getpid()}"
 
 
 def _json(value: Any) -> str | None:
@@ -80,7 +88,7 @@ def driver_alive(driver: str | None) -> bool:
     if not driver:
         return False
     host, _, pid = driver.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != host_name() or not pid.isdigit():
         return True  # another machine's run: it cannot be checked from here
     try:
         os.kill(int(pid), 0)

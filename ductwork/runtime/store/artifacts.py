@@ -42,7 +42,6 @@ import json
 import os
 import posixpath
 import re
-import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -345,6 +344,8 @@ class ArtifactStore(StoreFiles):
         except IsADirectoryError:
             # A directory where the entry belongs (a damaged store): get_key reported it as a
             # miss; replace it, or the step would rerun on every run.
+            import shutil  # a damaged store only
+
             shutil.rmtree(path, ignore_errors=True)
             self._write_atomic(path, data)
 

@@ -19,7 +19,6 @@ import errno
 import itertools
 import os
 import posixpath
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -191,6 +190,8 @@ class StoreFiles:
         """Name the local temp folder a remote store spools large values to, when it fills."""
         if self._local or self._azure is not None:  # local: the store itself; azure: memory
             return contextlib.nullcontext()
+        import tempfile  # only remote stores spool locally
+
         return full_disk_named(
             f"the local temporary folder {tempfile.gettempdir()} (values bound for "
             f"{self._url} are spooled there)", "Free space there or set TMPDIR elsewhere.")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import threading
 from typing import Any, BinaryIO
 
@@ -61,6 +60,8 @@ SPILL = 1 << 20  # serialized values up to this size stay in memory until hashed
 
 def local_tmp() -> str:
     """Create an empty temp file on this machine and return its path."""
+    import tempfile  # only values spilled on their way to a remote store need one
+
     fd, path = tempfile.mkstemp(prefix="ductwork-")
     os.close(fd)
     return path
