@@ -41,73 +41,13 @@ from typing import Any
 from ductwork.runtime import caches
 from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.records import rows
-from ductwork.runtime.records.leases import LEASE_SCHEMA
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.run import Run
+from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    status TEXT NOT NULL,
-    backend TEXT,
-    store TEXT,
-    params TEXT,
-    graph TEXT,
-    result TEXT,
-    started REAL,
-    finished REAL,
-    git_commit TEXT,
-    git_dirty INTEGER,
-    ductwork_version TEXT,
-    python_version TEXT,
-    module TEXT,
-    source_file TEXT,
-    driver TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    status TEXT NOT NULL,
-    cached INTEGER NOT NULL,
-    attempts INTEGER,
-    started REAL,
-    finished REAL,
-    map_index INTEGER,
-    cache_key TEXT,
-    components TEXT,
-    outputs TEXT,
-    error TEXT,
-    logs TEXT,
-    metrics TEXT,
-    note TEXT,
-    cached_from TEXT,
-    PRIMARY KEY (run_id, id)
-);
-CREATE INDEX IF NOT EXISTS steps_by_id ON steps (id, started);
-CREATE INDEX IF NOT EXISTS steps_made_by_key ON steps (cache_key) WHERE cached = 0;
-""" + LEASE_SCHEMA
 
 # Which process drives a run (read at write time, so a test can stand in another pid).
 _DRIVER = rows.DRIVER
-
-
-def _schema_columns() -> dict[str, list[tuple[str, str]]]:
-    """Each table's ``(column, type)`` pairs, read from ``SCHEMA``."""
-    tables: dict[str, list[tuple[str, str]]] = {}
-    current = None
-    for line in SCHEMA.splitlines():
-        words = line.split()
-        if line.startswith("CREATE TABLE"):
-            current = tables.setdefault(words[5], [])
-        elif line.startswith(")"):
-            current = None
-        elif current is not None and len(words) >= 2 and words[0] != "PRIMARY":
-            current.append((words[0], words[1].rstrip(",")))
-    return tables
 
 
 # Reopening a file-backed store costs a connect, so a generous bound loses nothing.
@@ -215,7 +155,7 @@ class RunStore:
         self._close = weakref.finalize(self, self._db.close)
 
     def _connect(self) -> sqlite3.Connection:
-        return connect(self.path, SCHEMA, foreign_keys=True, upgrade=_add_missing_columns)
+        return connect(self.path, SCHEMA, foreign_keys=True, upgrade=add_missing_columns)
 
     def _selects(self) -> dict[str, str]:
         """The column lists to select; a column an older file lacks (read-only) reads NULL."""
@@ -433,17 +373,3 @@ def _references(db: sqlite3.Connection, run_ids: set[str]) -> tuple[set[str], se
                 map_refs(decode_structure(json.loads(result)),
                          lambda r: digests.update(iter_digests(r)))
     return digests, keys
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
-    for table, columns in _schema_columns().items():
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        for name, kind in columns:
-            if name not in have:
-                # Added columns are nullable: rows of older runs simply lack the value.
-                try:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):
-                        raise  # another process opening the file added it first: fine
