@@ -1,7 +1,7 @@
 """The Azure ML v1 pipelines how-to's scenario, in ductwork: prepare the iris table, train
 two scikit-learn models, compare them.
 
-The data comes in as a registered tabular dataset (``iris``, uploaded by ``run.py``); the
+The data comes in as a tabular dataset (``iris/iris.csv``, uploaded by ``run.py``); the
 steps are plain functions, so each can be called and tested on its own. On the docker
 backend every step runs in a container built from ``SKLEARN`` (scikit-learn, pandas and
 numpy at this machine's versions, so a model pickled in a container loads here); the other
@@ -19,6 +19,7 @@ import ductwork as dw
 from ductwork import pipeline, step
 
 DATASET = "iris"
+IRIS_CSV = "iris/iris.csv"  # in the run store's datastore, where run.py uploads it
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 TARGET = "target"
 
@@ -93,7 +94,11 @@ def compare(*results: dict) -> dict:
 @pipeline
 def iris_training(c: float = 1.0, max_depth: int = 3, test_size: float = 0.3, seed: int = 0):
     """prepare data -> train two models -> compare; ``c`` and ``max_depth`` tune them."""
-    data = prep(dw.Dataset.get(DATASET), test_size=test_size, seed=seed)
+    # The table in the run store's datastore, resolved wherever the step runs (a container
+    # sees the store mounted). Its content is part of prep's key: a new upload reruns it.
+    # dw.Dataset.get(DATASET) reads the registered version instead -- on inline, process
+    # and dask; not yet inside a container (it names the host's datastore folder).
+    data = prep(dw.Dataset.tabular(IRIS_CSV), test_size=test_size, seed=seed)
     logreg = train.named("train_logreg")(data.x_train, data.y_train, "logreg", c=c)
     tree = train.named("train_tree")(data.x_train, data.y_train, "tree",
                                      max_depth=max_depth, seed=seed)

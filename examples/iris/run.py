@@ -6,7 +6,7 @@
 
 1. writes the iris table (scikit-learn's bundled copy: no download) to a CSV and uploads it
    to the store's datastore (``Datastore.upload_files``);
-2. registers it as the tabular dataset ``iris`` (a version pinned to its content);
+2. registers it as the tabular dataset ``iris`` (version 1, pinned to its content);
 3. runs ``iris_training`` on the chosen backend, then again with another ``c``: only the
    logistic regression and the comparison rerun;
 4. publishes the pipeline as ``iris``;
@@ -34,7 +34,7 @@ import ductwork as dw
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # iris_pipeline beside this file, however the script is started
 
-from iris_pipeline import DATASET, iris_training  # noqa: E402
+from iris_pipeline import DATASET, IRIS_CSV, iris_training  # noqa: E402
 
 BACKENDS = ("inline", "process", "docker", "dask")
 
@@ -56,7 +56,8 @@ def upload_and_register() -> dw.Dataset:
         # overwrite=True: a second run of the script uploads the same bytes again.
         lake.upload_files([csv], target_path="iris", overwrite=True)
     print(f"uploaded: {lake.list('iris')}")
-    version = dw.Dataset.tabular("iris/iris.csv").register(
+    # A version pins the content: dw.Dataset.get("iris", version=1) refuses changed files.
+    version = dw.Dataset.tabular(IRIS_CSV).register(
         DATASET, description="Fisher's iris, from scikit-learn")
     print(f"dataset {DATASET!r} version {version.version}")
     return version
