@@ -62,8 +62,9 @@ def check_store(store: Path, backend: str) -> None:
     # c reaches the logistic regression only: the tree and the prep step stay cached.
     assert second.params["c"] == 0.3
     rerun = {s.id for s in second.steps.values() if not s.cached}
+    why = {step_id: second.steps[step_id].why for step_id in rerun}
     assert {"train_logreg", "evaluate_logreg"} <= rerun <= {"train_logreg", "evaluate_logreg",
-                                                           "compare"}
+                                                           "compare"}, why
 
     # The REST trigger ran the published snapshot with its parameters, on the same cache.
     assert triggered.params["c"] == 0.5 and triggered.params["max_depth"] == 2
