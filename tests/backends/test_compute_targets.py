@@ -36,6 +36,7 @@ def _pipeline(marker):
     ("process", "max_workers"),
     ("docker", "image"),
     ("dask", "min_workers"),
+    ("spark", "master, remote, conf"),
 ])
 def test_an_unknown_setting_is_refused_naming_it_and_the_known_ones(backend, takes, tmp_path,
                                                                      monkeypatch):

@@ -43,6 +43,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "process": ("ductwork.backends.process:ProcessBackend", None),
     "docker": ("ductwork.backends.docker:DockerBackend", "pip install 'ductwork[docker]'"),
     "dask": ("ductwork.backends.dask:DaskBackend", "pip install 'ductwork[dask]'"),
+    "spark": ("ductwork.backends.spark:SparkBackend", "pip install 'ductwork[spark]'"),
 }
 
 

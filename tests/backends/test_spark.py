@@ -1,0 +1,176 @@
+"""Spark steps: ``backend = "spark"`` with ``master = "local[2]"`` or a Spark Connect server.
+
+Against the real Connect server `scripts/services.sh up spark` starts on loopback
+and a ``local[2]`` master in this process (one JVM, kept for every test here).
+Absent, they skip -- and so fail under CI=true. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import ductwork as dw
+from ductwork import pipeline, step
+from ductwork.runtime.engine.backend import BackendError
+
+SPARK_PORT = int(os.environ.get("DUCTWORK_SPARK_PORT", "15002"))
+
+
+def _need_pyspark() -> None:
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed: pip install -e '.[spark]'")
+
+
+@pytest.fixture(scope="module")
+def connect_url():
+    """The Connect server `scripts/services.sh up spark` starts on loopback."""
+    _need_pyspark()
+    try:
+        with socket.create_connection(("127.0.0.1", SPARK_PORT), timeout=2):
+            pass
+    except OSError:
+        pytest.skip(f"no Spark Connect server on 127.0.0.1:{SPARK_PORT}: "
+                    "bash scripts/services.sh up spark")
+    return f"sc://127.0.0.1:{SPARK_PORT}"
+
+
+@pytest.fixture(params=["connect", "local"])
+def target(request, tmp_path, monkeypatch):
+    """A compute target named 'spark', on the Connect server or on local[2]."""
+    if request.param == "connect":
+        where = f'remote = "{request.getfixturevalue("connect_url")}"'
+    else:
+        _need_pyspark()
+        if shutil.which("java") is None:
+            pytest.skip("no java on PATH: apt-get install -y openjdk-17-jre-headless")
+        where = 'master = "local[2]"\nconf = { "spark.sql.shuffle.partitions" = "2" }'
+    (tmp_path / "ductwork.toml").write_text(f'[compute.spark]\nbackend = "spark"\n{where}\n')
+    monkeypatch.chdir(tmp_path)
+    return request.param
+
+
+@step
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@step(compute="spark")
+def to_frame(xs: list[int], pad: int = 0):
+    spark = dw.context().spark
+    return spark.createDataFrame([(x, x % 3) for x in xs], "x long, g long").repartition(2, "g")
+
+
+@step(compute="spark")
+def totals(frame):
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    assert isinstance(frame, DataFrame), type(frame)  # a Spark step gets a Spark DataFrame
+    return frame.groupBy("g").agg(F.sum("x").alias("total")).orderBy("g").coalesce(1)
+
+
+@step
+def as_dict(frame) -> dict:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame), type(frame)  # a plain step gets pandas
+    return {str(int(g)): int(t) for g, t in zip(frame["g"], frame["total"], strict=True)}
+
+
+@pipeline
+def mixed(n: int = 10, pad: int = 0):
+    return as_dict(totals(to_frame(numbers(n), pad)))
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+
+def test_spark_and_plain_steps_mix_cache_and_cut_off_early(target, tmp_path):
+    store = str(tmp_path / "store")
+    first = mixed.run(store=store)
+    assert first.outputs == {"0": 18, "1": 12, "2": 15}
+    again = mixed.run(store=store)
+    assert all(s.cached for s in again.steps.values())
+    # `pad` changes to_frame's key, not its rows: it reruns, writes the same bytes, and
+    # what follows stays cached.
+    cut = mixed.run(store=store, pad=1)
+    assert not cut.steps["to_frame"].cached
+    assert cut.steps["to_frame"].output_refs["output"] == \
+        first.steps["to_frame"].output_refs["output"]
+    assert cut.steps["totals"].cached and cut.steps["as_dict"].cached
+    assert first.steps["to_frame"].output_refs["output"].serializer == "spark"
+
+
+@step(compute="spark")
+def bad_column():
+    return dw.context().spark.sql("select nope from range(3)")
+
+
+@step(compute="spark")
+def fails_when_collected():
+    return dw.context().spark.sql("select assert_true(id < 0, 'ids must be negative') "
+                                  "from range(3)")
+
+
+@pipeline
+def failing():
+    return bad_column(), fails_when_collected()
+
+
+def test_a_failing_spark_job_fails_its_step_with_sparks_message(target, tmp_path):
+    with pytest.raises(dw.PipelineFailed) as info:
+        failing.run(store=str(tmp_path / "store"))
+    steps = info.value.run.steps
+    assert "UNRESOLVED_COLUMN" in steps["bad_column"].error
+    error = steps["fails_when_collected"].error
+    assert "the Spark job computing its output 'output' failed" in error
+    assert "ids must be negative" in error
+
+
+def test_a_target_needs_master_or_remote(tmp_path, monkeypatch):
+    _need_pyspark()
+    (tmp_path / "ductwork.toml").write_text('[compute.spark]\nbackend = "spark"\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BackendError, match='needs master = "local.2." .* or remote = '):
+        mixed.run()
+
+
+def test_remote_takes_secrets_from_the_environment_only(tmp_path, monkeypatch):
+    _need_pyspark()
+    monkeypatch.delenv("DW_TEST_TOKEN", raising=False)
+    (tmp_path / "ductwork.toml").write_text(
+        '[compute.spark]\nbackend = "spark"\nremote = "sc://h:443/;token=${DW_TEST_TOKEN}"\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BackendError, match=r"\$\{DW_TEST_TOKEN\}, which is not set"):
+        mixed.run()
+
+
+@step
+def plain_asks_for_spark() -> int:
+    dw.context().spark  # noqa: B018
+    return 1
+
+
+def test_a_plain_step_asking_for_spark_is_told_how(tmp_path):
+    @pipeline
+    def p():
+        return plain_asks_for_spark()
+
+    with pytest.raises(dw.PipelineFailed, match="does not run on Spark: give it compute="):
+        p.run(store=str(tmp_path / "s"))
+
+
+def test_import_ductwork_does_not_import_pyspark():
+    code = ("import sys, ductwork, ductwork.backends.spark_frames, ductwork.backends.spark\n"
+            "assert 'pyspark' not in sys.modules, 'pyspark imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              p for p in sys.path if p)})
+    assert done.returncode == 0, done.stderr
