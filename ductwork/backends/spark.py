@@ -24,12 +24,15 @@ a plain step receives it as pandas. Everything else travels as usual.
 The session is made on the first Spark step of the process (a cached rerun
 starts no JVM), kept for later runs, and stopped at exit. A Spark job that
 fails -- when the step runs it, or when its returned DataFrame is collected --
-fails the step with Spark's message.
+fails the step with Spark's message. A step over its ``timeout`` is failed at once
+and its Spark jobs are interrupted; Python code it runs outside Spark jobs goes on
+unseen (a thread cannot be stopped), and its result is never stored.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import importlib.util
 import os
 import re
@@ -130,10 +133,18 @@ class SparkBackend:
             return JobResult(job.step_id, started, time.time(), error=(
                 f"Step '{job.step.name}': its inputs could not be read: "
                 f"{type(exc).__name__}: {exc}\n"))
-        with using_spark(spark):
-            values, error, logs, metrics = call(job, "python", self.store)
-            if error is None and values is not None:
-                values, error = _collected(job.step_id, values)
+        timeout = job.step.options.timeout
+        if timeout is None:
+            values, error, logs, metrics = _run(job, spark, self.store)
+        else:
+            ran = _within(timeout, _run, job, spark, self.store)
+            if ran is None:
+                interrupt(spark)
+                return JobResult(job.step_id, started, time.time(), error=(
+                    f"Step '{job.step_id}' overran its timeout of {timeout:g} s: its Spark jobs "
+                    "were interrupted and its result, if it comes, is discarded (never cached). "
+                    "Raise timeout=, or give the job less to do.\n"))
+            values, error, logs, metrics = ran
         done = {"logs": logs, "metrics": metrics}
         if error is not None or values is None:
             return JobResult(job.step_id, started, time.time(), error=error, **done)
@@ -152,16 +163,41 @@ class SparkBackend:
         with _LOCK:
             sessions = list(_SESSIONS.values())
         for spark in sessions:
-            try:
-                if hasattr(spark, "interruptAll"):
-                    spark.interruptAll()
-                else:
-                    spark.sparkContext.cancelAllJobs()
-            except Exception:  # nothing left to stop
-                pass
+            interrupt(spark)
 
     def close(self) -> None:
         """Nothing to release: the session is kept for the next run of this process."""
+
+
+def interrupt(spark: Any) -> None:
+    """Stop the Spark jobs ``spark`` runs (Connect: its operations; classic: its jobs)."""
+    try:
+        if hasattr(spark, "interruptAll"):
+            spark.interruptAll()
+        else:
+            spark.sparkContext.cancelAllJobs()
+    except Exception:  # nothing left to stop
+        pass
+
+
+def _run(job: Job, spark: Any, store: Any) -> tuple[Any, str | None, str, dict[str, Any]]:
+    """Call the step with ``spark`` in its context, and collect the DataFrames it returns."""
+    with using_spark(spark):
+        values, error, logs, metrics = call(job, "python", store)
+        if error is None and values is not None:
+            values, error = _collected(job.step_id, values)
+    return values, error, logs, metrics
+
+
+def _within(timeout: float, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a helper thread (with this context), or None if it overruns."""
+    box: list[Any] = []
+    context = contextvars.copy_context()
+    runner = threading.Thread(target=lambda: box.append(context.run(fn, *args)), daemon=True,
+                              name="ductwork-spark-step")
+    runner.start()
+    runner.join(timeout)
+    return box[0] if box else None
 
 
 def _collected(sid: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -174,3 +175,25 @@ def test_import_ductwork_does_not_import_pyspark():
                           timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(
                               p for p in sys.path if p)})
     assert done.returncode == 0, done.stderr
+
+
+@step(compute="spark", timeout=3)
+def endless() -> int:
+    spark = dw.context().spark
+    return spark.range(0, 10**13, 1, 2).selectExpr("sum(id % 7) as s").collect()[0]["s"]
+
+
+def test_a_spark_step_over_its_timeout_is_interrupted_and_fails(connect_url, tmp_path,
+                                                                monkeypatch):
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.spark]\nbackend = "spark"\nremote = "{connect_url}"\n')
+    monkeypatch.chdir(tmp_path)
+
+    @pipeline
+    def p():
+        return endless()
+
+    t0 = time.time()
+    with pytest.raises(dw.PipelineFailed, match="overran its timeout of 3 s"):
+        p.run(store=str(tmp_path / "s"))
+    assert time.time() - t0 < 90
