@@ -11,6 +11,16 @@ write+read
      reading it back with the same scan. Medians over interleaved repeats.
      Target: <= 1.3x the floor.
 
+Measured 2026-12 on a shared 2-core machine (load 7-10), Connect server on
+loopback: 10M rows, floor 5.7-17 s, through the store 1.46-1.61x -- a MISS. Most of
+the difference is the collection (``toArrow``: 4-8 s, the rows crossing from the
+JVM to Python over gRPC), which Spark's own writer does not pay: it writes its
+partitions in parallel where they are. Writing the Parquet file costs ~0.8 s,
+the digest check before Spark reads ~0.1 s. The way to the target: let Spark
+write the partitions itself when it shares the store's filesystem and store them
+as one deterministic container (partition files in order, fixed names), hashing
+that canonical form -- not done yet.
+
 Spark runs on ``local[2]`` in this process, or on ``--remote sc://127.0.0.1:15002``
 (the Connect server of ``scripts/services.sh up spark``; the store is on this
 machine, which the server shares).

@@ -27,8 +27,8 @@ import attrs
 from ductwork.runtime.store.serializers import register_serializer
 
 #: Options every write uses: the bytes depend on the table alone (and pyarrow's version).
-_PARQUET = {"compression": "snappy", "use_dictionary": True, "write_statistics": True,
-            "row_group_size": 1 << 20, "version": "2.6"}
+_PARQUET = {"compression": "snappy", "write_statistics": True, "row_group_size": 1 << 20,
+            "version": "2.6"}
 
 
 @attrs.frozen
@@ -46,7 +46,9 @@ class _SparkParquet:
     def dump(self, value: SparkFrame, f: BinaryIO) -> None:
         import pyarrow.parquet as pq
 
-        pq.write_table(value.table, f, **_PARQUET)
+        # Dictionaries for text only: trying them on numbers (and falling back) cost 4x the
+        # write of a numeric table, for no smaller file.
+        pq.write_table(value.table, f, use_dictionary=_text_columns(value.table), **_PARQUET)
 
     def load(self, f: BinaryIO) -> Any:
         return _read_table(f).to_pandas()
@@ -66,6 +68,14 @@ class _SparkArrow:
 
     def load(self, f: BinaryIO) -> Any:
         return _read_table(f)
+
+
+def _text_columns(table: Any) -> list[str]:
+    import pyarrow as pa
+
+    text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+            pa.types.is_large_binary, pa.types.is_dictionary)
+    return [field.name for field in table.schema if any(is_(field.type) for is_ in text)]
 
 
 def _read_table(f: BinaryIO) -> Any:
