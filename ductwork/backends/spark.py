@@ -46,7 +46,7 @@ from urllib.parse import urlparse
 
 import attrs
 
-from ductwork.backends.spark_frames import collect, is_spark_frame, read_frame
+from ductwork.backends.spark_frames import collect, is_spark_frame, read_frame, register
 from ductwork.runtime.context import using_spark
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, call, store_outputs
@@ -82,6 +82,7 @@ class SparkBackend:
                 "JAVA_HOME"):
             raise BackendError(f"master = {master!r} runs Spark in a JVM here, and no `java` "
                                "is on PATH: apt-get install -y openjdk-17-jre-headless.")
+        register()  # Spark outputs are stored as Parquet from now on, here and in workers
         self.store = store
         self.master = master
         self.remote = _expand(remote) if remote is not None else None

@@ -9,10 +9,11 @@ same partitions give the same bytes, hence the same digest -- caching and early
 cutoff work as for any other value. The file names the pyarrow version that
 wrote it, so a pyarrow upgrade changes digests once.
 
-Importing this module imports neither pyspark nor pyarrow: the serializer is
-registered for ``SparkFrame`` (the collected table a Spark step's output becomes
-before it is stored), so a process that never runs Spark still loads these
-artifacts -- as pandas, for plain steps. Spark steps read them back as Spark
+Importing this module imports neither pyspark nor pyarrow. The serializer is
+registered (``register``, when a Spark backend is made) for ``SparkFrame``, the
+collected table a Spark step's output becomes before it is stored, so loading
+these artifacts needs pyarrow, not pyspark: plain steps get pandas, in this
+process and in its workers. Spark steps read them back as Spark
 DataFrames (``read_frame``): straight from the store's file when Spark sees this
 machine's filesystem, else through Arrow.
 """
@@ -86,8 +87,14 @@ def _read_table(f: BinaryIO) -> Any:
 
 
 SPARK, ARROW = _SparkParquet(), _SparkArrow()
-register_serializer(SparkFrame, SPARK)
-register_serializer(_ArrowTable, ARROW)
+
+
+def register() -> None:
+    """Register the serializers (when a Spark backend is made): from then on this process
+    stores ``SparkFrame``s and loads their artifacts, and its workers do too (registrations
+    travel with jobs). Not at import: a process that only imports this module ships nothing."""
+    register_serializer(SparkFrame, SPARK)
+    register_serializer(_ArrowTable, ARROW)
 
 
 def is_spark_frame(value: Any) -> bool:

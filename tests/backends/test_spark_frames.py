@@ -17,13 +17,23 @@ from ductwork.runtime.store.artifacts import ArtifactStore
 
 pa = pytest.importorskip("pyarrow")
 
-from ductwork.backends.spark_frames import SparkFrame  # noqa: E402
+from ductwork.backends.spark_frames import SparkFrame, register  # noqa: E402
+from ductwork.runtime.store.serializers import restore_registrations  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _registered():
+    """Registered for each test, and undone after: workers of later tests never see it."""
+    with restore_registrations():
+        register()
+        yield
 
 DIGEST_OF = """
 import sys
 import pyarrow as pa
-from ductwork.backends.spark_frames import SparkFrame
+from ductwork.backends.spark_frames import SparkFrame, register
 from ductwork.runtime.store.artifacts import ArtifactStore
+register()
 table = pa.table({"x": list(range(1000)), "s": [str(i % 7) for i in range(1000)]})
 print(ArtifactStore(sys.argv[1]).put(SparkFrame(table)).digest)
 """
@@ -56,3 +66,13 @@ def test_a_plain_step_loads_pandas_and_a_spark_step_arrow(tmp_path):
     assert isinstance(frame, pd.DataFrame) and list(frame["x"]) == list(range(10))
     table = store.get(attrs.evolve(ref, serializer="spark.arrow"))
     assert table.equals(_table(10))
+
+
+def test_importing_the_module_registers_nothing():
+    code = ("import ductwork.backends.spark, ductwork.backends.spark_frames\n"
+            "from ductwork.runtime.store.serializers import user_registrations\n"
+            "assert user_registrations() == [], user_registrations()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
