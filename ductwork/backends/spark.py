@@ -226,6 +226,7 @@ def session(master: str | None, remote: str | None, conf: dict[str, str]) -> Any
             return spark
         from pyspark.sql import SparkSession
 
+        _one_mode(master, remote)
         builder = SparkSession.builder.appName("ductwork")
         if master is not None:
             if any(k[0] and k[0] != master for k in _SESSIONS):
@@ -243,6 +244,19 @@ def session(master: str | None, remote: str | None, conf: dict[str, str]) -> Any
     atexit.unregister(stop_sessions)
     atexit.register(stop_sessions)  # after pyspark's own exit handlers: ours runs first
     return spark
+
+
+def _one_mode(master: str | None, remote: str | None) -> None:
+    """Refuse to mix a local master and Spark Connect in one process: pyspark switches the
+    whole process to Connect (SPARK_CONNECT_MODE_ENABLED) once a Connect session exists."""
+    hint = ("Give every Spark compute target a remote (a Connect server can run local[2] "
+            "itself: bash scripts/services.sh up spark), or run them in separate processes.")
+    if master is not None and "SPARK_CONNECT_MODE_ENABLED" in os.environ:
+        raise BackendError(f"master = {master!r}: this process already talks Spark Connect, and "
+                           f"pyspark cannot run a local master beside it. {hint}")
+    if remote is not None and any(k[0] for k in _SESSIONS):
+        raise BackendError(f"remote = {remote!r}: this process already runs a local Spark "
+                           f"master, which a Spark Connect session would break. {hint}")
 
 
 def _alive(spark: Any) -> bool:

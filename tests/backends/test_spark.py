@@ -1,8 +1,9 @@
 """Spark steps: ``backend = "spark"`` with ``master = "local[2]"`` or a Spark Connect server.
 
 Against the real Connect server `scripts/services.sh up spark` starts on loopback
-and a ``local[2]`` master in this process (one JVM, kept for every test here).
-Absent, they skip -- and so fail under CI=true. Nothing is mocked.
+(in this process), and a ``local[2]`` master in a child interpreter (pyspark runs
+one mode per process). Absent, they skip -- and so fail under CI=true. Nothing
+is mocked.
 """
 
 from __future__ import annotations
@@ -42,19 +43,41 @@ def connect_url():
     return f"sc://127.0.0.1:{SPARK_PORT}"
 
 
+LOCAL = 'master = "local[2]"\nconf = { "spark.sql.shuffle.partitions" = "2" }'
+
+
 @pytest.fixture(params=["connect", "local"])
 def target(request, tmp_path, monkeypatch):
-    """A compute target named 'spark', on the Connect server or on local[2]."""
-    if request.param == "connect":
-        where = f'remote = "{request.getfixturevalue("connect_url")}"'
-    else:
-        _need_pyspark()
+    """A compute target named 'spark': the Connect server here, or local[2] in a child."""
+    _need_pyspark()
+    if request.param == "local":
         if shutil.which("java") is None:
             pytest.skip("no java on PATH: apt-get install -y openjdk-17-jre-headless")
-        where = 'master = "local[2]"\nconf = { "spark.sql.shuffle.partitions" = "2" }'
-    (tmp_path / "ductwork.toml").write_text(f'[compute.spark]\nbackend = "spark"\n{where}\n')
+        (tmp_path / "ductwork.toml").write_text(f'[compute.spark]\nbackend = "spark"\n{LOCAL}\n')
+    else:
+        url = request.getfixturevalue("connect_url")
+        (tmp_path / "ductwork.toml").write_text(
+            f'[compute.spark]\nbackend = "spark"\nremote = "{url}"\n')
     monkeypatch.chdir(tmp_path)
     return request.param
+
+
+def _in_child(test: str, tmp_path) -> None:
+    """Run ``test`` of this module (its connect variant's body) in a fresh interpreter on
+    local[2]: pyspark cannot run a local master where a Connect session was made."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+           "DUCTWORK_SPARK_LOCAL_CHILD": "1"}
+    env.pop("CI", None)  # the child runs one test; its parent reports it
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)  # set here by pyspark's Connect session
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{__file__}::{test}[local]", "--basetemp", str(tmp_path / "child")],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def _local_here(target: str) -> bool:
+    """Whether the local[2] variant runs in this process (in the child) or in a child."""
+    return target == "connect" or os.environ.get("DUCTWORK_SPARK_LOCAL_CHILD") == "1"
 
 
 @step
@@ -94,6 +117,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 def test_spark_and_plain_steps_mix_cache_and_cut_off_early(target, tmp_path):
+    if not _local_here(target):
+        return _in_child("test_spark_and_plain_steps_mix_cache_and_cut_off_early", tmp_path)
     store = str(tmp_path / "store")
     first = mixed.run(store=store)
     assert first.outputs == {"0": 18, "1": 12, "2": 15}
@@ -126,6 +151,8 @@ def failing():
 
 
 def test_a_failing_spark_job_fails_its_step_with_sparks_message(target, tmp_path):
+    if not _local_here(target):
+        return _in_child("test_a_failing_spark_job_fails_its_step_with_sparks_message", tmp_path)
     with pytest.raises(dw.PipelineFailed) as info:
         failing.run(store=str(tmp_path / "store"))
     steps = info.value.run.steps
@@ -223,3 +250,21 @@ def test_a_spark_step_reads_a_dataset(connect_url, tmp_path, monkeypatch):
         return csv_total(dw.Dataset.files("tables/*.csv"))
 
     assert p.run().outputs == 33
+
+
+def test_a_local_master_is_refused_beside_spark_connect(connect_url, tmp_path, monkeypatch):
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.spark]\nbackend = "spark"\nremote = "{connect_url}"\n'
+        f'[compute.local]\nbackend = "spark"\n{LOCAL}\n')
+    monkeypatch.chdir(tmp_path)
+    from ductwork.backends.spark import session
+
+    session(None, connect_url, {})  # this process talks Spark Connect from now on
+    on_local = step(compute="local")(numbers.fn)
+
+    @pipeline
+    def p():
+        return on_local(3)
+
+    with pytest.raises(dw.PipelineFailed, match="cannot run a local master beside it"):
+        p.run(store=str(tmp_path / "s"))
