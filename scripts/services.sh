@@ -23,12 +23,13 @@
 #   DUCTWORK_REBUILD_IMAGE=1  rebuild the base image even if it is up to date
 #   DUCTWORK_AZURITE_BLOB_PORT  Azurite's blob port on 127.0.0.1 (default 10000)
 #   DUCTWORK_AZURITE_HOME     where npm installs Azurite (default ~/.cache/ductwork/azurite)
+#   DUCTWORK_SPARK_PORT       the Spark Connect server's port on 127.0.0.1 (default 15002)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=$ROOT/.services
 STARTED=$STATE/started
-SERVICES=(docker azurite dask browser)
+SERVICES=(docker azurite dask spark browser)
 
 APT_TIMEOUT=${APT_TIMEOUT:-600}                    # seconds for one apt-get call
 DOCKERD_READY_TIMEOUT=${DOCKERD_READY_TIMEOUT:-60}  # seconds for `docker info` to answer
@@ -45,6 +46,9 @@ DASK_STOP_TIMEOUT=${DASK_STOP_TIMEOUT:-20}         # seconds for a dask process 
 AZURITE_NPM_TIMEOUT=${AZURITE_NPM_TIMEOUT:-300}       # seconds for `npm install azurite@3`
 AZURITE_READY_TIMEOUT=${AZURITE_READY_TIMEOUT:-30}   # seconds for the blob port to answer
 AZURITE_STOP_TIMEOUT=${AZURITE_STOP_TIMEOUT:-15}     # seconds for azurite to exit after SIGTERM
+SPARK_PORT=${DUCTWORK_SPARK_PORT:-15002}
+SPARK_READY_TIMEOUT=${SPARK_READY_TIMEOUT:-150}   # seconds for the Connect server's port to open
+SPARK_STOP_TIMEOUT=${SPARK_STOP_TIMEOUT:-20}      # seconds for its JVM to exit after SIGTERM
 BASE_IMAGE=ductwork/python:3.11
 OWNER=${DUCTWORK_SERVICES_OWNER:-manual}
 OWNER=${OWNER//[[:space:]]/_}
@@ -522,6 +526,95 @@ status_browser() {
     else
         echo "browser: chromium or chromedriver missing (bash scripts/services.sh up browser)"
     fi
+}
+
+# --- spark -----------------------------------------------------------------------
+# A Spark Connect server on loopback, for the spark backend's tests: one JVM started with
+# spark-submit from the venv's pyspark (which ships the server's jars: nothing is
+# downloaded), local[2] inside. Java comes from Debian when missing. Tests find it at
+# sc://127.0.0.1:$SPARK_PORT (DUCTWORK_SPARK_PORT).
+
+spark_port_open() { timeout 2 bash -c ": </dev/tcp/127.0.0.1/$SPARK_PORT" 2>/dev/null; }
+
+is_spark() {  # PID: alive, and a JVM running the Connect server (pids get reused)
+    is_process "$1" java && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q SparkConnectServer
+}
+
+spark_home() {  # the installed pyspark package: it is a SPARK_HOME (bin/, jars/)
+    "$(venv_python)" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null \
+        || die "pyspark is not installed in $ROOT/.venv: pip install -e '.[spark]' (bash scripts/test.sh installs everything)"
+}
+
+up_spark() {
+    local t0 pid home
+    t0=$(now)
+    if spark_port_open; then
+        log "spark: something already answers on 127.0.0.1:$SPARK_PORT: leaving it alone"
+        return 0
+    fi
+    if ! command -v java >/dev/null; then
+        log "spark: no java on PATH: installing Debian's openjdk-17-jre-headless"
+        apt_install openjdk-17-jre-headless
+        command -v java >/dev/null || die "openjdk-17-jre-headless installed but java is still not on PATH"
+    fi
+    home=$(spark_home)
+    [ -x "$home/bin/spark-submit" ] || die "$home/bin/spark-submit is missing: reinstall pyspark"
+    mkdir -p "$STATE/spark"
+    log "spark: starting a Spark Connect server on 127.0.0.1:$SPARK_PORT (log: $STATE/spark.log)"
+    set +m
+    # SPARK_LOCAL_IP: bind loopback, not the external address. The cwd keeps its warehouse
+    # and metastore under .services. spark-submit execs the JVM in place: $! is its pid.
+    (cd "$STATE/spark"; SPARK_HOME=$home SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$(venv_python)" \
+        setsid "$home/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \
+        --master 'local[2]' --conf spark.connect.grpc.binding.address=127.0.0.1 \
+        --conf spark.connect.grpc.binding.port="$SPARK_PORT" --conf spark.ui.enabled=false \
+        --conf spark.log.level=WARN --conf spark.sql.shuffle.partitions=4 \
+        >>"$STATE/spark.log" 2>&1 </dev/null 9>&- &
+     echo $! >"$STATE/spark.pid")
+    pid=$(cat "$STATE/spark.pid")
+    record_started spark connect-server "$pid"
+    local deadline=$((SECONDS + SPARK_READY_TIMEOUT))
+    until spark_port_open; do
+        # kill -0, not is_spark: until the launcher has exec'd java, the name differs.
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$STATE/spark.log" >&2 || true
+            forget_started spark connect-server "$pid"
+            die "the Spark Connect server exited during start-up (log: $STATE/spark.log; is port $SPARK_PORT taken? set DUCTWORK_SPARK_PORT)"
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 30 "$STATE/spark.log" >&2 || true
+            die "the Spark Connect server did not listen on 127.0.0.1:$SPARK_PORT within ${SPARK_READY_TIMEOUT}s (log: $STATE/spark.log; stop it with: bash scripts/services.sh down spark)"
+        fi
+        sleep 0.5
+    done
+    log "spark: Connect server ready on sc://127.0.0.1:$SPARK_PORT in $(elapsed "$t0") s (pid $pid)"
+}
+
+down_spark() {
+    local pid any=0
+    for pid in $(started_pids spark connect-server); do
+        any=1
+        if is_spark "$pid"; then
+            stop_pid "$pid" java "$SPARK_STOP_TIMEOUT"
+        else
+            log "the Spark Connect server (pid $pid) recorded as ours is no longer running"
+        fi
+        forget_started spark connect-server "$pid"
+    done
+    [ "$any" = 1 ] || left_alone spark connect-server "any Spark server"
+}
+
+status_spark() {
+    local pid ours
+    ours=$(started_pids spark connect-server any | paste -sd ' ' -)
+    if spark_port_open; then
+        echo "spark: Connect server up on sc://127.0.0.1:$SPARK_PORT${ours:+, started by services.sh (pid $ours, owner $(started_owner spark connect-server "${ours%% *}"))}"
+    else
+        echo "spark: no Connect server on 127.0.0.1:$SPARK_PORT"
+    fi
+    for pid in $ours; do
+        is_spark "$pid" || echo "spark: recorded pid $pid is gone (stale entry in $STARTED)"
+    done
 }
 
 # --- main ------------------------------------------------------------------------

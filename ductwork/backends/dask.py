@@ -4,7 +4,9 @@
 scheduler (or ``[tool.ductwork.compute.<name>]`` with ``backend = "dask"`` and
 an ``address``); with no address ductwork starts a ``LocalCluster`` on this
 machine and keeps it for the next run of this process, like the process
-backend keeps its workers.
+backend keeps its workers. A compute target may instead name a cluster class
+to make (``cluster = "module:Class"``, fixed or adaptive between
+``min_workers`` and ``max_workers``): see ``dask_clusters``.
 
 The whole graph is handed to Dask (``runtime/delegated.py``): each step is a
 task depending on its upstream tasks, so Dask's scheduler orders them, places
@@ -39,6 +41,8 @@ from ductwork.runtime.engine.driver import store_config
 from ductwork.runtime.engine.job import Job, JobResult
 
 _LOCK = threading.Lock()
+#: Jobs in flight per worker an adaptive cluster may grow to (in a run's loop).
+_BACKLOG = 4
 #: Clusters this process started, and clients it opened, kept between runs.
 _CLIENTS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
@@ -74,6 +78,10 @@ def _on_worker(fn: Any, *args: Any) -> Any:
     return result
 
 
+def _same(obj: Any) -> Any:
+    return obj
+
+
 def _run_job(payload: bytes, config: dict[str, Any],
              run_id: str) -> tuple[JobResult, str | None]:
     """Run one job on a worker (a step a mixed run sends here by ``compute=``), and where a
@@ -92,9 +100,11 @@ def _run_job(payload: bytes, config: dict[str, Any],
     return attrs.evolve(result, values=None), where
 
 
-def check_store(store: Any, address: str | None, shared_filesystem: bool) -> None:
-    """Refuse, before anything runs, a store the cluster's workers cannot reach."""
-    if address is None:
+def check_store(store: Any, address: str | None, shared_filesystem: bool,
+                in_process: bool = False) -> None:
+    """Refuse, before anything runs, a store the cluster's workers cannot reach (``address``
+    names the cluster; None: the local one ductwork starts)."""
+    if address is None or (in_process and store.in_memory):
         return
     if store.in_memory:
         raise BackendError(
@@ -123,18 +133,39 @@ class DaskBackend:
 
     def __init__(self, store: Any, address: str | None = None, shared_filesystem: bool = False,
                  max_workers: int | None = None, connect_timeout: float = 10.0,
-                 **options: Any) -> None:
-        check_store(store, address, shared_filesystem)
+                 cluster: str | None = None, cluster_options: dict[str, Any] | None = None,
+                 min_workers: int | None = None) -> None:
+        from ductwork.backends import dask_clusters
+
         self.store = store
         self.address = address
+        #: The cluster is this process's own (ductwork made it): its workers may be restarted.
+        self.owned = address is None
         # This run's futures still pending, by key: holding a future keeps its result
         # on the cluster, so each is let go once its result is read.
         self._futures: dict[str, Any] = {}
-        if address is not None:
-            self.client = _connect(address, connect_timeout)
+        if cluster is not None:
+            if address is not None:
+                raise BackendError(f"address = {address!r} and cluster = {cluster!r} both "
+                                   "given: connect to a running scheduler or make a cluster, "
+                                   "not both.")
+            spec = dask_clusters.cluster_spec(cluster, cluster_options, min_workers, max_workers)
+            check_store(store, None if spec.local and not store.in_memory else
+                        f"the {cluster} cluster", shared_filesystem, spec.in_process)
+            self.client = dask_clusters.client_for(spec)
+        elif min_workers is not None or cluster_options is not None:
+            raise BackendError(
+                "min_workers and cluster_options are settings of a cluster ductwork makes: add "
+                "cluster = \"dask.distributed:LocalCluster\" (or another cluster class).")
         else:
-            self.client = _local_cluster(max_workers, in_process=store.in_memory)
+            check_store(store, address, shared_filesystem)
+            self.client = (_connect(address, connect_timeout) if address is not None else
+                           _local_cluster(max_workers, in_process=store.in_memory))
         self.capacity = max(1, sum(self.client.nthreads().values()))
+        if min_workers is not None:
+            # Adaptive: Dask grows the cluster only for work it sees waiting, so a mixed
+            # run's loop hands it a backlog beyond the workers it has now.
+            self.capacity = max(self.capacity, _BACKLOG * (max_workers or 1))
 
     def call(self, fn: Any, *args: Any, key: str) -> Any:
         """Submit ``fn(*args)`` as a task; futures inside ``args`` are its dependencies."""
@@ -144,6 +175,8 @@ class DaskBackend:
 
     def share(self, obj: Any) -> Any:
         """Send ``obj`` to the cluster once, for many tasks to depend on."""
+        if not self.client.nthreads():  # an adaptive cluster at zero: scatter would wait
+            return self.client.submit(_same, obj, pure=False)  # a task makes it grow
         # On every worker: a task depending on data held by one worker is placed there.
         return self.client.scatter(obj, hash=False, broadcast=True)
 
@@ -171,7 +204,7 @@ class DaskBackend:
         shared, and restarting a worker there would kill other people's tasks; the
         stuck thread then runs on (its result is never indexed, see ``tasks``).
         """
-        if self.address is not None:
+        if not self.owned:
             logging.getLogger(__name__).warning(
                 "a step overran its timeout on %s; its thread runs on (workers of a shared "
                 "cluster are not restarted)", where)
@@ -226,7 +259,7 @@ class DaskBackend:
             busy = [worker for worker, keys in self.client.processing().items()
                     if ours.intersection(keys)]
             self.client.cancel(futures, force=True)
-            if self.address is None and busy:
+            if self.owned and busy:
                 self.client.restart_workers(busy, timeout=60, raise_for_error=False)
         except Exception:  # the cluster may be gone; nothing is left to stop then
             pass

@@ -122,7 +122,7 @@ class DockerBackend:
 
     def __init__(self, store: Any, max_workers: int | None = None, cpus: float | None = None,
                  memory: str | None = None, gpus: int | None = None, image: str | None = None,
-                 **options: Any) -> None:
+                 ) -> None:
         self.client = connect()
         self.store = store
         self.capacity = max_workers or os.cpu_count() or 1

@@ -25,9 +25,8 @@ class InlineBackend:
     reads_store = False
     schedules_graph = False
 
-    def __init__(self, store: Any, **options: Any) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
-        self.options = options
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Run ``job`` now and return an already-completed future."""

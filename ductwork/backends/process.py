@@ -291,7 +291,7 @@ class ProcessBackend:
     name = "process"
     schedules_graph = False
 
-    def __init__(self, store: Any, max_workers: int | None = None, **options: Any) -> None:
+    def __init__(self, store: Any, max_workers: int | None = None) -> None:
         self.store = store
         self.capacity = max_workers or os.cpu_count() or 1
         shared = not store.in_memory

@@ -1,9 +1,10 @@
 """``ductwork.context()``: what a running step knows about its run.
 
 Inside a step it names the run and the step, takes metrics, and offers a
-scratch directory that is removed when the step ends. Outside a run it
+scratch directory that is removed when the step ends; a step on a Spark compute
+target also finds its ``SparkSession`` there (``.spark``). Outside a run it
 returns a local context that works the same way, so a step that logs metrics
-can be unit-tested as a plain function.
+can be unit-tested as a plain function (its ``.spark`` is a local session).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from ductwork.dsl.core import DuctworkError
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", default=None)
+#: The SparkSession of the Spark step running now (set by the spark backend).
+_SPARK: ContextVar[Any] = ContextVar("ductwork_spark_session", default=None)
 
 
 class StepContext:
@@ -41,6 +44,23 @@ class StepContext:
         if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix=f"ductwork-{self.step_id or 'local'}-")
         return Path(self._scratch)
+
+    @property
+    def spark(self) -> Any:
+        """The step's ``SparkSession`` (a step with a Spark compute target); outside a run, a
+        local one (``local[2]``), made on first use."""
+        session = _SPARK.get()
+        if session is not None:
+            return session
+        if self.step_id is not None:
+            raise DuctworkError(
+                f"Step '{self.step_id}' asked for dw.context().spark but does not run on Spark: "
+                "give it compute=\"<name>\" of a [tool.ductwork.compute.<name>] with "
+                "backend = \"spark\".")
+        from pyspark.sql import SparkSession
+
+        return SparkSession.getActiveSession() or SparkSession.builder.master(
+            "local[2]").config("spark.ui.enabled", "false").getOrCreate()
 
     def log_metric(self, name: str, value: float | int) -> None:
         """Record a numeric metric; a name logged again keeps every value, in order."""
@@ -79,6 +99,16 @@ def context() -> StepContext:
     if _LOCAL is None:
         _LOCAL = StepContext("local", None)
     return _LOCAL
+
+
+@contextlib.contextmanager
+def using_spark(session: Any) -> Iterator[Any]:
+    """Make ``session`` what ``context().spark`` gives to step code in the block."""
+    token = _SPARK.set(session)
+    try:
+        yield session
+    finally:
+        _SPARK.reset(token)
 
 
 @contextlib.contextmanager

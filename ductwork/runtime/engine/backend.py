@@ -43,6 +43,7 @@ BUILTIN: dict[str, tuple[str, str | None]] = {
     "process": ("ductwork.backends.process:ProcessBackend", None),
     "docker": ("ductwork.backends.docker:DockerBackend", "pip install 'ductwork[docker]'"),
     "dask": ("ductwork.backends.dask:DaskBackend", "pip install 'ductwork[dask]'"),
+    "spark": ("ductwork.backends.spark:SparkBackend", "pip install 'ductwork[spark]'"),
 }
 
 
@@ -64,7 +65,9 @@ class Backend(Protocol):
 
     def __init__(self, store: Any, **options: Any) -> None:
         """Made once per run with the run's store and its settings (``max_workers``,
-        ``address``, a compute target's table, ...); unknown settings may be refused."""
+        ``address``, a compute target's table, ...). A compute target's settings are checked
+        against these keyword parameters first (``check_settings``); run options a backend
+        does not name are not passed to it. One taking ``**options`` checks its own."""
         ...
 
     def submit(self, job: Job) -> Future[JobResult]:
@@ -186,11 +189,15 @@ def open_backends(plan: Any, name: str, store: Any, **options: Any) -> dict[str 
     target its steps name (``[tool.ductwork.compute.<target>]``); all closed if one fails."""
     from ductwork.runtime.config import compute_target
 
+    # Run options are the same for every backend: one that has no use for one ignores it.
+    options = {k: v for k, v in options.items() if _takes(backend_class(name), k)}
     backends: dict[str | None, Backend] = {None: get_backend(name, store=store, **options)}
     try:
-        for target in sorted({inv.step.options.compute for inv in plan.invocations.values()}
-                             - {None}):
-            settings = compute_target(target)
+        targets = sorted({inv.step.options.compute for inv in plan.invocations.values()} - {None})
+        chosen = {target: compute_target(target) for target in targets}
+        for target, settings in chosen.items():  # every table checked before one is made
+            check_settings(target, settings)
+        for target, settings in chosen.items():
             kind = settings.pop("backend")
             backends[target] = get_backend(kind, store=store, **settings)
     except BaseException:
@@ -198,6 +205,36 @@ def open_backends(plan: Any, name: str, store: Any, **options: Any) -> dict[str 
             made.close()
         raise
     return backends
+
+
+def _parameters(cls: type) -> tuple[list[str], bool]:
+    """The keyword settings ``cls(store, ...)`` takes, and whether it takes any (``**``)."""
+    params = list(inspect.signature(cls).parameters.values())
+    named = [p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _takes(cls: type, setting: str) -> bool:
+    named, anything = _parameters(cls)
+    return anything or setting in named
+
+
+def check_settings(target: str, settings: dict[str, Any]) -> None:
+    """Refuse a compute target's setting its backend does not take, naming the ones it does
+    (a backend whose ``__init__`` takes ``**options`` checks its own)."""
+    from ductwork.runtime.config import ConfigError
+
+    kind = settings["backend"]
+    named, anything = _parameters(backend_class(kind))
+    unknown = [k for k in settings if k != "backend" and (k == "store" or not (
+        anything or k in named))]
+    if unknown:
+        which, many = ", ".join(f"'{k}'" for k in unknown), len(unknown) > 1
+        raise ConfigError(
+            f"Compute target '{target}' (backend \"{kind}\"): unknown setting{'s' * many} "
+            f"{which}. The {kind} backend takes: {', '.join(named) or 'none'}. Fix or remove "
+            f"{'them' if many else 'it'} in [tool.ductwork.compute.{target}]."
+        )
 
 
 def _members(protocol: type) -> list[str]:

@@ -1,0 +1,78 @@
+"""The Parquet a Spark output is stored as: deterministic bytes, loadable without pyspark.
+
+No Spark here: a ``SparkFrame`` is the Arrow table a Spark step's DataFrame is
+collected into, so its storage is tested on tables made by pyarrow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import attrs
+import pytest
+
+from ductwork.runtime.store.artifacts import ArtifactStore
+
+pa = pytest.importorskip("pyarrow")
+
+from ductwork.backends.spark_frames import SparkFrame, register  # noqa: E402
+from ductwork.runtime.store.serializers import restore_registrations  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _registered():
+    """Registered for each test, and undone after: workers of later tests never see it."""
+    with restore_registrations():
+        register()
+        yield
+
+DIGEST_OF = """
+import sys
+import pyarrow as pa
+from ductwork.backends.spark_frames import SparkFrame, register
+from ductwork.runtime.store.artifacts import ArtifactStore
+register()
+table = pa.table({"x": list(range(1000)), "s": [str(i % 7) for i in range(1000)]})
+print(ArtifactStore(sys.argv[1]).put(SparkFrame(table)).digest)
+"""
+
+
+def _table(n: int = 1000):
+    return pa.table({"x": list(range(n)), "s": [str(i % 7) for i in range(n)]})
+
+
+def test_the_same_rows_give_the_same_digest_here_and_in_a_fresh_interpreter(tmp_path):
+    store = ArtifactStore(str(tmp_path / "a"))
+    ref = store.put(SparkFrame(_table()))
+    assert ref.serializer == "spark"
+    assert ArtifactStore(str(tmp_path / "b")).put(SparkFrame(_table())).digest == ref.digest
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+           "PYTHONHASHSEED": "123"}
+    fresh = subprocess.run([sys.executable, "-c", DIGEST_OF, str(tmp_path / "c")], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == ref.digest
+    assert store.put(SparkFrame(_table(999))).digest != ref.digest
+
+
+def test_a_plain_step_loads_pandas_and_a_spark_step_arrow(tmp_path):
+    import pandas as pd
+
+    store = ArtifactStore(str(tmp_path / "s"))
+    ref = store.put(SparkFrame(_table(10)))
+    frame = store.get(ref)
+    assert isinstance(frame, pd.DataFrame) and list(frame["x"]) == list(range(10))
+    table = store.get(attrs.evolve(ref, serializer="spark.arrow"))
+    assert table.equals(_table(10))
+
+
+def test_importing_the_module_registers_nothing():
+    code = ("import ductwork.backends.spark, ductwork.backends.spark_frames\n"
+            "from ductwork.runtime.store.serializers import user_registrations\n"
+            "assert user_registrations() == [], user_registrations()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
