@@ -114,7 +114,7 @@ def _log_file(log_to: str | None) -> Iterator[tuple[Any, bool]]:
     if log_to is not None:
         try:
             os.makedirs(os.path.dirname(log_to) or ".", exist_ok=True)
-            log = open(log_to, "w+b")  # noqa: SIM115 -- closed below
+            log = open(log_to, "w+b")  # closed by the with below
         except OSError:
             pass
         else:

@@ -45,7 +45,7 @@ class LiveLog:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         # "w": a retried step's file shows the attempt that runs now.
-        self._file: TextIO | None = open(path, "w", encoding="utf-8",  # noqa: SIM115
+        self._file: TextIO | None = open(path, "w", encoding="utf-8",
                                          errors="replace")
         self._lock = threading.Lock()
         self._dirty = False
