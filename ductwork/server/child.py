@@ -7,8 +7,9 @@ the rest comes as JSON on stdin, not argv, because a store URL may carry a
 credential: ``{"store", "backend", "pipeline", "version", "parameters"}``.
 
 The published snapshot (``load_pipeline``) runs with that run id on the given
-backend and store, recorded in the store's run history like any run. SIGINT is
-Ctrl-C: the runner records the run ``cancelled``. Exit status: 0 succeeded, 1
+backend and store, recorded in the store's run history like any run; while it runs, its
+step states and what its steps print are written where the studio reads them
+(``studio.live``). SIGINT is Ctrl-C: the runner records the run ``cancelled``. Exit status: 0 succeeded, 1
 failed, 130 cancelled, 2 when the run could not start (the last line of stderr says
 why).
 """
@@ -37,10 +38,10 @@ def main(argv: list[str]) -> int:
         print(f"{type(exc).__name__}: could not load version {spec['version']} of "
               f"{spec['pipeline']!r}: {exc}", file=sys.stderr)
         return 2
+    live = live_progress(spec["store"], run_id)  # the studio's live run and step pages
     try:
         run_pipeline(pipeline, spec["parameters"], backend=spec["backend"],
-                     store=spec["store"], run_id=run_id,
-                     progress=live_progress(spec["store"], run_id))  # the studio's live page
+                     store=spec["store"], run_id=run_id, progress=live, logs=str(live.logs))
     except PipelineFailed as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 1

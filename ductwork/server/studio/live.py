@@ -6,7 +6,10 @@ process (``server.child``), which passes ``LiveProgress`` as the run's progress
 display: it keeps each step's state and writes them, whole, to
 ``<server state dir>/live/<run_id>.json`` (a temporary name, then a rename, so a
 reader never sees half a file) -- at most every ``interval`` seconds while steps
-change, and once at the end. The file is removed when the run is over and recorded.
+change, and once at the end. Beside it, ``<run_id>/`` holds each running step's output
+as it is printed (``run_pipeline(logs=...)``, ``runtime.engine.livelog``), which
+``read_log`` reads for the step page. Both are removed when the run is over and
+recorded: by then the run history holds every step's logs.
 
 ``read_live`` reads it (None when there is none: the run ended, or it was started
 from the command line, whose steps appear when it ends).
@@ -17,12 +20,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LiveProgress", "live_dir", "live_progress", "read_live"]
+__all__ = ["LiveProgress", "live_dir", "live_progress", "log_path", "read_live", "read_log"]
+
+LOG_TAIL = 256 * 1024  # a step page shows at most this much of a running step's log
 
 
 def live_dir(state_path: Path) -> Path:
@@ -40,6 +46,8 @@ class LiveProgress:
 
     def __init__(self, path: Path, interval: float = 0.2) -> None:
         self.path, self.interval = path, interval
+        #: The folder the run's steps write their output to while they run.
+        self.logs = path.with_suffix("")
         self._steps: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._written = 0.0
@@ -71,6 +79,7 @@ class LiveProgress:
             self._thread.join(timeout=5)
         with contextlib.suppress(OSError):
             self.path.unlink()
+        shutil.rmtree(self.logs, ignore_errors=True)
 
     def _flusher(self) -> None:
         while not self._done.is_set():
@@ -117,3 +126,35 @@ def read_live(state_path: Path, run_id: str) -> dict[str, dict[str, Any]] | None
         return None
     steps = found.get("steps") if isinstance(found, dict) else None
     return steps if isinstance(steps, dict) else None
+
+
+def log_path(state_path: Path, run_id: str, step_id: str) -> Path:
+    """Where step run ``step_id`` of run ``run_id`` writes its output while it runs."""
+    from ductwork.runtime.engine.livelog import log_file
+
+    return Path(log_file(str(_file(live_dir(state_path), run_id).with_suffix("")), step_id))
+
+
+def read_log(path: Path, offset: int = 0, limit: int = LOG_TAIL) -> tuple[str, int] | None:
+    """What was written to a running step's log from ``offset`` (at most its last ``limit``
+    bytes), and the offset after it; None when there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            start = max(offset, end - limit) if end > offset else end
+            f.seek(start)
+            data = f.read(end - start)
+    except OSError:
+        return None
+    cut = _whole(data)  # the next read starts with a character cut here, whole
+    return data[:cut].decode("utf-8", "replace"), start + cut
+
+
+def _whole(data: bytes) -> int:
+    """How many of ``data``'s bytes end on a whole UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII or the first byte of a character
+            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ductwork.server.studio.live import live_dir, read_live
-from ductwork.server.studio.render import graph_svg, output_info, step_rows
+from ductwork.server.studio.render import graph_svg, output_info, state_of, step_rows
 from ductwork.server.views import run_summary
 
-__all__ = ["FINAL", "load_run", "signature"]
+__all__ = ["FINAL", "load_run", "signature", "step_now"]
 
 UNFINISHED = ("queued", "running")
 FINAL = "final"
@@ -59,3 +59,20 @@ def signature(srv: Any, run_id: str) -> tuple[Any, ...]:
     except OSError:
         stamp = None
     return status, stamp
+
+
+def step_now(srv: Any, run_id: str, step_id: str) -> tuple[str, str] | None:
+    """A step's state and logs now -- from its run's live file while the run runs, else its
+    record -- without drawing the run (None: no such step, or not known yet)."""
+    run, row = srv.runs.get(run_id)
+    if run is None and row is None:
+        return None
+    if run_summary(run, row)["status"] in UNFINISHED:
+        live = read_live(srv.state.path, run_id) or {}
+        found = live.get(step_id)
+        return None if found is None else (state_of(found), str(found.get("logs") or ""))
+    record = run.steps.get(step_id) if run is not None else None
+    if record is None:
+        return None
+    status = str(record.status)
+    return state_of({"status": status, "cached": record.cached}), record.logs or ""

@@ -3,8 +3,10 @@ trigger and plan, live events, compare, metrics."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import time
 
 import pytest
 from studio_helpers import csrf_of
@@ -126,6 +128,40 @@ def test_a_run_page_streams_its_steps_changing_state_until_the_end(studio):
                 break
     assert ("running", "running") in states, states
     assert states[-1] == ("succeeded", "succeeded"), states
+
+
+def _events(response) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent-events stream, until ``end``."""
+    found, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            found.append((name, json.loads(line[6:])))
+            if name == "end":
+                break
+    return found
+
+
+def test_a_running_steps_logs_show_then_stream_new_lines_until_it_ends(studio):
+    run_id = studio.trigger_api("sleepy", {"seconds": 3})
+    viewer = studio.client("viewer")
+    deadline = time.monotonic() + 30
+    while True:  # the step page, while nap has printed its first line and sleeps
+        page = viewer.get(f"/runs/{run_id}/steps/nap")
+        if page.status_code == 200 and "napping" in page.text:
+            break
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.05)
+    assert "half way" not in page.text and 'data-state="running"' in page.text
+    follow = html.unescape(re.search(r'data-follow="([^"]+)"', page.text).group(1))
+    with viewer.stream("GET", follow) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        events = _events(answer)
+    appended = "".join(data["text"] for name, data in events if name == "append")
+    assert "half way" in appended and "napping" not in appended  # only what is new
+    name, end = events[-1]
+    assert name == "end" and end["state"] == "succeeded" and "half way" in end["logs"]
 
 
 def test_compare_two_runs_side_by_side(studio):
