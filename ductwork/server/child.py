@@ -9,9 +9,9 @@ credential: ``{"store", "backend", "pipeline", "version", "parameters"}``.
 The published snapshot (``load_pipeline``) runs with that run id on the given
 backend and store, recorded in the store's run history like any run; while it runs, its
 step states and what its steps print are written where the studio reads them
-(``studio.live``). SIGINT is Ctrl-C: the runner records the run ``cancelled``. Exit status: 0 succeeded, 1
-failed, 130 cancelled, 2 when the run could not start (the last line of stderr says
-why).
+(``studio.live``). SIGINT is Ctrl-C: the runner records the run ``cancelled``. Exit
+status: 0 succeeded, 1 failed, 130 cancelled, 2 when the run could not start (the last
+line of stderr says why).
 """
 
 from __future__ import annotations
