@@ -6,9 +6,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
+from harness import env_for
 from studio_helpers import csrf_of
 
 pytestmark = pytest.mark.slow
@@ -144,7 +147,7 @@ def _events(response) -> list[tuple[str, dict]]:
 
 
 def test_a_running_steps_logs_show_then_stream_new_lines_until_it_ends(studio):
-    run_id = studio.trigger_api("sleepy", {"seconds": 3})
+    run_id = studio.trigger_api("sleepy", {"seconds": 6})
     viewer = studio.client("viewer")
     deadline = time.monotonic() + 30
     while True:  # the step page, while nap has printed its first line and sleeps
@@ -162,6 +165,76 @@ def test_a_running_steps_logs_show_then_stream_new_lines_until_it_ends(studio):
     assert "half way" in appended and "napping" not in appended  # only what is new
     name, end = events[-1]
     assert name == "end" and end["state"] == "succeeded" and "half way" in end["logs"]
+
+
+SLOW = """
+import time
+
+import ductwork as dw
+
+
+@dw.step(cache=False)
+def crawl(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@dw.step(cache=False)
+def tidy(s: float) -> str:
+    return "tidied"
+
+
+@dw.pipeline
+def slow(seconds: float = 3.0):
+    return tidy(crawl(seconds))
+"""
+
+
+def _cli_run_seen_running(studio, viewer) -> tuple[subprocess.Popen, str, str]:
+    """Start ``ductwork run slow.py:slow``; answer it, its run id and its run page once the
+    studio shows its crawl step running."""
+    (studio.root / "slow.py").write_text(SLOW)
+    before = set(re.findall(r'data-run="([^"]+)"', viewer.get("/runs?pipeline=slow").text))
+    cli = subprocess.Popen([sys.executable, "-m", "ductwork", "run", "slow.py:slow"],
+                           cwd=studio.root, env=env_for(studio.root),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (new := set(re.findall(r'data-run="([^"]+)"',
+                                     viewer.get("/runs?pipeline=slow").text)) - before):
+        assert time.monotonic() < deadline and cli.poll() is None, cli.communicate()
+        time.sleep(0.05)
+    run_id = new.pop()
+    while 'id="step-crawl" data-state="running"' not in (
+            page := viewer.get(f"/runs/{run_id}").text):
+        assert time.monotonic() < deadline and cli.poll() is None, page
+        time.sleep(0.05)
+    return cli, run_id, page
+
+
+def test_a_run_from_the_command_line_shows_its_steps_live_on_a_shared_store(studio):
+    viewer = studio.client("viewer")
+    cli, run_id, page = _cli_run_seen_running(studio, viewer)
+    try:
+        assert 'id="step-tidy" data-state="pending"' in page
+        live = studio.root / "store" / "live" / f"{run_id}.json"
+        assert live.exists()
+    finally:
+        _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    page = viewer.get(f"/runs/{run_id}").text
+    assert 'id="step-crawl" data-state="succeeded"' in page
+    assert 'id="step-tidy" data-state="succeeded"' in page
+    assert not live.exists()  # removed once the run is recorded
+
+
+def test_a_crashed_command_line_runs_stale_live_file_is_ignored(studio):
+    viewer = studio.client("viewer")
+    cli, run_id, _ = _cli_run_seen_running(studio, viewer)
+    cli.kill()
+    cli.communicate(timeout=30)
+    assert (studio.root / "store" / "live" / f"{run_id}.json").exists()  # left behind
+    page = viewer.get(f"/runs/{run_id}").text
+    assert 'class="badge s-died"' in page and 'data-state="running"' not in page
 
 
 def test_compare_two_runs_side_by_side(studio):
