@@ -158,7 +158,7 @@ def browser_bench(root: Path) -> list[tuple[str, float, float]]:
             while (ms := driver.execute_script(_LOAD_EVENT)) is None:
                 time.sleep(0.01)
             times.append(ms / 1000)
-        assert "s1999" in driver.page_source, "the run page did not show the run"
+        assert 'id="step-s499"' in driver.page_source, "the run page did not show the run"
     finally:
         driver.quit()
         server.terminate()

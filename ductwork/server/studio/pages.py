@@ -20,7 +20,7 @@ from ductwork.server.studio import queries
 from ductwork.server.studio.access import Refused, need
 from ductwork.server.studio.forms import fields
 from ductwork.server.studio.live import log_path, read_log
-from ductwork.server.studio.render import chart_svg, page, preview
+from ductwork.server.studio.render import SECURITY_HEADERS, chart_svg, page, preview
 from ductwork.server.studio.runview import load_run
 
 __all__ = ["history_path", "router"]
@@ -125,6 +125,17 @@ def run_page(request: Request, run_id: str) -> Response:
     if view is None:
         raise Refused(404, f"No run {run_id!r} in this server's store.")
     return page("run.html", who, view=view, title=f"Run {run_id}")
+
+
+@router.get("/runs/{run_id}/graph.svg")
+def run_graph(request: Request, run_id: str) -> Response:
+    """The run's whole graph, coloured by step state, however big (the run page links it)."""
+    need(request)
+    view = load_run(request.app.state.server, run_id, graph_limit=None)
+    if view is None:
+        raise Refused(404, f"No run {run_id!r} in this server's store.")
+    return Response(str(view["graph"]), media_type="image/svg+xml",
+                    headers=SECURITY_HEADERS)
 
 
 @router.get("/runs/{run_id}/steps/{step_id}")

@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from ductwork.server.studio.live import live_dir, read_live
-from ductwork.server.studio.render import graph_svg, output_info, state_of, step_rows
+from ductwork.server.studio.render import (
+    GRAPH_INLINE,
+    graph_svg,
+    output_info,
+    state_of,
+    step_rows,
+)
 from ductwork.server.views import run_summary
 
 __all__ = ["FINAL", "load_run", "signature", "step_now"]
@@ -25,8 +31,10 @@ def _attach(srv: Any, run: Any) -> None:
         attach(run, srv.artifacts, history)
 
 
-def load_run(srv: Any, run_id: str) -> dict[str, Any] | None:
-    """The run's summary, steps (live while it runs), graph, and whether it is over."""
+def load_run(srv: Any, run_id: str, graph_limit: int | None = GRAPH_INLINE
+             ) -> dict[str, Any] | None:
+    """The run's summary, steps (live while it runs), graph (inline up to ``graph_limit``
+    nodes, else a link), and whether it is over."""
     run, row = srv.runs.get(run_id)
     if run is None and row is None:
         return None
@@ -44,7 +52,7 @@ def load_run(srv: Any, run_id: str) -> dict[str, Any] | None:
     for step in steps:
         counts[step["state"]] = counts.get(step["state"], 0) + 1
     return {"run": run, "row": row, "summary": summary, "steps": steps,
-            "graph": graph_svg(run, steps), "counts": counts,
+            "graph": graph_svg(run, steps, graph_limit), "counts": counts,
             "parameters": run.params if run is not None else (row or {}).get("parameters", {}),
             "over": summary["status"] not in UNFINISHED,
             "error": (row or {}).get("error") if run is None else None}

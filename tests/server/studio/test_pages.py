@@ -264,3 +264,29 @@ def test_pages_send_a_content_security_policy_and_static_files_are_served(studio
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/studio.js").status_code == 200
     assert client.get("/static/studio.css").status_code == 200
+
+
+def test_a_big_runs_page_links_its_graph_drawn_apart(studio):
+    from ductwork.runtime.records.run import Run, StepRun
+    from ductwork.runtime.records.runstore import RunStore
+    from ductwork.runtime.status import Status
+
+    n = 450  # over the inline limit: inline, 2,000 nodes made a 1.9 MB page
+    graph = {"name": "wide", "nodes": [{"id": f"w{i}", "kind": "step"} for i in range(n)],
+             "edges": [{"source": f"w{i}", "target": f"w{i + 1}", "argument": "x"}
+                       for i in range(n - 1)]}
+    run = Run("wide-run", "wide", {}, "inline", status=Status.SUCCEEDED, started=1e9,
+              finished=1e9 + 1, graph=graph)
+    for i in range(n):
+        run.steps[f"w{i}"] = StepRun(f"w{i}", "w", Status.SUCCEEDED, started=1e9,
+                                     finished=1e9 + 0.5)
+    history = RunStore(studio.root / "store" / "runs.sqlite")
+    history.finish_run(run)
+    history.close()
+    viewer = studio.client("viewer")
+    page = viewer.get("/runs/wide-run").text
+    assert 'href="/runs/wide-run/graph.svg"' in page and "<svg" not in page
+    assert len(page) < 200_000
+    drawn = viewer.get("/runs/wide-run/graph.svg")
+    assert drawn.headers["content-type"].startswith("image/svg+xml")
+    assert drawn.text.startswith("<svg") and 'data-target="w449"' in drawn.text
