@@ -7,12 +7,26 @@
 //   and required fields itself; the server checks everything again).
 (function () {
   "use strict";
+  // The live part is swapped whole: a keyboard user focused inside it would be thrown
+  // back to the top of the page, so focus goes back to the same control (by id or link).
+  function focusKey(live) {
+    var el = document.activeElement;
+    if (!el || el === live || !live.contains(el)) { return null; }
+    return el.id ? "#" + CSS.escape(el.id)
+      : el.getAttribute("href") ? 'a[href="' + CSS.escape(el.getAttribute("href")) + '"]' : null;
+  }
+  function refocus(live, key) {
+    var el = live.querySelector(key);
+    if (el) { el.focus({ preventScroll: true }); }
+  }
   function follow(live) {
     var source = new EventSource(live.getAttribute("data-events"));
     source.addEventListener("update", function (event) {
       var data = JSON.parse(event.data);
+      var back = focusKey(live);
       live.innerHTML = data.html;
       live.setAttribute("data-status", data.status);
+      if (back) { refocus(live, back); }
     });
     source.addEventListener("end", function () {
       source.close();
