@@ -195,7 +195,7 @@ def test_keyboard_reaches_every_control_of_the_runs_and_a_run_page_with_focus_sh
 
 def test_keyboard_focus_stays_put_when_a_live_run_page_updates(studio, browser):
     _sign_in(browser, studio, "runner")
-    run_id = studio.trigger_api("sleepy", {"seconds": 2.0})
+    run_id = studio.trigger_api("sleepy", {"seconds": 3.0})  # time to see it run, loaded
     browser.get(f"{studio.url}/runs/{run_id}")
     state = lambda d: d.execute_script(  # noqa: E731
         "var e = document.getElementById('step-nap'); return e && e.dataset.state;")
