@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from ductwork.dsl.core import PipelineFailed
     from ductwork.runtime.records.documents import run_document
+    from ductwork.runtime.ui.live import StoreLive
     from ductwork.runtime.ui.progress import make_progress
 
     pipeline = load_pipeline(args.target)
@@ -62,6 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = make_progress(args.progress, lines=True)
     if args.backend != "inline" and hasattr(display, "echo_logs"):
         display.echo_logs = True  # inline steps print through as they go; others are captured
+    # A studio serving the same local store shows the run's steps live (and nothing is
+    # written for a remote store, which no studio reads this way).
+    display = StoreLive(display)
     try:
         with stdout_to_stderr():
             run = pipeline.run(**params, **options, progress=display)

@@ -111,11 +111,14 @@ def run_pipeline(
     address: str | None = None,
     shared_filesystem: bool = False,
     run_id: str | None = None,
+    logs: str | None = None,
 ) -> Run:
     """Run ``pipeline`` with ``params``; raise ``PipelineFailed`` if a step fails.
 
     ``run_id`` is internal (not a ``Pipeline.run`` option): the server gives the run the
-    unguessable id it already answered the trigger with.
+    unguessable id it already answered the trigger with. ``logs`` is internal too: a folder
+    that each step's output is written through to while it runs, for a watcher (the studio);
+    the inline and process backends honour it, the others record logs when a step ends.
     """
     from ductwork import __version__
     from ductwork.runtime.engine.loop import Loop
@@ -151,7 +154,7 @@ def run_pipeline(
             scheduler: Loop | GraphDriver = GraphDriver(plan, graph, run, artifacts, force,
                                                         display)
         else:
-            scheduler = Loop(plan, engines, run, artifacts, force, display)
+            scheduler = Loop(plan, engines, run, artifacts, force, display, logs)
         display.started(run)
         from ductwork.runtime.data.datastore import run_store
 

@@ -15,10 +15,11 @@ its pid re-queues the row under a new claim, so a late process finds its claim
 gone and exits without running (status 3): a run is never started twice.
 
 The published snapshot (``load_pipeline``) runs with that run id on the given
-backend and store, recorded in the store's run history like any run. SIGINT is
-Ctrl-C: the runner records the run ``cancelled``. Exit status: 0 succeeded, 1
-failed, 130 cancelled, 2 when the run could not start (the last line of stderr says
-why), 3 when another process owns the run.
+backend and store, recorded in the store's run history like any run; while it runs, its
+step states and what its steps print are written where the studio reads them
+(``studio.live``). SIGINT is Ctrl-C: the runner records the run ``cancelled``. Exit
+status: 0 succeeded, 1 failed, 130 cancelled, 2 when the run could not start (the last
+line of stderr says why), 3 when another process owns the run.
 """
 
 from __future__ import annotations
@@ -108,10 +109,10 @@ def run(run_id: str, spec: dict[str, Any]) -> int:
         print(f"{type(exc).__name__}: could not load version {spec['version']} of "
               f"{spec['pipeline']!r}: {exc}", file=sys.stderr)
         return 2
+    live = live_progress(spec["store"], run_id)  # the studio's live run and step pages
     try:
         run_pipeline(pipeline, spec["parameters"], backend=spec["backend"],
-                     store=spec["store"], run_id=run_id,
-                     progress=live_progress(spec["store"], run_id))  # the studio's live page
+                     store=spec["store"], run_id=run_id, progress=live, logs=str(live.logs))
     except PipelineFailed as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 1

@@ -6,6 +6,10 @@ processes it starts and of C extensions is captured too. In-process (the
 inline backend) only Python-level ``sys.stdout``/``sys.stderr`` are swapped,
 and what is written still reaches the original streams, so a notebook shows
 it while it is kept in the logs.
+
+Given a ``log_to`` path (a run someone watches: ``livelog``), what is captured is also
+written there while the step runs: in-process through a buffered ``LiveLog``; in a
+worker, fds 1 and 2 point at that file instead of a temporary one.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ductwork.runtime.engine.livelog import LiveLog, flushing, open_live
+
 
 class _Tee(io.TextIOBase):
     """A text stream that keeps what is written and passes it on."""
 
-    def __init__(self, sink: list[str], passthrough: TextIO | None) -> None:
+    def __init__(self, sink: list[str], passthrough: TextIO | None,
+                 live: LiveLog | None = None) -> None:
         self._sink = sink
         self._passthrough = passthrough
+        self._live = live
         self._lock = threading.Lock()
 
     def writable(self) -> bool:
@@ -34,6 +42,8 @@ class _Tee(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             self._sink.append(text)
+        if self._live is not None:
+            self._live.write(text)
         if self._passthrough is not None:
             with contextlib.suppress(Exception):
                 self._passthrough.write(text)
@@ -49,28 +59,37 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def capture_python(passthrough: bool = True) -> Iterator[list[str]]:
+def capture_python(passthrough: bool = True, log_to: str | None = None
+                   ) -> Iterator[list[str]]:
     """Collect Python-level stdout and stderr written in the block, in order."""
     sink: list[str] = []
-    out = _Tee(sink, sys.stdout if passthrough else None)
-    err = _Tee(sink, sys.stderr if passthrough else None)
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
-        yield sink
+    live = open_live(log_to)
+    out = _Tee(sink, sys.stdout if passthrough else None, live)
+    err = _Tee(sink, sys.stderr if passthrough else None, live)
+    watched = flushing(live.flush) if live is not None else contextlib.nullcontext()
+    try:
+        with watched, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):  # type: ignore[type-var]
+            yield sink
+    finally:
+        if live is not None:
+            live.close()
 
 
 @contextlib.contextmanager
-def capture_fds() -> Iterator[dict[str, Any]]:
-    """Point fds 1 and 2 at a temp file for the block; ``result["text"]`` holds it after."""
+def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
+    """Point fds 1 and 2 at a file for the block (``log_to``, else a temporary one);
+    ``result["text"]`` holds what was written after."""
     result: dict[str, Any] = {"text": ""}
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
+    _flush_streams()
     saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile() as log:
+    with _log_file(log_to) as (log, watched):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            yield result
+            # Watched: Python's own buffers reach the file on the live log's clock.
+            with flushing(_flush_streams) if watched else contextlib.nullcontext():
+                yield result
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
@@ -81,6 +100,29 @@ def capture_fds() -> Iterator[dict[str, Any]]:
             os.close(saved[1])
             log.seek(0)
             result["text"] = log.read().decode("utf-8", errors="replace")
+
+
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+@contextlib.contextmanager
+def _log_file(log_to: str | None) -> Iterator[tuple[Any, bool]]:
+    """The file a worker's fds point at: ``log_to`` when it opens, else a temporary file."""
+    if log_to is not None:
+        try:
+            os.makedirs(os.path.dirname(log_to) or ".", exist_ok=True)
+            log = open(log_to, "w+b")  # closed by the with below
+        except OSError:
+            pass
+        else:
+            with log:
+                yield log, True
+            return
+    with tempfile.TemporaryFile() as temp:
+        yield temp, False
 
 
 class _ThreadRouter(io.TextIOBase):

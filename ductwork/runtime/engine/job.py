@@ -39,6 +39,8 @@ class Job:
     #: A map element keeps a multi-output step's return value whole, as one list item.
     whole: bool = False
     run_id: str = "local"
+    #: Where the step's output is also written while it runs, for a watcher (``livelog``).
+    log_to: str | None = None
 
 
 @attrs.frozen
@@ -131,7 +133,8 @@ def call(job: Job, capture: str = "python", store: Any = None,
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
     # "none": the caller collects output itself (a container's logs).
-    catchers = {"fds": capture_fds, "python": capture_python, "thread": capture_thread}
+    catchers = {"fds": lambda: capture_fds(job.log_to),
+                "python": lambda: capture_python(log_to=job.log_to), "thread": capture_thread}
     catcher = catchers.get(capture, _no_capture)()
     with catcher as captured, running(ctx), run_store(store):
         try:

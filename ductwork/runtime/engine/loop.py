@@ -37,6 +37,7 @@ from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.backend import Backend, BackendError
 from ductwork.runtime.engine.job import Job, JobResult
+from ductwork.runtime.engine.livelog import log_file
 from ductwork.runtime.engine.node import (
     FORCED_NOTE,
     RECOMPUTED_NOTE,
@@ -76,9 +77,12 @@ class Loop:
     that steps name to its own."""
 
     def __init__(self, plan: Plan, backends: dict[str | None, Backend], run: Run, store: Any,
-                 force: frozenset[str] = frozenset(), progress: Any = None) -> None:
+                 force: frozenset[str] = frozenset(), progress: Any = None,
+                 logs: str | None = None) -> None:
         self.state = RunState(plan, run, store, force, progress)
         self.plan, self.run, self.store, self.force = plan, run, store, force
+        #: The folder steps' output is written through to while they run (None: not watched).
+        self.logs = logs
         self.backends = backends
         #: Each finished node's output refs, by output name.
         self.refs: dict[str, dict[str, Any]] = {}
@@ -236,7 +240,8 @@ class Loop:
         bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
         record = self.run.steps[sid]
         job = Job(sid, inv.step, bound.args, bound.kwargs, attempt, record.key,
-                  whole=record.map_index is not None, run_id=self.run.id)
+                  whole=record.map_index is not None, run_id=self.run.id,
+                  log_to=None if self.logs is None else log_file(self.logs, sid))
         self._queues[self._backend_name(inv)].append(job)
 
     # -- results --------------------------------------------------------------------------

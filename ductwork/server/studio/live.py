@@ -1,28 +1,31 @@
-"""Step states of a run while it runs, for the studio's live run page.
+"""Step states and logs of a run while it runs, for the studio's live run and step pages.
 
-The run history records a run's steps only when it ends (one transaction, so a step
-costs a row in a batch, not a commit). A run the server started runs in a child
-process (``server.child``), which passes ``LiveProgress`` as the run's progress
-display: it keeps each step's state and writes them, whole, to
-``<server state dir>/live/<run_id>.json`` (a temporary name, then a rename, so a
-reader never sees half a file) -- at most every ``interval`` seconds while steps
-change, and once at the end. The file is removed when the run is over and recorded.
+A run the server started runs in a child process (``server.child``), which passes a
+``runtime.ui.live.LiveProgress`` as its progress display: it writes the steps' states
+to ``<server state dir>/live/<run_id>.json``, throttled, while the run runs; beside
+it, ``<run_id>/`` holds each running step's output as it is printed
+(``run_pipeline(logs=...)``, ``runtime.engine.livelog``). ``ductwork run`` on a local
+store writes the same file into ``<store>/live/`` -- the same folder, for a local store
+(``live_dir``) -- so its runs show live too. Both go when the run is recorded.
 
-``read_live`` reads it (None when there is none: the run ended, or it was started
-from the command line, whose steps appear when it ends).
+``read_live`` reads the states (None when there are none: the run ended, or it runs
+where this server cannot see); ``read_log`` a running step's output from an offset.
+A crashed run's file stays behind, but the run page reads it only while the run
+history says the run's driver is alive (``records.rows``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LiveProgress", "live_dir", "live_progress", "read_live"]
+from ductwork.runtime.ui.live import LiveProgress, live_file
+
+__all__ = ["LiveProgress", "live_dir", "live_progress", "log_path", "read_live", "read_log"]
+
+LOG_TAIL = 256 * 1024  # a step page shows at most this much of a running step's log
 
 
 def live_dir(state_path: Path) -> Path:
@@ -30,90 +33,51 @@ def live_dir(state_path: Path) -> Path:
     return state_path.parent / "live"
 
 
-def _file(folder: Path, run_id: str) -> Path:
-    safe = "".join(c for c in run_id if c.isalnum() or c in "-_.")
-    return folder / f"{safe}.json"
-
-
-class LiveProgress:
-    """A progress display that writes step states to a file, throttled, for the studio."""
-
-    def __init__(self, path: Path, interval: float = 0.2) -> None:
-        self.path, self.interval = path, interval
-        self._steps: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self._written = 0.0
-        self._dirty = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._flusher, name="ductwork-live",
-                                        daemon=True)
-
-    def started(self, run: Any) -> None:
-        """The run has begun: note every step, pending, and start writing."""
-        with self._lock:
-            for record in run.steps.values():
-                self._steps[record.id] = _state(record)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write()
-        self._thread.start()
-
-    def changed(self, record: Any) -> None:
-        """A step changed state: written within ``interval`` seconds."""
-        with self._lock:
-            self._steps[record.id] = _state(record)
-        self._dirty.set()
-
-    def finished(self, run: Any) -> None:
-        """The run is recorded: stop, and remove the file."""
-        self._done.set()
-        self._dirty.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-    def _flusher(self) -> None:
-        while not self._done.is_set():
-            self._dirty.wait()
-            if self._done.is_set():
-                return
-            self._dirty.clear()
-            wait = self._written + self.interval - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            self._write()
-
-    def _write(self) -> None:
-        with self._lock:
-            text = json.dumps({"steps": self._steps, "written": time.time()})
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            temp.write_text(text)
-            os.replace(temp, self.path)
-        except OSError:
-            pass  # progress never fails a run
-        self._written = time.monotonic()
-
-
-def _state(record: Any) -> dict[str, Any]:
-    return {"step": record.step, "status": str(record.status), "cached": bool(record.cached),
-            "started": record.started, "finished": record.finished,
-            "map_index": record.map_index, "logs": record.logs or ""}
-
-
 def live_progress(store: Any, run_id: str) -> Any:
     """The live display of a run the server started on ``store`` (a URL or path)."""
     from ductwork.runtime.store.artifacts import open_store
     from ductwork.server.state import state_path
 
-    return LiveProgress(_file(live_dir(state_path(open_store(store))), run_id))
+    return LiveProgress(live_file(live_dir(state_path(open_store(store))), run_id))
 
 
 def read_live(state_path: Path, run_id: str) -> dict[str, dict[str, Any]] | None:
     """The step states the run's child last wrote, or None."""
     try:
-        found = json.loads(_file(live_dir(state_path), run_id).read_text())
+        found = json.loads(live_file(live_dir(state_path), run_id).read_text())
     except (OSError, ValueError):
         return None
     steps = found.get("steps") if isinstance(found, dict) else None
     return steps if isinstance(steps, dict) else None
+
+
+def log_path(state_path: Path, run_id: str, step_id: str) -> Path:
+    """Where step run ``step_id`` of run ``run_id`` writes its output while it runs."""
+    from ductwork.runtime.engine.livelog import log_file
+
+    return Path(log_file(str(live_file(live_dir(state_path), run_id).with_suffix("")), step_id))
+
+
+def read_log(path: Path, offset: int = 0, limit: int = LOG_TAIL) -> tuple[str, int] | None:
+    """What was written to a running step's log from ``offset`` (at most its last ``limit``
+    bytes), and the offset after it; None when there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            start = max(offset, end - limit) if end > offset else end
+            f.seek(start)
+            data = f.read(end - start)
+    except OSError:
+        return None
+    cut = _whole(data)  # the next read starts with a character cut here, whole
+    return data[:cut].decode("utf-8", "replace"), start + cut
+
+
+def _whole(data: bytes) -> int:
+    """How many of ``data``'s bytes end on a whole UTF-8 character."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII or the first byte of a character
+            need = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) if back >= need else len(data) - back
+    return len(data)

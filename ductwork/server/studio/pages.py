@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
@@ -18,7 +19,8 @@ from ductwork.runtime import publish
 from ductwork.server.studio import queries
 from ductwork.server.studio.access import Refused, need
 from ductwork.server.studio.forms import fields
-from ductwork.server.studio.render import chart_svg, page, preview
+from ductwork.server.studio.live import log_path, read_log
+from ductwork.server.studio.render import SECURITY_HEADERS, chart_svg, page, preview
 from ductwork.server.studio.runview import load_run
 
 __all__ = ["history_path", "router"]
@@ -125,6 +127,17 @@ def run_page(request: Request, run_id: str) -> Response:
     return page("run.html", who, view=view, title=f"Run {run_id}")
 
 
+@router.get("/runs/{run_id}/graph.svg")
+def run_graph(request: Request, run_id: str) -> Response:
+    """The run's whole graph, coloured by step state, however big (the run page links it)."""
+    need(request)
+    view = load_run(request.app.state.server, run_id, graph_limit=None)
+    if view is None:
+        raise Refused(404, f"No run {run_id!r} in this server's store.")
+    return Response(str(view["graph"]), media_type="image/svg+xml",
+                    headers=SECURITY_HEADERS)
+
+
 @router.get("/runs/{run_id}/steps/{step_id}")
 def step_page(request: Request, run_id: str, step_id: str) -> Response:
     """One step of a run: status, why, logs, metrics, outputs with previews."""
@@ -143,7 +156,13 @@ def step_page(request: Request, run_id: str, step_id: str) -> Response:
             step["why"] = record.why
         previews = {name: preview(srv.artifacts, ref)
                     for name, ref in record.output_refs.items()}
-    return page("step.html", who, view=view, step=step, previews=previews,
+    follow = None
+    if step["state"] == "running":  # its output so far, and where to follow the rest
+        found = read_log(log_path(srv.state.path, run_id, step_id))
+        if found is not None:
+            step["logs"], offset = found
+            follow = f"/runs/{run_id}/steps/{quote(step_id, safe='')}/logs?offset={offset}"
+    return page("step.html", who, view=view, step=step, previews=previews, follow=follow,
                 title=f"Step {step_id} of {run_id}")
 
 

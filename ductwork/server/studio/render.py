@@ -27,6 +27,7 @@ __all__ = ["chart_svg", "page", "preview", "step_rows"]
 
 HERE = Path(__file__).parent
 PREVIEW_BYTES = 64 * 1024
+GRAPH_INLINE = 400  # nodes: a run page draws a graph this big inline, a bigger one apart
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
         "base-uri 'none'")
@@ -118,12 +119,20 @@ def step_rows(run: Any, live: dict[str, dict[str, Any]] | None, *, why_limit: in
     return rows
 
 
-def graph_svg(run: Any, rows: list[dict[str, Any]]) -> Markup:
-    """The run's graph coloured by each step's state (``dsl.svg``), as markup."""
+def graph_svg(run: Any, rows: list[dict[str, Any]], limit: int | None = None) -> Markup:
+    """The run's graph coloured by each step's state (``dsl.svg``), as markup; with more
+    than ``limit`` nodes, a link to it drawn apart (``/runs/{id}/graph.svg``) instead."""
     from ductwork.dsl.svg import esc, pipeline_svg
 
     if run is None or not run.graph:
         return Markup('<p class="muted">This run recorded no graph.</p>')
+    size = len(run.graph.get("nodes", ()))
+    if limit is not None and size > limit:
+        # Inline, a 2,000-step graph is 1.8 MB of SVG and 200,000 px wide: too slow to load
+        # (issue [11]: <= 1 s) and too wide to read; the steps table and the link serve.
+        return Markup(f'<p><a href="/runs/{esc(run.id)}/graph.svg" id="graph-link">The '
+                      f"graph of its {size} nodes</a>, drawn on a page of its own (too big "
+                      "to draw here).</p>")
     states = {r["id"]: r["state"] for r in rows if r["map_index"] is None}
     captions = {r["id"]: ("cached" if r["state"] == "cached" else seconds(r["duration"]))
                 for r in rows if r["map_index"] is None and r["duration"] is not None}

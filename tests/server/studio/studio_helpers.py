@@ -39,7 +39,9 @@ PIPELINES = textwrap.dedent('''
     @dw.step(cache=False)
     def nap(seconds: float) -> float:
         print("napping", seconds)
-        time.sleep(seconds)
+        time.sleep(seconds / 2)
+        print("half way")
+        time.sleep(seconds / 2)
         return seconds
 
 

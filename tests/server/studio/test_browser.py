@@ -17,6 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / ".test-artifacts" / "studio"
 # Every visible form control must have a label; every text node's colour must reach 4.5:1
 # against the first opaque background behind it (WCAG 2.1 AA, normal text).
 _AUDIT = (Path(__file__).parent / "audit.js").read_text()
+_KEYBOARD = (Path(__file__).parent / "keyboard.js").read_text()
 
 
 def _check(driver, name: str, allow: tuple[str, ...] = ()) -> None:
@@ -146,3 +147,64 @@ def test_viewer_sees_no_trigger_button_and_a_forged_post_is_refused(studio, brow
     assert not browser.find_elements(By.ID, "trigger-flow")
     assert not browser.find_elements(By.XPATH, "//button[text()='Set default']")
     _check(browser, "viewer-pipelines")
+
+
+def _tab_through(driver) -> None:
+    """Press Tab from the top of the page until focus leaves it; fail unless every control
+    was reached with its focus visible."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    count = driver.execute_script(_KEYBOARD)
+    driver.execute_script("document.activeElement && document.activeElement.blur();"
+                          "window.scrollTo(0, 0);")
+    reached, faint, order = set(), [], []
+    for _ in range(3 * count + 10):  # a date input takes a Tab per field
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        found = driver.execute_script(_KEYBOARD, "focused")
+        if found is None:
+            if reached:
+                break  # past the last control
+            continue
+        mark, what, shown, ratio = found
+        if mark is not None and mark not in reached:
+            reached.add(mark)
+            order.append(what)
+        if not shown or ratio < 3:
+            faint.append(f"{what} (outline contrast {ratio:.2f})")
+    missed = driver.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('[data-kb]'), function (e) {"
+        " return arguments[0]; }).filter(function (e) { return arguments[1].indexOf("
+        "e.getAttribute('data-kb')) < 0; }).map(function (e) { return e.outerHTML.slice(0, 80);"
+        " });", sorted(reached)) if len(reached) < count else []
+    assert len(reached) == count, f"not reached by Tab: {missed}; reached in order: {order}"
+    assert not faint, f"focus not visible on: {sorted(set(faint))}"
+
+
+def test_keyboard_reaches_every_control_of_the_runs_and_a_run_page_with_focus_shown(
+        studio, browser):
+    run_id = studio.trigger_api("flow", {"x": 21})
+    studio.wait(run_id)
+    _sign_in(browser, studio, "runner")
+    browser.get(f"{studio.url}/runs?pipeline=flow")
+    _tab_through(browser)
+    browser.get(f"{studio.url}/runs/{run_id}")
+    _tab_through(browser)
+
+
+
+def test_keyboard_focus_stays_put_when_a_live_run_page_updates(studio, browser):
+    _sign_in(browser, studio, "runner")
+    run_id = studio.trigger_api("sleepy", {"seconds": 3.0})  # time to see it run, loaded
+    browser.get(f"{studio.url}/runs/{run_id}")
+    state = lambda d: d.execute_script(  # noqa: E731
+        "var e = document.getElementById('step-nap'); return e && e.dataset.state;")
+    _wait(browser, lambda d: state(d) == "running")
+    # A keyboard user on the step's link while the run goes: the live part is swapped.
+    browser.execute_script("document.querySelector('#step-nap a').focus();")
+    _wait(browser, lambda d: state(d) == "succeeded")
+    _wait(browser, lambda d: d.execute_script(
+        "return document.getElementById('run-status').textContent.trim();") == "succeeded")
+    focused = browser.execute_script(
+        "var e = document.activeElement; return e && e.getAttribute('href');")
+    assert focused == f"/runs/{run_id}/steps/nap", "focus was lost when the page updated"

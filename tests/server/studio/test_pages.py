@@ -3,10 +3,15 @@ trigger and plan, live events, compare, metrics."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import subprocess
+import sys
+import time
 
 import pytest
+from harness import env_for
 from studio_helpers import csrf_of
 
 pytestmark = pytest.mark.slow
@@ -128,6 +133,110 @@ def test_a_run_page_streams_its_steps_changing_state_until_the_end(studio):
     assert states[-1] == ("succeeded", "succeeded"), states
 
 
+def _events(response) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent-events stream, until ``end``."""
+    found, name = [], None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            found.append((name, json.loads(line[6:])))
+            if name == "end":
+                break
+    return found
+
+
+def test_a_running_steps_logs_show_then_stream_new_lines_until_it_ends(studio):
+    run_id = studio.trigger_api("sleepy", {"seconds": 6})
+    viewer = studio.client("viewer")
+    deadline = time.monotonic() + 30
+    while True:  # the step page, while nap has printed its first line and sleeps
+        page = viewer.get(f"/runs/{run_id}/steps/nap")
+        if page.status_code == 200 and "napping" in page.text:
+            break
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.05)
+    assert "half way" not in page.text and 'data-state="running"' in page.text
+    follow = html.unescape(re.search(r'data-follow="([^"]+)"', page.text).group(1))
+    with viewer.stream("GET", follow) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        events = _events(answer)
+    appended = "".join(data["text"] for name, data in events if name == "append")
+    assert "half way" in appended and "napping" not in appended  # only what is new
+    name, end = events[-1]
+    assert name == "end" and end["state"] == "succeeded" and "half way" in end["logs"]
+
+
+SLOW = """
+import time
+
+import ductwork as dw
+
+
+@dw.step(cache=False)
+def crawl(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@dw.step(cache=False)
+def tidy(s: float) -> str:
+    return "tidied"
+
+
+@dw.pipeline
+def slow(seconds: float = 3.0):
+    return tidy(crawl(seconds))
+"""
+
+
+def _cli_run_seen_running(studio, viewer) -> tuple[subprocess.Popen, str, str]:
+    """Start ``ductwork run slow.py:slow``; answer it, its run id and its run page once the
+    studio shows its crawl step running."""
+    (studio.root / "slow.py").write_text(SLOW)
+    before = set(re.findall(r'data-run="([^"]+)"', viewer.get("/runs?pipeline=slow").text))
+    cli = subprocess.Popen([sys.executable, "-m", "ductwork", "run", "slow.py:slow"],
+                           cwd=studio.root, env=env_for(studio.root),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (new := set(re.findall(r'data-run="([^"]+)"',
+                                     viewer.get("/runs?pipeline=slow").text)) - before):
+        assert time.monotonic() < deadline and cli.poll() is None, cli.communicate()
+        time.sleep(0.05)
+    run_id = new.pop()
+    while 'id="step-crawl" data-state="running"' not in (
+            page := viewer.get(f"/runs/{run_id}").text):
+        assert time.monotonic() < deadline and cli.poll() is None, page
+        time.sleep(0.05)
+    return cli, run_id, page
+
+
+def test_a_run_from_the_command_line_shows_its_steps_live_on_a_shared_store(studio):
+    viewer = studio.client("viewer")
+    cli, run_id, page = _cli_run_seen_running(studio, viewer)
+    try:
+        assert 'id="step-tidy" data-state="pending"' in page
+        live = studio.root / "store" / "live" / f"{run_id}.json"
+        assert live.exists()
+    finally:
+        _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    page = viewer.get(f"/runs/{run_id}").text
+    assert 'id="step-crawl" data-state="succeeded"' in page
+    assert 'id="step-tidy" data-state="succeeded"' in page
+    assert not live.exists()  # removed once the run is recorded
+
+
+def test_a_crashed_command_line_runs_stale_live_file_is_ignored(studio):
+    viewer = studio.client("viewer")
+    cli, run_id, _ = _cli_run_seen_running(studio, viewer)
+    cli.kill()
+    cli.communicate(timeout=30)
+    assert (studio.root / "store" / "live" / f"{run_id}.json").exists()  # left behind
+    page = viewer.get(f"/runs/{run_id}").text
+    assert 'class="badge s-died"' in page and 'data-state="running"' not in page
+
+
 def test_compare_two_runs_side_by_side(studio):
     a = studio.trigger_api("flow", {"x": 4})
     b = studio.trigger_api("flow", {"x": 5})
@@ -155,3 +264,29 @@ def test_pages_send_a_content_security_policy_and_static_files_are_served(studio
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/studio.js").status_code == 200
     assert client.get("/static/studio.css").status_code == 200
+
+
+def test_a_big_runs_page_links_its_graph_drawn_apart(studio):
+    from ductwork.runtime.records.run import Run, StepRun
+    from ductwork.runtime.records.runstore import RunStore
+    from ductwork.runtime.status import Status
+
+    n = 450  # over the inline limit: inline, 2,000 nodes made a 1.9 MB page
+    graph = {"name": "wide", "nodes": [{"id": f"w{i}", "kind": "step"} for i in range(n)],
+             "edges": [{"source": f"w{i}", "target": f"w{i + 1}", "argument": "x"}
+                       for i in range(n - 1)]}
+    run = Run("wide-run", "wide", {}, "inline", status=Status.SUCCEEDED, started=1e9,
+              finished=1e9 + 1, graph=graph)
+    for i in range(n):
+        run.steps[f"w{i}"] = StepRun(f"w{i}", "w", Status.SUCCEEDED, started=1e9,
+                                     finished=1e9 + 0.5)
+    history = RunStore(studio.root / "store" / "runs.sqlite")
+    history.finish_run(run)
+    history.close()
+    viewer = studio.client("viewer")
+    page = viewer.get("/runs/wide-run").text
+    assert 'href="/runs/wide-run/graph.svg"' in page and "<svg" not in page
+    assert len(page) < 200_000
+    drawn = viewer.get("/runs/wide-run/graph.svg")
+    assert drawn.headers["content-type"].startswith("image/svg+xml")
+    assert drawn.text.startswith("<svg") and 'data-target="w449"' in drawn.text
