@@ -80,7 +80,8 @@ def test_trigger_from_the_form_plan_then_watch_a_step_change_state_live(studio, 
     seconds = browser.find_element(By.ID, "param-seconds")
     assert seconds.get_attribute("value") == "2.0" and seconds.get_attribute("type") == "number"
     seconds.clear()
-    seconds.send_keys("2.5")
+    # Long enough that a loaded machine's page load cannot miss the step running.
+    seconds.send_keys("6.5")
     # The page checks types before sending: a number input is invalid with text in it.
     assert browser.execute_script(
         "var i = document.createElement('input'); i.type = 'number'; i.step = 'any';"
@@ -104,7 +105,7 @@ def test_trigger_from_the_form_plan_then_watch_a_step_change_state_live(studio, 
         "return document.getElementById('run-status').textContent.trim();") == "succeeded")
     _check(browser, "run")
     browser.find_element(By.LINK_TEXT, "nap").click()
-    assert "napping 2.5" in browser.find_element(By.ID, "logs").text
+    assert "napping 6.5" in browser.find_element(By.ID, "logs").text
     _check(browser, "step")
     browser.get(f"{studio.url}/runs")
     assert browser.find_element(By.CSS_SELECTOR, f'tr[data-run="{run_id}"]').is_displayed()
