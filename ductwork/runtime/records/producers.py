@@ -23,9 +23,10 @@ from typing import Any
 
 import attrs
 
+from ductwork.runtime import caches
 from ductwork.runtime.records.rows import BAD_ROW
 
-__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer"]
+__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer", "forget_producers"]
 
 #: The note of a hit whose producing run history no longer has.
 NO_PRODUCER_NOTE = ("cached: the run that made these outputs is not in this store's run "
@@ -36,6 +37,13 @@ NO_PRODUCER_NOTE = ("cached: the run that made these outputs is not in this stor
 _MADE = ("SELECT s.run_id, s.outputs, s.metrics, s.logs FROM steps s JOIN runs r "
          "ON r.id = s.run_id WHERE s.cache_key = ? AND s.cached = 0 "
          "AND s.status = 'succeeded' AND r.store = ? ORDER BY s.finished DESC LIMIT 8")
+
+
+# (history opening, store, key, output digests) -> Producer: a run serves the same keys
+# again and again (a notebook's reruns, a warm rerun), and a found producer stays the
+# producer -- a later run that ran the key and made the same digests made them too.
+# Only finds are kept: "not found" may change as runs finish. Deleting runs clears it.
+_FOUND = caches.cache("records.producers", maxsize=4096)
 
 
 @attrs.frozen
@@ -64,6 +72,11 @@ def find_producer(history: Any, store_url: str, key: str | None,
     if history is None or key is None:
         return None
     wanted = digests(refs)
+    memo = (getattr(history, "opening", id(history)), store_url, key,
+            tuple(sorted(wanted.items())))
+    known = _FOUND.get(memo)
+    if known is not None:
+        return known
     try:
         found = history.read(_MADE, (key, store_url))
     except (sqlite3.Error, OSError):
@@ -72,7 +85,14 @@ def find_producer(history: Any, store_url: str, key: str | None,
         try:
             if _stored_digests(outputs) != wanted:
                 continue
-            return Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+            found_one = Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+            return _FOUND.put(memo, found_one)
         except BAD_ROW:
             continue  # a damaged row: another may still name the producer
     return None
+
+
+def forget_producers() -> None:
+    """Drop this process's remembered producers (deleting runs does: a removed run is no
+    producer)."""
+    _FOUND.clear()

@@ -29,6 +29,7 @@ it is held until ``forget_runstore``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -42,6 +43,7 @@ from ductwork.runtime import caches
 from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
+from ductwork.runtime.records.producers import forget_producers
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
@@ -52,6 +54,7 @@ _DRIVER = rows.DRIVER
 
 # Reopening a file-backed store costs a connect, so a generous bound loses nothing.
 _OPEN = caches.cache("records.run_stores", maxsize=64)
+_OPENINGS = itertools.count()
 _IN_MEMORY: dict[str, RunStore] = {}  # by store URL; the only copy of that history
 _OPEN_LOCK = threading.Lock()  # one RunStore per handle, even when threads race to open
 
@@ -133,6 +136,10 @@ class RunStore:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.Lock()
+        #: Which opening of a history file this is: a file set aside and started anew is
+        #: another history, though at the same path (what ``producers`` remembers is per
+        #: opening).
+        self.opening = next(_OPENINGS)
         if readonly:
             self._db = connect_read_only(self.path)
         elif str(path) == ":memory:":
@@ -303,6 +310,7 @@ class RunStore:
         self._write([("DELETE FROM steps WHERE run_id = ?", ids),
                      ("DELETE FROM leases WHERE run_id = ?", ids),
                      ("DELETE FROM runs WHERE id = ?", ids)])
+        forget_producers()  # a removed run must not be named as a hit's producer again
 
     def take_leases(self, run_id: str, leased: list[tuple[str, str]]) -> int | None:
         """Write a run's leases; return gc's sweep generation as of that write, or None
