@@ -39,7 +39,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import time
 from typing import Any
 
@@ -48,11 +47,11 @@ from ductwork.runtime.data.datastore import Datastore, current_store, redact_url
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.store.artifacts import open_store
-from ductwork.runtime.store.versions import create_version, folder, read_versions
+from ductwork.runtime.store.versions import NAME, create_version, folder, names, read_versions
 
 __all__ = ["get", "list_datasets", "register", "summaries", "versions"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME = NAME
 _FORMAT = 1
 
 
@@ -194,17 +193,6 @@ def _fields(record: dict[str, Any], store: Any) -> dict[str, Any]:
             "snapshot": snapshot}
 
 
-def _names(store: Any) -> list[str]:
-    fs, top = store.fs, folder(store, "datasets")
-    fs.invalidate_cache(top)
-    try:
-        listed = fs.ls(top, detail=False)
-    except FileNotFoundError:
-        return []
-    names = (str(p).replace("\\", "/").rstrip("/").rpartition("/")[2] for p in listed)
-    return sorted(n for n in names if _NAME.fullmatch(n))
-
-
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
     """What a listing shows of one version."""
     ref = record.get("datastore")
@@ -227,7 +215,7 @@ def summaries(name: str, store: Any = None) -> list[dict[str, Any]]:
     artifacts = _store(store)
     records = _read_all(artifacts, _check_name(name))
     if not records:
-        known = ", ".join(_names(artifacts)) or "none yet"
+        known = ", ".join(names(artifacts, "datasets")) or "none yet"
         raise DatasetError(
             f"No dataset is registered as {name!r} in the store {artifacts.url}; registered "
             f"datasets: {known}. Register one with dw.Dataset.files(...).register(name), or "
@@ -240,7 +228,7 @@ def list_datasets(store: Any = None) -> list[dict[str, Any]]:
     """Every registered dataset, by name, with its versions newest first."""
     artifacts = _store(store)
     found = []
-    for name in _names(artifacts):
+    for name in names(artifacts, "datasets"):
         records = _read_all(artifacts, name)
         if records:
             found.append({"name": name, "versions": [

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-import re
 import threading
 from typing import Any
 
@@ -35,8 +34,10 @@ from ductwork.runtime.publish.parameters import parameters_schema
 from ductwork.runtime.publish.snapshot import ductwork_version, load_snapshot, take_snapshot
 from ductwork.runtime.store.artifacts import ArtifactRef, open_store
 from ductwork.runtime.store.versions import (
+    NAME,
     create_version,
     folder,
+    names,
     read_state,
     read_versions,
     update_state,
@@ -47,7 +48,7 @@ __all__ = [
     "load_pipeline", "publish", "set_default",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME = NAME
 _FORMAT = 1
 # Pickling registers the user's modules by value for the whole process: one at a time.
 _SNAPSHOT_LOCK = threading.Lock()
@@ -143,22 +144,11 @@ def _summary(store: Any, name: str, records: dict[int, dict[str, Any]]) -> dict[
     }
 
 
-def _names(store: Any) -> list[str]:
-    fs, top = store.fs, folder(store, "published")
-    fs.invalidate_cache(top)
-    try:
-        listed = fs.ls(top, detail=False)
-    except FileNotFoundError:
-        return []
-    names = (str(p).replace("\\", "/").rstrip("/").rpartition("/")[2] for p in listed)
-    return sorted(n for n in names if _NAME.fullmatch(n))
-
-
 def list_pipelines(store: Any = None) -> list[dict[str, Any]]:
     """Every published pipeline: name, description, default_version, versions, enabled."""
     artifacts = open_store(store)
     found = []
-    for name in _names(artifacts):
+    for name in names(artifacts, "published"):
         records = read_versions(artifacts, _where(artifacts, name))
         if records:
             found.append(_summary(artifacts, name, records))
@@ -169,7 +159,7 @@ def _records(store: Any, name: str) -> dict[int, dict[str, Any]]:
     """The versions of ``name``; ``PublishedNotFound`` naming those that exist if none."""
     records = read_versions(store, _where(store, _check_name(name)))
     if not records:
-        known = ", ".join(_names(store)) or "none yet"
+        known = ", ".join(names(store, "published")) or "none yet"
         raise PublishedNotFound(name, None, (
             f"No pipeline is published as {name!r} in the store {store.url}; published "
             f"pipelines: {known}. Publish one with `ductwork publish FILE.py:PIPELINE --name "

@@ -39,7 +39,7 @@ from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.refs import iter_digests
-from ductwork.runtime.store.versions import folder, read_versions
+from ductwork.runtime.store.versions import folder, names, read_versions
 
 GRACE_SECONDS = 3600.0
 #: Temp files are never referenced: one that young may be a write in progress.
@@ -216,14 +216,8 @@ def snapshot_digests(artifacts: Any) -> set[str]:
 
 
 def _version_records(artifacts: Any, kind: str) -> Iterator[dict[str, Any]]:
-    top = folder(artifacts, kind)
-    artifacts.fs.invalidate_cache(top)
-    try:
-        names = artifacts.fs.ls(top, detail=False)
-    except FileNotFoundError:
-        return
-    for where in names:
-        yield from read_versions(artifacts, str(where)).values()
+    for name in names(artifacts, kind):
+        yield from read_versions(artifacts, folder(artifacts, kind, name)).values()
 
 
 def _modified(artifacts: Any, path: str) -> float:

@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import posixpath
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,22 @@ __all__ = [
 _MEMORY_LOCK = threading.Lock()  # one process owns a memory:// store: a lock makes it exclusive
 _STATE_LOCK = threading.Lock()
 _STATE = "state.json"
+
+
+#: The name of a versioned thing (a dataset, a published pipeline): one path segment.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def names(store: Any, kind: str) -> list[str]:
+    """The valid names under ``<root>/<kind>/``, sorted ([] when there is none yet)."""
+    fs, top = store.fs, folder(store, kind)
+    fs.invalidate_cache(top)
+    try:
+        listed = fs.ls(top, detail=False)
+    except FileNotFoundError:
+        return []
+    found = (str(p).replace("\\", "/").rstrip("/").rpartition("/")[2] for p in listed)
+    return sorted(n for n in found if NAME.fullmatch(n))
 
 
 def folder(store: Any, *parts: str) -> str:
