@@ -32,9 +32,13 @@ def _check(driver, name: str, allow: tuple[str, ...] = ()) -> None:
 
 
 def _wait(driver, condition, timeout: float = 30):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    # An element found on the page being left goes stale as the next one loads (seen in
+    # CI right after the sign-in click): look again, as for one not there yet.
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(condition)
 
 
 def _sign_in(driver, studio, role: str) -> None:
