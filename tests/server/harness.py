@@ -137,3 +137,26 @@ class Served:
             if time.monotonic() > deadline:
                 raise AssertionError(f"run {run_id} still {run['status']}:\n{self.output()}")
             time.sleep(0.05)
+
+
+SLOW = textwrap.dedent('''
+    import time
+    import ductwork as dw
+
+    @dw.step(cache=False)
+    def nap(seconds: float, n: int) -> int:
+        print("napping", n, flush=True)
+        time.sleep(seconds)
+        return n
+
+    @dw.pipeline
+    def slow(seconds: float = 0.5, n: int = 0):
+        return nap(seconds, n)
+''')
+
+
+def publish_slow(root: Path) -> Path:
+    """Publish ``slow`` (one uncached step that naps ``seconds``) on the store under ``root``."""
+    (root / "slow.py").write_text(SLOW)
+    ductwork(root, "publish", f"{root / 'slow.py'}:slow", "--name", "slow")
+    return root

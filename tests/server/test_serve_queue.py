@@ -5,36 +5,19 @@ are each recorded once."""
 from __future__ import annotations
 
 import signal
-import textwrap
 import threading
 import time
 
 import pytest
-from harness import Served, ductwork, token, write_flow
+from harness import Served, ductwork, publish_slow, token, write_flow
 
 pytestmark = pytest.mark.slow
 
-SLOW = textwrap.dedent('''
-    import time
-    import ductwork as dw
-
-    @dw.step(cache=False)
-    def nap(seconds: float, n: int) -> int:
-        print("napping", n, flush=True)
-        time.sleep(seconds)
-        return n
-
-    @dw.pipeline
-    def slow(seconds: float = 0.5, n: int = 0):
-        return nap(seconds, n)
-''')
 
 
 @pytest.fixture
 def root(tmp_path):
-    (tmp_path / "slow.py").write_text(SLOW)
-    ductwork(tmp_path, "publish", f"{tmp_path / 'slow.py'}:slow", "--name", "slow")
-    return tmp_path
+    return publish_slow(tmp_path)
 
 
 def _trigger(server, tok, **params) -> str:

@@ -7,36 +7,19 @@ from __future__ import annotations
 
 import os
 import signal
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from harness import Served, ductwork, token
+from harness import Served, publish_slow, token
 
 pytestmark = pytest.mark.slow
 
-SLOW = textwrap.dedent('''
-    import time
-    import ductwork as dw
-
-    @dw.step(cache=False)
-    def nap(seconds: float, n: int) -> int:
-        print("napping", n, flush=True)
-        time.sleep(seconds)
-        return n
-
-    @dw.pipeline
-    def slow(seconds: float = 0.5, n: int = 0):
-        return nap(seconds, n)
-''')
 
 
 @pytest.fixture
 def root(tmp_path):
-    (tmp_path / "slow.py").write_text(SLOW)
-    ductwork(tmp_path, "publish", f"{tmp_path / 'slow.py'}:slow", "--name", "slow")
-    return tmp_path
+    return publish_slow(tmp_path)
 
 
 def _trigger(server: Served, tok: str, **params: object) -> str:
