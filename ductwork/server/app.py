@@ -31,7 +31,8 @@ API = "/api/v1"
 
 
 def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
-               cancel_grace: float = 10.0) -> FastAPI:
+               cancel_grace: float = 10.0, address: str | None = None,
+               shared_filesystem: bool = False) -> FastAPI:
     """The app serving the published pipelines and runs of ``store``."""
     from ductwork import __version__
     from ductwork.runtime.store.artifacts import open_store
@@ -44,7 +45,8 @@ def create_app(store: Any = None, *, backend: str = "inline", max_runs: int = 4,
     runs_source = RunSource(state, artifacts)
     launcher = Launcher(state, where, backend, max_runs,
                         recorded=runs_source.status,
-                        grace=cancel_grace)
+                        grace=cancel_grace,
+                        options={"address": address, "shared_filesystem": shared_filesystem})
     scheduler = Scheduler(artifacts, state, launcher, runs_source)
 
     @contextlib.asynccontextmanager

@@ -5,8 +5,9 @@ The server runs each run in a process of its own -- forked from its zygote
 that crashes, leaks or hangs cannot take the server down, and user code is
 unpickled here, never in the server. The run id is the argument (so the server can
 tell its children apart); the rest comes as JSON on stdin, not argv, because a
-store URL may carry a credential: ``{"store", "backend", "pipeline", "version",
-"parameters", "state", "claim"}``.
+store URL may carry a credential: ``{"store", "backend", "options", "pipeline",
+"version", "parameters", "state", "claim"}`` (``options``: the backend's run options
+the server was started with, such as a Dask scheduler's address).
 
 Before anything else the process registers in the server's queue: it writes its
 pid on the run's row, only if the row still carries the ``claim`` the launcher
@@ -112,7 +113,8 @@ def run(run_id: str, spec: dict[str, Any]) -> int:
     live = live_progress(spec["store"], run_id)  # the studio's live run and step pages
     try:
         run_pipeline(pipeline, spec["parameters"], backend=spec["backend"],
-                     store=spec["store"], run_id=run_id, progress=live, logs=str(live.logs))
+                     store=spec["store"], run_id=run_id, progress=live, logs=str(live.logs),
+                     **spec.get("options", {}))
     except PipelineFailed as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 1

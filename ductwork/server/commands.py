@@ -28,6 +28,12 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
     serve.add_argument("--backend", default="inline",
                        help="where triggered runs execute their steps (default: inline)")
+    serve.add_argument("--address", default=None, metavar="SCHEDULER",
+                       help="with --backend dask: the scheduler triggered runs use, e.g. "
+                            "tcp://scheduler:8786 (default: a local cluster per run)")
+    serve.add_argument("--shared-filesystem", action="store_true",
+                       help="with --backend dask: the local --store path is mounted on every "
+                            "worker")
     serve.add_argument("--max-runs", type=int, default=4, metavar="N",
                        help="runs executing at once; the rest wait queued (default: 4)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
@@ -82,7 +88,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "and HTTP is not encrypted: bearer tokens would cross the network in clear. "
               "Put a TLS-terminating proxy (nginx, Caddy) in front and listen on 127.0.0.1 "
               "behind it.", file=sys.stderr)
-    app = create_app(args.store, backend=args.backend, max_runs=args.max_runs)
+    if (args.address or args.shared_filesystem) and args.backend != "dask":
+        raise ServerError("--address and --shared-filesystem are settings of --backend dask; "
+                          f"this server runs on --backend {args.backend}.")
+    app = create_app(args.store, backend=args.backend, max_runs=args.max_runs,
+                     address=args.address, shared_filesystem=args.shared_filesystem)
     store = app.state.server.artifacts
     print(f"ductwork: serving {store.url} at http://{args.host}:{args.port}{API} "
           f"(backend {args.backend}, at most {args.max_runs} runs at once)", file=sys.stderr,

@@ -91,8 +91,12 @@ class Launcher:
     """The thread that runs queued runs in child processes."""
 
     def __init__(self, state: ServerState, store: str, backend: str, max_runs: int,
-                 recorded: Any, grace: float = 10.0) -> None:
+                 recorded: Any, grace: float = 10.0,
+                 options: dict[str, Any] | None = None) -> None:
         self.state, self.store, self.backend = state, store, backend
+        # The backend's run options every run gets (a dask scheduler's address), unset ones
+        # left out so the child's defaults stand.
+        self.options = {k: v for k, v in (options or {}).items() if v}
         self.max_runs, self.grace = max_runs, grace
         self._recorded = recorded  # run id -> the status its run record has, or None
         self.logs = state.path.with_name(state.path.stem + ".logs")
@@ -218,7 +222,8 @@ class Launcher:
 
     def _launch(self, row: dict[str, Any]) -> None:
         run_id = row["run_id"]
-        spec = {"store": self.store, "backend": self.backend, "pipeline": row["pipeline"],
+        spec = {"store": self.store, "backend": self.backend, "options": self.options,
+                "pipeline": row["pipeline"],
                 "version": row["version"], "parameters": row["parameters"],
                 "state": str(self.state.path), "claim": row["claim"]}
         log = self.logs / f"{run_id}.log"
