@@ -28,7 +28,7 @@ from ductwork.runtime import caches
 from ductwork.runtime.keys.classes import classes_in, recorded, resolve
 from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
 from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
-from ductwork.runtime.keys.hashing import hash_tagged, hash_value, new_hasher
+from ductwork.runtime.keys.hashing import hash_str_pairs, hash_tagged, hash_value, new_hasher
 from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
 from ductwork.runtime.status import Status
@@ -119,7 +119,7 @@ def finish_key(basis: tuple[dict[str, str], dict[str, str]],
     """Combine ``key_basis`` with the input digests into ``(key, components)``."""
     fixed, parts = basis
     components = {**fixed, **inputs}
-    key = hash_tagged("StepKey", sorted(components.items()))
+    key = hash_str_pairs("StepKey", sorted(components.items()))
     components.update(parts)
     return key, components
 
