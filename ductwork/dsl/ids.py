@@ -22,6 +22,7 @@ from typing import NoReturn
 from ductwork.dsl.core import DefinitionError, TraceError, format_location
 
 Where = tuple[str, int] | None
+Who = tuple[int, str, str]
 
 # '/' joins a nested pipeline's id to its steps' ids and '[i]' marks a map element, so a
 # call id has neither; ids also go into Dask keys, URLs and command lines.
@@ -55,7 +56,9 @@ class CallIds:
         # so every suffix below it is still taken and the search resumes there.
         self._last: dict[str, int] = {}
         self._calls: dict[tuple[str, str], int] = {}  # (kind, base) -> plain calls so far
-        self._owners: dict[str, tuple[str, Where]] = {}  # every id -> (who, where)
+        # every id -> (who, where); who is (n, kind, name) for the n-th plain call of a step
+        # or pipeline, (0, step, name) for a call named `name`
+        self._owners: dict[str, tuple[Who, Where]] = {}
         self._named: dict[str, str] = {}  # named id -> its step's name
 
     def _full(self, name: str) -> str:
@@ -72,7 +75,7 @@ class CallIds:
         self._last[base] = n
         self._taken.add(candidate)
         count = self._calls[kind, base] = self._calls.get((kind, base), 0) + 1
-        who = f"the {_ordinal(count)} plain call of {kind} '{name}'"
+        who = (count, kind, name)  # spelled out only for an error: this runs per call
         if candidate in self._named:
             _refuse_clash(candidate, self._owners[candidate], (who, location),
                           self._named[candidate])
@@ -82,7 +85,7 @@ class CallIds:
     def named(self, name: str, step: str, location: Where) -> str:
         """Return the id a ``step.named(name)`` call asked for, refusing one already given."""
         full = self._full(name)
-        who = f"the call of step '{step}' named '{name}'"
+        who = (0, step, name)
         if full in self._owners:
             _refuse_clash(full, self._owners[full], (who, location), step)
         self._named[full] = step
@@ -98,12 +101,14 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _refuse_clash(call_id: str, first: tuple[str, Where], second: tuple[str, Where],
+def _refuse_clash(call_id: str, first: tuple[Who, Where], second: tuple[Who, Where],
                   step: str) -> NoReturn:
     """Refuse a second call with the id ``call_id``, naming both calls and their lines."""
 
-    def said(owner: tuple[str, Where]) -> str:
-        who, where = owner
+    def said(owner: tuple[Who, Where]) -> str:
+        (count, kind, name), where = owner
+        who = (f"the {_ordinal(count)} plain call of {kind} '{name}'" if count
+               else f"the call of step '{kind}' named '{name}'")
         return f"{who} (at {format_location(where)})" if where else who
 
     raise TraceError(

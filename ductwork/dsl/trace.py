@@ -153,12 +153,17 @@ def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[An
         ) from None
     bound.apply_defaults()
     if kind == "Step":
-        from ductwork.dsl.core import format_location
-
         # Checked here, where the step and the user's line are known, so a value that
         # contains itself or hides an output names them; links_for then finds the edges.
-        owner = f"Step '{name}' at {format_location(location)}"
+        # A placeholder or a plain scalar has nothing inside: the common case, walked not.
+        owner = None
         for argument, value in bound.arguments.items():
+            if type(value) in _FLAT:
+                continue
+            if owner is None:
+                from ductwork.dsl.core import format_location
+
+                owner = f"Step '{name}' at {format_location(location)}"
             for _ in find_outputs(value, argument, owner):
                 pass
     return bound
@@ -219,6 +224,7 @@ def find_outputs(value: Any, path: str, owner: str | None = None,
 
 
 _LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
+_FLAT = _LEAVES | {Output}  # values with no placeholder inside them
 
 
 def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, str]] | None:
@@ -305,6 +311,12 @@ def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tupl
     """Return the data edges made by bound arguments (a ``**kwargs`` dict counts per key)."""
     links = []
     for name, value in arguments.items():
+        kind = type(value)
+        if kind is Output:  # the common edge, without the walk's set-up
+            links.append(Link(value.node, value.name, name))
+            continue
+        if kind in _LEAVES:
+            continue
         if name == var_keyword and isinstance(value, dict):
             found = [o for key, v in value.items() for o in find_outputs(v, key)]
         else:
