@@ -63,11 +63,30 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
     """
     if not all(type(k) is str and type(v) is str for k, v in pairs):
         return hash_tagged(tag, pairs)
-    token = [tag, ["list", *[["tuple", ["str", k], ["str", v]] for k, v in pairs]]]
-    hasher, out = new_hasher(), [_TAGGED_PREFIX]
-    _write((token,), out, hasher)
-    hasher.update(b"".join(out))
-    return hasher.hexdigest()
+    # The bytes ``_write`` gives [tag, ["list", *[["tuple", ["str", k], ["str", v]], ...]]],
+    # spelled out here: its recursion per pair was most of a cache key's cost.
+    out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(pairs) + 1), _LIST]
+    for k, v in pairs:
+        out += (_PAIR_HEAD, _str_bytes(k), _STR_HEAD, _str_bytes(v))
+    return new_hasher(b"".join(out)).hexdigest()
+
+
+_STR_HEAD = b"l2:s3:str"  # ["str", ...]: a list of two, the tag, then the string
+_PAIR_HEAD = b"l3:s5:tuple" + _STR_HEAD  # ["tuple", ["str", k], ...
+_LIST = b"s4:list"
+
+
+def _list_head(size: int) -> bytes:
+    return b"l%d:" % size
+
+
+def _str_bytes(text: str) -> bytes:
+    """A string's encoding as ``encoding._write`` spells it: size, then UTF-8."""
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates are still distinct strings
+        data = text.encode("utf-8", "surrogatepass")
+    return b"s%d:%s" % (len(data), data)
 
 
 def _digest(prefix: bytes, make_token: Callable[[], Token]) -> str:

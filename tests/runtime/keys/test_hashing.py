@@ -597,6 +597,12 @@ def test_str_pairs_fast_path_is_the_generic_digest(pairs):
     assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
 
 
+@pytest.mark.parametrize("text", ["", "\ud800 lone surrogate", "x" * 300, "é" * 200, "l2:s3"])
+def test_str_pairs_fast_path_spells_odd_strings_alike(text):
+    pairs = [(text, text), ("k", text)] * 40  # more than 63 pairs: a list head past the table
+    assert hash_str_pairs(text, pairs) == hash_tagged(text, pairs)
+
+
 def test_str_pairs_with_other_values_fall_back_to_the_generic_digest():
     pairs = [("a", 1), ("b", None)]
     assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
