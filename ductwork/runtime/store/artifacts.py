@@ -140,21 +140,25 @@ def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
                        f"{_INDEX_VERSION}")
     outputs = {}
     for name, d in body["outputs"].items():
-        if not isinstance(d, dict) or not {"digest", "serializer", "size"} <= d.keys():
-            raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record")
-        if not isinstance(d["digest"], str) or not _DIGEST_RE.fullmatch(d["digest"]):
-            raise BadEntry(f"output {name!r} has digest {d['digest']!r}, not 64 hex digits")
-        if not isinstance(d["size"], int) or isinstance(d["size"], bool) or d["size"] < 0:
-            raise BadEntry(f"output {name!r} has size {d['size']!r}, not a byte count")
         try:
-            get_serializer(d["serializer"])
+            digest, serializer, size = d["digest"], d["serializer"], d["size"]
+        except (TypeError, KeyError):  # TypeError: not a dict (a list, a string, ...)
+            raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record") \
+                from None
+        if type(digest) is not str or not _DIGEST_RE.fullmatch(digest):
+            raise BadEntry(f"output {name!r} has digest {digest!r}, not 64 hex digits")
+        if type(size) is not int or size < 0:  # type(): a bool is no byte count
+            raise BadEntry(f"output {name!r} has size {size!r}, not a byte count")
+        try:
+            get_serializer(serializer)
         except (SerializerError, TypeError):  # TypeError: an unhashable name
-            raise BadEntry(f"output {name!r} names serializer {d['serializer']!r}, which is "
+            raise BadEntry(f"output {name!r} names serializer {serializer!r}, which is "
                            "not registered in this process") from None
-        classes = d.get("classes", [])
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        classes = d.get("classes", ())
+        if classes and (type(classes) is not list
+                        or not all(type(c) is str for c in classes)):
             raise BadEntry(f"output {name!r} has classes {classes!r}, not a list of names")
-        outputs[name] = ArtifactRef(d["digest"], d["serializer"], d["size"], tuple(classes))
+        outputs[name] = ArtifactRef(digest, serializer, size, tuple(classes))
     return outputs
 
 

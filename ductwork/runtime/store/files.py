@@ -119,6 +119,10 @@ class StoreFiles:
         # atomic, and with errors that name the account and never a secret).
         self._io: Any = self._azure if self._azure is not None else self._fs
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
+        # What _join puts before relative parts: the root and one separator (none after
+        # an empty root or "/"), as os.path.join / posixpath.join would.
+        self._prefix = self._root if self._root.endswith("/") or not self._root \
+            else self._root + "/"
 
     @property
     def storage_options(self) -> dict[str, Any]:
@@ -174,7 +178,9 @@ class StoreFiles:
         return self._fs
 
     def _join(self, *parts: str) -> str:
-        return (os.path if self._local else posixpath).join(self._root, *parts)
+        # Parts are the store's own relative names (never absolute, never empty): plain
+        # concatenation is what join gives them, at a tenth of its cost on every lookup.
+        return self._prefix + "/".join(parts)
 
     def close(self) -> None:
         """Release network connections (an ``az://`` store's); local stores hold none."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 
 import pytest
@@ -100,3 +101,29 @@ def test_a_good_entry_gives_no_warning(store):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.get_key("key1") == {"a": ref, "b": ref}
+
+
+_GOOD = {"digest": "a" * 64, "serializer": "pickle", "size": 3}
+
+
+@pytest.mark.parametrize("output, problem", [
+    ("abc", "is not a {digest, serializer, size} record"),
+    ([1, 2], "is not a {digest, serializer, size} record"),
+    ({"digest": "a" * 64, "size": 3}, "is not a {digest, serializer, size} record"),
+    ({**_GOOD, "digest": 7}, "not 64 hex digits"),
+    ({**_GOOD, "digest": "A" * 64}, "not 64 hex digits"),
+    ({**_GOOD, "size": True}, "not a byte count"),
+    ({**_GOOD, "size": -1}, "not a byte count"),
+    ({**_GOOD, "size": 3.0}, "not a byte count"),
+    ({**_GOOD, "serializer": ["x"]}, "not registered"),
+    ({**_GOOD, "serializer": "nope"}, "not registered"),
+    ({**_GOOD, "classes": "m.C"}, "not a list of names"),
+    ({**_GOOD, "classes": ["m.C", 1]}, "not a list of names"),
+])
+def test_a_damaged_output_record_says_what_is_wrong(output, problem):
+    from ductwork.runtime.store.artifacts import BadEntry, parse_entry
+
+    with pytest.raises(BadEntry, match=re.escape(problem)):
+        parse_entry(json.dumps({"version": 1, "outputs": {"output": output}}).encode())
+    good = parse_entry(json.dumps({"version": 1, "outputs": {"output": _GOOD}}).encode())
+    assert good["output"].digest == "a" * 64 and good["output"].classes == ()
