@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.classes import classes_in, recorded, resolve
+from ductwork.runtime.keys.classes import classes_in, recorded, recorded_kind, resolve
 from ductwork.runtime.keys.errors import CacheKeyError, UnhashableValue
-from ductwork.runtime.keys.fingerprint import diff_components, fingerprint
+from ductwork.runtime.keys.fingerprint import diff_components, fingerprint, library_fingerprint
 from ductwork.runtime.keys.hashing import hash_str_pairs, hash_tagged, hash_value, new_hasher
 from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
@@ -59,18 +59,30 @@ def input_classes(value: Any) -> dict[str, str]:
     """The fingerprint of each class a value (or the value a ref stands for) is made of."""
     names = recorded(value)
     if names is None:
-        found: list[Any] = classes_in(value)
-    elif not names:
-        return {}
-    else:
-        found = [resolve(n) or n for n in names]
-    out = {}
-    for cls in found:
-        if isinstance(cls, str):  # not importable here: counted by name, as recorded
-            out[cls.replace(":", ".")] = hash_tagged("ClassName", cls)
-        else:
-            out[f"{class_home(cls)}.{cls.__qualname__}"] = fingerprint(cls).digest
-    return out
+        return {f"{class_home(c)}.{c.__qualname__}": fingerprint(c).digest
+                for c in classes_in(value)}
+    return dict(_recorded_class(name) for name in names)
+
+
+# "module:qualname" -> (component name, digest), for classes that are not user code
+_LIBRARY_CLASSES = caches.cache("keys.recorded_library_classes", maxsize=1024)
+
+
+def _recorded_class(name: str) -> tuple[str, str]:
+    """The component name and fingerprint of a class recorded as ``module:qualname``."""
+    found = _LIBRARY_CLASSES.get(name)
+    if found is not None:
+        return found
+    kind = recorded_kind(name)
+    if kind != "user":
+        # By name, so that a process which never imported the module (the driver serving
+        # hits, a fresh worker) keys it as one that fitted the model did.
+        digest = library_fingerprint(name.partition(":")[0], kind).digest
+        return _LIBRARY_CLASSES.put(name, (name.replace(":", "."), digest))
+    cls = resolve(name)
+    if cls is None:  # not importable here: counted by name, as recorded
+        return name.replace(":", "."), hash_tagged("ClassName", name)
+    return f"{class_home(cls)}.{cls.__qualname__}", fingerprint(cls).digest
 
 
 def step_key(step: Any, inputs: dict[str, str], whole: bool = False,

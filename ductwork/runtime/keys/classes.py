@@ -17,20 +17,28 @@ store records their names in the ref (``class_names``), ``recorded`` reads them
 back from a ref (``store.refs`` registers the ref types), and the key resolves
 each name to the class as it is now -- so an edit of ``Model.predict`` reruns the
 consumer even when the producer's bytes did not change.
+
+Whichever process keys the consumer (the driver serving hits, any Dask worker) must
+find the same key, whatever it imported before: an installed class counts by its
+distribution's version, which its name tells without an import (``recorded_kind``),
+and a user class's module is imported when it is not yet (``resolve``).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.origin import class_kind
+from ductwork.runtime.keys.origin import class_kind, import_kind, module_kind
 
-__all__ = ["class_names", "classes_in", "recorded", "register_recorded", "resolve"]
+__all__ = [
+    "class_names", "classes_in", "recorded", "recorded_kind", "register_recorded", "resolve",
+]
 
 _ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex, bytearray, range})
 _LEAVES = frozenset({"numpy", "pandas", "pyarrow", "ductwork"})  # contents hold no classes
@@ -109,14 +117,45 @@ def class_names(value: Any) -> tuple[str, ...]:
 
 
 def resolve(name: str) -> type | None:
-    """The class a recorded ``module:qualname`` names in this process, or None."""
+    """The class a recorded ``module:qualname`` names in this process, or None.
+
+    A module this process has not imported yet is imported, as loading the value would:
+    the answer must not depend on what the process happened to import before.
+    """
     module_name, _, qualname = name.partition(":")
-    found: Any = sys.modules.get(module_name)
+    found: Any = sys.modules.get(module_name) or _import(module_name)
     if found is None:
-        return None  # a module this process never imported: counted by name (caching.md)
+        return None  # not importable here: counted by name (caching.md)
     for part in qualname.split("."):
         found = getattr(found, part, None)
     return found if isinstance(found, type) else None
+
+
+def recorded_kind(name: str) -> str:
+    """Classify the module of a recorded ``module:qualname``, imported or not (see origin)."""
+    module_name = name.partition(":")[0]
+    module = sys.modules.get(module_name)
+    return module_kind(module, module_name) if module is not None else import_kind(module_name)
+
+
+# module name -> True: a module whose code failed is not run again for every key naming it
+_BROKEN = caches.cache("keys.broken_modules", maxsize=256)
+
+
+def _import(module_name: str) -> ModuleType | None:
+    if _BROKEN.get(module_name):
+        return None
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Not on this path (a worker that got the code by value): cheap to look for again,
+        # and found once sys.path holds it. A missing import inside the module is broken.
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            _BROKEN.put(module_name, True)
+        return None
+    except (Exception, SystemExit):  # its code raised, or exited
+        _BROKEN.put(module_name, True)
+        return None
 
 
 # ref type -> fn(ref) -> names: exact types, a dict lookup (this runs for every argument).

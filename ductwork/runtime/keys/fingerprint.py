@@ -35,7 +35,7 @@ from ductwork.runtime import caches
 from ductwork.runtime.keys.hashing import hash_tagged
 from ductwork.runtime.keys.walk import _MISSING, _cell, _getattr, _Walk
 
-__all__ = ["CodeFingerprint", "diff_components", "fingerprint"]
+__all__ = ["CodeFingerprint", "diff_components", "fingerprint", "library_fingerprint"]
 
 # (id(root), *ids of bound arguments) -> _Entry; an entry holds its objects, so ids stay theirs.
 _MEMO = caches.cache("keys.fingerprints", maxsize=4096)
@@ -60,10 +60,25 @@ def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:
     name = walk.function(root, root=True) if isinstance(root, FunctionType) else walk.reach(root)
     for label, value in extras:
         walk.reach(value, label.format(root=name.partition(":")[2]))
-    components = dict(sorted(walk.components.items()))
-    result = CodeFingerprint(hash_tagged("Code", list(components.items())), components)
+    result = _result(walk)
     _MEMO.put(key, _Entry(root, extras, walk, result))
     return result
+
+
+def library_fingerprint(module: str, kind: str) -> CodeFingerprint:
+    """What ``fingerprint`` gives a class of ``module`` that is not user code, by name.
+
+    Such a class counts by its distribution's version (the stdlib and builtins by the
+    Python version alone), which its module's name tells without importing it.
+    """
+    walk = _Walk()
+    walk.library(module, kind)
+    return _result(walk)
+
+
+def _result(walk: _Walk) -> CodeFingerprint:
+    components = dict(sorted(walk.components.items()))
+    return CodeFingerprint(hash_tagged("Code", list(components.items())), components)
 
 
 def diff_components(old: dict[str, str], new: dict[str, str]) -> list[str]:

@@ -193,5 +193,11 @@ def _distribution(top: str) -> tuple[str, str]:
             return dist, importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    version = getattr(sys.modules.get(top), "__version__", None)
+    # No distribution claims it (a module dropped into site-packages): its __version__,
+    # imported if need be -- not "unknown" in a process that had not imported it yet.
+    try:
+        module = sys.modules.get(top) or importlib.import_module(top)
+    except (Exception, SystemExit):
+        module = None
+    version = getattr(module, "__version__", None)
     return top, version if isinstance(version, str) else "unknown"

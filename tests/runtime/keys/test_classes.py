@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import logging
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -78,3 +79,30 @@ def test_input_classes_are_fingerprinted_and_named():
     assert set(found) == {f"{__name__}.Inner", "gone_mod.Gone"}
     assert found == input_classes(Inner(2)) | {"gone_mod.Gone": found["gone_mod.Gone"]}
     assert input_classes(3) == {} and input_classes(ArtifactRef("c" * 64, "json", 1)) == {}
+
+
+def test_a_module_not_imported_yet_is_imported_to_resolve_its_class(tmp_path, monkeypatch):
+    (tmp_path / "dkey_lazy_models.py").write_text("class Model:\n    pass\n")
+    (tmp_path / "dkey_broken_models.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_suffix('.ran').touch()\nraise ValueError\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("dkey_lazy_models", "dkey_broken_models"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    cls = resolve("dkey_lazy_models:Model")
+    assert cls is sys.modules["dkey_lazy_models"].Model
+    # A module whose code fails is counted by name, and not run again for every key.
+    ref = ArtifactRef("a" * 64, "pickle", 10, ("dkey_broken_models:Model",))
+    assert input_classes(ref) == input_classes(ref)
+    assert (tmp_path / "dkey_broken_models.ran").exists()
+    (tmp_path / "dkey_broken_models.ran").unlink()
+    assert resolve("dkey_broken_models:Model") is None
+    assert not (tmp_path / "dkey_broken_models.ran").exists()
+
+
+def test_an_installed_class_keys_by_name_as_it_does_live():
+    ref = ArtifactRef("a" * 64, "pickle", 10, ("numpy:ndarray", "attr._make:Attribute",
+                                            "attr._make:_Nothing"))
+    import attr
+
+    live = input_classes(np.zeros(1)) | input_classes([attr.fields(ArtifactRef)[0]])
+    assert input_classes(ref) == live and len(set(live.values())) == 2  # numpy's, attrs'
