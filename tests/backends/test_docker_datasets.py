@@ -99,6 +99,17 @@ def test_a_snapshot_held_in_another_store_is_mounted_read_only(docker_engine, tm
 
 
 @pytest.mark.docker
+def test_a_configured_local_datastore_reads_in_a_container(docker_engine, tmp_path,
+                                                          monkeypatch):
+    # The container has no ductwork.toml: the name is resolved here, the folder mounted.
+    lake = _lake(tmp_path)
+    (tmp_path / "ductwork.toml").write_text(f'[datastores.lake]\nurl = "{lake.root}"\n')
+    monkeypatch.chdir(tmp_path)
+    run = _run_docker(dw.Dataset.files("logs/a.txt", datastore="lake"), str(tmp_path / "store"))
+    assert run.outputs["texts"] == {"a.txt": "alpha"}
+
+
+@pytest.mark.docker
 def test_a_dataset_at_an_absolute_local_path_reads_in_a_container(docker_engine, tmp_path):
     lake = _lake(tmp_path)
     run = _run_docker(dw.Dataset.files(lake.full_path("logs")), str(tmp_path / "store"))
