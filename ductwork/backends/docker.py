@@ -8,7 +8,10 @@ value), so editing code never rebuilds an image. A local artifact store is
 mounted at ``/ductwork/store`` and the container reads inputs and writes
 outputs there, as the invoking user (``--user UID:GID``), so files it creates
 belong to that user; any other store stays in the parent, and values travel in
-the payload and result instead.
+the payload and result instead. The local folders a job's dataset arguments read
+(a local datastore, an absolute path, the store holding a snapshot's copies) are
+mounted read-only at ``/ductwork/data/<n>`` and the datasets shipped with those
+paths (``docker_mounts``).
 
 ``container_config`` is a pure function from a job's facts to the arguments of
 ``docker run``; the tests check it without an engine. The container has no
@@ -40,13 +43,13 @@ import cloudpickle
 
 import ductwork
 from ductwork.backends.docker_env import Images, engine_error
+from ductwork.backends.docker_mounts import DATA_MOUNT, STORE_MOUNT, mount_datasets
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 from ductwork.runtime.engine.shipping import pickle_step
 
 JOB_MOUNT = "/ductwork/job"
 LIB_MOUNT = "/ductwork/lib"
-STORE_MOUNT = "/ductwork/store"
 
 
 def container_config(
@@ -60,8 +63,10 @@ def container_config(
     memory: str | None = None,
     gpus: int | None = None,
     environment: dict[str, str] | None = None,
+    data_mounts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The keyword arguments of ``docker.containers.run`` for one job (pure)."""
+    """The keyword arguments of ``docker.containers.run`` for one job (pure);
+    ``data_mounts`` maps host folders a job's datasets read to their read-only mounts."""
     command = ["python", "-m", "ductwork.runtime.engine.worker", "--job", JOB_MOUNT]
     # Only ductwork's own package is mounted: the image's packages are the step's.
     volumes = {job_dir: {"bind": JOB_MOUNT, "mode": "rw"},
@@ -81,6 +86,13 @@ def container_config(
         "detach": True,
         "labels": {"ductwork.job": os.path.basename(job_dir)},
     }
+    if data_mounts:
+        import docker.types
+
+        # Mounts, not volumes: a source folder that vanished is an error, where a volume
+        # would have the engine create an empty, root-owned folder in its place.
+        config["mounts"] = [docker.types.Mount(target, source, type="bind", read_only=True)
+                            for source, target in sorted(data_mounts.items())]
     if cpus is not None:
         config["nano_cpus"] = int(cpus * 1e9)
     if memory is not None:
@@ -174,6 +186,10 @@ class DockerBackend:
 
         try:
             image = self.environment(job.step)
+            store_root = self.store.root if self.reads_store else None
+            # Datasets on local folders: mounted read-only, and shipped with the paths the
+            # container sees them at (a BackendError naming the argument if one is missing).
+            job, data_mounts = mount_datasets(job, store_root)
             try:
                 payload = self._payload(job)
             except Exception as exc:
@@ -185,8 +201,8 @@ class DockerBackend:
                 f.write(payload)
             os.chmod(job_dir, 0o777)  # the container's user writes the result here
             config = container_config(
-                image, job_dir, self.lib_dir, self.store.root if self.reads_store else None,
-                os.getuid(), os.getgid(), **self.limits,
+                image, job_dir, self.lib_dir, store_root, os.getuid(), os.getgid(),
+                **self.limits, data_mounts=data_mounts,
             )
             try:
                 # Created, then started: a container the engine fails to start is removed too.
@@ -270,7 +286,8 @@ def _start_error(step_id: str, exc: BaseException) -> str:
         f"Step '{step_id}' could not start its container: the Docker engine at "
         f"{_engine_address()} answered {engine_error(exc)}. Check the step's image "
         "(Environment(base_image=...) or the compute target's image): it must run `python` "
-        f"and take directory mounts at {JOB_MOUNT}, {LIB_MOUNT} and {STORE_MOUNT}; check the "
+        f"and take directory mounts at {JOB_MOUNT}, {LIB_MOUNT}, {STORE_MOUNT} and "
+        f"{DATA_MOUNT}/<n> (the local folders of its datasets); check the "
         "compute target's cpus/memory/gpus against the engine (`docker info`).\n"
     )
 

@@ -1,11 +1,12 @@
 """The Azure ML v1 pipelines how-to's scenario, in ductwork: prepare the iris table, train
 two scikit-learn models, compare them.
 
-The data comes in as a tabular dataset (``iris/iris.csv``, uploaded by ``run.py``); the
-steps are plain functions, so each can be called and tested on its own. On the docker
-backend every step runs in a container built from ``SKLEARN`` (scikit-learn, pandas and
-numpy at this machine's versions, so a model pickled in a container loads here); the other
-backends use this interpreter and only record the environment in the cache key.
+The data comes in as the registered tabular dataset ``iris`` (``iris/iris.csv`` in the run
+store's datastore, uploaded and registered by ``run.py``); the steps are plain functions,
+so each can be called and tested on its own. On the docker backend every step runs in a
+container built from ``SKLEARN`` (scikit-learn, pandas and numpy at this machine's
+versions, so a model pickled in a container loads here); the other backends use this
+interpreter and only record the environment in the cache key.
 
 ``ductwork run examples/iris/iris_pipeline.py:iris_training -p c=0.5`` runs it once the
 dataset is registered (``python examples/iris/run.py`` does everything).
@@ -94,11 +95,10 @@ def compare(*results: dict) -> dict:
 @pipeline
 def iris_training(c: float = 1.0, max_depth: int = 3, test_size: float = 0.3, seed: int = 0):
     """prepare data -> train two models -> compare; ``c`` and ``max_depth`` tune them."""
-    # The table in the run store's datastore, resolved wherever the step runs (a container
-    # sees the store mounted). Its content is part of prep's key: a new upload reruns it.
-    # dw.Dataset.get(DATASET) reads the registered version instead -- on inline, process
-    # and dask; not yet inside a container (it names the host's datastore folder).
-    data = prep(dw.Dataset.tabular(IRIS_CSV), test_size=test_size, seed=seed)
+    # The latest registered version, pinned to the content it was registered with, read
+    # wherever the step runs (a container gets its folder mounted). That content is part
+    # of prep's key: a new version with other bytes reruns it.
+    data = prep(dw.Dataset.get(DATASET), test_size=test_size, seed=seed)
     logreg = train.named("train_logreg")(data.x_train, data.y_train, "logreg", c=c)
     tree = train.named("train_tree")(data.x_train, data.y_train, "tree",
                                      max_depth=max_depth, seed=seed)

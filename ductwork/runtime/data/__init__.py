@@ -12,6 +12,8 @@
   their listings;
 - ``snapshot``: a version's files copied into the store's objects
   (``register(snapshot=True)``) and read back from there;
+- ``locations``: the local folders a dataset reads, and the same dataset read
+  through other paths (``Dataset.relocated``: a container's mounts);
 - ``commands``: ``ductwork datasets``, added to the command line's parser;
 - ``files``: listing, fetching and atomic copies on any fsspec filesystem;
 - ``errors``: ``DatasetError``, ``DatastoreError``, ``DatastoreAccessError``.

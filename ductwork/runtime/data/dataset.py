@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.data import registry
+from ductwork.runtime.data import locations, registry
 from ductwork.runtime.data import snapshot as snapshots
 from ductwork.runtime.data.datastore import Datastore, redact_url
 from ductwork.runtime.data.datastore import datastore as open_datastore
@@ -170,6 +170,13 @@ class Dataset:
     def as_mount(self) -> Dataset:
         """This dataset, streamed to the step through fsspec instead of downloaded."""
         return Dataset(**{**self._fields(), "mode": "mount"})
+
+    def relocated(self, place: locations.Place) -> Dataset:
+        """This dataset read where ``place(folder, what)`` puts each local folder it reads
+        (a container's mounts); it keys and checks the same content."""
+        moved = Dataset(**locations.relocate(self, place))
+        moved._keyed = self._keyed  # the content its key was made of, checked where it runs
+        return moved
 
     def _fields(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "datastore": self.datastore,
