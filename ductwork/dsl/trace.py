@@ -15,7 +15,6 @@ the id given by ``step.named(...)``, prefixed inside nested pipelines (``prep/cl
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -239,8 +238,15 @@ def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, st
         return _dict_parts(value, path, inside)
     if isinstance(value, set | frozenset):
         return ((v, path, "set") for v in value)
-    if attrs.has(cls) or dataclasses.is_dataclass(cls):
-        fields = attrs.fields(cls) if attrs.has(cls) else dataclasses.fields(value)
+    if hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__"):
+        # The marks attrs.has and dataclasses.is_dataclass read: dataclasses is imported
+        # only when a dataclass is seen, not by `import ductwork`.
+        if attrs.has(cls):
+            fields = attrs.fields(cls)
+        else:
+            import dataclasses
+
+            fields = dataclasses.fields(value)
         held = f"{cls.__name__} instance"
         return ((getattr(value, f.name, None), (".", path, f.name), held) for f in fields)
     return None
