@@ -28,7 +28,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.origin import class_kind
+from ductwork.runtime.keys.origin import adopted, class_kind
 
 __all__ = ["class_names", "classes_in", "recorded", "register_recorded", "resolve"]
 
@@ -113,7 +113,8 @@ def resolve(name: str) -> type | None:
     module_name, _, qualname = name.partition(":")
     found: Any = sys.modules.get(module_name)
     if found is None:
-        return None  # a module this process never imported: counted by name (caching.md)
+        # Not imported: a class of a published snapshot, or counted by name (caching.md).
+        return adopted(name)
     for part in qualname.split("."):
         found = getattr(found, part, None)
     return found if isinstance(found, type) else None
