@@ -15,9 +15,13 @@ dataset is registered (``python examples/iris/run.py`` does everything).
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, NamedTuple
 
 import ductwork as dw
 from ductwork import pipeline, step
+
+if TYPE_CHECKING:  # the fields' type only: numpy loads where the steps run
+    import numpy as np
 
 DATASET = "iris"
 IRIS_CSV = "iris/iris.csv"  # in the run store's datastore, where run.py uploads it
@@ -37,12 +41,17 @@ def _pinned(package: str) -> str:
 SKLEARN = dw.Environment(pip=[_pinned("scikit-learn"), _pinned("pandas"), _pinned("numpy")])
 
 
-# Four named outputs, numpy arrays (stored as .npy: no pickle between machines). Declared
-# with outputs= rather than a NamedTuple return annotation: a NamedTuple class in a
-# published snapshot fingerprints differently from the same class imported, so a
-# triggered run would not reuse the prep step's cached outputs.
-@step(env=SKLEARN, outputs=("x_train", "x_test", "y_train", "y_test"))
-def prep(frame, test_size: float = 0.3, seed: int = 0):
+class Split(NamedTuple):
+    """prep's four named outputs, numpy arrays (stored as .npy: no pickle between machines)."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
+@step(env=SKLEARN)
+def prep(frame, test_size: float = 0.3, seed: int = 0) -> Split:
     """Drop incomplete rows, then a stratified train/test split of features and labels."""
     from sklearn.model_selection import train_test_split
 
@@ -51,7 +60,7 @@ def prep(frame, test_size: float = 0.3, seed: int = 0):
     x_train, x_test, y_train, y_test = train_test_split(
         frame[FEATURES].to_numpy(), frame[TARGET].to_numpy(), test_size=test_size,
         random_state=seed, stratify=frame[TARGET].to_numpy())
-    return x_train, x_test, y_train, y_test
+    return Split(x_train, x_test, y_train, y_test)
 
 
 @step(env=SKLEARN)

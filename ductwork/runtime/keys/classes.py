@@ -34,7 +34,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.origin import class_kind, import_kind, module_kind
+from ductwork.runtime.keys.origin import adopted, class_kind, import_kind, module_kind
 
 __all__ = [
     "class_names", "classes_in", "recorded", "recorded_kind", "register_recorded", "resolve",
@@ -123,6 +123,11 @@ def resolve(name: str) -> type | None:
     the answer must not depend on what the process happened to import before.
     """
     module_name, _, qualname = name.partition(":")
+    # A class of a published snapshot first: a working copy of its module, imported or
+    # importable here, must not stand in for the code the snapshot runs.
+    snapshot_class = adopted(name)
+    if snapshot_class is not None:
+        return snapshot_class
     found: Any = sys.modules.get(module_name) or _import(module_name)
     if found is None:
         return None  # not importable here: counted by name (caching.md)

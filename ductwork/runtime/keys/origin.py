@@ -12,6 +12,12 @@ Code is named by where it lives, not by how it was started: ``home_name``
 gives ``__main__`` the name its file would have if it were imported
 (``python pipe.py``, ``ductwork run pipe.py:p`` and ``import pipe`` all key
 ``pipe.prep``), so the three share one cache.
+
+Code loaded from a published snapshot comes by value: its modules are not imported
+in the process that runs it, so ``sys.modules`` cannot say where its classes were
+defined. The loader records each such class with its module's file and namespace
+(``adopt``); ``class_module`` and ``adopted`` answer for it then, as ``sys.modules``
+does for imported code, so the snapshot keys as the project it came from.
 """
 
 from __future__ import annotations
@@ -23,11 +29,36 @@ import site
 import sys
 import sysconfig
 from types import ModuleType
+from typing import Any
 
 from ductwork.runtime import caches
 
 # top-level module -> (distribution, version): importlib.metadata is slow
 _DISTRIBUTIONS = caches.cache("keys.distributions", maxsize=1024)
+# Classes loaded by value (a published snapshot): id -> (class, file, namespace), and
+# "module:qualname" -> class. They live as long as the process, as the snapshot does.
+_ADOPTED: dict[int, tuple[type, str, dict[str, Any]]] = {}
+_ADOPTED_NAMES: dict[str, type] = {}
+
+
+def adopt(cls: type, file: str, namespace: dict[str, Any]) -> None:
+    """Record where a class loaded by value was defined: its module's file and namespace."""
+    _ADOPTED[id(cls)] = (cls, file, namespace)
+    _ADOPTED_NAMES[f"{cls.__module__}:{cls.__qualname__}"] = cls
+
+
+def adopted(name: str) -> type | None:
+    """The class adopted under ``module:qualname``, or None."""
+    return _ADOPTED_NAMES.get(name)
+
+
+def class_module(cls: type) -> tuple[str | None, dict[str, Any]]:
+    """The file and namespace of the module that defined ``cls`` (empty when unknown)."""
+    hit = _ADOPTED.get(id(cls))
+    if hit is not None and hit[0] is cls:  # before sys.modules: a working copy may be there
+        return hit[1], hit[2]
+    module = sys.modules.get(cls.__module__)
+    return module_file(module), (vars(module) if module is not None else {})
 
 
 def module_file(module: ModuleType | None) -> str | None:

@@ -245,6 +245,15 @@ def _keep(_: ast.expr) -> bool:
     return False
 
 
+def defines(code: CodeType) -> bool:
+    """Tell whether ``code``'s file holds a definition it could have been compiled from."""
+    # False for code exec'd from a string with the module's globals (a dataclass's
+    # __init__, say), whose file name says nothing about where its source is.
+    index = _index(code.co_filename)
+    found = index.get((code.co_name, code.co_firstlineno), []) if index is not None else []
+    return any(_same_arguments(node, code) for node in found)
+
+
 def _find_function(code: CodeType) -> ast.AST | None:
     index = _index(code.co_filename)
     if index is None:
@@ -252,11 +261,14 @@ def _find_function(code: CodeType) -> ast.AST | None:
     found = index.get((code.co_name, code.co_firstlineno), [])
     if len(found) != 1:  # two lambdas on one line, or none: use the bytecode
         return None
-    args = found[0].args  # type: ignore[attr-defined]
-    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-    count = code.co_argcount + code.co_kwonlyargcount
     # A mismatch means the file changed since this code was compiled from it.
-    return found[0] if names == list(code.co_varnames[:count]) else None
+    return found[0] if _same_arguments(found[0], code) else None
+
+
+def _same_arguments(node: ast.AST, code: CodeType) -> bool:
+    args = node.args  # type: ignore[attr-defined]
+    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    return names == list(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
 
 
 def _tree(filename: str) -> ast.Module | None:

@@ -57,6 +57,7 @@ from ductwork.runtime.keys.members import data_attributes
 from ductwork.runtime.keys.origin import (
     class_home,
     class_kind,
+    class_module,
     code_kind,
     distribution,
     home_name,
@@ -310,7 +311,7 @@ class _Walk:
             self.library(cls.__module__, kind)
             return f"lib:{cls.__module__}.{cls.__qualname__}"
         key = self.name(f"class:{_qualname(cls)}", cls)
-        module = sys.modules.get(cls.__module__)
+        module_path, module_namespace = class_module(cls)
         own_methods = [
             f
             for f in vars(cls).values()
@@ -318,14 +319,14 @@ class _Walk:
         ]
         node, filename = None, None
         for filename in dict.fromkeys(
-            [*(f.__code__.co_filename for f in own_methods), module_file(module)]
+            [*(f.__code__.co_filename for f in own_methods), module_path]
         ):
             node = _source.class_node(cls, filename)
             if node is not None:
                 break
         namespace = next(
             (f.__globals__ for f in own_methods if f.__code__.co_filename == filename),
-            vars(module) if module is not None else {},
+            module_namespace,
         )
         bindings: list[tuple[str, str]] = []
         if node is not None:
@@ -337,7 +338,7 @@ class _Walk:
             bindings += self._set_outside(cls, key, _source.class_binds(node))
         else:
             # namedtuple, Enum("Color", ...) or exec'd: the statement that made it, if any
-            made = _source.assignment_digest(module_file(module), cls.__name__)
+            made = _source.assignment_digest(module_path, cls.__name__)
             own = hash_tagged("Class", cls.__qualname__, data_attributes(cls, _qualname), made)
         self.attrs.append((cls, "__bases__", cls.__bases__))
         bindings += [("<base>", self.reach(b)) for b in cls.__bases__ if b is not object]

@@ -5,6 +5,8 @@ the ``ductwork publish`` and ``ductwork pipelines`` commands and the server:
 
 - ``snapshot``: the pipeline pickled as workers receive it, with the source texts
   it came from, and the identity (digest) of that code;
+- ``restore``: what loading gives that code back (file names, its classes' modules
+  and globals), so it keys as the project it came from;
 - ``catalog``: versions and state under ``published/<name>/`` in the store --
   ``publish``, ``list_pipelines``, ``get_pipeline``, ``set_default``, ``disable``,
   ``enable``, ``load_pipeline``;

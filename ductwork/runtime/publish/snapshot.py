@@ -6,8 +6,11 @@ installed packages by reference, and the user's serializers along. The text of
 every user source file whose code is in that pickle travels beside it: loading
 puts those texts into ``linecache``, so the code fingerprint -- which reads
 source through ``linecache`` -- sees the published source even when the file
-was edited or deleted since. The published code therefore gets the same cache
-keys as the code it was published from.
+was edited or deleted since. Beside the pipeline go, per user module it names,
+the module's file and the globals its ``class`` statements read (by value the
+pickle would drop them); loading hands them to ``restore``, which gives the code
+back its file names and its classes their modules. The published code therefore
+gets the same cache keys as the code it was published from.
 
 A snapshot's identity (``digest``) cannot be the pickle's hash: cloudpickle names
 every class pickled by value with a fresh random id, so the same code pickles to
@@ -18,12 +21,11 @@ constants' values and installed package versions) and ductwork's version.
 
 from __future__ import annotations
 
-import functools
 import linecache
 import os
 import pickletools
 import sys
-from types import CodeType, FunctionType, MethodType, ModuleType
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -31,6 +33,9 @@ import attrs
 __all__ = [
     "Snapshot", "ductwork_version", "install_sources", "load_snapshot", "take_snapshot",
 ]
+
+# A payload is (_MARK, pipeline, {module: (file, class globals)}); before, the pipeline alone.
+_MARK = "ductwork-snapshot-2"
 
 
 @attrs.frozen
@@ -47,9 +52,18 @@ def take_snapshot(pipeline: Any) -> Snapshot:
     from ductwork.runtime.engine.shipping import pickle_step
     from ductwork.runtime.keys.fingerprint import fingerprint
     from ductwork.runtime.keys.hashing import hash_tagged
+    from ductwork.runtime.publish.restore import class_globals
 
     payload = pickle_step(pipeline)
-    sources = {f: text for f in sorted(_code_files(payload)) if (text := _source(f))}
+    modules = _modules(payload)
+    sources = {f: text for f in sorted(_code_files(payload) | {m.__file__ for m in modules})
+               if (text := _source(f))}
+    extras = {m.__name__: (m.__file__, class_globals(m, sources.get(m.__file__, "")))
+              for m in modules}
+    try:  # the globals are pickled with the pipeline, so both share one copy of each object
+        payload = pickle_step((_MARK, pipeline, extras))
+    except Exception:  # a global cloudpickle cannot take: such classes key by what they hold
+        payload = pickle_step((_MARK, pipeline, {n: (f, {}) for n, (f, _) in extras.items()}))
     code = fingerprint(pipeline.fn).digest
     digest = hash_tagged("PublishedSnapshot", pipeline.name, code,
                          sorted(sources.items()), ductwork_version())
@@ -79,6 +93,23 @@ def _code_files(payload: bytes) -> set[str]:
     return found
 
 
+def _modules(payload: bytes) -> list[ModuleType]:
+    """The user's modules, imported here, whose names a pickle holds: the modules of the
+    classes and functions it carries by value (with files, as notebooks have none)."""
+    from ductwork.runtime.keys.origin import module_kind
+
+    names = {arg for _, arg, _ in pickletools.genops(payload)
+             if isinstance(arg, str) and 0 < len(arg) < 256}
+    found = []
+    for name in sorted(names):
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        if (module is not None and name != "__main__" and isinstance(file, str)
+                and module_kind(module, name) == "user" and _is_user_file(file)):
+            found.append(module)
+    return found
+
+
 def _is_user_file(path: str) -> bool:
     from ductwork.runtime.keys.origin import code_kind
 
@@ -102,70 +133,12 @@ def install_sources(sources: dict[str, str]) -> None:
 def load_snapshot(payload: bytes, sources: dict[str, str]) -> Any:
     """Load a pickled pipeline with the source texts it was published from."""
     from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.publish.restore import restore
 
     install_sources(sources)
-    pipeline = unpickle(payload)
-    _restore_filenames(pipeline, set(sources))
+    loaded = unpickle(payload)
+    pipeline, modules = loaded, {}
+    if isinstance(loaded, tuple) and len(loaded) == 3 and loaded[0] == _MARK:
+        _, pipeline, modules = loaded
+    restore(pipeline, set(sources), modules)
     return pipeline
-
-
-def _restore_filenames(root: Any, files: set[str]) -> None:
-    """Give the loaded code back the file names cloudpickle replaced with ``<dynamic-code>``.
-
-    cloudpickle drops ``co_filename`` (its payloads are meant to be the same wherever
-    code was defined), but the code fingerprint finds a function's source by it. A
-    function's module file is still in its globals (``__file__``), so every function
-    reachable from ``root`` whose module file was published gets it back, nested code
-    included. Walks an explicit stack: nothing recurses with the size of the code.
-    """
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, str | bytes | int | float | bool | type(None)):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, FunctionType):
-            file = obj.__globals__.get("__file__")
-            if file in files and obj.__code__.co_filename == _DYNAMIC:
-                obj.__code__ = _renamed(obj.__code__, file)
-            stack.extend(obj.__globals__.values())
-            stack.extend(obj.__defaults__ or ())
-            stack.extend((obj.__kwdefaults__ or {}).values())
-            stack.extend(c.cell_contents for c in obj.__closure__ or () if _filled(c))
-        elif isinstance(obj, type):
-            if getattr(sys.modules.get(obj.__module__), "__file__", None) not in files:
-                stack.extend(vars(obj).values())  # a class by value: its methods
-        elif isinstance(obj, ModuleType):
-            if getattr(obj, "__file__", None) in files:
-                stack.extend(vars(obj).values())
-        elif isinstance(obj, staticmethod | classmethod | MethodType):
-            stack.append(obj.__func__)
-        elif isinstance(obj, property):
-            stack.extend((obj.fget, obj.fset, obj.fdel))
-        elif isinstance(obj, functools.partial):
-            stack.extend((obj.func, *obj.args, *obj.keywords.values()))
-        elif isinstance(obj, list | tuple | set | frozenset):
-            stack.extend(obj)
-        elif isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif isinstance(getattr(obj, "__dict__", None), dict):
-            stack.extend(vars(obj).values())  # a step, a pipeline, an object holding code
-
-
-_DYNAMIC = "<dynamic-code>"
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 -- an empty cell raises
-    except ValueError:
-        return False
-    return True
-
-
-def _renamed(code: CodeType, filename: str) -> CodeType:
-    """``code`` and the code nested in its constants, with ``co_filename`` set."""
-    consts = tuple(_renamed(c, filename) if isinstance(c, CodeType) and c.co_filename == _DYNAMIC
-                   else c for c in code.co_consts)
-    return code.replace(co_filename=filename, co_consts=consts)
