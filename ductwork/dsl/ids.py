@@ -26,7 +26,9 @@ Who = tuple[int, str, str]
 
 # '/' joins a nested pipeline's id to its steps' ids and '[i]' marks a map element, so a
 # call id has neither; ids also go into Dask keys, URLs and command lines.
-_CALL_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,99}")
+# A pattern, not a compiled one: compiled (and cached by re) at the first .named(), not
+# by `import ductwork`.
+_CALL_ID = r"[A-Za-z_][A-Za-z0-9_-]{0,99}"
 CALL_ID_RULE = ("letters, digits, '_' and '-' (ASCII), starting with a letter or '_', "
                 "at most 100 characters")
 
@@ -38,7 +40,7 @@ def check_call_id(step: str, call_id: object) -> str:
             f"step '{step}': .named({call_id!r}) takes the call's id as a string, "
             f"like {step}.named('{step}_tree')."
         )
-    if not _CALL_ID.fullmatch(call_id):
+    if not re.fullmatch(_CALL_ID, call_id):
         raise DefinitionError(
             f"step '{step}': .named({call_id!r}) is not a usable call id. A call id "
             f"is {CALL_ID_RULE}, like {step}.named('{step}_tree')."

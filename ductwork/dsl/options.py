@@ -103,7 +103,7 @@ OPTION_NAMES = (
     "ignore_inputs", "hash_paths", "env_vars",
 )
 
-_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_VAR = r"[A-Za-z_][A-Za-z0-9_]*"  # compiled at first use (re caches it), not at import
 
 
 def _fail(step: str, message: str) -> typing.NoReturn:
@@ -177,7 +177,7 @@ def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions
           'a list of environment variable names, like ["MODEL_DIR"]')
     env_vars = _str_tuple(env_vars)
     for var in env_vars:
-        if not _ENV_VAR.fullmatch(var):
+        if not re.fullmatch(_ENV_VAR, var):
             _fail(name, f"env_vars names {var!r}, which is not an environment variable name "
                         "(letters, digits and '_', not starting with a digit).")
     if len(set(env_vars)) != len(env_vars):
