@@ -91,3 +91,20 @@ def _count_calls(fn: Any) -> int:
 def count_calls():
     """``count_calls(fn)``: how many calls ``fn()`` makes (see ``_count_calls``)."""
     return _count_calls
+
+
+@pytest.fixture
+def import_file(monkeypatch):
+    """``import_file(path, name)``: import the module at ``path`` as ``name``, registered in
+    ``sys.modules`` for the test (pickling, dataclasses and fingerprints look it up there)."""
+    import importlib.util
+
+    def load(path: Any, name: str) -> Any:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

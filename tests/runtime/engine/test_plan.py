@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import textwrap
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -198,23 +197,18 @@ def edited(x=1):
 '''
 
 
-def _module(folder: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+def _module(folder: Path, name: str, source: str, import_file: Any) -> ModuleType:
     folder.mkdir()
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, name)
 
 
-def test_an_edited_helper_is_named_in_why(tmp_path, monkeypatch, marks):
+def test_an_edited_helper_is_named_in_why(tmp_path, import_file, marks):
     name = f"planmod_{uuid.uuid4().hex[:8]}"
-    first = _module(tmp_path / "v1", name, HELPERS.format(delta=1), monkeypatch)
+    first = _module(tmp_path / "v1", name, HELPERS.format(delta=1), import_file)
     run = first.edited.run(store=tmp_path / "s", progress=False)
-    second = _module(tmp_path / "v2", name, HELPERS.format(delta=2), monkeypatch)
+    second = _module(tmp_path / "v2", name, HELPERS.format(delta=2), import_file)
     plan = second.edited.plan(store=tmp_path / "s")
     assert _status(plan) == {"shift": "run", "double": "pending"}
     assert plan["shift"][1].startswith(f"the key differs from run {run.id}:\n")

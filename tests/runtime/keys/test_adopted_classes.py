@@ -3,11 +3,9 @@ the module it was adopted with, as the same class keys when its module is import
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import textwrap
 import uuid
-from pathlib import Path
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.classes import resolve
@@ -35,25 +33,16 @@ class Model(Base):
 CLASSES = ("Point", "Model", "Base")
 
 
-def _import(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _digests(module) -> dict[str, str]:
     caches.clear_all()  # fingerprints are memoized per class; sys.modules is no guard
     return {c: fingerprint(getattr(module, c)).digest for c in CLASSES}
 
 
-def test_an_adopted_class_keys_as_when_its_module_is_imported(tmp_path):
+def test_an_adopted_class_keys_as_when_its_module_is_imported(tmp_path, import_file):
     name = f"adopted_{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.py"
     path.write_text(textwrap.dedent(SHAPES))
-    module = _import(path, name)
+    module = import_file(path, name)
     imported = _digests(module)
 
     del sys.modules[name]  # as in a process that loaded these classes by value
@@ -74,7 +63,7 @@ def test_an_adopted_class_keys_as_when_its_module_is_imported(tmp_path):
     edited.parent.mkdir()
     edited.write_text(path.read_text().replace("y: int = 0", "y: int = 1"))
     try:
-        copy = _import(edited, name)
+        copy = import_file(edited, name)
         assert _digests(module) == imported
         assert _digests(copy)["Point"] != imported["Point"]
     finally:

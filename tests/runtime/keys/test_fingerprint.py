@@ -14,6 +14,7 @@ import textwrap
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 @pytest.fixture
-def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def load(tmp_path: Path, import_file: Any):
     """Return ``load(source, version="v1")``: import source as one module name per test.
 
     Each version lives in its own folder, so a rewrite never meets a stale .pyc or
@@ -37,12 +38,7 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         folder.mkdir(exist_ok=True)
         path = folder / f"{module_name}.py"
         path.write_text(textwrap.dedent(source))
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, module_name, module)
-        spec.loader.exec_module(module)
-        return module
+        return import_file(path, module_name)
 
     load.name = name  # type: ignore[attr-defined]
     return load

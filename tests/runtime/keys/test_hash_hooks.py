@@ -7,12 +7,11 @@ counted as its type's name: two different values of the type then shared a key
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
 import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -85,16 +84,11 @@ def test_a_failing_hook_on_an_input_fails_the_step_not_the_run() -> None:
     assert "'use'" in message and "'thing'" in message and "boom 1" in message
 
 
-def _load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> ModuleType:
+def _load(tmp_path: Path, import_file: Any, source: str) -> ModuleType:
     name = f"hookmod_{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.py"
     path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, name)
 
 
 CONSTANT = """
@@ -114,8 +108,8 @@ def uses_settings(x):
 """
 
 
-def test_a_constant_whose_hook_raises_is_not_keyed_by_its_type_name(tmp_path, monkeypatch):
-    module = _load(tmp_path, monkeypatch, CONSTANT)
+def test_a_constant_whose_hook_raises_is_not_keyed_by_its_type_name(tmp_path, import_file):
+    module = _load(tmp_path, import_file, CONSTANT)
     with pytest.raises(CacheKeyError) as err:
         fingerprint(module.uses_settings)
     message = str(err.value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import textwrap
@@ -102,16 +101,7 @@ def test_a_map_is_summarized_per_node(tmp_path):
     assert not any("[" in s.id for s in d.steps)  # elements are not steps of their own
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_an_edited_helper_is_named_in_the_code_changes(tmp_path):
+def test_an_edited_helper_is_named_in_the_code_changes(tmp_path, import_file):
     source = textwrap.dedent('''
         from ductwork import pipeline, step
 
@@ -134,9 +124,9 @@ def test_an_edited_helper_is_named_in_the_code_changes(tmp_path):
     store = str(tmp_path / "s")
     try:
         path.write_text(source.format(factor=2))
-        a = _load(path, "diff_helper_mod").edited.run(store=store)
+        a = import_file(path, "diff_helper_mod").edited.run(store=store)
         path.write_text(source.format(factor="10 + 1"))
-        b = _load(path, "diff_helper_mod").edited.run(store=store)
+        b = import_file(path, "diff_helper_mod").edited.run(store=store)
     finally:
         sys.modules.pop("diff_helper_mod", None)
     d = dw.diff(a, b)
