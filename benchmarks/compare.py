@@ -578,6 +578,19 @@ def jobs_for(only: list[str], quick: bool, dask_address: str | None) -> list[Job
     return jobs
 
 
+def scratch_project(work: Path) -> Path:
+    """The runs' working directory: outside any source tree, a small git repo of its own
+    (as a user's project is: the runs' git probe has something to look at)."""
+    cwd = work / "project"
+    cwd.mkdir()
+    (cwd / "README").write_text("a scratch project for the benchmarks\n")
+    for cmd in (["init", "-q"], ["add", "README"],
+                ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit",
+                 "-q", "-m", "scratch"]):
+        subprocess.run(["git", "-C", str(cwd), *cmd], check=True)
+    return cwd
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", help="the baseline revision, e.g. d1d327a")
@@ -619,14 +632,7 @@ def main() -> None:
         work = Path(tmp)
         logs = work / "logs"
         logs.mkdir()
-        # The runs' working directory: outside any source tree, a small git repo of its own.
-        cwd = work / "project"
-        cwd.mkdir()
-        (cwd / "README").write_text("a scratch project for the benchmarks\n")
-        for cmd in (["init", "-q"], ["add", "README"],
-                    ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit",
-                     "-q", "-m", "scratch"]):
-            subprocess.run(["git", "-C", str(cwd), *cmd], check=True)
+        cwd = scratch_project(work)
         for inst in insts:
             install(repo, inst, work)
         prune({i.venv for i in insts if i.venv is not None})

@@ -116,13 +116,7 @@ def main() -> None:
     compare.CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ductwork-instr-") as tmp:
         work = Path(tmp)
-        cwd = work / "project"  # a user's project: a git repository of its own
-        cwd.mkdir()
-        (cwd / "README").write_text("a scratch project for the benchmarks\n")
-        for cmd in (["init", "-q"], ["add", "README"],
-                    ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit",
-                     "-q", "-m", "scratch"]):
-            subprocess.run(["git", "-C", str(cwd), *cmd], check=True)
+        cwd = compare.scratch_project(work)
         script = work / "workload.py"
         script.write_text(WORKLOAD)
         for inst in insts:
