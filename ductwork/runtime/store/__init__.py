@@ -9,7 +9,8 @@ Storage (``az://``, through the SDK):
 - ``files``: where a store lives and the few file operations it is built on;
 - ``hashio``, ``spool``: streams that hash as they write and read; the one
   spool that buffers an object on its way to and from a blob;
-- ``azure``, ``blobs``: Azure credentials; blob I/O for ``az://``;
+- ``azure``, ``blobs``, ``blob_reader``: Azure credentials; blob I/O for ``az://``, and
+  its ranged, ETag-pinned reader;
 - ``serializers``, ``builtin_serializers``: the serializer registry and the
   built-in formats;
 - ``refs``: references to stored values and their JSON form;
