@@ -47,7 +47,15 @@ def new_hasher(data: Any = b"") -> Any:
 
 def hash_value(value: Any) -> str:
     """Return the hex BLAKE3 digest of ``value``'s canonical token."""
+    # A type registered exactly (an input's ArtifactRef, on every step) is what dispatch
+    # would pick through the MRO; looked up directly, without singledispatch's wrapper.
+    handler = _EXACT.get(type(value))
+    if handler is not None:
+        return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
+
+
+_EXACT = normalize.registry  # a live view: later registrations show up in it
 
 
 def hash_tagged(tag: str, *parts: Any) -> str:
