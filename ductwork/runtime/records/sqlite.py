@@ -11,7 +11,6 @@ their files here.
 from __future__ import annotations
 
 import contextlib
-import random
 import sqlite3
 import threading
 import time
@@ -68,4 +67,6 @@ def retry_locked(action: Callable[[], Any], seconds: float = 60.0) -> Any:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
+            import random  # here, not at the top: most processes never wait on a lock
+
             time.sleep(random.uniform(0.005, 0.05))
