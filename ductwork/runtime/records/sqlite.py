@@ -6,6 +6,13 @@ lose the last transactions). Every write is one ``BEGIN IMMEDIATE`` transaction:
 it takes the write lock up front, so concurrent writers queue on the busy timeout
 instead of failing halfway. The run history and the server's state both open
 their files here.
+
+A file remembers which schema it was last brought up to: ``PRAGMA user_version``
+holds a stamp of the schema's text (``schema_stamp``). Opening a file whose stamp
+is this schema's costs that one query; any other file (new, written by another
+version, or by a version that did not stamp it) gets the schema's script and the
+upgrade, then the stamp. Two versions opening one file take turns upgrading it,
+which is harmless: tables and columns only grow.
 """
 
 from __future__ import annotations
@@ -18,24 +25,37 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import blake3
+
 
 def connect(path: str | Path, schema: str, *, foreign_keys: bool = False,
             upgrade: Callable[[sqlite3.Connection], Any] | None = None) -> sqlite3.Connection:
     """A connection to ``path`` (shared by this process's threads) with ``schema`` created
-    and, when given, ``upgrade(db)`` run to bring an older file up to date."""
+    and, when given, ``upgrade(db)`` run to bring an older file up to date -- both skipped
+    for a file already stamped with this schema (see the module docstring)."""
     db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
     try:
         db.execute("PRAGMA synchronous=NORMAL")
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
         retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-        retry_locked(lambda: db.executescript(schema))
-        if upgrade is not None:
-            retry_locked(lambda: upgrade(db))
+        stamp = schema_stamp(schema)
+        if db.execute("PRAGMA user_version").fetchone()[0] != stamp:
+            retry_locked(lambda: db.executescript(schema))
+            if upgrade is not None:
+                retry_locked(lambda: upgrade(db))
+            retry_locked(lambda: db.execute(f"PRAGMA user_version={stamp}"))
     except BaseException:
         db.close()
         raise
     return db
+
+
+def schema_stamp(schema: str) -> int:
+    """The number a file brought up to ``schema`` keeps in ``PRAGMA user_version``."""
+    # blake3, which a run loads anyway to hash values, rather than another module for crc32.
+    digest = blake3.blake3(schema.encode()).digest(length=4)
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF or 1  # 0: a file never stamped
 
 
 @contextlib.contextmanager
