@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,11 +41,12 @@ SCRIPT = textwrap.dedent("""
         run = one.run(a=n, store=sys.argv[1], progress=False)
         assert run.outputs == n + 2, run
     print(json.dumps({"run": sorted(set(sys.modules) - before),
-                      "deferred": [m for m in DEFERRED if m in sys.modules]}))
+                      "deferred": [m for m in DEFERRED if m in sys.modules],
+                      "git": [run.git_commit, run.git_dirty]}))
 """)
 
 
-def first_run(folder: Path, runs: int = 1) -> dict[str, list[str]]:
+def first_run(folder: Path, runs: int = 1) -> dict[str, Any]:
     """Run a one-step pipeline ``runs`` times in a fresh interpreter started in ``folder``."""
     script = folder / "first_run.py"  # a file, so that the step has source to fingerprint
     script.write_text(SCRIPT.replace("RUNS", str(runs)).replace("DEFERRED", repr(DEFERRED)))
@@ -74,3 +76,20 @@ def test_a_second_run_in_the_process_imports_nothing_more(scratch: Path) -> None
     (scratch / "b").mkdir()
     once, twice = first_run(scratch / "a", runs=1), first_run(scratch / "b", runs=2)
     assert twice["run"] == once["run"]
+
+
+def test_a_first_run_in_a_git_work_tree_records_its_commit_without_subprocess(
+        tmp_path: Path) -> None:
+    """The git probe spawns git itself: importing subprocess would cost more than git."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env.pop("GIT_DIR", None)
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    loaded = first_run(repo)
+    assert loaded["deferred"] == [], f"a first run imported {loaded['deferred']}"
+    assert loaded["git"] == [head, True]  # the script and the store are untracked files
