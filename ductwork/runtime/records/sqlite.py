@@ -35,16 +35,23 @@ def connect(path: str | Path, schema: str, *, foreign_keys: bool = False,
     for a file already stamped with this schema (see the module docstring)."""
     db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
     try:
-        db.execute("PRAGMA synchronous=NORMAL")
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
-        retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
         stamp = schema_stamp(schema)
-        if db.execute("PRAGMA user_version").fetchone()[0] != stamp:
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        # A new file's header and tables are written without syncing them (four fsyncs, a
+        # few ms each): until its first row there is nothing a power cut could lose, and a
+        # file left torn by one is set aside when next opened (``opening``).
+        empty = current == 0 and db.execute("PRAGMA page_count").fetchone()[0] == 0
+        db.execute(f"PRAGMA synchronous={'OFF' if empty else 'NORMAL'}")
+        retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        if current != stamp:
             retry_locked(lambda: db.executescript(schema))
             if upgrade is not None:
                 retry_locked(lambda: upgrade(db))
             retry_locked(lambda: db.execute(f"PRAGMA user_version={stamp}"))
+        if empty:
+            db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
         db.close()
         raise

@@ -46,3 +46,15 @@ def test_stamps_differ_with_the_schema_and_fit_sqlites_user_version() -> None:
     assert schema_stamp(SCHEMA) == schema_stamp(SCHEMA)
     assert schema_stamp(SCHEMA) != schema_stamp(SCHEMA + "\n-- another column\n")
     assert 0 < schema_stamp(SCHEMA) < 2**31
+
+
+def test_a_new_file_is_written_unsynced_only_until_its_schema_is_in(tmp_path: Path) -> None:
+    """A new file's set-up skips fsyncs; every connection then writes rows as NORMAL."""
+    path = tmp_path / "runs.sqlite"
+    for _ in range(2):  # a new file, then the same file again
+        db = connect(path, SCHEMA)
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        db.close()
+    assert "runs" in {r[0] for r in sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type='table'")}
