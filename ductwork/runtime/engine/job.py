@@ -143,9 +143,9 @@ def call(job: Job, capture: str = "python", store: Any = None,
         except MaterializeError as exc:
             error = f"{exc}\n"
         except (Exception, SystemExit) as exc:
-            # Drop this frame: the user wants their own traceback, starting at their step.
             import traceback
 
+            # Drop this frame: the user wants their own traceback, starting at their step.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
             error = "".join(traceback.format_exception(type(exc), exc, tb))
             if isinstance(exc, SystemExit):
