@@ -8,11 +8,12 @@ instead of failing halfway. The run history and the server's state both open
 their files here.
 
 A file remembers which schema it was last brought up to: ``PRAGMA user_version``
-holds a stamp of the schema's text (``schema_stamp``). Opening a file whose stamp
-is this schema's costs that one query; any other file (new, written by another
-version, or by a version that did not stamp it) gets the schema's script and the
-upgrade, then the stamp. Two versions opening one file take turns upgrading it,
-which is harmless: tables and columns only grow.
+holds a stamp (``schema_stamp``) of the schema's text and of SQLite's schema
+cookie (``PRAGMA schema_version``, which every CREATE, ALTER or DROP moves on).
+Opening a file whose stamp matches costs one query; any other file -- new, written
+by another version or by one that did not stamp it, or changed by hand since --
+gets the schema's script and the upgrade, then a new stamp. Two versions opening
+one file take turns upgrading it, which is harmless: tables and columns only grow.
 """
 
 from __future__ import annotations
@@ -37,19 +38,20 @@ def connect(path: str | Path, schema: str, *, foreign_keys: bool = False,
     try:
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
-        stamp = schema_stamp(schema)
-        current = db.execute("PRAGMA user_version").fetchone()[0]
+        cookie, current = db.execute(
+            "SELECT * FROM pragma_schema_version, pragma_user_version").fetchone()
         # A new file's header and tables are written without syncing them (four fsyncs, a
         # few ms each): until its first row there is nothing a power cut could lose, and a
         # file left torn by one is set aside when next opened (``opening``).
         empty = current == 0 and db.execute("PRAGMA page_count").fetchone()[0] == 0
         db.execute(f"PRAGMA synchronous={'OFF' if empty else 'NORMAL'}")
         retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-        if current != stamp:
+        if current != schema_stamp(schema, cookie):
             retry_locked(lambda: db.executescript(schema))
             if upgrade is not None:
                 retry_locked(lambda: upgrade(db))
-            retry_locked(lambda: db.execute(f"PRAGMA user_version={stamp}"))
+            cookie = db.execute("PRAGMA schema_version").fetchone()[0]
+            retry_locked(lambda: db.execute(f"PRAGMA user_version={schema_stamp(schema, cookie)}"))
         if empty:
             db.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
@@ -58,10 +60,11 @@ def connect(path: str | Path, schema: str, *, foreign_keys: bool = False,
     return db
 
 
-def schema_stamp(schema: str) -> int:
-    """The number a file brought up to ``schema`` keeps in ``PRAGMA user_version``."""
+def schema_stamp(schema: str, cookie: int) -> int:
+    """The number a file brought up to ``schema``, whose schema cookie is then ``cookie``,
+    keeps in ``PRAGMA user_version``."""
     # blake3, which a run loads anyway to hash values, rather than another module for crc32.
-    digest = blake3.blake3(schema.encode()).digest(length=4)
+    digest = blake3.blake3(f"{cookie}\n{schema}".encode()).digest(length=4)
     return int.from_bytes(digest, "big") & 0x7FFFFFFF or 1  # 0: a file never stamped
 
 
