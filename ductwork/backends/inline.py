@@ -10,9 +10,9 @@ backend kills the worker; use it when a step must stop at once.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
+from ductwork.runtime.engine.futures import Done
 from ductwork.runtime.engine.job import Job, JobResult, execute
 
 
@@ -28,20 +28,17 @@ class InlineBackend:
     def __init__(self, store: Any) -> None:
         self.store = store
 
-    def submit(self, job: Job) -> Future[JobResult]:
-        """Run ``job`` now and return an already-completed future."""
-        future: Future[JobResult] = Future()
+    def submit(self, job: Job) -> Done[JobResult]:
+        """Run ``job`` now and return its result as a finished future."""
         # The scheduler hands this backend values it already holds: nothing to resolve.
         timeout = job.step.options.timeout
         if timeout is None:
-            future.set_result(execute(job, self.store, resolve=False))
-        else:
-            from ductwork.runtime.engine.tasks import run_with_timeout
+            return Done(execute(job, self.store, resolve=False))
+        from ductwork.runtime.engine.tasks import run_with_timeout
 
-            result, _ = run_with_timeout(job, self.store, {}, timeout, capture="python",
-                                         resolve=False)
-            future.set_result(result)
-        return future
+        result, _ = run_with_timeout(job, self.store, {}, timeout, capture="python",
+                                     resolve=False)
+        return Done(result)
 
     def environment(self, step: Any) -> None:
         """This process: nothing beyond the step's declared environment."""

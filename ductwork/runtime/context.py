@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -42,6 +40,8 @@ class StepContext:
     def scratch_dir(self) -> Path:
         """A private temporary directory, made on first use, removed when the step ends."""
         if self._scratch is None:
+            import tempfile
+
             self._scratch = tempfile.mkdtemp(prefix=f"ductwork-{self.step_id or 'local'}-")
         return Path(self._scratch)
 
@@ -83,6 +83,8 @@ class StepContext:
     def close(self) -> None:
         """Remove the scratch directory."""
         if self._scratch is not None:
+            import shutil
+
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 

@@ -11,6 +11,8 @@
   serves before handing the graph over;
 - ``backend``: the ``Backend`` and ``GraphBackend`` Protocols and the registry of
   backends by name;
+- ``futures``: ``Done``, the future of a job run inside ``submit``, and a ``wait``
+  that takes it without importing ``concurrent.futures``;
 - ``job``: executing one job where it runs (call, check, store, index);
 - ``worker``, ``shipping``, ``capture``, ``annotations``: the worker process,
   step code by value, captured output, the return-annotation check.

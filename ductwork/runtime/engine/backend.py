@@ -6,7 +6,8 @@ can write one from these Protocols alone (the conformance suite runs one that
 is: ``tests/backends/threads_backend.py``).
 
 - ``Backend``: takes single jobs from the engine's loop (``loop.py``) --
-  ``submit(job)`` returns a future of its ``JobResult``. Abilities some backends
+  ``submit(job)`` returns a future of its ``JobResult`` (a job run inside
+  ``submit`` may return a finished ``futures.Done``). Abilities some backends
   lack are declared, with their neutral value: ``reads_store = False`` (jobs
   carry values, not refs), ``environment(step) -> None`` (nothing beyond the
   step's declared ``Environment`` goes into its key), ``cancel()`` doing nothing.
@@ -29,11 +30,15 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.engine.job import Job, JobResult
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from ductwork.runtime.engine.futures import Done
 
 ENTRY_POINT_GROUP = "ductwork.backends"
 
@@ -70,8 +75,9 @@ class Backend(Protocol):
         does not name are not passed to it. One taking ``**options`` checks its own."""
         ...
 
-    def submit(self, job: Job) -> Future[JobResult]:
-        """Start ``job``; the future resolves to its result (user errors included)."""
+    def submit(self, job: Job) -> Future[JobResult] | Done[JobResult]:
+        """Start ``job``; the future resolves to its result (user errors included). A job
+        run inside ``submit`` returns a ``futures.Done``, which imports nothing."""
         ...
 
     def environment(self, step: Any) -> str | None:

@@ -18,7 +18,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -121,6 +120,8 @@ def _log_file(log_to: str | None) -> Iterator[tuple[Any, bool]]:
             with log:
                 yield log, True
             return
+    import tempfile
+
     with tempfile.TemporaryFile() as temp:
         yield temp, False
 

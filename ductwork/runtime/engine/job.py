@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from ductwork.dsl.lazy import holds_lazy, materialize
-from ductwork.runtime.data.reading import reading_for_key
 from ductwork.runtime.engine.annotations import check_outputs
 
 
@@ -105,6 +103,8 @@ def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     def read(value: Any) -> Any:
         return type(value).__ductwork_materialize__(value, ctx)
 
+    from ductwork.runtime.data.reading import reading_for_key
+
     bound = job.step.signature.bind(*job.args, **job.kwargs)
     # A dataset read for a keyed job checks it reads the content the key was made of.
     with reading_for_key(job.key is not None):
@@ -143,6 +143,8 @@ def call(job: Job, capture: str = "python", store: Any = None,
         except MaterializeError as exc:
             error = f"{exc}\n"
         except (Exception, SystemExit) as exc:
+            import traceback
+
             # Drop this frame: the user wants their own traceback, starting at their step.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
             error = "".join(traceback.format_exception(type(exc), exc, tb))

@@ -28,14 +28,14 @@ import inspect
 import time
 import warnings
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.backend import Backend, BackendError
+from ductwork.runtime.engine.futures import FIRST_COMPLETED, wait
 from ductwork.runtime.engine.job import Job, JobResult
 from ductwork.runtime.engine.livelog import log_file
 from ductwork.runtime.engine.node import (
@@ -60,6 +60,9 @@ from ductwork.runtime.engine.state import RunState
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import CorruptArtifact
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @attrs.define

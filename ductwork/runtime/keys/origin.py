@@ -27,7 +27,6 @@ import importlib.util
 import os
 import site
 import sys
-import sysconfig
 from types import ModuleType
 from typing import Any
 
@@ -175,12 +174,25 @@ def import_kind(name: str) -> str:
 
 @functools.cache  # one value per process: where the interpreter's libraries live
 def _library_roots() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    import sysconfig  # its first get_paths() loads the build's configuration (~2 ms)
+
     paths = sysconfig.get_paths()
     packages = {paths["purelib"], paths["platlib"], *site.getsitepackages()}
     packages.add(site.getusersitepackages())
     stdlib = {paths["stdlib"], paths["platstdlib"]}
-    real = lambda ps: tuple(os.path.join(os.path.realpath(p), "") for p in ps if p)  # noqa: E731
-    return real(packages), real(stdlib)
+    return _real_folders(packages), _real_folders(stdlib)
+
+
+@functools.cache
+def _prefixes() -> tuple[str, ...]:
+    """The folders the interpreter is installed under: each library root is below one, or
+    is a ``site-packages`` folder (the user's, a framework build's)."""
+    return _real_folders({sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+                          site.getuserbase()})
+
+
+def _real_folders(paths: set[str]) -> tuple[str, ...]:
+    return tuple(os.path.join(os.path.realpath(p), "") for p in paths if p)
 
 
 # Bounded already, and its hit (once per module or function a walk classifies) is a C
@@ -192,9 +204,13 @@ def _path_kind(path: str) -> str | None:
     if not os.path.isabs(path):
         return None  # "<string>", "<ipython-input-...>": exec'd or notebook code
     real = os.path.realpath(path)
-    packages, stdlib = _library_roots()
     parts = real.split(os.sep)
-    if "site-packages" in parts or "dist-packages" in parts or real.startswith(packages):
+    if "site-packages" in parts or "dist-packages" in parts:
+        return "package"
+    if not real.startswith(_prefixes()):
+        return None  # a project's file: told without asking sysconfig where libraries are
+    packages, stdlib = _library_roots()
+    if real.startswith(packages):
         return "package"
     return "stdlib" if real.startswith(stdlib) else None
 

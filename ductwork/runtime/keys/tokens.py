@@ -259,12 +259,12 @@ register_lazy("fractions", _register_fraction)
 register_lazy("zoneinfo", _register_zone)
 
 
-@normalize.register
+@normalize.register(type)  # by class, not by annotation: get_type_hints costs a run
 def _type(value: type) -> Token:
     raise UnhashableValue("type", reason=f"{_type_name(value)} is a class: code, not data")
 
 
-@normalize.register
+@normalize.register(Enum)
 def _enum(value: Enum) -> Token:
     return _special(value, _enum)  # the hook wins over the member's name
 

@@ -15,10 +15,8 @@ create a file that is not there.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import sqlite3
-import struct
 import time
 import urllib.parse
 import warnings
@@ -50,9 +48,9 @@ def damage_of(path: Path, thorough: bool = False) -> str | None:
         return None  # a database being created: SQLite writes its first page on first use
     if len(header) < 100 or not header.startswith(_MAGIC):
         return "it is not an SQLite database"
-    page = struct.unpack(">H", header[16:18])[0]
+    page = int.from_bytes(header[16:18], "big")
     page = 65536 if page == 1 else page
-    pages = struct.unpack(">I", header[28:32])[0]
+    pages = int.from_bytes(header[28:32], "big")
     # The header's page count is valid only when the two change counters agree.
     if pages and header[24:28] == header[92:96] and size < pages * page:
         return f"it is truncated ({size} of {pages * page} bytes)"
@@ -92,7 +90,7 @@ def set_aside(path: Path, reason: str | None = None, inode: int | None = None) -
                     inode is None or _inode(path) == inode) else None
             if found is None:
                 return None
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            stamp = time.strftime("%Y%m%d-%H%M%S")  # local time, as datetime.now() gave
             aside = path.with_name(f"{path.name}.damaged-{stamp}")
             n = 1
             while aside.exists():

@@ -10,8 +10,8 @@ are not read back either.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +24,9 @@ Loader = Callable[[Any], Any]
 
 def new_run_id() -> str:
     """Return a run id that sorts by start time: ``20261126-011503-3fa2c1``."""
-    now = _dt.datetime.now(_dt.UTC)
-    # os.urandom, not the secrets module: that one loads OpenSSL through hmac (~5 ms a run).
-    return f"{now:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+    # time, not datetime, and os.urandom, not the secrets module (which loads OpenSSL
+    # through hmac): neither module is needed anywhere else in a run.
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.urandom(3).hex()}"
 
 
 def _span(started: float | None, finished: float | None) -> float | None:

@@ -166,8 +166,11 @@ class RunStore:
 
     def _selects(self) -> dict[str, str]:
         """The column lists to select; a column an older file lacks (read-only) reads NULL."""
+        tables = (("runs", rows.RUN_COLUMNS), ("steps", rows.STEP_COLUMNS))
+        if not self.readonly:  # opened writable: brought up to SCHEMA, every column is there
+            return {table: ", ".join(columns) for table, columns in tables}
         out = {}
-        for table, columns in (("runs", rows.RUN_COLUMNS), ("steps", rows.STEP_COLUMNS)):
+        for table, columns in tables:
             have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             out[table] = ", ".join(c if c in have else "NULL" for c in columns)
         return out

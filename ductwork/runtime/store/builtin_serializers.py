@@ -31,7 +31,6 @@ import functools
 import io
 import json
 import math
-import pickle
 from typing import Any, BinaryIO
 
 # ints beyond Python's default int->str digit limit (4300) cannot be JSON-encoded
@@ -149,55 +148,67 @@ def _canonical_order(items: set | frozenset) -> list:
 
 
 def _canonical_bytes(value: Any) -> bytes:
+    import pickle
+
     buf = io.BytesIO()
-    _CanonicalPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    _canonical_pickler()(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
     return buf.getvalue()
 
 
-class _CanonicalPickler(pickle._Pickler):
-    """The pure-Python pickler, writing set elements sorted rather than in hash order.
+@functools.cache  # made on first use: a run whose values are all JSON never imports pickle
+def _canonical_pickler() -> type:
+    import pickle
 
-    The C pickler offers no hook for exact sets, and str hashes change with
-    PYTHONHASHSEED: an equal set recomputed in another interpreter would get
-    other bytes, another digest, and lose early cutoff downstream.
-    """
+    class _CanonicalPickler(pickle._Pickler):
+        """The pure-Python pickler, writing set elements sorted rather than in hash order.
 
-    dispatch = pickle._Pickler.dispatch.copy()
+        The C pickler offers no hook for exact sets, and str hashes change with
+        PYTHONHASHSEED: an equal set recomputed in another interpreter would get
+        other bytes, another digest, and lose early cutoff downstream.
+        """
 
-    def save_set(self, obj: set) -> None:
-        self.write(pickle.EMPTY_SET)
-        self.memoize(obj)
-        items = _canonical_order(obj)
-        for i in range(0, len(items), self._BATCHSIZE):
+        dispatch = pickle._Pickler.dispatch.copy()
+
+        def save_set(self, obj: set) -> None:
+            self.write(pickle.EMPTY_SET)
+            self.memoize(obj)
+            items = _canonical_order(obj)
+            for i in range(0, len(items), self._BATCHSIZE):
+                self.write(pickle.MARK)
+                for item in items[i : i + self._BATCHSIZE]:
+                    self.save(item)
+                self.write(pickle.ADDITEMS)
+
+        def save_frozenset(self, obj: frozenset) -> None:
+            # plain data cannot make a frozenset contain itself: no recursion check needed
             self.write(pickle.MARK)
-            for item in items[i : i + self._BATCHSIZE]:
+            for item in _canonical_order(obj):
                 self.save(item)
-            self.write(pickle.ADDITEMS)
+            self.write(pickle.FROZENSET)
+            self.memoize(obj)
 
-    def save_frozenset(self, obj: frozenset) -> None:
-        # plain data cannot make a frozenset contain itself: no recursion check needed
-        self.write(pickle.MARK)
-        for item in _canonical_order(obj):
-            self.save(item)
-        self.write(pickle.FROZENSET)
-        self.memoize(obj)
+        dispatch[set] = save_set
+        dispatch[frozenset] = save_frozenset
 
-    dispatch[set] = save_set
-    dispatch[frozenset] = save_frozenset
+    return _CanonicalPickler
 
 
 class _Pickle:
     name = "pickle"
 
     def dump(self, value: Any, f: BinaryIO) -> None:
+        import pickle
+
         if _plain_data_with_sets(value):
-            _CanonicalPickler(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+            _canonical_pickler()(f, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
             return
         import cloudpickle
 
         cloudpickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
 
     def load(self, f: BinaryIO) -> Any:
+        import pickle
+
         # plain pickle loads cloudpickle output (it imports cloudpickle on demand)
         return pickle.load(f)
 

@@ -25,11 +25,14 @@ like a key is hidden too.
 
 from __future__ import annotations
 
-import logging
+import functools
 import re
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = ["SECRET_WORDS", "is_secret", "public_options", "redact", "redact_logs", "redact_url"]
 
@@ -38,16 +41,23 @@ SECRET_WORDS = ("key", "secret", "token", "password", "credential", "connection_
                 "sas", "sig", "authorization", "cookie")
 
 _MASK = "***"
-_REDACTIONS = [
+
+
+@functools.cache  # compiled on first use: most runs never redact anything
+def _redactions() -> list[tuple[re.Pattern[str], str]]:
+    return [(re.compile(pattern), replacement) for pattern, replacement in _PATTERNS]
+
+
+_PATTERNS = [
     # key=value secrets in connection strings, headers and SDK messages
-    (re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|sig|"
-                r"client_secret|access_token)(\s*[=:]\s*)[^;&\s\"',]+"), rf"\1\2{_MASK}"),
+    (r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|sig|"
+     r"client_secret|access_token)(\s*[=:]\s*)[^;&\s\"',]+", rf"\1\2{_MASK}"),
     # a SAS URL inside another URL's query (a copy source) has its '=' and '&' encoded
-    (re.compile(r"(?i)(?<![a-z])(sig%3D)[^&;\s\"',]+?(?=%26|[&;\s\"',]|$)"), rf"\1{_MASK}"),
-    (re.compile(r"(?i)\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+"), rf"\1{_MASK}"),
-    (re.compile(r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\1{_MASK}"),
+    (r"(?i)(?<![a-z])(sig%3D)[^&;\s\"',]+?(?=%26|[&;\s\"',]|$)", rf"\1{_MASK}"),
+    (r"(?i)\b(SharedKey(?:Lite)?\s+[^:\s]+:)\S+", rf"\1{_MASK}"),
+    (r"(?i)\b(Bearer\s+)[A-Za-z0-9._~+/=-]+", rf"\1{_MASK}"),
     # a bare storage account key: 64 bytes in base64
-    (re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"), _MASK),
+    (r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])", _MASK),
 ]
 # Shorter known values are left alone: masking "abc" everywhere would garble the text.
 _MIN_KNOWN = 8
@@ -76,7 +86,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= _MIN_KNOWN:
             text = text.replace(secret, _MASK)
-    for pattern, replacement in _REDACTIONS:
+    for pattern, replacement in _redactions():
         text = pattern.sub(replacement, text)
     return text
 
@@ -105,28 +115,29 @@ _LOCK = threading.Lock()
 _installed = False
 
 
-class _LogRedactor(logging.Filter):
-    """Redact a record's message, arguments and traceback in place; keep the record."""
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Redact a record's message, arguments and traceback in place; keep the record.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not _ours(record.name) or getattr(record, "_dw_redacted", False):
-            return True
-        known = tuple(_KNOWN)
-        try:
-            message = record.getMessage()
-        except Exception:  # bad arguments: keep what can be shown of them, redacted
-            message = f"{record.msg} {record.args!r}"
-        record.msg, record.args = redact(message, known), ()
-        if record.exc_info and not record.exc_text:
-            # Formatters print exc_text when it is set, instead of formatting exc_info.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), known)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info, known)
-        record._dw_redacted = True
+    A plain function, which ``logging`` takes as a filter: a ``logging.Filter`` subclass
+    would import ``logging`` with this module, in every run.
+    """
+    if not _ours(record.name) or getattr(record, "_dw_redacted", False):
         return True
+    known = tuple(_KNOWN)
+    try:
+        message = record.getMessage()
+    except Exception:  # bad arguments: keep what can be shown of them, redacted
+        message = f"{record.msg} {record.args!r}"
+    record.msg, record.args = redact(message, known), ()
+    if record.exc_info and not record.exc_text:
+        import logging
 
-
-_REDACTOR = _LogRedactor()
+        # Formatters print exc_text when it is set, instead of formatting exc_info.
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info), known)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info, known)
+    record._dw_redacted = True
+    return True
 
 
 def _ours(name: str) -> bool:
@@ -149,16 +160,19 @@ def redact_logs(secrets: Iterable[str] = ()) -> None:
         if _installed:
             return
         _installed = True
+        import logging
+
+        redactor = _redact_record
         make = logging.getLogRecordFactory()
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = make(*args, **kwargs)
-            _REDACTOR.filter(record)
+            redactor(record)
             return record
 
         logging.setLogRecordFactory(factory)
         for name in [*LOGGERS, *list(logging.Logger.manager.loggerDict)]:
             if _ours(name):
                 logger = logging.getLogger(name)
-                if _REDACTOR not in logger.filters:
-                    logger.addFilter(_REDACTOR)
+                if redactor not in logger.filters:
+                    logger.addFilter(redactor)

@@ -22,8 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ductwork.runtime.ui.tally import Tally
-
 __all__ = ["NullProgress", "isatty"]
 
 
@@ -76,11 +74,15 @@ class _Display(NullProgress):
     """Counts into a ``Tally``; subclasses draw it. Errors in drawing turn the display off."""
 
     def __init__(self, max_listed: int = 8) -> None:
+        # Here, not at the top: a run that shows nothing (NullProgress) never counts.
+        from ductwork.runtime.ui.tally import Tally
+
         self.tally = Tally(max_listed)
         self._on = False
 
     def started(self, run: Any) -> None:
-        self.tally = Tally(self.tally.max_listed)  # a display passed to a second run starts over
+        # A display passed to a second run starts over.
+        self.tally = type(self.tally)(self.tally.max_listed)
         self.tally.start(run)
         try:
             self._open()

@@ -1,0 +1,95 @@
+"""A process's first run imports only what a run needs (issue 16: the fixed cost of a run).
+
+Each test starts a fresh interpreter, because what matters is what the first ``run()`` of a
+process loads; in this test process everything is imported long ago.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Modules a one-step inline run on a local store has no use for: each is imported where it
+# is used (a process pool, a pickled value, a step's scratch dir, a
+# failing step's traceback, a locked database, a damaged one, a module under sys.prefix).
+DEFERRED = (
+    "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
+    "sysconfig", "traceback", "subprocess", "struct",
+)
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import ductwork as dw
+
+    @dw.step
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @dw.pipeline
+    def one(a: int = 1):
+        return add(a, 2)
+
+    before = set(sys.modules)
+    for n in range(RUNS):
+        run = one.run(a=n, store=sys.argv[1], progress=False)
+        assert run.outputs == n + 2, run
+    print(json.dumps({"run": sorted(set(sys.modules) - before),
+                      "deferred": [m for m in DEFERRED if m in sys.modules],
+                      "git": [run.git_commit, run.git_dirty]}))
+""")
+
+
+def first_run(folder: Path, runs: int = 1) -> dict[str, Any]:
+    """Run a one-step pipeline ``runs`` times in a fresh interpreter started in ``folder``."""
+    script = folder / "first_run.py"  # a file, so that the step has source to fingerprint
+    script.write_text(SCRIPT.replace("RUNS", str(runs)).replace("DEFERRED", repr(DEFERRED)))
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
+    out = subprocess.run([sys.executable, str(script), str(folder / "store")], cwd=folder,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    """A folder outside any git work tree (as most scratch folders are)."""
+    if any((p / ".git").exists() for p in (tmp_path, *tmp_path.parents)):
+        pytest.skip("the temporary folder is inside a git work tree")
+    return tmp_path
+
+
+def test_first_inline_run_imports_none_of_the_deferred_modules(scratch: Path) -> None:
+    loaded = first_run(scratch)
+    assert loaded["deferred"] == [], f"a first run imported {loaded['deferred']}"
+
+
+def test_a_second_run_in_the_process_imports_nothing_more(scratch: Path) -> None:
+    """What the first run set up (imports, the open history) is kept for the next run."""
+    (scratch / "a").mkdir()
+    (scratch / "b").mkdir()
+    once, twice = first_run(scratch / "a", runs=1), first_run(scratch / "b", runs=2)
+    assert twice["run"] == once["run"]
+
+
+def test_a_first_run_in_a_git_work_tree_records_its_commit_without_subprocess(
+        tmp_path: Path) -> None:
+    """The git probe spawns git itself: importing subprocess would cost more than git."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env.pop("GIT_DIR", None)
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    loaded = first_run(repo)
+    assert loaded["deferred"] == [], f"a first run imported {loaded['deferred']}"
+    assert loaded["git"] == [head, True]  # the script and the store are untracked files
