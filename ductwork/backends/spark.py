@@ -47,6 +47,7 @@ from urllib.parse import urlparse
 import attrs
 
 from ductwork.backends.spark_frames import collect, is_spark_frame, read_frame, register
+from ductwork.backends.spark_tables import for_spark
 from ductwork.runtime.context import using_spark
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, call, store_outputs
@@ -125,8 +126,9 @@ class SparkBackend:
             return memo[ref.digest]
 
         try:
-            job = attrs.evolve(job, args=map_refs(job.args, load),
-                               kwargs=map_refs(job.kwargs, load))
+            # Tabular datasets become Spark DataFrames, read by Spark (spark_tables).
+            job = attrs.evolve(job, args=for_spark(map_refs(job.args, load), spark, self.direct),
+                               kwargs=for_spark(map_refs(job.kwargs, load), spark, self.direct))
         except CorruptArtifact as exc:
             return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
                              corrupt=exc.digest)
