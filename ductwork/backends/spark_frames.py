@@ -44,8 +44,19 @@ class _SparkParquet:
 
     name = "spark"
 
-    def dump(self, value: SparkFrame, f: BinaryIO) -> None:
+    def accepts(self, value: Any) -> bool:
+        """Every Spark DataFrame (asked by the built-in dispatch)."""
+        return True
+
+    def dump(self, value: Any, f: BinaryIO) -> None:
         import pyarrow.parquet as pq
+
+        if not isinstance(value, SparkFrame):  # a Spark DataFrame a plain step returned
+            try:
+                value = collect(value)
+            except Exception as exc:
+                raise SparkJobFailed(f"the Spark job computing it failed: "
+                                     f"{type(exc).__name__}: {exc}") from exc
 
         # Dictionaries for text only: trying them on numbers (and falling back) cost 4x the
         # write of a numeric table, for no smaller file.
@@ -106,6 +117,10 @@ def is_spark_frame(value: Any) -> bool:
     from pyspark.sql import DataFrame
 
     return isinstance(value, DataFrame)
+
+
+class SparkJobFailed(Exception):
+    """The Spark job computing a DataFrame failed while it was collected to be stored."""
 
 
 def collect(frame: Any) -> SparkFrame:

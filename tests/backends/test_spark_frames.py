@@ -76,3 +76,27 @@ def test_importing_the_module_registers_nothing():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+LOAD_FRESH = """
+import sys
+from ductwork.runtime.store.artifacts import ArtifactRef, ArtifactStore
+import ductwork
+assert "pyarrow" not in sys.modules and "pyspark" not in sys.modules, "import ductwork is heavy"
+ref = ArtifactRef(sys.argv[2], "spark", int(sys.argv[3]))
+frame = ArtifactStore(sys.argv[1]).get(ref)
+print(type(frame).__module__, list(frame["x"])[:3], len(frame))
+assert "pyspark" not in sys.modules, "loading a stored frame imported pyspark"
+"""
+
+
+def test_a_fresh_process_loads_a_stored_frame_without_registering_anything(tmp_path):
+    """`dw.get_run(...).outputs` or `ductwork show` in a process that never made a Spark
+    backend: the serializer is found by its name, imported on first need."""
+    store = ArtifactStore(str(tmp_path / "s"))
+    ref = store.put(SparkFrame(_table(10)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", LOAD_FRESH, str(tmp_path / "s"), ref.digest,
+                           str(ref.size)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0].startswith("pandas") and done.stdout.rstrip().endswith("10")
