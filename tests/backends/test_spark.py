@@ -132,6 +132,18 @@ def test_spark_and_plain_steps_mix_cache_and_cut_off_early(target, tmp_path):
         first.steps["to_frame"].output_refs["output"]
     assert cut.steps["totals"].cached and cut.steps["as_dict"].cached
     assert first.steps["to_frame"].output_refs["output"].serializer == "spark"
+    _written_by_spark(store, first.steps["to_frame"].output_refs["output"], 2)
+
+
+def _written_by_spark(store: str, ref, parts: int) -> None:
+    """The artifact is Spark's own part files in one container, and no scratch is left."""
+    import tarfile
+
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    with tarfile.open(ArtifactStore(store).object_path(ref.digest)) as tar:
+        assert tar.getnames() == [f"part-{i:05d}.parquet" for i in range(parts)]
+    assert os.listdir(os.path.join(store, "spark-tmp")) == []
 
 
 @step(compute="spark")
@@ -389,3 +401,26 @@ def test_a_fresh_process_reads_a_stored_spark_output(connect_url, tmp_path):
                            timeout=120)
     assert shown.returncode == 0 and "no serializer" not in shown.stdout + shown.stderr, \
         shown.stdout + shown.stderr
+
+
+def test_a_damaged_spark_output_is_never_read_by_spark(connect_url, tmp_path, monkeypatch):
+    """A container whose bytes changed is found out before Spark scans it: the step that
+    reads it reports the corruption and its producer recomputes it."""
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.spark]\nbackend = "spark"\nremote = "{connect_url}"\n')
+    monkeypatch.chdir(tmp_path)
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    store = str(tmp_path / "store")
+    first = mixed.run(store=store)
+    ref = first.steps["to_frame"].output_refs["output"]
+    path = ArtifactStore(store).object_path(ref.digest)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 3] ^= 0xFF
+    os.chmod(path, 0o644)
+    open(path, "wb").write(bytes(data))
+    again = mixed.run(store=store, regenerate=["totals"])
+    assert again.outputs == first.outputs
+    assert not again.steps["to_frame"].cached  # recomputed, not read damaged
+    assert open(path, "rb").read() != bytes(data)
+    assert os.listdir(os.path.join(store, "spark-tmp")) == []
