@@ -14,12 +14,13 @@ a time -- Spark spreads each job over its executors -- and finds the session in
 ``"sc://${DATABRICKS_HOST}:443/;token=${DATABRICKS_TOKEN};x-databricks-cluster-id=..."``;
 secrets stay out of the file.
 
-Data: a Spark DataFrame the step returns is collected as Arrow and stored as
-one Parquet file with deterministic bytes (``spark_frames``), so its digest
-follows its rows and early cutoff works. A Spark step receives such an input as
-a Spark DataFrame (read by Spark from the store's file when Spark shares this
-machine's filesystem: ``master``, or a server on loopback; else sent as Arrow);
-a plain step receives it as pandas. Everything else travels as usual.
+Data (``spark_frames``): a Spark DataFrame the step returns is stored as Parquet with
+deterministic bytes, so its digest follows its rows and early cutoff works -- written by
+Spark itself into a container of its part files (``spark_parts``) when Spark shares this
+machine's filesystem (``master``, or a server on loopback) and the store is local, else
+collected as Arrow. A Spark step receives such an input as a Spark DataFrame (read by
+Spark from verified files, or sent as Arrow), and a tabular dataset too (``spark_tables``:
+Spark reads its files); a plain step receives pandas. Everything else travels as usual.
 
 The session is made on the first Spark step of the process (a cached rerun
 starts no JVM), kept for later runs, and stopped at exit. A Spark job that
