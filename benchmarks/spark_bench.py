@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _table import NOTES, add, add_json_option, load, print_table, ratio, scratch
+from _table import DETAIL, NOTES, add, add_json_option, load, print_table, ratio, scratch
 
 
 def main() -> None:
@@ -72,19 +72,51 @@ def main() -> None:
 
     register()  # as a Spark backend does
     times: dict[str, list[float]] = {"store": [], "floor": [], "arrow": []}
-    with scratch(None, "ductwork-spark-bench-") as tmp:
-        for i in range(repeat):
-            store = ArtifactStore(os.path.join(tmp, f"store-{i}"))
-            t = time.perf_counter()
-            writes = spark_parts.Scratch(store)  # the producing step's
-            ref = store.put(spark_parts.write(frame(), writes))
-            writes.close()
-            reads = spark_parts.Scratch(store)  # the consuming step's
-            through = scan(read_frame(spark, store, ref, True, reads))
-            reads.close()
-            times["store"].append(time.perf_counter() - t)
-            size = ref.size
+    phases: dict[str, list[float]] = {}
 
+    def phase(name: str, since: float) -> float:
+        now = time.perf_counter()
+        phases.setdefault(name, []).append(now - since)
+        return now
+
+    with scratch(None, "ductwork-spark-bench-") as tmp:
+        def through_store(i: int) -> tuple[float, int]:
+            store = ArtifactStore(os.path.join(tmp, f"store-{i}"))
+            t = start = time.perf_counter()
+            writes = spark_parts.Scratch(store)  # the producing step's
+            parts = spark_parts.write(frame(), writes)
+            t = phase("store: Spark writes its part files", t)
+            ref = store.put(parts)
+            writes.close()
+            t = phase("store: container written and hashed, scratch removed", t)
+            reads = spark_parts.Scratch(store)  # the consuming step's
+            df = read_frame(spark, store, ref, True, reads)
+            t = phase("store: extracted while verified, Spark opens the folder", t)
+            got = scan(df)
+            reads.close()
+            phase("store: Spark scans, scratch removed", t)
+            times["store"].append(time.perf_counter() - start)
+            sizes.append(ref.size)
+            return got
+
+        def floor(i: int) -> tuple[float, int]:
+            path = os.path.join(tmp, f"direct-{i}.parquet")
+            t = start = time.perf_counter()
+            frame().write.parquet(path)
+            t = phase("floor: Spark writes its part files", t)
+            got = scan(spark.read.parquet(path))
+            phase("floor: Spark opens the folder and scans", t)
+            times["floor"].append(time.perf_counter() - start)
+            return got
+
+        sizes: list[int] = []
+        for i in range(repeat):
+            # Alternate which goes first: neither always meets a cold JVM or a full cache.
+            if i % 2:
+                direct, through = floor(i), through_store(i)
+            else:
+                through, direct = through_store(i), floor(i)
+            assert through[1] == direct[1] == rows, (through, direct)
             if args.arrow:
                 arrow_store = ArtifactStore(os.path.join(tmp, f"arrow-{i}"))
                 t = time.perf_counter()
@@ -94,13 +126,7 @@ def main() -> None:
                 reads.close()
                 times["arrow"].append(time.perf_counter() - t)
                 assert via_arrow[1] == rows, via_arrow
-
-            path = os.path.join(tmp, f"direct-{i}.parquet")
-            t = time.perf_counter()
-            frame().write.parquet(path)
-            direct = scan(spark.read.parquet(path))
-            times["floor"].append(time.perf_counter() - t)
-            assert through[1] == direct[1] == rows, (through, direct)
+        size = sizes[-1]
     med = {k: statistics.median(v) for k, v in times.items() if v}
     label = f"{rows / 1e6:g}M rows"
     add(f"{label}: Spark writes and reads Parquet itself (floor)", f"{med['floor']:.2f} s")
@@ -111,6 +137,10 @@ def main() -> None:
         add(f"{label}: through the store by toArrow (Spark out of the store's reach)",
             f"{med['arrow']:.2f} s", f"{med['floor']:.2f} s",
             ratio(med["arrow"], med["floor"]))
+    DETAIL.append("Phases (medians):")
+    DETAIL.extend(f"  {name:58s} {statistics.median(v):6.2f} s" for name, v in phases.items())
+    DETAIL.append("Each repeat (s): " + "; ".join(
+        f"{k} " + ", ".join(f"{x:.2f}" for x in v) for k, v in times.items() if v))
     NOTES.append(f"Spark: {args.remote or 'local[2] in this process'} (session {started:.1f} s); "
                  f"artifact {size / 1e6:.0f} MB; {repeat} interleaved repeats, medians; "
                  f"load {load()}")
