@@ -14,12 +14,13 @@ a time -- Spark spreads each job over its executors -- and finds the session in
 ``"sc://${DATABRICKS_HOST}:443/;token=${DATABRICKS_TOKEN};x-databricks-cluster-id=..."``;
 secrets stay out of the file.
 
-Data: a Spark DataFrame the step returns is collected as Arrow and stored as
-one Parquet file with deterministic bytes (``spark_frames``), so its digest
-follows its rows and early cutoff works. A Spark step receives such an input as
-a Spark DataFrame (read by Spark from the store's file when Spark shares this
-machine's filesystem: ``master``, or a server on loopback; else sent as Arrow);
-a plain step receives it as pandas. Everything else travels as usual.
+Data (``spark_frames``): a Spark DataFrame the step returns is stored as Parquet with
+deterministic bytes, so its digest follows its rows and early cutoff works -- written by
+Spark itself into a container of its part files (``spark_parts``) when Spark shares this
+machine's filesystem (``master``, or a server on loopback) and the store is local, else
+collected as Arrow. A Spark step receives such an input as a Spark DataFrame (read by
+Spark from verified files, or sent as Arrow), and a tabular dataset too (``spark_tables``:
+Spark reads its files); a plain step receives pandas. Everything else travels as usual.
 
 The session is made on the first Spark step of the process (a cached rerun
 starts no JVM), kept for later runs, and stopped at exit. A Spark job that
@@ -46,7 +47,10 @@ from urllib.parse import urlparse
 
 import attrs
 
+from ductwork.backends import spark_parts
 from ductwork.backends.spark_frames import collect, is_spark_frame, read_frame, register
+from ductwork.backends.spark_parts import Scratch
+from ductwork.backends.spark_tables import for_spark
 from ductwork.runtime.context import using_spark
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, call, store_outputs
@@ -104,29 +108,41 @@ class SparkBackend:
         return future
 
     def _execute(self, job: Job) -> JobResult:
-        from ductwork.runtime.store.artifacts import CorruptArtifact
-        from ductwork.runtime.store.refs import GatherRef, map_refs
-
-        started, memo = time.time(), {}
+        started = time.time()
         try:
             spark = self.spark
         except Exception as exc:
             return JobResult(job.step_id, started, time.time(), error=(
                 f"Step '{job.step_id}': no Spark session ({self.master or self.remote}): "
                 f"{type(exc).__name__}: {exc}\n"))
+        scratch = Scratch(self.store)  # the files Spark reads and writes for this step
+        try:
+            return self._execute_with(job, spark, scratch, started)
+        finally:
+            scratch.close()
+
+    def _execute_with(self, job: Job, spark: Any, scratch: Scratch, started: float
+                      ) -> JobResult:
+        from ductwork.runtime.store.artifacts import CorruptArtifact
+        from ductwork.runtime.store.refs import GatherRef, map_refs
+
+        memo: dict[str, Any] = {}
+        # Spark writes its outputs into the store's filesystem itself when it shares it.
+        writes = scratch if self.direct and self.store.is_local else None
 
         def load(ref: Any) -> Any:
             if isinstance(ref, GatherRef):
                 return [load(part) for part in ref.parts]
             if ref.serializer == "spark":
-                return read_frame(spark, self.store, ref, self.direct)
+                return read_frame(spark, self.store, ref, self.direct, scratch)
             if ref.digest not in memo:
                 memo[ref.digest] = self.store.get(ref)
             return memo[ref.digest]
 
         try:
-            job = attrs.evolve(job, args=map_refs(job.args, load),
-                               kwargs=map_refs(job.kwargs, load))
+            # Tabular datasets become Spark DataFrames, read by Spark (spark_tables).
+            job = attrs.evolve(job, args=for_spark(map_refs(job.args, load), spark, self.direct),
+                               kwargs=for_spark(map_refs(job.kwargs, load), spark, self.direct))
         except CorruptArtifact as exc:
             return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
                              corrupt=exc.digest)
@@ -136,9 +152,9 @@ class SparkBackend:
                 f"{type(exc).__name__}: {exc}\n"))
         timeout = job.step.options.timeout
         if timeout is None:
-            values, error, logs, metrics = _run(job, spark, self.store)
+            values, error, logs, metrics = _run(job, spark, self.store, writes)
         else:
-            ran = _within(timeout, _run, job, spark, self.store)
+            ran = _within(timeout, _run, job, spark, self.store, writes)
             if ran is None:
                 interrupt(spark)
                 return JobResult(job.step_id, started, time.time(), error=(
@@ -181,12 +197,13 @@ def interrupt(spark: Any) -> None:
         pass
 
 
-def _run(job: Job, spark: Any, store: Any) -> tuple[Any, str | None, str, dict[str, Any]]:
+def _run(job: Job, spark: Any, store: Any, writes: Scratch | None
+         ) -> tuple[Any, str | None, str, dict[str, Any]]:
     """Call the step with ``spark`` in its context, and collect the DataFrames it returns."""
     with using_spark(spark):
         values, error, logs, metrics = call(job, "python", store)
         if error is None and values is not None:
-            values, error = _collected(job.step_id, values)
+            values, error = _collected(job.step_id, values, writes)
     return values, error, logs, metrics
 
 
@@ -201,15 +218,17 @@ def _within(timeout: float, fn: Any, *args: Any) -> Any:
     return box[0] if box else None
 
 
-def _collected(sid: str, values: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """Run the Spark jobs of the DataFrames a step returned; a failure is the step's."""
+def _collected(sid: str, values: dict[str, Any], writes: Scratch | None
+               ) -> tuple[dict[str, Any] | None, str | None]:
+    """Run the Spark jobs of the DataFrames a step returned -- Spark writing their Parquet
+    into ``writes`` where it can, else collecting them as Arrow; a failure is the step's."""
     out = {}
     for name, value in values.items():
         if not is_spark_frame(value):
             out[name] = value
             continue
         try:
-            out[name] = collect(value)
+            out[name] = (collect(value) if writes is None else spark_parts.write(value, writes))
         except Exception as exc:
             text = "".join(traceback.format_exception_only(type(exc), exc))
             return None, (f"Step '{sid}': the Spark job computing its output '{name}' "

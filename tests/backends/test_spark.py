@@ -132,6 +132,18 @@ def test_spark_and_plain_steps_mix_cache_and_cut_off_early(target, tmp_path):
         first.steps["to_frame"].output_refs["output"]
     assert cut.steps["totals"].cached and cut.steps["as_dict"].cached
     assert first.steps["to_frame"].output_refs["output"].serializer == "spark"
+    _written_by_spark(store, first.steps["to_frame"].output_refs["output"], 2)
+
+
+def _written_by_spark(store: str, ref, parts: int) -> None:
+    """The artifact is Spark's own part files in one container, and no scratch is left."""
+    import tarfile
+
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    with tarfile.open(ArtifactStore(store).object_path(ref.digest)) as tar:
+        assert tar.getnames() == [f"part-{i:05d}.parquet" for i in range(parts)]
+    assert os.listdir(os.path.join(store, "spark-tmp")) == []
 
 
 @step(compute="spark")
@@ -268,3 +280,147 @@ def test_a_local_master_is_refused_beside_spark_connect(connect_url, tmp_path, m
 
     with pytest.raises(dw.PipelineFailed, match="cannot run a local master beside it"):
         p.run(store=str(tmp_path / "s"))
+
+
+@step(compute="spark")
+def sums_by_key(table) -> dict:
+    from pyspark.sql import DataFrame
+
+    assert isinstance(table, DataFrame), type(table)  # read by Spark, not pandas
+    return {r["k"]: int(r["total"]) for r in table.groupBy("k").agg({"v": "sum"})
+            .withColumnRenamed("sum(v)", "total").collect()}
+
+
+@step
+def plain_sums(table) -> dict:
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame), type(table)  # a plain step still gets pandas
+    return {k: int(v) for k, v in table.groupby("k")["v"].sum().items()}
+
+
+def test_a_tabular_dataset_reaches_a_spark_step_as_a_spark_dataframe(target, tmp_path):
+    if not _local_here(target):
+        return _in_child("test_a_tabular_dataset_reaches_a_spark_step_as_a_spark_dataframe",
+                         tmp_path)
+    import pandas as pd
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(2):
+        (src / f"t{i}.csv").write_text(f"k,v\na,{i + 1}\nb,{10 * (i + 1)}\n")
+    (src / "semi.txt").write_text("k;v\na;5\na;6\n")
+    dw.datastore().upload_dir(src, target_path="tables")  # the run store's own datastore
+    pq = tmp_path / "t.parquet"
+    pd.DataFrame({"k": ["x", "y", "x"], "v": [1, 2, 3]}).to_parquet(pq)
+
+    @pipeline
+    def p():
+        return (sums_by_key(dw.Dataset.tabular("tables/*.csv")),
+                sums_by_key(dw.Dataset.tabular(str(pq))),
+                sums_by_key(dw.Dataset.tabular("tables/semi.txt", format="csv", sep=";")),
+                plain_sums(dw.Dataset.tabular("tables/*.csv")))
+
+    assert p.run().outputs == ({"a": 3, "b": 30}, {"x": 4, "y": 2}, {"a": 11},
+                               {"a": 3, "b": 30})
+
+    @pipeline
+    def typed():
+        return sums_by_key(dw.Dataset.tabular("tables/*.csv", dtype={"v": "int32"}))
+
+    with pytest.raises(dw.PipelineFailed, match="read option 'dtype' has no Spark equivalent"):
+        typed.run()
+
+
+@step
+def plain_frame():
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(f"sc://127.0.0.1:{SPARK_PORT}").getOrCreate()
+    return spark.createDataFrame([(1, "a"), (2, "b")], "x long, s string")
+
+
+@step
+def plain_fails():
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(f"sc://127.0.0.1:{SPARK_PORT}").getOrCreate()
+    return spark.sql("select assert_true(id < 0, 'ids must be negative') from range(3)")
+
+
+@step
+def count_rows(frame) -> int:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame), type(frame)
+    return len(frame)
+
+
+def test_a_spark_dataframe_returned_by_a_plain_step_is_stored_as_a_spark_output(connect_url,
+                                                                               tmp_path):
+    """A plain step holding a DataFrame holds its session: the frame is stored as a Spark
+    step's is (never pickled), and a failing job fails the step with Spark's message. In
+    worker processes that never made a Spark backend: the serializer is found on its own."""
+    @pipeline
+    def p():
+        return count_rows(plain_frame())
+
+    run = p.run(store=str(tmp_path / "s"), backend="process")
+    assert run.outputs == 2
+    assert run.steps["plain_frame"].output_refs["output"].serializer == "spark"
+
+    @pipeline
+    def bad():
+        return plain_fails()
+
+    with pytest.raises(dw.PipelineFailed) as info:
+        bad.run(store=str(tmp_path / "s"), backend="process")
+    error = info.value.run.steps["plain_fails"].error
+    assert "the Spark job computing it failed" in error and "ids must be negative" in error
+
+
+def test_a_fresh_process_reads_a_stored_spark_output(connect_url, tmp_path):
+    """`dw.get_run(...).outputs` and `ductwork show` where no Spark backend was ever made
+    (nor spark_frames imported): the serializer is found by the name the artifact records."""
+    @pipeline
+    def p():
+        return plain_frame()
+
+    run = p.run(store=str(tmp_path / "s"))
+    code = ("import sys, ductwork as dw\n"
+            "out = dw.get_run(sys.argv[1], store=sys.argv[2]).outputs\n"
+            "print(type(out).__module__, sorted(out['s']))\n"
+            "assert 'pyspark' not in sys.modules\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code, run.id, str(tmp_path / "s")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("pandas") and "['a', 'b']" in done.stdout
+    shown = subprocess.run([sys.executable, "-m", "ductwork", "show", run.id, "--store",
+                            str(tmp_path / "s")], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0 and "no serializer" not in shown.stdout + shown.stderr, \
+        shown.stdout + shown.stderr
+
+
+def test_a_damaged_spark_output_is_never_read_by_spark(connect_url, tmp_path, monkeypatch):
+    """A container whose bytes changed is found out before Spark scans it: the step that
+    reads it reports the corruption and its producer recomputes it."""
+    (tmp_path / "ductwork.toml").write_text(
+        f'[compute.spark]\nbackend = "spark"\nremote = "{connect_url}"\n')
+    monkeypatch.chdir(tmp_path)
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    store = str(tmp_path / "store")
+    first = mixed.run(store=store)
+    ref = first.steps["to_frame"].output_refs["output"]
+    path = ArtifactStore(store).object_path(ref.digest)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 3] ^= 0xFF
+    os.chmod(path, 0o644)
+    open(path, "wb").write(bytes(data))
+    again = mixed.run(store=store, regenerate=["totals"])
+    assert again.outputs == first.outputs
+    assert not again.steps["to_frame"].cached  # recomputed, not read damaged
+    assert open(path, "rb").read() != bytes(data)
+    assert os.listdir(os.path.join(store, "spark-tmp")) == []

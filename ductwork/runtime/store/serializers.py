@@ -21,6 +21,7 @@ cloudpickle. Tests undo their registrations with ``restore_registrations()``.
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections.abc import Iterator
@@ -93,8 +94,29 @@ def _register_pandas() -> None:
     _builtin_types.register(pd.DataFrame, PANDAS)
 
 
+#: Serializers of ductwork's optional parts, imported on first need by the name an artifact
+#: records (a process that never stored one loads it) or by a value's package (a Spark
+#: DataFrame any step returns): ``import ductwork`` stays light. ``register()`` registers.
+_OPTIONAL = {"spark": "ductwork.backends.spark_frames",
+             "spark.arrow": "ductwork.backends.spark_frames"}
+
+
+def _optional(name: str) -> Serializer | None:
+    if name not in _OPTIONAL:
+        return None
+    importlib.import_module(_OPTIONAL[name]).register()
+    return _by_name.get(name)
+
+
+def _register_pyspark() -> None:
+    from pyspark.sql.dataframe import DataFrame  # classic and Connect frames derive from it
+
+    _builtin_types.register(DataFrame, _optional("spark"))  # type: ignore[arg-type]
+
+
 _builtin_types.register_lazy("numpy", _register_numpy)
 _builtin_types.register_lazy("pandas", _register_pandas)
+_builtin_types.register_lazy("pyspark", _register_pyspark)
 
 
 def register_serializer(type_: type, serializer: Serializer) -> None:
@@ -153,7 +175,7 @@ def serializer_for(value: Any) -> Serializer:
 
 def get_serializer(name: str) -> Serializer:
     """Return the serializer registered under ``name`` (to load an artifact)."""
-    serializer = _by_name.get(name)
+    serializer = _by_name.get(name) or _optional(name)
     if serializer is None:
         known = ", ".join(sorted(_by_name))
         raise SerializerError(
