@@ -57,6 +57,9 @@ class _SparkParquet:
     """Spark frames as Parquet; loads as a pandas DataFrame (for plain steps)."""
 
     name = "spark"
+    #: A Spark DataFrame loads as pandas (or, on Spark, as a new DataFrame): a step after
+    #: an inline step that returned one gets the stored rows, not the live query plan.
+    round_trips = False
 
     def accepts(self, value: Any) -> bool:
         """Every Spark DataFrame (asked by the built-in dispatch)."""

@@ -356,18 +356,22 @@ def count_rows(frame) -> int:
     return len(frame)
 
 
-def test_a_spark_dataframe_returned_by_a_plain_step_is_stored_as_a_spark_output(connect_url,
-                                                                               tmp_path):
+@pytest.mark.parametrize("backend", ["process", "inline"])
+def test_a_spark_dataframe_returned_by_a_plain_step_is_stored_as_a_spark_output(
+        connect_url, tmp_path, backend):
     """A plain step holding a DataFrame holds its session: the frame is stored as a Spark
     step's is (never pickled), and a failing job fails the step with Spark's message. In
-    worker processes that never made a Spark backend: the serializer is found on its own."""
+    worker processes that never made a Spark backend: the serializer is found on its own.
+    Inline, the step after it gets the stored rows (pandas) too, not the live frame."""
     @pipeline
     def p():
         return count_rows(plain_frame())
 
-    run = p.run(store=str(tmp_path / "s"), backend="process")
+    run = p.run(store=str(tmp_path / "s"), backend=backend)
     assert run.outputs == 2
     assert run.steps["plain_frame"].output_refs["output"].serializer == "spark"
+    if backend == "inline":
+        return
 
     @pipeline
     def bad():

@@ -59,7 +59,12 @@ class SerializerError(DuctworkError):
 
 @runtime_checkable
 class Serializer(Protocol):
-    """Streams one kind of value into a binary file and back."""
+    """Streams one kind of value into a binary file and back.
+
+    Optional: ``round_trips = False`` on a serializer whose ``load`` gives another type
+    than ``dump`` was given (a Spark DataFrame loads as pandas): the engine then never
+    hands the in-memory value to the steps downstream, only what loading gives.
+    """
 
     name: str
 
