@@ -8,6 +8,15 @@ Layout under the store's root::
                                 {"version": 1, "outputs": {name: ArtifactRef}}
     tmp/<uuid>                  in-flight writes (local stores only)
 
+Small step outputs are inlined (``put(value, inline=True)``, up to ``INLINE_MAX``
+serialized bytes): the ref carries the bytes (``ArtifactRef.inline``, base64 in
+JSON), and so do the cache entry and the run record that hold it; no object file
+is written. A cold step then costs one file (its entry) instead of two, and a
+warm lookup no stat of the object. The digest is still the BLAKE3 hash of those
+bytes, so downstream keys do not change; an entry without ``inline`` (an older
+store, or a larger value) reads its object as before, and older code reading a
+newer entry finds no object and recomputes (a miss, not an error).
+
 This is Hamilton's two levels: a key names data versions, a digest names bytes.
 Opening the root (local, ``az://`` or fsspec) and the file operations below it
 are in ``files``; this module holds the two levels and their formats.
@@ -36,6 +45,7 @@ value is never returned.
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import io
 import json
@@ -63,13 +73,20 @@ from ductwork.runtime.store.hashio import (
 from ductwork.runtime.store.serializers import SerializerError, get_serializer, serializer_for
 
 __all__ = [
-    "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact", "MissingArtifact",
-    "StoreFull", "parse_entry", "warn_bad_entry",
+    "INLINE_MAX", "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact",
+    "MissingArtifact", "StoreFull", "parse_entry", "warn_bad_entry",
 ]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
 _INDEX_VERSION = 1
+#: Serialized step outputs up to this many bytes live in their ref, entry and run record,
+#: not in an object file. Below it a file create (~0.1 ms, plus a folder on a new prefix)
+#: is what a small output costs, against microseconds to encode and hash it; above it
+#: the copies (every entry and run record holding the ref, a third larger as base64, a
+#: map's element refs all in one row) would grow. Scalars, short strings, small lists,
+#: dicts and metrics fit; a cold entry with a few of them stays within one 4 KiB block.
+INLINE_MAX = 1024
 
 
 class CorruptArtifact(DuctworkError):
@@ -107,6 +124,9 @@ class ArtifactRef:
     # A Python function, not ``tuple``: attrs reads a converter's signature, and for a
     # builtin that parses its text signature -- milliseconds at import, on every first run.
     classes: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(v))
+    #: A small value's serialized bytes, when no object file holds them (``INLINE_MAX``).
+    #: Not part of what the ref is (equality, hashing, keys), nor of its repr.
+    inline: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
@@ -114,13 +134,17 @@ class ArtifactRef:
                              "size": self.size}
         if self.classes:
             d["classes"] = list(self.classes)
+        if self.inline is not None:
+            d["inline"] = binascii.b2a_base64(self.inline, newline=False).decode("ascii")
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
         """Build from ``to_dict()`` output."""
+        inline = d.get("inline")
         return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]),
-                   tuple(str(c) for c in d.get("classes", ())))
+                   tuple(str(c) for c in d.get("classes", ())),
+                   None if inline is None else binascii.a2b_base64(inline, strict_mode=True))
 
 
 class BadEntry(ValueError):
@@ -158,8 +182,37 @@ def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
         if classes and (type(classes) is not list
                         or not all(type(c) is str for c in classes)):
             raise BadEntry(f"output {name!r} has classes {classes!r}, not a list of names")
-        outputs[name] = ArtifactRef(digest, serializer, size, tuple(classes))
+        inline = d.get("inline")
+        if inline is not None:
+            inline = _inline_bytes(name, inline, size, digest)
+        outputs[name] = ArtifactRef(digest, serializer, size, tuple(classes), inline)
     return outputs
+
+
+def _inline_bytes(name: str, text: Any, size: int, digest: str) -> bytes:
+    """An entry's inline data, decoded; ``BadEntry`` unless it is base64 of ``size`` bytes
+    that hash to ``digest``.
+
+    Checked here, not only when loaded: a hit served from a damaged entry would be served
+    again after its consumer failed to verify it (no object to delete makes it a miss),
+    and hashing at most ``INLINE_MAX`` bytes costs about a microsecond.
+    """
+    if type(text) is not str:
+        raise BadEntry(f"output {name!r} has inline data of type {type(text).__name__}, "
+                       "not base64 text")
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as exc:
+        raise BadEntry(f"output {name!r} has inline data that is not base64 ({exc})") \
+            from None
+    if len(data) != size:
+        raise BadEntry(f"output {name!r} has {len(data)} bytes of inline data, but its size "
+                       f"is {size}")
+    found = new_hasher(data).hexdigest()
+    if found != digest:
+        raise BadEntry(f"output {name!r} has inline data that hashes to {found}, not to its "
+                       f"digest {digest}")
+    return data
 
 
 def warn_bad_entry(path: str, key: str, problem: str) -> None:
@@ -194,15 +247,18 @@ class ArtifactStore(StoreFiles):
 
     # -- objects ---------------------------------------------------------------
 
-    def put(self, value: Any) -> ArtifactRef:
+    def put(self, value: Any, inline: bool = False) -> ArtifactRef:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref.
 
-        Raises ``StoreFull`` naming the disk when one fills up; nothing partial is left.
+        With ``inline``, a value of at most ``INLINE_MAX`` serialized bytes is not written:
+        the ref carries its bytes (for step outputs, whose refs are kept in entries and run
+        records). Raises ``StoreFull`` naming the disk when one fills up; nothing partial
+        is left.
         """
         with self._full_here():
-            return self._put(value)
+            return self._put(value, inline)
 
-    def _put(self, value: Any) -> ArtifactRef:
+    def _put(self, value: Any, inline: bool = False) -> ArtifactRef:
         serializer = serializer_for(value)
         classes = class_names(value)  # kept in the ref: keys read it, not the value
         if self._azure is not None:
@@ -223,6 +279,10 @@ class ArtifactStore(StoreFiles):
             spool.discard()
             raise
         digest = writer.hexdigest()
+        if inline and writer.size <= INLINE_MAX and spool.path is None:
+            data = _spooled_bytes(spool)
+            spool.discard()
+            return ArtifactRef(digest, serializer.name, writer.size, classes, data)
         if self._azure is not None:
             self._azure.put_spooled(self.object_path(digest), spool)
             return ArtifactRef(digest, serializer.name, writer.size, classes)
@@ -259,6 +319,14 @@ class ArtifactStore(StoreFiles):
     def get(self, ref: ArtifactRef) -> Any:
         """Load the value of ``ref``, verifying its digest; raise CorruptArtifact on a mismatch."""
         serializer = get_serializer(ref.serializer)
+        if ref.inline is not None:
+            digest = new_hasher(ref.inline).hexdigest()
+            if digest != ref.digest:  # nothing to delete: the producer rewrites its entry
+                raise CorruptArtifact(
+                    f"artifact {ref.digest} (inlined in its cache entry or run record) is "
+                    f"corrupt: its {len(ref.inline)} bytes hash to {digest}. Rerun to "
+                    "recompute it.", ref.digest)
+            return serializer.load(io.BytesIO(ref.inline))
         path = self.object_path(ref.digest)
         try:
             if ref.size < THREAD_MIN:
@@ -370,8 +438,9 @@ class ArtifactStore(StoreFiles):
             warn_bad_entry(path, key, str(exc) if isinstance(exc, BadEntry)
                            else f"cannot be read ({type(exc).__name__}: {exc})")
             return None
-        if not all(self.has(r.digest) for r in outputs.values()):
-            return None
+        for ref in outputs.values():  # an inlined output holds its own bytes
+            if ref.inline is None and not self.has(ref.digest):
+                return None
         return outputs
 
     def iter_keys(self) -> Iterator[str]:
@@ -383,6 +452,14 @@ class ArtifactStore(StoreFiles):
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
         self._remove(self.key_path(key))
+
+
+def _spooled_bytes(spool: Any) -> bytes:
+    """The bytes a finished in-memory spool holds (a local ``Spool`` or an Azure one)."""
+    if hasattr(spool, "getvalue"):
+        return spool.getvalue()
+    found = spool.stream()
+    return bytes(found) if isinstance(found, bytes | bytearray) else found.read()
 
 
 def open_store(store: Any = None) -> ArtifactStore:
