@@ -15,6 +15,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -169,3 +171,55 @@ def test_gc_keeps_inlined_values_reachable(tmp_path):
     # The dropped run's own entries are gone: n=2 recomputes make and total.
     gone = flow.run(n=2, store=str(store))
     assert not gone.steps["make"].cached and gone.outputs == old.outputs
+
+
+@step(cache=False)
+def hold(x: int, flag: str) -> int:
+    """Say we are inside, then wait for the test to let go."""
+    open(flag + ".inside", "w").close()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return x
+
+
+@pipeline
+def paused(n: int = 4, flag: str = ""):
+    xs = make(hold(n, flag))  # hits served after the pause: leased after the sweep
+    return {"xs": xs, "t": total(xs)}
+
+
+def test_a_gc_during_a_run_does_not_take_inlined_values_for_lost(tmp_path):
+    """Leases name object files only: after a sweep, a run checks that what it leased is
+    still there, and an inlined value has no file to find -- it must not be recomputed."""
+    store = str(tmp_path / "s")
+    first = tmp_path / "first"
+    first.touch()
+    paused.run(n=4, flag=str(first), store=store)  # make and total are now cached
+    flag = tmp_path / "second"
+    result: dict = {}
+
+    def second() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result["run"] = paused.run(n=4, flag=str(flag), store=store)
+            except BaseException as exc:  # reported by the assertions below
+                result["error"] = exc
+        result["warnings"] = [str(w.message) for w in caught]
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "second.inside").exists():
+        assert time.monotonic() < deadline and thread.is_alive(), result
+        time.sleep(0.01)
+    collect(store, keep_last=2, grace=0)  # a sweep (keeping both runs) while the run is paused
+    flag.touch()
+    thread.join(30)
+    assert "error" not in result, result
+    run = result["run"]
+    assert run.outputs == {"xs": [0, 1, 2, 3], "t": 6}
+    assert [w for w in result["warnings"] if "removed by gc" in w] == []
+    assert run.steps["make"].cached and run.steps["total"].cached
+    assert not any(s.note for s in run.steps.values()), {s.id: s.note for s in run.steps.values()}
