@@ -24,8 +24,13 @@ from ductwork.runtime.store.artifacts import (
     CorruptArtifact,
     parse_entry,
 )
-from ductwork.runtime.store.refs import GatherRef, iter_digests, ref_from_json, ref_to_json, \
-    stored_digests
+from ductwork.runtime.store.refs import (
+    GatherRef,
+    iter_digests,
+    ref_from_json,
+    ref_to_json,
+    stored_digests,
+)
 
 KEY = "ab" + "c" * 62
 
