@@ -128,6 +128,17 @@ class ArtifactRef:
     #: Not part of what the ref is (equality, hashing, keys), nor of its repr.
     inline: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"digest": self.digest, "serializer": self.serializer, "size": self.size,
+                "classes": self.classes, "inline": self.inline}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A ref pickled by an older ductwork (a worker of a cluster not yet upgraded) has
+        # no ``inline``: its bytes are an object. attrs' own would leave the slot unset.
+        object.__setattr__(self, "inline", None)
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-able dict."""
         d: dict[str, Any] = {"digest": self.digest, "serializer": self.serializer,
@@ -431,7 +442,7 @@ class ArtifactStore(StoreFiles):
         """
         path = self.key_path(key)
         try:
-            outputs = parse_entry(self._cat(path))
+            outputs = parse_entry(self._cat_small(path))
         except FileNotFoundError:
             return None
         except (OSError, BadEntry) as exc:

@@ -176,3 +176,23 @@ def test_a_cold_entry_is_one_file(tmp_path):
     files = [os.path.relpath(os.path.join(d, f), store.root)
              for d, _, fs in os.walk(store.root) for f in fs]
     assert files == [os.path.relpath(store.key_path(KEY), store.root)]
+
+
+def test_refs_pickle_with_their_bytes_and_from_older_pickles_without(store):
+    """Workers send refs back pickled; one from an older ductwork has no ``inline``."""
+    import pickle
+
+    import cloudpickle
+
+    ref = store.put([1, 2], inline=True)
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        back = pickle.loads(dumps(ref))
+        assert back == ref and back.inline == ref.inline and store.get(back) == [1, 2]
+    # What pickle does with an older ductwork's state: __new__, then __setstate__(dict).
+    plain = store.put([3])
+    old_state = {"digest": plain.digest, "serializer": plain.serializer, "size": plain.size,
+                 "classes": ()}
+    old = ArtifactRef.__new__(ArtifactRef)
+    old.__setstate__(old_state)
+    assert old.inline is None and old == plain and store.get(old) == [3]
+    assert stored_digests(old) == [plain.digest]
