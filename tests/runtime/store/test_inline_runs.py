@@ -223,3 +223,77 @@ def test_a_gc_during_a_run_does_not_take_inlined_values_for_lost(tmp_path):
     assert [w for w in result["warnings"] if "removed by gc" in w] == []
     assert run.steps["make"].cached and run.steps["total"].cached
     assert not any(s.note for s in run.steps.values()), {s.id: s.note for s in run.steps.values()}
+
+
+KILLED = '''
+import json, os, pathlib, sys, time
+from ductwork import pipeline, step
+
+
+@step
+def one(n: int) -> int:
+    return n + 1
+
+
+@step
+def two(x: int) -> dict:
+    return {"x": x}
+
+
+@step
+def three(d: dict) -> str:
+    if os.environ.get("DW_HOLD"):
+        pathlib.Path(os.environ["DW_HOLD"]).write_text(str(os.getpid()))
+        time.sleep(60)  # killed here
+    return f"x={d['x']}"
+
+
+@pipeline
+def chain(n: int = 1):
+    return three(two(one(n)))
+
+
+if __name__ == "__main__":
+    run = chain.run(store=sys.argv[1])
+    print(json.dumps({"outputs": run.outputs,
+                      "cached": {s: r.cached for s, r in run.steps.items()}}))
+'''
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_leaves_only_sound_inline_entries(tmp_path):
+    """SIGKILL while the third small step runs: the two finished steps' entries are whole,
+    carry bytes that verify, and serve the rerun; nothing else is left but tmp/."""
+    from ductwork.runtime.store.artifacts import parse_entry
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    store = tmp_path / "s"
+    hold = tmp_path / "holding"
+    proc = subprocess.Popen([sys.executable, str(script), str(store)],
+                            env={**os.environ, "DW_HOLD": str(hold)}, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not hold.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the third step never started"
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    entries = files(store, "keys")
+    assert len(entries) == 2 and files(store, "objects") == []
+    s = open_store(str(store))
+    for path in entries:
+        for ref in parse_entry(path.read_bytes()).values():
+            assert ref.inline is not None and s.get(ref) in (2, {"x": 2})
+    rerun = subprocess.run([sys.executable, str(script), str(store)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60, check=True)
+    report = json.loads(rerun.stdout.splitlines()[-1])
+    assert report == {"outputs": "x=2", "cached": {"one": True, "two": True, "three": False}}
