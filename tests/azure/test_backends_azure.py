@@ -46,7 +46,7 @@ def test_a_pipeline_on_dask_with_its_store_on_blob(azurite, dask_cluster):
     # Every object the workers wrote is a committed blob a plain SDK client can read.
     container = azurite.container_client()
     names = [b.name for b in container.list_blobs(name_starts_with="runs/objects/")]
-    assert len(names) >= 5
+    assert len(names) >= 3  # the chunks; digest_all's and where's small outputs are inlined
     ref = run.steps["chunk[2]"].output_refs["output"]
     blob = ArtifactStore(store).object_path(ref.digest).split("/", 1)[1]
     data = container.download_blob(blob).readall()
@@ -67,7 +67,7 @@ def test_containers_with_the_store_on_blob(azurite, docker_engine):
     store = f"{azurite.url}/docker"
     run = p.run(backend="docker", store=store)
     assert run.outputs == new_hasher(bytes([4]) * (1 << 20) + bytes([5]) * (1 << 20)).hexdigest()
-    ref = run.steps["digest_all"].output_refs["output"]
+    ref = run.steps["chunk[1]"].output_refs["output"]  # 1 MiB: a blob (small ones inline)
     blob = ArtifactStore(store).object_path(ref.digest).split("/", 1)[1]
     assert azurite.container_client().get_blob_client(blob).exists()
     assert all(s.cached for s in p.run(backend="docker", store=store).steps.values())

@@ -79,7 +79,7 @@ def test_outputs_belong_to_the_invoking_user_and_logs_stream(engine, tmp_path):
     assert run.outputs[0] == 2
     assert run.outputs[1] == {"uid": os.getuid(), "gid": os.getgid()}
     assert "adding to 1" in run.steps["plus"].logs
-    for path in (store / "objects").rglob("*"):
+    for path in store.rglob("*"):  # objects, and entries holding small outputs inline
         assert path.stat().st_uid == os.getuid()
 
 

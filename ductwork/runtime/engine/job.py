@@ -180,7 +180,8 @@ def store_outputs(job: Job, values: dict[str, Any], store: Any) -> dict[str, Any
     for name, value in values.items():
         what = f"Step '{job.step.name}': output '{name}'"
         try:
-            refs[name] = store.put(value)
+            # Small outputs live in their ref, entry and run record: one file per step.
+            refs[name] = store.put(value, inline=True)
         except StoreFull as exc:  # says which disk and what to do; the value is not at fault
             raise ValueError(f"{what} could not be stored: {exc}\n") from None
         except OSError as exc:

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ductwork.runtime.store.refs import iter_digests
+from ductwork.runtime.store.refs import stored_digests
 
 #: Seconds a lease may wait in the buffer when nothing is about to be read from the store.
 FLUSH_EVERY = 0.25
@@ -74,7 +74,8 @@ class Leases:
             pending.append((KEY, key))
         for ref in refs.values():
             if ref is not None:
-                pending.extend((DIGEST, d) for d in iter_digests(ref))
+                # An inlined value has no file for gc to take: nothing to lease.
+                pending.extend((DIGEST, d) for d in stored_digests(ref))
 
     @property
     def pending(self) -> bool:

@@ -6,6 +6,8 @@ Storage (``az://``, through the SDK):
 
 - ``artifacts``: the two levels (``objects/`` by digest, ``keys/`` from a cache
   key to output refs), ``ArtifactStore`` and ``open_store``;
+- ``entry``: ``ArtifactRef`` and the key index's entry format (small outputs
+  inlined), and what makes an entry damaged;
 - ``files``: where a store lives and the few file operations it is built on;
 - ``hashio``, ``spool``: streams that hash as they write and read; the one
   spool that buffers an object on its way to and from a blob;

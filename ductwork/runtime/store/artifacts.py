@@ -8,6 +8,15 @@ Layout under the store's root::
                                 {"version": 1, "outputs": {name: ArtifactRef}}
     tmp/<uuid>                  in-flight writes (local stores only)
 
+Small step outputs are inlined (``put(value, inline=True)``, up to ``INLINE_MAX``
+serialized bytes): the ref carries the bytes (``ArtifactRef.inline``, base64 in
+JSON), and so do the cache entry and the run record that hold it; no object file
+is written. A cold step then costs one file (its entry) instead of two, and a
+warm lookup no stat of the object. The digest is still the BLAKE3 hash of those
+bytes, so downstream keys do not change; an entry without ``inline`` (an older
+store, or a larger value) reads its object as before, and older code reading a
+newer entry finds no object and recomputes (a miss, not an error).
+
 This is Hamilton's two levels: a key names data versions, a digest names bytes.
 Opening the root (local, ``az://`` or fsspec) and the file operations below it
 are in ``files``; this module holds the two levels and their formats.
@@ -42,15 +51,22 @@ import json
 import os
 import posixpath
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import attrs
-
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.keys.classes import class_names, register_recorded
-from ductwork.runtime.keys.hashing import new_hasher, register_hash
+from ductwork.runtime.keys.classes import class_names
+from ductwork.runtime.keys.hashing import new_hasher
+from ductwork.runtime.store.entry import (
+    _DIGEST_RE,
+    _INDEX_VERSION,
+    INLINE_MAX,
+    ArtifactRef,
+    BadEntry,
+    _check_digest,
+    parse_entry,
+    warn_bad_entry,
+)
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
 from ductwork.runtime.store.hashio import (
     THREAD_MIN,
@@ -60,16 +76,14 @@ from ductwork.runtime.store.hashio import (
     Spool,
     local_tmp,
 )
-from ductwork.runtime.store.serializers import SerializerError, get_serializer, serializer_for
+from ductwork.runtime.store.serializers import get_serializer, serializer_for
 
 __all__ = [
-    "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact", "MissingArtifact",
-    "StoreFull", "parse_entry", "warn_bad_entry",
+    "INLINE_MAX", "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact",
+    "MissingArtifact", "StoreFull", "parse_entry", "warn_bad_entry",
 ]
 
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
-_INDEX_VERSION = 1
 
 
 class CorruptArtifact(DuctworkError):
@@ -85,94 +99,6 @@ class CorruptArtifact(DuctworkError):
 
 class MissingArtifact(DuctworkError, LookupError):
     """A referenced object is not in the store."""
-
-
-def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        raise ValueError(f"not a 64-hex-digit digest: {digest!r}")
-    return digest
-
-
-@attrs.frozen
-class ArtifactRef:
-    """A stored value: its content digest, the serializer that wrote it and its size.
-
-    ``classes`` names the classes the value is made of (``keys.classes``): a step
-    reading it has their code in its key, without reading the value back.
-    """
-
-    digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
-    serializer: str
-    size: int
-    # A Python function, not ``tuple``: attrs reads a converter's signature, and for a
-    # builtin that parses its text signature -- milliseconds at import, on every first run.
-    classes: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(v))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict."""
-        d: dict[str, Any] = {"digest": self.digest, "serializer": self.serializer,
-                             "size": self.size}
-        if self.classes:
-            d["classes"] = list(self.classes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
-        """Build from ``to_dict()`` output."""
-        return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]),
-                   tuple(str(c) for c in d.get("classes", ())))
-
-
-class BadEntry(ValueError):
-    """A key-index entry that does not make sense; the message says what is wrong with it."""
-
-
-def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
-    """The outputs an index entry's bytes record; ``BadEntry`` saying what is wrong."""
-    try:
-        body = json.loads(data)
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise BadEntry(f"is not valid JSON ({exc})") from None
-    if not isinstance(body, dict) or not isinstance(body.get("outputs"), dict):
-        raise BadEntry('is not {"version": 1, "outputs": {name: ref}}')
-    if body.get("version") != _INDEX_VERSION:
-        raise BadEntry(f"has format version {body.get('version')!r}; this ductwork reads "
-                       f"{_INDEX_VERSION}")
-    outputs = {}
-    for name, d in body["outputs"].items():
-        try:
-            digest, serializer, size = d["digest"], d["serializer"], d["size"]
-        except (TypeError, KeyError):  # TypeError: not a dict (a list, a string, ...)
-            raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record") \
-                from None
-        if type(digest) is not str or not _DIGEST_RE.fullmatch(digest):
-            raise BadEntry(f"output {name!r} has digest {digest!r}, not 64 hex digits")
-        if type(size) is not int or size < 0:  # type(): a bool is no byte count
-            raise BadEntry(f"output {name!r} has size {size!r}, not a byte count")
-        try:
-            get_serializer(serializer)
-        except (SerializerError, TypeError):  # TypeError: an unhashable name
-            raise BadEntry(f"output {name!r} names serializer {serializer!r}, which is "
-                           "not registered in this process") from None
-        classes = d.get("classes", ())
-        if classes and (type(classes) is not list
-                        or not all(type(c) is str for c in classes)):
-            raise BadEntry(f"output {name!r} has classes {classes!r}, not a list of names")
-        outputs[name] = ArtifactRef(digest, serializer, size, tuple(classes))
-    return outputs
-
-
-def warn_bad_entry(path: str, key: str, problem: str) -> None:
-    """Warn that the index entry at ``path`` is ignored because of ``problem``."""
-    warnings.warn(f"cache index entry {path} (key {key}) {problem}; ignoring it: the step "
-                  "reruns and its entry is replaced", RuntimeWarning, stacklevel=3)
-
-
-# An upstream output enters a downstream key by what identifies its bytes and how they
-# are read back: two types serialized to equal bytes (str vs bytes) must not collide.
-register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
-# Its value's classes, recorded when it was written: their code goes in the key beside it.
-register_recorded(ArtifactRef, lambda ref: ref.classes)
 
 
 class ArtifactStore(StoreFiles):
@@ -194,15 +120,18 @@ class ArtifactStore(StoreFiles):
 
     # -- objects ---------------------------------------------------------------
 
-    def put(self, value: Any) -> ArtifactRef:
+    def put(self, value: Any, inline: bool = False) -> ArtifactRef:
         """Serialize ``value`` into the store (once, hashing as it writes) and return its ref.
 
-        Raises ``StoreFull`` naming the disk when one fills up; nothing partial is left.
+        With ``inline``, a value of at most ``INLINE_MAX`` serialized bytes is not written:
+        the ref carries its bytes (for step outputs, whose refs are kept in entries and run
+        records). Raises ``StoreFull`` naming the disk when one fills up; nothing partial
+        is left.
         """
         with self._full_here():
-            return self._put(value)
+            return self._put(value, inline)
 
-    def _put(self, value: Any) -> ArtifactRef:
+    def _put(self, value: Any, inline: bool = False) -> ArtifactRef:
         serializer = serializer_for(value)
         classes = class_names(value)  # kept in the ref: keys read it, not the value
         if self._azure is not None:
@@ -223,6 +152,10 @@ class ArtifactStore(StoreFiles):
             spool.discard()
             raise
         digest = writer.hexdigest()
+        if inline and writer.size <= INLINE_MAX and spool.path is None:
+            data = _spooled_bytes(spool)
+            spool.discard()
+            return ArtifactRef(digest, serializer.name, writer.size, classes, data)
         if self._azure is not None:
             self._azure.put_spooled(self.object_path(digest), spool)
             return ArtifactRef(digest, serializer.name, writer.size, classes)
@@ -259,6 +192,14 @@ class ArtifactStore(StoreFiles):
     def get(self, ref: ArtifactRef) -> Any:
         """Load the value of ``ref``, verifying its digest; raise CorruptArtifact on a mismatch."""
         serializer = get_serializer(ref.serializer)
+        if ref.inline is not None:
+            digest = new_hasher(ref.inline).hexdigest()
+            if digest != ref.digest:  # nothing to delete: the producer rewrites its entry
+                raise CorruptArtifact(
+                    f"artifact {ref.digest} (inlined in its cache entry or run record) is "
+                    f"corrupt: its {len(ref.inline)} bytes hash to {digest}. Rerun to "
+                    "recompute it.", ref.digest)
+            return serializer.load(io.BytesIO(ref.inline))
         path = self.object_path(ref.digest)
         try:
             if ref.size < THREAD_MIN:
@@ -363,15 +304,16 @@ class ArtifactStore(StoreFiles):
         """
         path = self.key_path(key)
         try:
-            outputs = parse_entry(self._cat(path))
+            outputs = parse_entry(self._cat_small(path))
         except FileNotFoundError:
             return None
         except (OSError, BadEntry) as exc:
             warn_bad_entry(path, key, str(exc) if isinstance(exc, BadEntry)
                            else f"cannot be read ({type(exc).__name__}: {exc})")
             return None
-        if not all(self.has(r.digest) for r in outputs.values()):
-            return None
+        for ref in outputs.values():  # an inlined output holds its own bytes
+            if ref.inline is None and not self.has(ref.digest):
+                return None
         return outputs
 
     def iter_keys(self) -> Iterator[str]:
@@ -383,6 +325,14 @@ class ArtifactStore(StoreFiles):
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
         self._remove(self.key_path(key))
+
+
+def _spooled_bytes(spool: Any) -> bytes:
+    """The bytes a finished in-memory spool holds (a local ``Spool`` or an Azure one)."""
+    if hasattr(spool, "getvalue"):
+        return spool.getvalue()
+    found = spool.stream()
+    return bytes(found) if isinstance(found, bytes | bytearray) else found.read()
 
 
 def open_store(store: Any = None) -> ArtifactStore:

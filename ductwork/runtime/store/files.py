@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from ductwork.dsl.core import DuctworkError
-from ductwork.runtime.store.hashio import open_new
 
 
 class StoreFull(DuctworkError):
@@ -59,6 +58,18 @@ def _replace(src: str, dest: str) -> None:
         except FileNotFoundError:
             os.makedirs(folder, exist_ok=True)
         os.replace(src, dest)
+
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+def _create(path: str) -> int:
+    """Open ``path`` for writing as a file descriptor, making its folder when missing."""
+    try:
+        return os.open(path, _CREATE, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, _CREATE, 0o666)
 
 
 class _TmpNames:
@@ -203,7 +214,7 @@ class StoreFiles:
             f"{self._url} are spooled there)", "Free space there or set TMPDIR elsewhere.")
 
     def _tmp_name(self) -> str:
-        # The tmp folder is made by whoever opens the name (hashio.open_new), when missing.
+        # The tmp folder is made by whoever opens the name (hashio.open_new, _create).
         return os.path.join(self._tmp, _TMP_NAMES.next())
 
     def _cat(self, path: str) -> bytes:
@@ -212,12 +223,34 @@ class StoreFiles:
                 return f.read()
         return self._io.cat_file(path)
 
+    def _cat_small(self, path: str) -> bytes:
+        """Read a small file whole (a key entry) in the fewest system calls."""
+        if not self._local:
+            return self._io.cat_file(path)
+        # open + read + read (EOF) + close: a buffered open() adds an fstat, an ioctl and
+        # an lseek, and a warm step reads one entry.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def _write_atomic(self, dest: str, data: bytes) -> None:
         # Written beside the store under a temp name, then renamed: readers see all or none.
+        # Unbuffered: open + write + close + rename, without open()'s fstat, ioctl and lseek
+        # (a cold step writes its entry this way).
         tmp = self._tmp_name()
         try:
-            with open_new(tmp) as f:
-                f.write(data)
+            fd = _create(tmp)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             _replace(tmp, dest)
         except BaseException:  # only a failed write leaves its temp file: a rename moved it
             with contextlib.suppress(FileNotFoundError):

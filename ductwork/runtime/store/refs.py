@@ -113,7 +113,14 @@ def map_refs(value: Any, fn: Any) -> Any:
 
 
 def iter_digests(ref: Ref) -> list[str]:
-    """Every stored object digest a ref stands on (a gather's elements, recursively)."""
+    """Every digest a ref stands on (a gather's elements, recursively), inlined or not."""
     if isinstance(ref, GatherRef):
         return [d for p in ref.parts for d in iter_digests(p)]
     return [ref.digest]
+
+
+def stored_digests(ref: Ref) -> list[str]:
+    """The digests of the object files a ref needs: those of its refs not inlined."""
+    if isinstance(ref, GatherRef):
+        return [d for p in ref.parts for d in stored_digests(p)]
+    return [] if ref.inline is not None else [ref.digest]

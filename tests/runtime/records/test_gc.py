@@ -16,7 +16,7 @@ from ductwork.runtime.records.history import get_run, open_store, runs
 
 @step
 def make(n: int) -> list[int]:
-    return list(range(n))
+    return list(range(n)) + [0] * 600  # over INLINE_MAX: an object file, for gc to remove
 
 
 @step

@@ -8,6 +8,7 @@ store on disk and its history. Nothing is mocked.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -154,12 +155,27 @@ def object_digests(store: Path) -> set[str]:
 
 
 def indexed_digests(store: Path) -> dict[str, set[str]]:
-    """Cache key -> the digests its index record names."""
+    """Cache key -> the digests of the object files its index record names (a small
+    output's bytes are inlined in the record instead: they must hash to its digest)."""
     found = {}
     for path in (store / "keys").rglob("*.json"):
         body = json.loads(path.read_text())
-        found[path.parent.name + path.stem] = {o["digest"] for o in body["outputs"].values()}
+        outputs = body["outputs"].values()
+        for o in outputs:
+            if "inline" in o:
+                assert inline_digest(o["inline"]) == o["digest"], f"{path}: bad inline data"
+        found[path.parent.name + path.stem] = {o["digest"] for o in outputs
+                                               if "inline" not in o}
     return found
+
+
+def inline_digest(text: str) -> str:
+    data = base64.b64decode(text, validate=True)
+    if HASH_NAME == "blake3":
+        from blake3 import blake3
+
+        return blake3(data).hexdigest()
+    return hashlib.new(HASH_NAME, data).hexdigest()
 
 
 def assert_store_sound(store: Path) -> None:
@@ -524,19 +540,20 @@ def consumer(blob: bytes) -> dict:
 
 @step
 def final(summary: dict) -> dict:
-    return {"report": f"{summary['len']}:{summary['sha'][:16]}"}
+    # padded over INLINE_MAX: an object file, for the test to damage
+    return {"report": f"{summary['len']}:{summary['sha'][:16]}", "pad": "." * 2000}
 
 
 @pipeline
-def corrupt(n: int = 100, size: int = 1000):
+def corrupt(n: int = 100, size: int = 2000):
     return final(consumer(mid(make(n), size)))
 '''
 
 
-def _expected_final(n: int = 100, size: int = 1000) -> dict:
+def _expected_final(n: int = 100, size: int = 2000) -> dict:
     unit = hashlib.sha256(repr(list(range(n))).encode()).digest()
     blob = (unit * (size // len(unit) + 1))[:size]
-    return {"report": f"{size}:{hashlib.sha256(blob).hexdigest()[:16]}"}
+    return {"report": f"{size}:{hashlib.sha256(blob).hexdigest()[:16]}", "pad": "." * 2000}
 
 
 def _damage(path: Path, how: str) -> None:
@@ -552,12 +569,12 @@ def _damage(path: Path, how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("how", "size", "backend"), [
-    pytest.param("flip", 1000, "inline", id="flip-small"),
+    pytest.param("flip", 2000, "inline", id="flip-small"),
     pytest.param("flip", 5 << 20, "inline", id="flip-large"),
-    pytest.param("truncate", 1000, "inline", id="truncate-small"),
+    pytest.param("truncate", 2000, "inline", id="truncate-small"),
     pytest.param("truncate", 5 << 20, "inline", id="truncate-large"),
     # a worker reads the step's inputs itself: it reports the corrupt digest to the driver
-    pytest.param("flip", 1000, "process", id="flip-small-process"),
+    pytest.param("flip", 2000, "process", id="flip-small-process"),
     pytest.param("truncate", 5 << 20, "process", id="truncate-large-process"),
 ])
 def test_a_corrupt_intermediate_artifact_is_recomputed(lab, how, size, backend):

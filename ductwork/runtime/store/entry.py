@@ -1,0 +1,174 @@
+"""The key index's entry format: ``ArtifactRef`` and its JSON, and how an entry is read.
+
+An entry (``keys/<k[:2]>/<k[2:]>.json``) is ``{"version": 1, "outputs": {name: ref}}``,
+each ref ``{"digest", "serializer", "size"}`` with optional ``"classes"`` and, for a
+small step output, ``"inline"``: the serialized bytes, base64 (``INLINE_MAX``). The
+store (``artifacts``) writes and reads entries; this module says what one means and
+what makes one damaged (``BadEntry``: the lookup is a miss with a warning).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ductwork.runtime.keys.classes import register_recorded
+from ductwork.runtime.keys.hashing import new_hasher, register_hash
+from ductwork.runtime.store.serializers import SerializerError, get_serializer
+
+__all__ = ["INLINE_MAX", "ArtifactRef", "BadEntry", "parse_entry", "warn_bad_entry"]
+
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_INDEX_VERSION = 1
+#: Serialized step outputs up to this many bytes live in their ref, entry and run record,
+#: not in an object file. Below it a file create (~0.1 ms, plus a folder on a new prefix)
+#: is what a small output costs, against microseconds to encode and hash it; above it
+#: the copies (every entry and run record holding the ref, a third larger as base64, a
+#: map's element refs all in one row) would grow. Scalars, short strings, small lists,
+#: dicts and metrics fit; a cold entry with a few of them stays within one 4 KiB block.
+INLINE_MAX = 1024
+
+
+def _check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"not a 64-hex-digit digest: {digest!r}")
+    return digest
+
+
+@attrs.frozen
+class ArtifactRef:
+    """A stored value: its content digest, the serializer that wrote it and its size.
+
+    ``classes`` names the classes the value is made of (``keys.classes``): a step
+    reading it has their code in its key, without reading the value back.
+    """
+
+    digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
+    serializer: str
+    size: int
+    # A Python function, not ``tuple``: attrs reads a converter's signature, and for a
+    # builtin that parses its text signature -- milliseconds at import, on every first run.
+    classes: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(v))
+    #: A small value's serialized bytes, when no object file holds them (``INLINE_MAX``).
+    #: Not part of what the ref is (equality, hashing, keys), nor of its repr.
+    inline: bytes | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"digest": self.digest, "serializer": self.serializer, "size": self.size,
+                "classes": self.classes, "inline": self.inline}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A ref pickled by an older ductwork (a worker of a cluster not yet upgraded) has
+        # no ``inline``: its bytes are an object. attrs' own would leave the slot unset.
+        object.__setattr__(self, "inline", None)
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict."""
+        d: dict[str, Any] = {"digest": self.digest, "serializer": self.serializer,
+                             "size": self.size}
+        if self.classes:
+            d["classes"] = list(self.classes)
+        if self.inline is not None:
+            d["inline"] = binascii.b2a_base64(self.inline, newline=False).decode("ascii")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ArtifactRef:
+        """Build from ``to_dict()`` output."""
+        inline = d.get("inline")
+        return cls(str(d["digest"]), str(d["serializer"]), int(d["size"]),
+                   tuple(str(c) for c in d.get("classes", ())),
+                   None if inline is None else binascii.a2b_base64(inline, strict_mode=True))
+
+
+class BadEntry(ValueError):
+    """A key-index entry that does not make sense; the message says what is wrong with it."""
+
+
+def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
+    """The outputs an index entry's bytes record; ``BadEntry`` saying what is wrong."""
+    try:
+        body = json.loads(data)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BadEntry(f"is not valid JSON ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("outputs"), dict):
+        raise BadEntry('is not {"version": 1, "outputs": {name: ref}}')
+    if body.get("version") != _INDEX_VERSION:
+        raise BadEntry(f"has format version {body.get('version')!r}; this ductwork reads "
+                       f"{_INDEX_VERSION}")
+    outputs = {}
+    for name, d in body["outputs"].items():
+        try:
+            digest, serializer, size = d["digest"], d["serializer"], d["size"]
+        except (TypeError, KeyError):  # TypeError: not a dict (a list, a string, ...)
+            raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record") \
+                from None
+        if type(digest) is not str or not _DIGEST_RE.fullmatch(digest):
+            raise BadEntry(f"output {name!r} has digest {digest!r}, not 64 hex digits")
+        if type(size) is not int or size < 0:  # type(): a bool is no byte count
+            raise BadEntry(f"output {name!r} has size {size!r}, not a byte count")
+        try:
+            get_serializer(serializer)
+        except (SerializerError, TypeError):  # TypeError: an unhashable name
+            raise BadEntry(f"output {name!r} names serializer {serializer!r}, which is "
+                           "not registered in this process") from None
+        classes = d.get("classes", ())
+        if classes and (type(classes) is not list
+                        or not all(type(c) is str for c in classes)):
+            raise BadEntry(f"output {name!r} has classes {classes!r}, not a list of names")
+        inline = d.get("inline")
+        if inline is not None:
+            inline = _inline_bytes(name, inline, size, digest)
+        outputs[name] = ArtifactRef(digest, serializer, size, tuple(classes), inline)
+    return outputs
+
+
+def _inline_bytes(name: str, text: Any, size: int, digest: str) -> bytes:
+    """An entry's inline data, decoded; ``BadEntry`` unless it is base64 of ``size`` bytes
+    that hash to ``digest``.
+
+    Checked here, not only when loaded: a hit served from a damaged entry would be served
+    again after its consumer failed to verify it (no object to delete makes it a miss),
+    and hashing at most ``INLINE_MAX`` bytes costs about a microsecond.
+    """
+    if type(text) is not str:
+        raise BadEntry(f"output {name!r} has inline data of type {type(text).__name__}, "
+                       "not base64 text")
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as exc:
+        raise BadEntry(f"output {name!r} has inline data that is not base64 ({exc})") \
+            from None
+    if len(data) != size:
+        raise BadEntry(f"output {name!r} has {len(data)} bytes of inline data, but its size "
+                       f"is {size}")
+    found = new_hasher(data).hexdigest()
+    if found != digest:
+        raise BadEntry(f"output {name!r} has inline data that hashes to {found}, not to its "
+                       f"digest {digest}")
+    return data
+
+
+def warn_bad_entry(path: str, key: str, problem: str) -> None:
+    """Warn that the index entry at ``path`` is ignored because of ``problem``."""
+    warnings.warn(f"cache index entry {path} (key {key}) {problem}; ignoring it: the step "
+                  "reruns and its entry is replaced", RuntimeWarning, stacklevel=3)
+
+
+# Pickled (to workers, in job payloads) under the module it has always been imported from,
+# so a worker of another ductwork version finds it there.
+ArtifactRef.__module__ = "ductwork.runtime.store.artifacts"
+
+# An upstream output enters a downstream key by what identifies its bytes and how they
+# are read back: two types serialized to equal bytes (str vs bytes) must not collide.
+register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
+# Its value's classes, recorded when it was written: their code goes in the key beside it.
+register_recorded(ArtifactRef, lambda ref: ref.classes)
