@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
-import queue
+import pickle
+import select
 import signal
 import socket
 import subprocess
@@ -36,30 +38,73 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from typing import Any
 
+import attrs
+
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 from ductwork.runtime.engine.shipping import pickle_step
-from ductwork.runtime.engine.worker import STEPS_KEPT
+from ductwork.runtime.engine.worker import STEPS_KEPT, Channel
+
+#: Jobs a worker holds at once: the one it runs and the next, already in its socket, so it
+#: starts that one as it answers instead of idling a round trip through the parent.
+DEPTH = 2
+#: A job is sent ahead of its turn only when this small: a bigger one could fill the socket's
+#: buffer, and the driver thread, blocked sending, could not time out the job running.
+AHEAD_MAX = 32 * 1024
+#: What an idle driver thread waits for (``_Worker.wants``): any job.
+_ANY = "any job"
+
+
+class _Item:
+    """A job on its way: its future, its run's backend, its pickled form."""
+
+    __slots__ = ("backend", "error", "future", "job", "job_bytes", "sent", "step_bytes", "token")
+
+    def __init__(self, job: Job, future: Future[JobResult], backend: ProcessBackend) -> None:
+        self.job, self.future, self.backend = job, future, backend
+        self.token = self.error = None
+        self.step_bytes = self.job_bytes = b""
+        #: In the worker's socket (``_stop`` clears it: a fresh worker is sent it again).
+        self.sent = False
 
 
 class _Worker(threading.Thread):
-    """One worker process and the parent thread that drives it."""
+    """One worker process and the parent thread that drives it.
+
+    The thread sends the worker a job, and while it runs sends the next one of the same run
+    (``ahead``; at most ``DEPTH`` in all), then waits for the answer at most the running
+    job's ``timeout``, counted from when the worker started it (as it answered the one
+    before). A job sent ahead that never started (its worker died or was stopped) is sent
+    again to a fresh worker.
+    """
 
     def __init__(self, pool: _Pool) -> None:
         super().__init__(daemon=True, name="ductwork-worker")
         self.pool = pool
         self.process: subprocess.Popen[bytes] | None = None
-        self.conn: Any = None
+        self.channel: Channel | None = None
         self.sent: dict[str, None] = {}  # mirrors the worker's kept steps, oldest first
-        #: The backend (the run) whose job this worker runs now: what its ``cancel`` stops.
+        #: The backend (the run) whose jobs this worker holds now: what its ``cancel`` stops.
         self.backend: ProcessBackend | None = None
+        #: Jobs sent after the running one, in the order the worker takes them.
+        self.ahead: deque[_Item] = deque()
+        #: What ``_Pool.put`` may wake this thread for: ``_ANY``, a job of a backend, None.
+        self.wants: Any = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._poller = select.poll()
+        self._poller.register(self._wake_r, select.POLLIN)
+
+    def wake(self) -> None:
+        """Make the thread look at the pool's jobs again (``pool.lock`` held)."""
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            os.write(self._wake_w, b"\0")
 
     def _spawn(self) -> None:
-        from multiprocessing.connection import Connection
-
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
@@ -70,7 +115,8 @@ class _Worker(threading.Thread):
             env=env, stdin=subprocess.DEVNULL,
         )
         theirs.close()
-        self.conn = Connection(ours.detach())
+        self.channel = Channel(ours.detach())
+        self._poller.register(self.channel.fd, select.POLLIN)
         self.sent = {}
 
     def _stop(self) -> None:
@@ -79,10 +125,21 @@ class _Worker(threading.Thread):
                 self.process.kill()
             with contextlib.suppress(Exception):
                 self.process.wait(timeout=10)
-        if self.conn is not None:
+        if self.channel is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._poller.unregister(self.channel.fd)
             with contextlib.suppress(OSError):
-                self.conn.close()
-        self.process = self.conn = None
+                self.channel.close()
+        self.process = self.channel = None
+        for item in self.ahead:  # never started: the next worker gets them afresh
+            item.sent = False
+
+    def _kill(self) -> None:
+        """Kill the process from another thread; the driving thread sees it die."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(OSError):
+                process.kill()
 
     def _died(self, job: Job, started: float, backend: ProcessBackend) -> JobResult:
         code = None
@@ -97,61 +154,126 @@ class _Worker(threading.Thread):
             "takes the remaining steps.\n"))
 
     def run(self) -> None:
-        while True:
-            item = self.pool.jobs.get()
-            if item is None:
-                break
-            job, future, backend = item
-            if backend.cancelled:
-                future.cancel()
-            if not future.set_running_or_notify_cancel():
-                continue
-            result = self._do(job, backend)
-            with self.pool.lock:
-                self.backend = None
-                cancelled = backend.cancelled
-            if cancelled:
-                self._stop()  # ``cancel`` may have just killed it: the next job starts afresh
-            future.set_result(result)
-        self._stop()
-
-    def _do(self, job: Job, backend: ProcessBackend) -> JobResult:
-        import cloudpickle
-
-        started = time.time()
         try:
-            token, step_bytes = backend.step_payload(job.step)
-            job_bytes = cloudpickle.dumps(Job(**{**_asdict(job), "step": None}))
-        except Exception as exc:
-            return JobResult(job.step_id, started, time.time(), error=(
-                f"Step '{job.step_id}' could not be sent to a worker process: "
-                f"{type(exc).__name__}: {exc}. Everything a step uses must be picklable by "
-                "cloudpickle; run it with backend='inline' instead.\n"))
+            while True:
+                item = self.ahead.popleft() if self.ahead else self._take()
+                if item is None:
+                    break
+                backend = item.backend
+                if backend.cancelled:
+                    item.future.cancel()
+                if not item.future.set_running_or_notify_cancel():
+                    if item.sent:  # in the worker's socket: it must not run
+                        self._stop()
+                    continue
+                result = self._do(item)
+                with self.pool.lock:
+                    if not self.ahead:
+                        self.backend = None
+                    cancelled = backend.cancelled
+                if cancelled:
+                    self._stop()  # ``cancel`` may have just killed it: the next job starts afresh
+                item.future.set_result(result)
+        finally:
+            self._stop()
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _take(self) -> _Item | None:
+        """The next job of the pool (None: stop), waiting while there is none."""
+        while True:
+            with self.pool.lock:
+                if self.pool.jobs:
+                    self.wants = None
+                    return self.pool.jobs.popleft()
+                self.wants = _ANY
+            for fd, _ in self._poller.poll():
+                if fd == self._wake_r:
+                    self._drain()
+                elif self.channel is not None and fd == self.channel.fd:
+                    self._stop()  # an idle worker's socket closed: it died; the next job starts one
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+
+    def _send(self, item: _Item) -> None:
+        assert self.channel is not None
+        known = item.token in self.sent
+        self.channel.send(pickle.dumps(
+            (item.token, None if known else item.step_bytes, item.backend.store_config,
+             item.job_bytes), protocol=pickle.HIGHEST_PROTOCOL))
+        if not known:
+            if len(self.sent) >= STEPS_KEPT:
+                del self.sent[next(iter(self.sent))]
+            self.sent[item.token] = None  # type: ignore[index]
+        item.sent = True
+
+    def _send_ahead(self, backend: ProcessBackend) -> None:
+        """Send the worker the pool's next job if it is this run's, small, and there is room."""
+        if len(self.ahead) >= DEPTH - 1 or self.channel is None:
+            self.wants = None
+            return
+        with self.pool.lock:
+            jobs = self.pool.jobs
+            item = jobs[0] if jobs else None
+            if item is None or item.backend is not backend or backend.cancelled \
+                    or item.error is not None or len(item.job_bytes) + (
+                        0 if item.token in self.sent else len(item.step_bytes)) > AHEAD_MAX:
+                self.wants = backend if not jobs else None  # woken when one is put
+                return
+            jobs.popleft()
+            self.wants = None
+        self.ahead.append(item)
+        with contextlib.suppress(OSError):  # it died: waiting for the answer finds out
+            self._send(item)
+
+    def _answer(self, backend: ProcessBackend, deadline: float | None) -> bool:
+        """Wait for the running job's answer (True) or its deadline (False)."""
+        channel = self.channel
+        assert channel is not None
+        while not channel.has_message():
+            self._send_ahead(backend)
+            wait = None if deadline is None else max(0, math.ceil(
+                (deadline - time.monotonic()) * 1000))
+            events = self._poller.poll(wait)
+            if not events and deadline is not None and time.monotonic() >= deadline:
+                return False
+            ready = [fd for fd, _ in events]
+            if self._wake_r in ready:
+                self._drain()
+            if channel.fd in ready:
+                return True
+        return True
+
+    def _do(self, item: _Item) -> JobResult:
+        job, backend = item.job, item.backend
+        started = time.time()
+        if item.error is not None:
+            return JobResult(job.step_id, started, time.time(), error=item.error)
         with self.pool.lock:  # ``cancel`` finds the workers running its jobs under this lock
             if backend.cancelled:
                 return _cancelled(job, started)
             self.backend = backend
-        if self.process is None or self.process.poll() is not None:
-            self._stop()
-            self._spawn()
         try:
-            known = token in self.sent
-            self.conn.send((token, None if known else step_bytes, backend.store_config,
-                            job_bytes))
-            if not known:
-                if len(self.sent) >= STEPS_KEPT:
-                    del self.sent[next(iter(self.sent))]
-                self.sent[token] = None
-            if backend.cancelled:  # cancelled while this worker was being started
-                self._stop()
-                return _cancelled(job, started)
+            if not item.sent:
+                if self.process is None or self.process.poll() is not None:
+                    self._stop()
+                    self._spawn()
+                self._send(item)
+                if backend.cancelled:  # cancelled while this worker was being started
+                    self._stop()
+                    return _cancelled(job, started)
             timeout = job.step.options.timeout
-            if not self.conn.poll(timeout):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            if not self._answer(backend, deadline):
                 self._stop()
                 return JobResult(job.step_id, started, time.time(), error=(
                     f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
                     "its worker process was stopped.\n"))
-            result: JobResult = cloudpickle.loads(self.conn.recv_bytes())
+            assert self.channel is not None
+            result: JobResult = pickle.loads(self.channel.recv())
         except (EOFError, OSError):
             return self._died(job, started, backend)
         if result.error is None and result.refs is None and result.values is not None:
@@ -190,18 +312,13 @@ def _cancelled(job: Job, started: float) -> JobResult:
                      error="cancelled: the run was interrupted\n")
 
 
-def _asdict(obj: Any) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(obj, recurse=False)
-
-
 class _Pool:
     """Worker processes of one size, kept between runs of this process, whatever their store."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: Jobs no driver thread has taken yet, first come first served (None: a thread stops).
+        self.jobs: deque[_Item | None] = deque()
         self.workers: list[_Worker] = []
         self.lock = threading.Lock()
         #: Backends (runs) holding this pool; one held is never shut down (``_POOLS_LOCK``).
@@ -215,14 +332,25 @@ class _Pool:
                 self.workers.append(worker)
                 worker.start()
 
+    def put(self, item: _Item | None) -> None:
+        """Queue a job, waking an idle driver thread, else one with room for it ahead."""
+        with self.lock:
+            self.jobs.append(item)
+            idle = [w for w in self.workers if w.wants is _ANY]
+            room = [w for w in self.workers if item is not None and w.wants is item.backend]
+            for worker in (idle or room)[:1]:
+                worker.wants = None
+                worker.wake()
+
     def shutdown(self) -> None:
         """Stop every worker process, also ones still running a step."""
         with self.lock:
             workers, self.workers = self.workers, []
-        for _ in workers:
-            self.jobs.put(None)
+            self.jobs.extend([None] * len(workers))
+            for worker in workers:
+                worker.wake()
         for worker in workers:
-            worker._stop()
+            worker._kill()
         for worker in workers:
             worker.join(timeout=10)
 
@@ -282,10 +410,11 @@ def shutdown_pools() -> None:
 class ProcessBackend:
     """Run jobs in a pool of worker processes, at most ``max_workers`` at once.
 
-    Workers outlive the run: the next run in this process (a notebook's next
-    cell) of the same size finds them started, whatever its store. ``cancel``
-    (Ctrl-C) stops the workers running this run's steps; ``close`` gives the
-    pool back.
+    The engine may keep ``DEPTH`` jobs per worker in flight (``capacity``): a worker is
+    sent its next job while it runs one. Workers outlive the run: the next run in this
+    process (a notebook's next cell) of the same size finds them started, whatever its
+    store. ``cancel`` (Ctrl-C) stops the workers running this run's steps; ``close`` gives
+    the pool back.
     """
 
     name = "process"
@@ -293,7 +422,9 @@ class ProcessBackend:
 
     def __init__(self, store: Any, max_workers: int | None = None) -> None:
         self.store = store
-        self.capacity = max_workers or os.cpu_count() or 1
+        #: Worker processes; the engine keeps ``DEPTH`` jobs in flight per worker.
+        self.workers = max_workers or os.cpu_count() or 1
+        self.capacity = DEPTH * self.workers
         shared = not store.in_memory
         self.reads_store = shared
         #: Sent with each job: the worker opens the store itself (None: values travel instead).
@@ -304,7 +435,7 @@ class ProcessBackend:
         self._lock = threading.Lock()
         self._submitted = 0
         self._held = True
-        self.pool = _acquire(self.capacity)
+        self.pool = _acquire(self.workers)
 
     def step_payload(self, step: Any) -> tuple[str, bytes]:
         """Return a token and the pickled step, pickled once per run."""
@@ -318,12 +449,24 @@ class ProcessBackend:
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Queue ``job`` for the next free worker, starting one if fewer than the limit run."""
+        import cloudpickle
+
         future: Future[JobResult] = Future()
+        item = _Item(job, future, self)
+        try:
+            item.token, item.step_bytes = self.step_payload(job.step)
+            item.job_bytes = cloudpickle.dumps(attrs.evolve(job, step=None),
+                                               protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            item.error = (
+                f"Step '{job.step_id}' could not be sent to a worker process: "
+                f"{type(exc).__name__}: {exc}. Everything a step uses must be picklable by "
+                "cloudpickle; run it with backend='inline' instead.\n")
         with self._lock:
             self._submitted += 1
             wanted = self._submitted
         self.pool.grow(wanted)
-        self.pool.jobs.put((job, future, self))
+        self.pool.put(item)
         return future
 
     def environment(self, step: Any) -> None:
@@ -334,11 +477,8 @@ class ProcessBackend:
         with self.pool.lock:
             self.cancelled = True
             for worker in self.pool.workers:
-                process = worker.process
-                if worker.backend is self and process is not None:
-                    # Its driving thread sees the connection close and starts afresh.
-                    with contextlib.suppress(OSError):
-                        process.kill()
+                if worker.backend is self:
+                    worker._kill()  # its driving thread sees the socket close, starts afresh
 
     def close(self) -> None:
         """Release the workers to the next run of this process (once)."""
