@@ -42,10 +42,8 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future
 from typing import Any
 
-import attrs
-
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
-from ductwork.runtime.engine.shipping import pickle_step
+from ductwork.runtime.engine.shipping import pickle_job, pickle_step
 from ductwork.runtime.engine.worker import STEPS_KEPT, Channel
 
 #: Jobs a worker holds at once: the one it runs and the next, already in its socket, so it
@@ -439,6 +437,9 @@ class ProcessBackend:
 
     def step_payload(self, step: Any) -> tuple[str, bytes]:
         """Return a token and the pickled step, pickled once per run."""
+        entry = self._steps.get(id(step))  # the usual case, a step already pickled: no lock
+        if entry is not None and entry[0] is step:
+            return entry[1], entry[2]
         with self._lock:
             entry = self._steps.get(id(step))
             if entry is None or entry[0] is not step:
@@ -449,14 +450,11 @@ class ProcessBackend:
 
     def submit(self, job: Job) -> Future[JobResult]:
         """Queue ``job`` for the next free worker, starting one if fewer than the limit run."""
-        import cloudpickle
-
         future: Future[JobResult] = Future()
         item = _Item(job, future, self)
         try:
             item.token, item.step_bytes = self.step_payload(job.step)
-            item.job_bytes = cloudpickle.dumps(attrs.evolve(job, step=None),
-                                               protocol=pickle.HIGHEST_PROTOCOL)
+            item.job_bytes = pickle_job(job)
         except Exception as exc:
             item.error = (
                 f"Step '{job.step_id}' could not be sent to a worker process: "
@@ -465,7 +463,8 @@ class ProcessBackend:
         with self._lock:
             self._submitted += 1
             wanted = self._submitted
-        self.pool.grow(wanted)
+        if len(self.pool.workers) < min(self.pool.capacity, wanted):
+            self.pool.grow(wanted)
         self.pool.put(item)
         return future
 

@@ -7,8 +7,8 @@ waits a round trip between jobs). Messages are length-prefixed pickles
 (``Channel``: no ``multiprocessing`` to import at start-up). A job message is
 ``(token, step_bytes, store_config, job_bytes)``: the step (cloudpickled, sent
 once per worker and kept under its token), the run's store (so one worker
-serves runs on any store; the stores it opened are kept) and the job with its
-arguments -- refs into the artifact store, or values when the store is private
+serves runs on any store; the stores it opened are kept) and the job's fields with
+its arguments -- refs into the artifact store, or values when the store is private
 to the parent (``memory://``, whose config has no URL), in which case outputs
 come back as values too. Output of each job is captured at the file-descriptor
 level, so what child processes print is kept as well.
@@ -91,7 +91,7 @@ def serve(fd: int) -> None:
 
     import cloudpickle
 
-    from ductwork.runtime.engine.job import JobResult, execute
+    from ductwork.runtime.engine.job import Job, JobResult, execute
     from ductwork.runtime.engine.shipping import unpickle
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,15 +107,15 @@ def serve(fd: int) -> None:
         except (EOFError, OSError):
             return
         store = _open_store(stores, store_config) if store_config.get("url") else None
-        job = pickle.loads(job_bytes)
-        if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
+        fields = pickle.loads(job_bytes)  # ``shipping.pickle_job``: a job but its step
+        if len(memo) > _MEMO_ENTRIES or fields["run_id"] != run_id:
             memo.clear()  # inputs are shared within a run, not kept across runs
-        run_id = job.run_id
+        run_id = fields["run_id"]
         if step_bytes is not None:
             if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
                 del steps[next(iter(steps))]
             steps[token] = unpickle(step_bytes)
-        job = _evolve(job, step=steps[token])
+        job = Job(step=steps[token], **fields)
         try:
             result = execute(job, store, capture="fds", memo=memo)
         except Exception:  # a fault of ours must fail the step, not kill the worker
