@@ -18,6 +18,7 @@ SIGINT is ignored: on Ctrl-C the parent decides, and stops workers itself.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import struct
@@ -96,6 +97,8 @@ def serve(fd: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
+    # What is imported by now lives as long as the worker: the collector need not walk it.
+    gc.freeze()
     channel = Channel(fd)
     steps: dict[str, Any] = {}
     memo: dict[str, Any] = {}
