@@ -649,9 +649,12 @@ import ductwork.runtime.engine.job as execute
 import ductwork.runtime.store.artifacts as store
 import ductwork.runtime.engine.worker as worker
 T_IMPORTS = time.perf_counter() - t
+# The worker's own length-prefixed Channel where it has one, else multiprocessing's.
+CONN = getattr(worker, "Channel", mpc.Connection)
+SEND = "send" if CONN is not mpc.Connection else "send_bytes"
 
 TIMED = [
-    ("Connection.recv (idle: waiting for the next job)", mpc.Connection, "recv", 0),
+    ("Connection.recv (idle: waiting for the next job)", CONN, "recv", 0),
     ("cloudpickle.loads (step once, Job)", cloudpickle, "loads", 0),
     ("execute (the job)", execute, "execute", 0),
     ("resolve_refs (args, kwargs)", execute, "resolve_refs", 1),
@@ -662,7 +665,7 @@ TIMED = [
     ("ArtifactStore.put", store.ArtifactStore, "put", 2),
     ("ArtifactStore.put_key", store.ArtifactStore, "put_key", 2),
     ("cloudpickle.dumps (JobResult)", cloudpickle, "dumps", 0),
-    ("Connection.send_bytes", mpc.Connection, "send_bytes", 0),
+    ("Connection.send_bytes", CONN, SEND, 0),
 ]
 stats = {"first": {}, "later": {}}
 state = {"jobs": 0, "busy_from": None, "busy": {"first": 0.0, "later": 0.0}, "dump": 0.0,
@@ -770,6 +773,9 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
     """Start workers through the probe script (this process's backend only; no file touched)."""
     from ductwork.backends import process
 
+    # Kept workers would not go through the probe: every measure starts its own.
+    getattr(process, "shutdown_pools", lambda: None)()
+
     with scratch(base, "w2-probe-") as d:
         probe = os.path.join(d, "w2_worker_probe.py")
         with open(probe, "w") as f:
@@ -812,12 +818,14 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
             probe_state.dump_seconds += time.perf_counter() - t
             close(backend)
 
-        process.subprocess = Shim()  # type: ignore[assignment]
+        # Workers are spawned by the pool's module (where there is one).
+        spawner = sys.modules.get("ductwork.backends.process_pool", process)
+        spawner.subprocess = Shim()  # type: ignore[attr-defined]
         process.ProcessBackend.close = close_after_dump  # type: ignore[method-assign]
         try:
             yield probe_state
         finally:
-            process.subprocess = real
+            spawner.subprocess = real  # type: ignore[attr-defined]
             process.ProcessBackend.close = close  # type: ignore[method-assign]
 
 

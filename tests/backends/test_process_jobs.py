@@ -1,0 +1,72 @@
+"""What a job carries to a process worker: plain data fast, anything else by cloudpickle."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+from ductwork import step
+from ductwork.backends.process import ProcessBackend
+from ductwork.runtime.engine.job import Job
+from ductwork.runtime.engine.shipping import pickle_job
+from ductwork.runtime.store.artifacts import ArtifactStore
+
+
+@step(cache=False)
+def apply(fn, x: int) -> int:
+    return fn(x)
+
+
+def test_plain_arguments_go_by_plain_pickle_and_come_back_whole(tmp_path):
+    store = ArtifactStore(str(tmp_path))
+    ref = store.put([1, 2])
+    job = Job("s[3]", apply, (3, "x", [1.5, None], {"k": (b"v", True)}), {"r": ref}, 2, "key",
+              whole=True, run_id="run", log_to="/tmp/log")
+    payload = pickle_job(job)
+    assert b"cloudpickle" not in payload  # nothing but plain data and ductwork's refs
+    fields = pickle.loads(payload)
+    assert Job(step=apply, **fields) == job
+
+
+def test_a_lambda_argument_goes_by_cloudpickle_and_runs(tmp_path):
+    assert b"cloudpickle" in pickle_job(Job("s", apply, (lambda x: x * 7, 6), {}))
+    store = ArtifactStore(str(tmp_path))
+    backend = ProcessBackend(store, max_workers=1)
+    try:
+        result = backend.submit(Job("s", apply, (lambda x: x * 7, 6), {})).result(timeout=60)
+    finally:
+        backend.close()
+    assert result.error is None, result.error
+    assert store.get(result.refs["output"]) == 42
+
+
+def test_map_elements_of_a_class_defined_in_the_script_reach_the_workers(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f'''
+        from ductwork import pipeline, step
+
+        class Point:
+            def __init__(self, x):
+                self.x = x
+
+        @step
+        def points(n: int) -> list:
+            return [Point(i) for i in range(n)]
+
+        @step(cache=False)
+        def norm(p) -> int:
+            return p.x * 2
+
+        @pipeline
+        def p():
+            return norm.map(points(3))
+
+        run = p.run(backend="process", max_workers=2, store={str(tmp_path / "s")!r})
+        print("RESULT", run.outputs)
+    '''))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "RESULT [0, 2, 4]" in out.stdout
