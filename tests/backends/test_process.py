@@ -248,8 +248,11 @@ def test_workers_are_kept_for_the_next_run_in_the_process(tmp_path):
         return pid.map([1, 2, 3, 4])
 
     first = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
+    pool = _worker_pids()
     second = set(p.run(backend="process", max_workers=2, store=str(tmp_path)).outputs)
-    assert os.getpid() not in first and first == second
+    # Which of the two workers an element lands on is the scheduler's business (a worker
+    # holds up to two jobs, so one may take all four); no new worker may appear.
+    assert os.getpid() not in first and first <= pool and second <= pool, (first, second, pool)
 
 
 # -- pools are bounded and released (issue [8] item 6) ----------------------------------------
