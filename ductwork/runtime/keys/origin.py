@@ -215,6 +215,34 @@ def _path_kind(path: str) -> str | None:
     return "stdlib" if real.startswith(stdlib) else None
 
 
+def _named_distribution(top: str) -> tuple[str, str] | None:
+    """``(name, version)`` of the distribution named like module ``top`` when it installs
+    ``top`` as a regular module or package; None to ask every distribution.
+
+    Asking every distribution (``packages_distributions``) reads each one's file list:
+    0.4 s in an environment of ~180 packages, paid by the first run that hashes a numpy
+    array. A regular package's ``__init__.py`` (or a module file) belongs to one
+    distribution only, so when the one named ``top`` has it, it is the answer the full
+    scan gives.
+    """
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(top)
+        record = dist.read_text("RECORD")  # a wheel's file list, read as text: fast
+        files = ([line.partition(",")[0] for line in record.splitlines()] if record
+                 else [str(f) for f in dist.files or ()])
+    except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    own = (f"{top}/__init__.py", f"{top}.py")
+    for path in files:
+        if path in own or (path.startswith(f"{top}.") and "/" not in path
+                           and path.endswith((".so", ".pyd"))):
+            name = dist.metadata["Name"]
+            return (name, dist.version) if name and dist.version else None
+    return None
+
+
 @functools.cache  # one value per process (a package installed meanwhile is not seen)
 def _distributions() -> dict[str, list[str]]:
     # Imported here: importlib.metadata pulls in the email package (~15 ms), which a run
@@ -235,6 +263,9 @@ def distribution(top: str) -> tuple[str, str]:
 def _distribution(top: str) -> tuple[str, str]:
     import importlib.metadata
 
+    named = _named_distribution(top)
+    if named is not None:
+        return named
     for dist in sorted(_distributions().get(top, ())):
         try:
             return dist, importlib.metadata.version(dist)

@@ -46,3 +46,34 @@ def test_a_project_file_is_user_code(tmp_path: Path) -> None:
     origin._path_kind.cache_clear()
     assert origin._path_kind(str(file)) is None
     assert by_roots(str(file)) is None
+
+
+def test_a_distribution_named_like_its_module_is_the_answer_the_full_scan_gives():
+    # The shortcut skips importlib.metadata.packages_distributions() (0.4 s here, on the
+    # first run that hashes a numpy array): it must agree with that scan wherever it answers.
+    import importlib.metadata
+
+    from ductwork.runtime.keys.origin import _named_distribution
+
+    scanned = importlib.metadata.packages_distributions()
+    answered = 0
+    for top, dists in scanned.items():
+        found = _named_distribution(top)
+        if found is None:
+            continue
+        answered += 1
+        first = next(d for d in sorted(dists) if _installed(d))
+        assert found == (first, importlib.metadata.version(first)), top
+    assert answered >= 10  # numpy, attrs, blake3, cloudpickle, ... are installed here
+    assert _named_distribution("sklearn") is None  # scikit-learn: the full scan answers
+    assert _named_distribution("no_such_module_here") is None
+
+
+def _installed(dist: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
