@@ -16,6 +16,7 @@ import warnings
 
 import attrs
 import pytest
+from entry_files import write_entry
 
 from ductwork.runtime.keys.hashing import hash_value
 from ductwork.runtime.store.artifacts import (
@@ -44,15 +45,7 @@ def entry_body(store, key: str = KEY) -> dict:
 
 
 def write_body(store, body: dict, key: str = KEY) -> str:
-    path = store.key_path(key)
-    data = json.dumps(body).encode()
-    if store.is_local:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    else:
-        store.fs.pipe_file(path, data)
-    return path
+    return write_entry(store, key, json.dumps(body).encode())
 
 
 def test_a_small_value_is_inlined_and_writes_no_object(store):

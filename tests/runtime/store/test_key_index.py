@@ -9,19 +9,9 @@ import re
 import warnings
 
 import pytest
+from entry_files import write_entry
 
 from ductwork.runtime.store.artifacts import ArtifactStore
-
-
-def write_entry(store, key, data: bytes) -> str:
-    path = store.key_path(key)
-    if store.is_local:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    else:
-        store.fs.pipe_file(path, data)
-    return path
 
 
 def good_body(store) -> dict:
