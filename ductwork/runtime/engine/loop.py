@@ -60,7 +60,7 @@ from ductwork.runtime.engine.state import RunState
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import CorruptArtifact
-from ductwork.runtime.store.serializers import get_serializer
+from ductwork.runtime.store.serializers import SerializerError, get_serializer
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -369,7 +369,8 @@ def _round_trips(ref: Any) -> bool:
     pandas) says ``round_trips = False``, so inline steps downstream and the run's outputs
     get what every other backend gives them, not the live object.
     """
+    name = getattr(ref, "serializer", None)  # a map's GatherRef has none: kept, as before
     try:
-        return getattr(get_serializer(ref.serializer), "round_trips", True)
-    except Exception:  # a GatherRef, or a name unknown here: keep the value, as before
+        return name is None or getattr(get_serializer(name), "round_trips", True)
+    except SerializerError:  # not registered here: keep the value, as before
         return True
