@@ -174,12 +174,17 @@ def _own_driver() -> None:
     rows.DRIVER = runstore._DRIVER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _become_child(request: dict[str, Any], inherited: tuple[int, ...]) -> None:
-    """In the forked child: detach, point output at the run's log, run, and exit."""
+def _become_child(request: dict[str, Any], inherited: tuple[int, ...], detached: int) -> None:
+    """In the forked child: detach, point output at the run's log, run, and exit.
+
+    ``detached`` is closed once the child leads its own session: the zygote answers the
+    pid only then, so a cancel (a signal to the pid's group) never comes too early.
+    """
     code = 2
     log = request["log"]
     try:
         os.setsid()
+        os.close(detached)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for fd in inherited:
             os.close(fd)
@@ -212,12 +217,19 @@ def _fork(request: dict[str, Any], inherited: tuple[int, ...]) -> dict[str, Any]
     run_id = request.get("run_id")
     sys.stdout.flush()
     sys.stderr.flush()  # nothing buffered here may be written twice by the child
+    ready, detached = os.pipe()
     try:
         pid = os.fork()
     except OSError as exc:
+        os.close(ready)
+        os.close(detached)
         return {"run_id": run_id, "error": f"fork failed: {exc}"}
     if pid == 0:
-        _become_child(request, inherited)
+        os.close(ready)
+        _become_child(request, inherited, detached)
+    os.close(detached)
+    os.read(ready, 1)  # end of file: the child called setsid (or died)
+    os.close(ready)
     return {"run_id": run_id, "pid": pid}
 
 
