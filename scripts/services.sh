@@ -102,6 +102,12 @@ is_process() {  # PID NAME: true if PID is alive and its command name is NAME
     [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
 }
 
+still_starting() {  # PID: true while a process we just started has not exited
+    # kill -0, not is_process: until setsid (and env, a launcher) have exec'd the
+    # daemon, its command name differs — checking the name raced with exec.
+    kill -0 "$1" 2>/dev/null
+}
+
 pids_named() {  # NAME -> pids of live processes with that exact command name
     local d
     for d in /proc/[0-9]*; do
@@ -202,7 +208,7 @@ up_docker() {
         fi
         local deadline=$((SECONDS + DOCKERD_READY_TIMEOUT))
         until docker_ready; do
-            if [ -z "$running" ] && ! is_process "$pid" dockerd; then
+            if [ -z "$running" ] && ! still_starting "$pid"; then
                 tail -n 30 "$STATE/dockerd.log" >&2 || true
                 forget_started docker dockerd "$pid"
                 die "dockerd exited during start-up (log: $STATE/dockerd.log)"
@@ -341,8 +347,7 @@ up_azurite() {
     record_started azurite azurite-blob "$pid"
     local deadline=$((SECONDS + AZURITE_READY_TIMEOUT))
     until azurite_ready; do
-        # kill -0, not is_azurite: until setsid and env have exec'd node, the name differs.
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! still_starting "$pid"; then
             tail -n 30 "$STATE/azurite.log" >&2 || true
             forget_azurite "$pid"
             die "azurite-blob exited during start-up (log: $STATE/azurite.log; is port $AZURITE_PORT taken? set DUCTWORK_AZURITE_BLOB_PORT)"
@@ -434,8 +439,7 @@ start_dask() {  # NAME READY ARGS...: `dask NAME ARGS` in the background until R
     record_started dask "$name" "$pid"
     local deadline=$((SECONDS + DASK_READY_TIMEOUT))
     until "$ready"; do
-        # kill -0, not is_process: until setsid has exec'd dask, the name differs.
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$STATE/dask-$name.log" >&2; forget_started dask "$name" "$pid"; die "dask $name exited during start-up (log: $STATE/dask-$name.log)"; }
+        still_starting "$pid" || { tail -n 30 "$STATE/dask-$name.log" >&2; forget_started dask "$name" "$pid"; die "dask $name exited during start-up (log: $STATE/dask-$name.log)"; }
         [ "$SECONDS" -lt "$deadline" ] || die "dask $name not ready within ${DASK_READY_TIMEOUT}s (log: $STATE/dask-$name.log)"
         sleep 0.3
     done
@@ -575,8 +579,7 @@ up_spark() {
     record_started spark connect-server "$pid"
     local deadline=$((SECONDS + SPARK_READY_TIMEOUT))
     until spark_port_open; do
-        # kill -0, not is_spark: until the launcher has exec'd java, the name differs.
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! still_starting "$pid"; then
             tail -n 30 "$STATE/spark.log" >&2 || true
             forget_started spark connect-server "$pid"
             die "the Spark Connect server exited during start-up (log: $STATE/spark.log; is port $SPARK_PORT taken? set DUCTWORK_SPARK_PORT)"
