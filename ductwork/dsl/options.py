@@ -7,7 +7,6 @@ half-way through a run.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 import typing
@@ -134,6 +133,8 @@ def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions
         _fail(str(name), "name= must be a Python identifier, like the function name.")
     for key in options:
         if key not in OPTION_NAMES:
+            import difflib  # only for this error's suggestion
+
             close = difflib.get_close_matches(key, OPTION_NAMES, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             _fail(name, f"unknown option '{key}'.{hint} Known options: {', '.join(OPTION_NAMES)}.")

@@ -10,7 +10,6 @@ which its steps are plain calls too.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable
@@ -85,6 +84,8 @@ class Pipeline:
         known = self.parameters
         for name in params:
             if name not in known:
+                import difflib  # only for this error's suggestion
+
                 close = difflib.get_close_matches(name, [*known, *RUN_OPTIONS], n=1)
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 listed = ", ".join(known) or "none"

@@ -18,14 +18,18 @@ import pytest
 
 # Modules a one-step inline run on a local store has no use for: each is imported where it
 # is used (a process pool, a pickled value, a step's scratch dir, a
-# failing step's traceback, a locked database, a damaged one, a module under sys.prefix).
+# failing step's traceback, a locked database, a damaged one, a module under sys.prefix,
+# a dataclass value, a misspelt parameter's suggestion); a log file's name is quoted without
+# urllib.parse (and the ipaddress module it loads).
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
-    "sysconfig", "traceback", "subprocess", "struct",
+    "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "difflib",
+    "urllib.parse", "ipaddress",
 )
 
 SCRIPT = textwrap.dedent("""
     import json, sys
+    startup = set(sys.modules)  # what the interpreter's start loaded (site, .pth files)
     import ductwork as dw
 
     @dw.step
@@ -41,7 +45,7 @@ SCRIPT = textwrap.dedent("""
         run = one.run(a=n, store=sys.argv[1], progress=False)
         assert run.outputs == n + 2, run
     print(json.dumps({"run": sorted(set(sys.modules) - before),
-                      "deferred": [m for m in DEFERRED if m in sys.modules],
+                      "deferred": [m for m in DEFERRED if m in set(sys.modules) - startup],
                       "git": [run.git_commit, run.git_dirty]}))
 """)
 

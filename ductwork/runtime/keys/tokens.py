@@ -25,7 +25,6 @@ Hash values through ``hashing``, which also registers the numpy and pandas handl
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import reprlib
@@ -120,8 +119,13 @@ def normalize(value: Any) -> Token:
     if token is not None:
         return token
     cls = type(value)
-    if dataclasses.is_dataclass(value):
-        return _record("dataclass", value, [f.name for f in dataclasses.fields(value)])
+    if hasattr(cls, "__dataclass_fields__"):
+        # A dataclass instance means dataclasses is loaded; importing it up front would cost
+        # every run ~6M instructions for values that are rarely dataclasses.
+        import dataclasses
+
+        if dataclasses.is_dataclass(value):
+            return _record("dataclass", value, [f.name for f in dataclasses.fields(value)])
     if (attributes := getattr(cls, "__attrs_attrs__", None)) is not None:
         return _record("attrs", value, [a.name for a in attributes])
     reason = ""

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ductwork as dw
 from ductwork.runtime.engine.livelog import log_file
@@ -84,3 +86,21 @@ def test_without_a_log_folder_nothing_is_written(tmp_path):
                        store=str(tmp_path / "store"), progress=False)
     assert "loading the data" in run.steps["chatty"].logs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gate", "store"]
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_log_file_names_are_quoted_as_urllib_quotes_them(step_id: str) -> None:
+    """livelog spells out quote() to spare a run urllib.parse; names must not change."""
+    from urllib.parse import quote as urllib_quote
+
+    from ductwork.runtime.engine.livelog import quote
+
+    try:
+        expected = urllib_quote(step_id, safe="")
+    except UnicodeEncodeError:  # a lone surrogate: both refuse it
+        with pytest.raises(UnicodeEncodeError):
+            quote(step_id)
+        return
+    assert quote(step_id) == expected
+    assert log_file("logs", step_id) == f"logs/{expected}.log"
