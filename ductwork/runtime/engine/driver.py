@@ -286,7 +286,7 @@ class GraphDriver:
             # A hit served here or by a task: what its producer recorded, found here,
             # where the history is (a worker may not reach it).
             if result.cached:
-                self.state.served(record, result.refs)
+                self.state.served([(record, result.refs)])
             else:
                 self.state.made(record)
         else:

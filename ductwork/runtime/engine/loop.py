@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 
+_MUST_RUN: dict[str, Any] = {}  # _hit's answer for a call that has to run (a miss)
+
+
 @attrs.define
 class _Map:
     """A started map node: its items, its elements' refs as they come, how many are left."""
@@ -174,13 +177,17 @@ class Loop:
         record.started = time.time()
         refs = substitute(inv.arguments, self._ref)
         self._maps[nid] = _Map(items, [None] * len(items), len(items))
-        missing = []
+        missing, hits = [], []
         for i, item in enumerate(items):
             sid = element_id(nid, i)
             element = self.state.element(nid, i, sid)
             self.state.set(element, Status.RUNNING)
-            if self._must_run(sid, element, inv, {**refs, inv.map_over: item}):
+            hit = self._hit(sid, element, inv, {**refs, inv.map_over: item})
+            if hit is _MUST_RUN:
                 missing.append(i)
+            elif hit is not None:
+                hits.append((sid, element, hit))
+        self._serve(hits)  # together: their producers are found in one query per 500
         if missing:
             values = refs if self._reads_store(inv) else substitute(inv.arguments, self._value)
             for i in missing:
@@ -200,28 +207,44 @@ class Loop:
     def _must_run(self, sid: str, record: StepRun, inv: Invocation,
                   arguments: dict[str, Any]) -> bool:
         """Key the call and serve a hit; True when it has to run."""
+        hit = self._hit(sid, record, inv, arguments)
+        if hit is _MUST_RUN:
+            return True
+        if hit is not None:
+            self._serve([(sid, record, hit)])
+        return False
+
+    def _hit(self, sid: str, record: StepRun, inv: Invocation,
+             arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """Key the call and look it up: the hit's refs, ``_MUST_RUN``, or None when keying
+        failed (the record is failed)."""
         nid = node_of(sid)
         record.key = record.components = None
         try:
             basis = self._basis(nid, inv)
             if basis is None:
-                return True
+                return _MUST_RUN
             record.key, record.components = key_of(basis, inv.step, arguments)
         except (CacheKeyError, BackendError) as exc:
             record.error = f"{exc}\n"
             self._fail_job(sid, record)
-            return False
+            return None
         forced = nid in self.force
         if forced:
             record.note = FORCED_NOTE
         hit = lookup(self.store, record.key, forced, step=inv.step,
                      whole=record.map_index is not None)
         if hit is None:
-            return True
+            return _MUST_RUN
         record.started = record.finished = time.time()
-        self.state.served(record, hit)
-        self._succeed(sid, record, hit)
-        return False
+        return hit
+
+    def _serve(self, hits: list[tuple[str, StepRun, dict[str, Any]]]) -> None:
+        """Record cache hits as served and succeeded."""
+        if hits:
+            self.state.served([(record, refs) for _, record, refs in hits])
+        for sid, record, refs in hits:
+            self._succeed(sid, record, refs)
 
     def _basis(self, nid: str, inv: Invocation) -> Basis | None:
         # Computed when the node is first started, not before the run: a hash_paths file

@@ -28,7 +28,7 @@ from ductwork.runtime.records.producers import (
     NO_PRODUCER_NOTE,
     Producer,
     digests,
-    find_producer,
+    find_producers,
 )
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.records.runstore import open_runstore
@@ -92,21 +92,30 @@ class RunState:
         if record.key is not None and not record.cached:
             self._made[record.key] = record
 
-    def served(self, record: StepRun, refs: dict[str, Any]) -> None:
-        """Mark a record a cache hit of ``refs``, with the producing run's metrics and logs
-        (``records/producers``); without one, a note says why they are missing."""
-        record.cached = True
-        here = self._made.get(record.key or "")
-        if here is not None and digests(here.output_refs) == digests(refs):
-            producer: Producer | None = Producer(self.run.id, here.metrics, here.logs)
-        else:
-            producer = find_producer(self.history, self.store.url, record.key, refs)
-        if producer is None:
-            record.cached_from, record.metrics, record.logs = None, {}, ""
-            record.note = record.note or NO_PRODUCER_NOTE
-            return
-        record.cached_from = producer.run_id
-        record.metrics, record.logs = dict(producer.metrics), producer.logs
+    def served(self, hits: list[tuple[StepRun, dict[str, Any]]]) -> None:
+        """Mark each record a cache hit of its refs, with the producing run's metrics and
+        logs (``records/producers``, looked up together); without one, a note says why."""
+        producers: list[Producer | None] = [None] * len(hits)
+        asked = []
+        for i, (record, refs) in enumerate(hits):
+            record.cached = True
+            here = self._made.get(record.key or "")
+            if here is not None and digests(here.output_refs) == digests(refs):
+                producers[i] = Producer(self.run.id, here.metrics, here.logs)
+            else:
+                asked.append(i)
+        if asked:
+            found = find_producers(self.history, self.store.url,
+                                   [(hits[i][0].key, hits[i][1]) for i in asked])
+            for i, producer in zip(asked, found, strict=True):
+                producers[i] = producer
+        for (record, _), producer in zip(hits, producers, strict=True):
+            if producer is None:
+                record.cached_from, record.metrics, record.logs = None, {}, ""
+                record.note = record.note or NO_PRODUCER_NOTE
+            else:
+                record.cached_from = producer.run_id
+                record.metrics, record.logs = dict(producer.metrics), producer.logs
 
     def unserved(self, record: StepRun) -> None:
         """Forget that a record was a hit: it runs again (its served output was corrupt)."""

@@ -26,17 +26,20 @@ import attrs
 from ductwork.runtime import caches
 from ductwork.runtime.records.rows import BAD_ROW
 
-__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer", "forget_producers"]
+__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer", "find_producers", "forget_producers"]
 
 #: The note of a hit whose producing run history no longer has.
 NO_PRODUCER_NOTE = ("cached: the run that made these outputs is not in this store's run "
                     "history (removed by gc, or the history was lost), so its metrics and "
                     "logs are not shown")
 
-# The partial index ``steps_made_by_key`` (cache_key, where cached = 0) serves this query.
-_MADE = ("SELECT s.run_id, s.outputs, s.metrics, s.logs FROM steps s JOIN runs r "
-         "ON r.id = s.run_id WHERE s.cache_key = ? AND s.cached = 0 "
-         "AND s.status = 'succeeded' AND r.store = ? ORDER BY s.finished DESC LIMIT 8")
+# The partial index ``steps_made_by_key`` (cache_key, where cached = 0) serves this query,
+# newest first; only the newest ``_ROWS_PER_KEY`` rows of a key are looked at.
+_MADE = ("SELECT s.cache_key, s.run_id, s.outputs, s.metrics, s.logs FROM steps s JOIN runs r "
+         "ON r.id = s.run_id WHERE s.cache_key IN ({keys}) AND s.cached = 0 "
+         "AND s.status = 'succeeded' AND r.store = ? ORDER BY s.finished DESC")
+_ROWS_PER_KEY = 8
+_BATCH = 500  # keys per query: below SQLite's oldest limit on bound variables (999)
 
 
 # (history opening, store, key, output digests) -> Producer: a run serves the same keys
@@ -69,27 +72,55 @@ def find_producer(history: Any, store_url: str, key: str | None,
                   refs: Mapping[str, Any]) -> Producer | None:
     """The run in ``history`` that ran ``key`` and made ``refs``, or None when it cannot
     be found (no history, gc removed it, a damaged file or row): never an error."""
-    if history is None or key is None:
-        return None
-    wanted = digests(refs)
-    memo = (getattr(history, "opening", id(history)), store_url, key,
-            tuple(sorted(wanted.items())))
-    known = _FOUND.get(memo)
-    if known is not None:
-        return known
-    try:
-        found = history.read(_MADE, (key, store_url))
-    except (sqlite3.Error, OSError):
-        return None  # a history that cannot be read costs the hit its record, not its run
-    for run_id, outputs, metrics, logs in found:
+    return find_producers(history, store_url, [(key, refs)])[0]
+
+
+def find_producers(history: Any, store_url: str,
+                   hits: list[tuple[str | None, Mapping[str, Any]]]) -> list[Producer | None]:
+    """``find_producer`` for each ``(key, refs)`` of ``hits``, in one query per
+    ``_BATCH`` keys: a warm map serves thousands of elements, and a query each was a
+    third of an element's cost."""
+    found: list[Producer | None] = [None] * len(hits)
+    if history is None:
+        return found
+    opening = getattr(history, "opening", id(history))
+    waiting: dict[str, list[tuple[int, dict[str, str | None], tuple[Any, ...]]]] = {}
+    for i, (key, refs) in enumerate(hits):
+        if key is None:
+            continue
+        wanted = digests(refs)
+        memo = (opening, store_url, key, tuple(sorted(wanted.items())))
+        known = _FOUND.get(memo)
+        if known is not None:
+            found[i] = known
+        else:
+            waiting.setdefault(key, []).append((i, wanted, memo))
+    keys = list(waiting)
+    for start in range(0, len(keys), _BATCH):
+        chunk = keys[start:start + _BATCH]
         try:
-            if _stored_digests(outputs) != wanted:
+            rows = history.read(_MADE.format(keys=", ".join("?" * len(chunk))),
+                                (*chunk, store_url))
+        except (sqlite3.Error, OSError):
+            return found  # a history that cannot be read costs the hits their record
+        rows_of: dict[str, int] = {}
+        for key, run_id, outputs, metrics, logs in rows:
+            rows_of[key] = seen = rows_of.get(key, 0) + 1
+            pending = waiting[key]
+            if seen > _ROWS_PER_KEY or not pending:
                 continue
-            found_one = Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
-            return _FOUND.put(memo, found_one)
-        except BAD_ROW:
-            continue  # a damaged row: another may still name the producer
-    return None
+            try:
+                stored = _stored_digests(outputs)
+                matched = [w for w in pending if w[1] == stored]
+                if not matched:
+                    continue
+                producer = Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+            except BAD_ROW:
+                continue  # a damaged row: another may still name the producer
+            for w in matched:
+                found[w[0]] = _FOUND.put(w[2], producer)
+                pending.remove(w)
+    return found
 
 
 def forget_producers() -> None:

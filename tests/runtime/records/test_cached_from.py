@@ -193,3 +193,26 @@ def test_a_map_served_whole_names_its_producer_and_each_element_its_own(tmp_path
     again = squares.run(n=3, store=store)
     assert again.steps["square"].cached_from == first.id
     _forget(store)
+
+
+def test_a_warm_map_finds_its_elements_producers_in_one_query_per_500(tmp_path, monkeypatch):
+    """A query per element was a third of a warm element's cost; the answers are the same."""
+    from ductwork.runtime.records.producers import forget_producers
+    from ductwork.runtime.records.runstore import RunStore
+
+    store = str(tmp_path / "s")
+    first = squares.run(n=600, store=store)
+    grown = squares.run(n=1203, store=store)  # elements 600.. run here
+    forget_producers()  # as a new process: nothing remembered
+    reads = []
+    real_read = RunStore.read
+    monkeypatch.setattr(RunStore, "read",
+                        lambda self, sql, args=(): reads.append(sql) or real_read(self, sql, args))
+    warm = squares.run(n=1204, store=store)  # not served whole: each element is looked up
+    made_by = [warm.steps[f"square[{i}]"].cached_from for i in range(1204)]
+    assert made_by == [first.id] * 600 + [grown.id] * 603 + [None]
+    assert [warm.steps[f"square[{i}]"].metrics for i in (0, 599, 600, 1202)] == [
+        {"v": 0}, {"v": 599}, {"v": 600}, {"v": 1202}]
+    assert warm.steps["square[1202]"].logs == grown.steps["square[1202]"].logs
+    assert len([sql for sql in reads if "cache_key IN" in sql or "cache_key =" in sql]) == 3
+    _forget(store)
