@@ -181,3 +181,53 @@ class WallTimers:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+
+
+@dataclass
+class Program:
+    """A finished program: wall time (spawn to exit), exit code, output, peak RSS."""
+
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss: int  # bytes: ru_maxrss of the program's own process (its children not included)
+    timed_out: bool = False
+
+
+def run_program(argv: list[str], cwd: Any = None, env: dict[str, str] | None = None,
+                timeout: float | None = None) -> Program:
+    """Run ``argv`` to its exit and return its wall time, output and peak RSS.
+
+    The child is reaped with ``os.wait4``, whose rusage is that one process's (``ru_maxrss``
+    of RUSAGE_CHILDREN would be the largest of every child so far). Output goes to temp
+    files, not pipes, so nothing has to read them while it runs.
+    """
+    import subprocess
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        killed = threading.Event()
+
+        def kill() -> None:
+            killed.set()
+            os.kill(proc.pid, 9)  # still unreaped here: the pid is the child's
+
+        timer = threading.Timer(timeout, kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        seconds = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
+        out.seek(0)
+        err.seek(0)
+        # Linux reports ru_maxrss in KiB, macOS in bytes
+        scale = 1 if sys.platform == "darwin" else 1024
+        return Program(seconds, proc.returncode, out.read().decode(errors="replace"),
+                       err.read().decode(errors="replace"), usage.ru_maxrss * scale,
+                       killed.is_set())
