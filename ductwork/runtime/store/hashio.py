@@ -4,8 +4,10 @@ Writing: ``HashingWriter`` forwards each write and hashes it (big buffers on a
 second thread, overlapped with the write: BLAKE3 and file I/O release the
 GIL), into a ``Spool`` that keeps small values in memory until they are
 hashed and moves to a temp file past ``SPILL``. Reading: ``HashingReader``
-hashes what a loader reads, and ``FileHasher`` hashes a local file on its own
-handle while the loader reads it on another.
+hashes what a loader reads from a remote stream; ``VerifyingRaw`` does the same
+for a local file, in one pass (the loader's own reads, a big one hashed on a
+second thread a piece behind it), and hashes afterwards only what the loader
+skipped; ``FileHasher`` hashes a local file on a handle of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import threading
 from typing import Any, BinaryIO
 
@@ -157,6 +160,107 @@ class HashingReader(io.RawIOBase):
             pass
 
     def hexdigest(self) -> str:
+        return self._hasher.hexdigest()
+
+
+class VerifyingRaw(io.RawIOBase):
+    """A local file, read once: hashes the bytes its reader reads, in file order.
+
+    Bytes hash as they are read, while still in cache, so a verified load costs one read
+    of the file, not two (the loader's and a hasher's). A big ``readinto`` (an array's
+    data) reads piece by piece and hashes each piece on a second thread while the next is
+    read. Hashing follows the file from offset 0: what a reader reads past a gap (it seeked
+    ahead, e.g. to a trailer) is not hashed then, and ``finish`` reads and hashes the file
+    from the first byte not yet hashed to its end. Wrap it in ``io.BufferedReader`` for the
+    loader; ``readall`` hands back the file's bytes as read, uncopied.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw, self._hasher = raw, new_hasher()
+        self._pos = raw.tell()
+        self.size = 0  # bytes hashed, from offset 0 on: the file's size once finished
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._pos = self._raw.seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _unhashed(self, start: int, view: memoryview) -> memoryview | None:
+        """The part of ``view`` (read at ``start``) that extends the hashed prefix."""
+        end = start + view.nbytes
+        if start <= self.size < end:
+            part = view[self.size - start:]
+            self.size = end
+            return part
+        return None
+
+    def readinto(self, b: Any) -> int:
+        mv = memoryview(b).cast("B")
+        if mv.nbytes >= THREAD_MIN:
+            return self._readinto_overlapped(mv)
+        n = self._raw.readinto(mv) or 0
+        part = self._unhashed(self._pos, mv[:n])
+        self._pos += n
+        if part is not None:
+            self._hasher.update(part)
+        return n
+
+    def _readinto_overlapped(self, mv: memoryview) -> int:
+        pieces: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        failed: list[BaseException] = []
+
+        def hash_pieces() -> None:
+            while (piece := pieces.get()) is not None:
+                if not failed:
+                    try:
+                        self._hasher.update(piece)
+                    except BaseException as e:  # raised by the reading thread below
+                        failed.append(e)
+
+        hasher = threading.Thread(target=hash_pieces, daemon=True)
+        hasher.start()
+        done = 0
+        try:
+            while done < mv.nbytes:
+                n = self._raw.readinto(mv[done:done + CHUNK]) or 0
+                if not n:
+                    break
+                part = self._unhashed(self._pos, mv[done:done + n])
+                self._pos += n
+                done += n
+                if part is not None:
+                    pieces.put(part)
+        finally:
+            pieces.put(None)  # joined before returning: the caller owns its buffer again
+            hasher.join()
+        if failed:
+            raise failed[0]
+        return done
+
+    def readall(self) -> bytes:
+        data = self._raw.readall()
+        part = self._unhashed(self._pos, memoryview(data))
+        self._pos += len(data)
+        if part is not None:
+            self._hasher.update(part)
+        return data
+
+    def finish(self) -> str:
+        """Hash the bytes the reader did not (left unread, or skipped); return the digest."""
+        self._raw.seek(self.size)
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := self._raw.readinto(buf):
+            self._hasher.update(view[:n])
+            self.size += n
         return self._hasher.hexdigest()
 
 
