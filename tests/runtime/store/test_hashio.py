@@ -15,7 +15,7 @@ import pytest
 
 from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.artifacts import ArtifactStore, CorruptArtifact
-from ductwork.runtime.store.hashio import CHUNK, VerifyingRaw
+from ductwork.runtime.store.hashio import CHUNK, THREAD_MIN, HashingWriter, VerifyingRaw
 from ductwork.runtime.store.serializers import register_serializer, restore_registrations
 
 try:
@@ -141,3 +141,15 @@ def test_verifying_raw_hashes_the_whole_file(tmp_path, reads):
             assert f.read(100) == data[:100]  # the rest is left unread
         assert reader.finish() == new_hasher(data).hexdigest()  # what was read, and the rest
         assert reader.size == len(data)
+
+
+def test_hashing_writer_digest_is_blake3_of_every_write(tmp_path):
+    # small writes hash inline, big ones on a second thread beside the file write
+    parts = [b"head", os.urandom(THREAD_MIN + 5), b"", os.urandom(1000), os.urandom(THREAD_MIN)]
+    with open(tmp_path / "out", "wb") as f:
+        writer = HashingWriter(f)
+        for p in parts:
+            assert writer.write(memoryview(p)) == len(p)
+    data = b"".join(parts)
+    assert writer.hexdigest() == new_hasher(data).hexdigest() and writer.size == len(data)
+    assert (tmp_path / "out").read_bytes() == data
