@@ -5,9 +5,10 @@ second thread, overlapped with the write: BLAKE3 and file I/O release the
 GIL), into a ``Spool`` that keeps small values in memory until they are
 hashed and moves to a temp file past ``SPILL``. Reading: ``HashingReader``
 hashes what a loader reads from a remote stream; ``VerifyingRaw`` does the same
-for a local file, in one pass (the loader's own reads, a big one hashed on a
-second thread a piece behind it), and hashes afterwards only what the loader
-skipped; ``FileHasher`` hashes a local file on a handle of its own.
+for a local file: the loader's reads into its own buffer (an array's) are read
+once and hashed on a second thread a piece behind, a read of the whole rest
+(``bytes``) is hashed meanwhile through a second handle, and what the loader
+skipped is hashed after it; ``FileHasher`` hashes a local file on a handle of its own.
 """
 
 from __future__ import annotations
@@ -164,15 +165,15 @@ class HashingReader(io.RawIOBase):
 
 
 class VerifyingRaw(io.RawIOBase):
-    """A local file, read once: hashes the bytes its reader reads, in file order.
+    """A local file whose reader's reads are hashed as they land, in file order.
 
-    Bytes hash as they are read, while still in cache, so a verified load costs one read
-    of the file, not two (the loader's and a hasher's). A big ``readinto`` (an array's
-    data) reads piece by piece and hashes each piece on a second thread while the next is
-    read. Hashing follows the file from offset 0: what a reader reads past a gap (it seeked
-    ahead, e.g. to a trailer) is not hashed then, and ``finish`` reads and hashes the file
-    from the first byte not yet hashed to its end. Wrap it in ``io.BufferedReader`` for the
-    loader; ``readall`` hands back the file's bytes as read, uncopied.
+    A big ``readinto`` (an array's data, into its own buffer) reads piece by piece and
+    hashes each piece on a second thread while the next is read: one read of the file, not
+    two (the loader's and a hasher's), and the hash overlapped. ``readall`` (a ``bytes``
+    value) hands back the bytes as read, uncopied, hashed meanwhile on a second handle.
+    Hashing follows the file from offset 0: what a reader reads past a gap (it seeked ahead,
+    e.g. to a trailer) is not hashed then, and ``finish`` reads and hashes the file from the
+    first byte not yet hashed to its end. Wrap it in ``io.BufferedReader`` for the loader.
     """
 
     def __init__(self, raw: Any) -> None:
@@ -246,11 +247,26 @@ class VerifyingRaw(io.RawIOBase):
         return done
 
     def readall(self) -> bytes:
-        data = self._raw.readall()
-        part = self._unhashed(self._pos, memoryview(data))
+        start = self._pos
+        if start != self.size:  # past a gap: hashed in finish
+            data = self._raw.readall()
+            self._pos += len(data)
+            return data
+        # The bytes are allocated as they are read (page faults, then the copy): hashing them
+        # afterwards would add the whole hash to the load. Instead a second thread hashes the
+        # same range through a small buffer of its own, meanwhile: one more read of the file
+        # (from the page cache), but the load costs max(read, hash), not the sum.
+        path = self._raw.name
+        tail = _RangeHasher(path, start, self._hasher)
+        tail.start()
+        try:
+            data = self._raw.readall()
+        finally:
+            tail.join()
+        if tail.error is not None:
+            raise tail.error
         self._pos += len(data)
-        if part is not None:
-            self._hasher.update(part)
+        self.size = start + tail.size
         return data
 
     def finish(self) -> str:
@@ -262,6 +278,26 @@ class VerifyingRaw(io.RawIOBase):
             self._hasher.update(view[:n])
             self.size += n
         return self._hasher.hexdigest()
+
+
+class _RangeHasher(threading.Thread):
+    """Feeds ``hasher`` a local file from ``start`` to its end, through its own handle."""
+
+    def __init__(self, path: str, start: int, hasher: Any) -> None:
+        super().__init__(daemon=True)
+        self._path, self._start, self._hasher, self.size, self.error = path, start, hasher, 0, None
+
+    def run(self) -> None:
+        try:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            with open(self._path, "rb", buffering=0) as f:
+                f.seek(self._start)
+                while n := f.readinto(buf):
+                    self._hasher.update(view[:n])
+                    self.size += n
+        except BaseException as e:  # surfaced by the caller after join
+            self.error = e
 
 
 class FileHasher(threading.Thread):
