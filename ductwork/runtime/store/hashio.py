@@ -187,6 +187,16 @@ class VerifyingRaw(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    @property
+    def name(self) -> str:
+        return self._raw.name
+
+    def fileno(self) -> int:
+        # A loader reading the descriptor itself (np.fromfile, mmap) bypasses the hashing
+        # here: finish() then hashes the file from the first byte not yet hashed, as after
+        # a seek, so the digest still covers every byte.
+        return self._raw.fileno()
+
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._pos = self._raw.seek(offset, whence)
         return self._pos

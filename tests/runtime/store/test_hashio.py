@@ -112,6 +112,35 @@ def test_a_loader_that_seeks_is_still_verified(local):
         assert not local.has(ref.digest)
 
 
+class Raw:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class DescriptorSerializer:
+    """Loads through the file's descriptor (as np.fromfile or mmap do), past the hashing."""
+
+    name = "tests.descriptor"
+
+    def dump(self, value, f):
+        f.write(value.data)
+
+    def load(self, f):
+        return Raw(os.read(f.fileno(), 1 << 30))
+
+
+def test_a_loader_reading_the_descriptor_is_still_verified(local):
+    with restore_registrations():
+        register_serializer(Raw, DescriptorSerializer())
+        data = os.urandom(THREAD_MIN + 1)
+        ref = local.put(Raw(data))
+        assert local.get(ref).data == data
+        with open(local.object_path(ref.digest), "ab") as f:
+            f.write(b"!")
+        with pytest.raises(CorruptArtifact):
+            local.get(ref)
+
+
 @pytest.mark.parametrize("reads", ["readall", "readinto", "small", "partial"])
 def test_verifying_raw_hashes_the_whole_file(tmp_path, reads):
     data = os.urandom(9 * MB + 123)
