@@ -178,7 +178,6 @@ class VerifyingRaw(io.RawIOBase):
 
     def __init__(self, raw: Any) -> None:
         self._raw, self._hasher = raw, new_hasher()
-        self._pos = raw.tell()
         self.size = 0  # bytes hashed, from offset 0 on: the file's size once finished
 
     def readable(self) -> bool:
@@ -194,15 +193,15 @@ class VerifyingRaw(io.RawIOBase):
     def fileno(self) -> int:
         # A loader reading the descriptor itself (np.fromfile, mmap) bypasses the hashing
         # here: finish() then hashes the file from the first byte not yet hashed, as after
-        # a seek, so the digest still covers every byte.
+        # a seek, so the digest still covers every byte. (So each read asks the descriptor
+        # where it is, rather than counting.)
         return self._raw.fileno()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._pos = self._raw.seek(offset, whence)
-        return self._pos
+        return self._raw.seek(offset, whence)
 
     def tell(self) -> int:
-        return self._pos
+        return self._raw.tell()
 
     def _unhashed(self, start: int, view: memoryview) -> memoryview | None:
         """The part of ``view`` (read at ``start``) that extends the hashed prefix."""
@@ -217,9 +216,9 @@ class VerifyingRaw(io.RawIOBase):
         mv = memoryview(b).cast("B")
         if mv.nbytes >= THREAD_MIN:
             return self._readinto_overlapped(mv)
+        start = self._raw.tell()
         n = self._raw.readinto(mv) or 0
-        part = self._unhashed(self._pos, mv[:n])
-        self._pos += n
+        part = self._unhashed(start, mv[:n])
         if part is not None:
             self._hasher.update(part)
         return n
@@ -238,14 +237,13 @@ class VerifyingRaw(io.RawIOBase):
 
         hasher = threading.Thread(target=hash_pieces, daemon=True)
         hasher.start()
-        done = 0
+        done, start = 0, self._raw.tell()
         try:
             while done < mv.nbytes:
                 n = self._raw.readinto(mv[done:done + CHUNK]) or 0
                 if not n:
                     break
-                part = self._unhashed(self._pos, mv[done:done + n])
-                self._pos += n
+                part = self._unhashed(start + done, mv[done:done + n])
                 done += n
                 if part is not None:
                     pieces.put(part)
@@ -257,11 +255,9 @@ class VerifyingRaw(io.RawIOBase):
         return done
 
     def readall(self) -> bytes:
-        start = self._pos
-        if start != self.size:  # past a gap: hashed in finish
-            data = self._raw.readall()
-            self._pos += len(data)
-            return data
+        start = self._raw.tell()
+        if start != self.size:  # past a gap, or re-read: hashed in finish
+            return self._raw.readall()
         # The bytes are allocated as they are read (page faults, then the copy): hashing them
         # afterwards would add the whole hash to the load. Instead a second thread hashes the
         # same range through a small buffer of its own, meanwhile: one more read of the file
@@ -275,7 +271,6 @@ class VerifyingRaw(io.RawIOBase):
             tail.join()
         if tail.error is not None:
             raise tail.error
-        self._pos += len(data)
         self.size = start + tail.size
         return data
 
