@@ -36,9 +36,10 @@ refers to an object that has not landed. There is no fsync: a torn object left
 by a power loss fails verification, like any corruption.
 
 Reading (``get``) verifies the digest before a value is returned. A large
-local object is read once: the serializer's reads are hashed as they land (a big
-read into an array's buffer is hashed on a second thread, a piece behind the
-read), and what it skipped or left unread is hashed after it.
+local object's reads are hashed as they land (``VerifyingRaw``): a read into the
+serializer's own buffer (an array's) is read once and hashed on a second thread
+a piece behind it; a whole-file read (``bytes``) is hashed meanwhile through a
+second handle; what the serializer skipped or left unread is hashed after it.
 Small objects are read whole, verified, then loaded. On a mismatch the object is
 deleted (so a rerun can put it again) and ``CorruptArtifact`` is raised: a wrong
 value is never returned.
@@ -228,7 +229,7 @@ class ArtifactStore(StoreFiles):
             except Exception as e:  # corrupt bytes can make any loader fail: check which
                 try:
                     digest = reader.finish()
-                except OSError:
+                except BaseException:  # no digest to judge by: the loader's error stands
                     raise e from None
                 self._verify(ref, path, digest, reader.size, cause=e)
                 raise

@@ -179,6 +179,9 @@ class VerifyingRaw(io.RawIOBase):
     def __init__(self, raw: Any) -> None:
         self._raw, self._hasher = raw, new_hasher()
         self.size = 0  # bytes hashed, from offset 0 on: the file's size once finished
+        # A hashing thread that failed left the hasher in an unknown state: finish() raises
+        # this rather than return a digest that would condemn a sound object.
+        self._broken: BaseException | None = None
 
     def readable(self) -> bool:
         return True
@@ -251,6 +254,7 @@ class VerifyingRaw(io.RawIOBase):
             pieces.put(None)  # joined before returning: the caller owns its buffer again
             hasher.join()
         if failed:
+            self._broken = failed[0]
             raise failed[0]
         return done
 
@@ -270,12 +274,15 @@ class VerifyingRaw(io.RawIOBase):
         finally:
             tail.join()
         if tail.error is not None:
+            self._broken = tail.error
             raise tail.error
         self.size = start + tail.size
         return data
 
     def finish(self) -> str:
         """Hash the bytes the reader did not (left unread, or skipped); return the digest."""
+        if self._broken is not None:
+            raise self._broken
         self._raw.seek(self.size)
         buf = bytearray(CHUNK)
         view = memoryview(buf)
