@@ -181,3 +181,76 @@ class WallTimers:
         for undo in reversed(self._undo):
             undo()
         self._undo.clear()
+
+
+@dataclass
+class Program:
+    """A finished program: wall time (spawn to exit), exit code, output, peak RSS."""
+
+    seconds: float
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss: int  # bytes: ru_maxrss of the program's own process (its children not included)
+    timed_out: bool = False
+
+
+# Forks the program and reports its rusage. Linux starts a process's ru_maxrss at the RSS of
+# the process that forked it (kept across exec), so the program must come from a small
+# process, not from this harness (which may hold hundreds of MB): a bare ``python -S -I``.
+_LAUNCHER = """\
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+t = time.perf_counter() - t
+with open(sys.argv[1], "w") as f:
+    f.write(f"{status} {usage.ru_maxrss} {t!r}")
+"""
+
+
+def run_program(argv: list[str], cwd: Any = None, env: dict[str, str] | None = None,
+                timeout: float | None = None) -> Program:
+    """Run ``argv`` to its exit and return its wall time, output and peak RSS.
+
+    A tiny launcher forks it and reaps it with ``os.wait4``, whose rusage is that one
+    process's own. Output goes to temp files, not pipes, so nothing has to read them while
+    it runs. The wall time is the launcher's, from its fork to the program's exit (its own
+    start, ~10 ms, is not in it).
+    """
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="run-program-") as tmp:
+        report = os.path.join(tmp, "rusage")
+        out_path, err_path = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+        launcher = [sys.executable, "-S", "-I", "-c", _LAUNCHER, report, *argv]
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            t = time.perf_counter()
+            proc = subprocess.Popen(launcher, cwd=cwd, env=env, stdout=out, stderr=err,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)  # the launcher and the program: one session
+                proc.wait()
+                timed_out = True
+            seconds = time.perf_counter() - t
+        try:
+            with open(report) as f:
+                fields = f.read().split()
+            status, maxrss, seconds = int(fields[0]), int(fields[1]), float(fields[2])
+            returncode = os.waitstatus_to_exitcode(status)
+        except (FileNotFoundError, ValueError, IndexError):  # killed before it reported
+            returncode, maxrss = proc.returncode or -9, 0
+        with open(out_path, "rb") as f:
+            stdout = f.read().decode(errors="replace")
+        with open(err_path, "rb") as f:
+            stderr = f.read().decode(errors="replace")
+    scale = 1 if sys.platform == "darwin" else 1024  # Linux: KiB; macOS: bytes
+    return Program(seconds, returncode, stdout, stderr, maxrss * scale, timed_out)

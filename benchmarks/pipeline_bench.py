@@ -24,6 +24,9 @@ W3   a 256 MB ``bytes`` and a 256 MB float64 numpy array passed between two step
      and, since a stall on a shared machine only ever adds time, best-of-N too.
      A warm run must read none of the value: ``rchar`` of /proc/self/io is
      compared before and after it, against a twin pipeline passing a 1 KiB value.
+     Peak RSS: the same pipeline as a whole program in a fresh interpreter, cold then
+     warm, against a plain-Python program making, writing and reading back the same
+     value; each program's own ``ru_maxrss`` (``os.wait4``), target <= 1.1x the floor's.
 import
      ``import ductwork`` in a subprocess minus a bare ``python -c pass`` (medians,
      with .pyc files in a private cache dir), and which heavy dependencies that
@@ -62,6 +65,7 @@ from _table import (
     load,
     print_table,
     ratio,
+    run_program,
     scratch,
 )
 
@@ -207,6 +211,39 @@ def pass_bytes(n: int = 1024):
 @pipeline
 def pass_array(n: int = 1024):
     return total(make_array(n))
+'''
+
+W3_PROGRAM = W3_SOURCE + '''
+
+if __name__ == "__main__":
+    import sys
+
+    kind, store, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    run = {"bytes": pass_bytes, "numpy": pass_array}[kind].run(n=n, store=store)
+    assert run.status == "succeeded", run
+    print(sum(bool(s.cached) for s in run.steps.values()))
+'''
+
+# The floor of W3's peak RSS: plain Python makes the value, writes it, reads it back. It
+# imports numpy as the pipelines' module does, so the difference is ductwork's alone.
+W3_FLOOR_PROGRAM = '''\
+import os
+import sys
+
+import numpy as np
+
+kind, directory, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path = os.path.join(directory, "floor.bin")
+if kind == "bytes":
+    with open(path, "wb") as f:
+        f.write(bytes(range(256)) * (n // 256))
+    with open(path, "rb") as f:
+        data = f.read()
+else:
+    with open(path, "wb") as f:
+        f.write(memoryview(np.arange(n // 8, dtype=np.float64)).cast("B"))
+    data = np.fromfile(path, dtype=np.float64)
+print(len(data))
 '''
 
 
@@ -392,11 +429,57 @@ def bench_w3(mods: ModuleFactory, base: str | None, mb: int, repeat: int) -> Non
     mods.write("bench_w3", W3_SOURCE)
     module = mods.load("bench_w3")
     cases = [
-        (f"W3 bytes {mb} MB", module.pass_bytes, module.make_bytes, module.size_of),
-        (f"W3 numpy float64 {mb} MB", module.pass_array, module.make_array, module.total),
+        (f"W3 bytes {mb} MB", "bytes", module.pass_bytes, module.make_bytes, module.size_of),
+        (f"W3 numpy float64 {mb} MB", "numpy", module.pass_array, module.make_array,
+         module.total),
     ]
-    for label, pipe, make, use in cases:
+    for label, kind, pipe, make, use in cases:
         w3_case(label, pipe, make, use, mb * MiB, base, repeat)
+        w3_peak_rss(label, kind, mb * MiB, base, max(3, repeat // 2))
+
+
+def w3_peak_rss(label: str, kind: str, n: int, base: str | None, repeat: int) -> None:
+    """Peak RSS of W3 as whole programs (cold, then warm over its store) against the floor's."""
+    print(f"W3 peak RSS ({kind}): {repeat} programs of each", file=sys.stderr, flush=True)
+    cold: list[int] = []
+    warm: list[int] = []
+    floors: list[int] = []
+    with scratch(base, "w3-rss-") as d:
+        prog, floor_prog = os.path.join(d, "w3_prog.py"), os.path.join(d, "w3_floor.py")
+        with open(prog, "w") as f:
+            f.write(W3_PROGRAM)
+        with open(floor_prog, "w") as f:
+            f.write(W3_FLOOR_PROGRAM)
+        for _ in range(repeat):
+            with scratch(d, "cell-") as cell:
+                store = os.path.join(cell, "store")
+                settle()
+                floors.append(_program([sys.executable, floor_prog, kind, cell, str(n)]))
+                for samples_, cached in ((cold, "0"), (warm, "2")):
+                    settle()
+                    out = run_program([sys.executable, prog, kind, store, str(n)], cwd=cell)
+                    if out.returncode != 0 or out.stdout.split()[-1:] != [cached]:
+                        raise SystemExit(f"W3 {kind} program failed (expected {cached} cached "
+                                         f"steps):\n{out.stdout}{out.stderr}")
+                    samples_.append(out.peak_rss)
+    floor = statistics.median(floors)
+    for phase, xs in (("cold", cold), ("warm", warm)):
+        value = statistics.median(xs)
+        add(f"{label} {phase}: peak RSS, whole program", fmt_bytes(int(value)),
+            fmt_bytes(int(floor)), ratio(value, floor), "<= 1.1x floor", value <= 1.1 * floor)
+    NOTES.append(
+        f"{label}: peak RSS (ru_maxrss, MiB) in run order -- cold "
+        f"{' '.join(f'{x / MiB:.0f}' for x in cold)}; warm "
+        f"{' '.join(f'{x / MiB:.0f}' for x in warm)}; floor program "
+        f"{' '.join(f'{x / MiB:.0f}' for x in floors)}."
+    )
+
+
+def _program(argv: list[str]) -> int:
+    out = run_program(argv)
+    if out.returncode != 0:
+        raise SystemExit(f"{argv[1]} failed:\n{out.stdout}{out.stderr}")
+    return out.peak_rss
 
 
 def w3_case(label: str, pipe: Any, make: Any, use: Any, n: int, base: str | None,

@@ -26,8 +26,9 @@ Runs are interleaved: for each repeat and workload, every framework's cold and t
 program, ductwork first on even repeats and last on odd ones, so the load of this shared
 machine hits them alike. The table gives each cell's median and range (min..max) in ms,
 ductwork / the fastest peer (named), ductwork / the floor for W3, the issue's targets (<= 0.25
-cold, <= 0.20 warm, W3 cold <= 1.2x the floor) and PASS / MISS. ``--quick``: 1 repeat, W3 at
-32 MB, a smoke test.
+cold, <= 0.20 warm, W3 cold <= 1.2x the floor) and PASS / MISS. W3 also has a peak-RSS row
+per phase: each program's ``ru_maxrss`` (its own process, from ``os.wait4``) against the
+floor program's, target <= 1.1x. ``--quick``: 1 repeat, W3 at 32 MB, a smoke test.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import compare  # noqa: E402  (benchmarks/compare.py: builds and installs ductwork's wheel)
+from _table import run_program  # noqa: E402  (wall time and peak RSS of one program)
 
 PEERS: dict[str, list[str]] = {  # the pins: what each peer's venv installs
     "hamilton": ["sf-hamilton==1.90.0"],
@@ -64,6 +66,7 @@ WORKLOADS = ("w1", "w2", "w3")
 MB = 1 << 20
 TARGETS = {"cold": 0.25, "warm": 0.20}
 FLOOR_TARGET = 1.2
+RSS_TARGET = 1.1  # W3: ductwork's peak RSS / the floor's
 TIMEOUT = 1800  # seconds for one program; kfp starts a process per task
 
 
@@ -192,6 +195,7 @@ def framework_env(python: Path) -> dict[str, str]:
 class Sample:
     seconds: float
     info: dict
+    peak_rss: int = 0  # bytes, ru_maxrss of the program's process
 
 
 class Failed(Exception):
@@ -205,13 +209,9 @@ def spawn(fw: Framework, programs: Path, cwd: Path, workload: str, cell: Path,
     env = dict(fw.env, HOME=str(cell), TMPDIR=str(cell / "tmp"),
                DUCTWORK_HOME=str(cell / "ductwork-home"))
     argv = [str(fw.python), str(programs / fw.program), workload, str(cell), str(size)]
-    t = time.perf_counter()
-    try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        raise Failed(f"timed out after {TIMEOUT} s") from e
-    seconds = time.perf_counter() - t
+    done = run_program(argv, cwd=cwd, env=env, timeout=TIMEOUT)
+    if done.timed_out:
+        raise Failed(f"timed out after {TIMEOUT} s")
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["?"])[-1]
         raise Failed(f"exit {done.returncode}: {tail[:200]}")
@@ -222,7 +222,7 @@ def spawn(fw: Framework, programs: Path, cwd: Path, workload: str, cell: Path,
     want = expected(workload, size)
     if info.get("result") != want:
         raise Failed(f"result {info.get('result')!r}, expected {want}")
-    return Sample(seconds, info)
+    return Sample(done.seconds, info, done.peak_rss)
 
 
 def pair(fw: Framework, programs: Path, cwd: Path, workload: str, size: int,
@@ -253,9 +253,44 @@ def fmt_ms(xs: list[float]) -> str:
     return text
 
 
+def fmt_mb(xs: list[int]) -> str:
+    text = f"{statistics.median(xs) / MB:,.0f} MB"
+    if len(xs) > 1:
+        text += f" ({min(xs) / MB:,.0f}..{max(xs) / MB:,.0f})"
+    return text
+
+
+def rss_rows(rss: dict[tuple[str, str, str], list[int]], names: list[str],
+             label: str) -> list[list[str]]:
+    """W3's peak RSS per program, against the floor's (target <= RSS_TARGET x)."""
+    floor = rss.get(("floor", "w3", "cold"))
+    rows = []
+    for phase in ("cold", "warm"):
+        row, meds = [f"{label}, {phase}: peak RSS"], {}
+        for name in names:
+            xs = rss.get((name, "w3", phase))
+            row.append(fmt_mb(xs) if xs else "-")
+            if xs:
+                meds[name] = statistics.median(xs)
+        row.append(fmt_mb(floor) if floor else "-")
+        peers = {n: m for n, m in meds.items() if n != "ductwork"}
+        if "ductwork" in meds and peers:
+            least = min(peers, key=peers.__getitem__)
+            row.append(f"{meds['ductwork'] / peers[least]:.2f} ({least})")
+        else:
+            row.append("n/a")
+        if floor and "ductwork" in meds:
+            fr = meds["ductwork"] / statistics.median(floor)
+            row += [f"{fr:.2f}x", f"<= {RSS_TARGET}x floor", "PASS" if fr <= RSS_TARGET else "MISS"]
+        else:
+            row += ["-", f"<= {RSS_TARGET}x floor", "n/a"]
+        rows.append(row)
+    return rows
+
+
 def render(results: dict[tuple[str, str, str], list[float]],
            failures: dict[tuple[str, str, str], str], names: list[str], only: list[str],
-           mb: int) -> list[str]:
+           mb: int, rss: dict[tuple[str, str, str], list[int]] | None = None) -> list[str]:
     header = ["cell", *names, "floor", "ductwork / fastest peer", "ductwork / floor", "target",
               "result"]
     rows = []
@@ -297,6 +332,8 @@ def render(results: dict[tuple[str, str, str], list[float]],
             row.append("; ".join(targets))
             row.append(("PASS" if all(verdicts) else "MISS") if verdicts else "n/a")
             rows.append(row)
+        if w == "w3" and rss:
+            rows += rss_rows(rss, names, labels[w])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
@@ -395,6 +432,7 @@ def main() -> None:
                     log(f"{fw.name} {w} warm-up failed: {e}")
 
         results: dict[tuple[str, str, str], list[float]] = {}
+        rss: dict[tuple[str, str, str], list[int]] = {}
         failures: dict[tuple[str, str, str], str] = {}
         raw: list[dict] = []
         for r in range(repeat):
@@ -416,8 +454,10 @@ def main() -> None:
                         if s is None:
                             continue
                         results.setdefault((fw.name, w, phase), []).append(s.seconds)
+                        rss.setdefault((fw.name, w, phase), []).append(s.peak_rss)
                         raw.append({"framework": fw.name, "workload": w, "phase": phase,
-                                    "repeat": r, "seconds": s.seconds, **s.info})
+                                    "repeat": r, "seconds": s.seconds,
+                                    "peak_rss": s.peak_rss, **s.info})
 
         names = [fw.name for fw in fws if fw.name != "floor"]
         elapsed = time.monotonic() - started
@@ -430,10 +470,14 @@ def main() -> None:
             "run from a scratch git repository outside the source tree; HOME, TMPDIR and "
             "DUCTWORK_HOME inside each cell's fresh directory",
             "",
-            *render(results, failures, names, only, mb),
+            *render(results, failures, names, only, mb, rss),
             "",
             "* median (min..max) of whole-program wall times, spawn to exit; cold: an empty "
             "cache/store; warm: a second program over the same one. Ratios of medians.",
+            "* peak RSS: ru_maxrss of each program's process (os.wait4), median (min..max); "
+            "the peer column of those rows is ductwork / the peer with the least; the "
+            f"target: ductwork's <= {RSS_TARGET}x the floor program's (the same value, "
+            "made, written and read back in plain Python).",
             "* ductwork: inline backend, local store. Hamilton: .with_cache(), W2 by dynamic "
             "execution (Parallelizable/Collect, synchronous local executors). flytekit: "
             "cache=True + cache_version, local execution; its map_task is cached as one task "

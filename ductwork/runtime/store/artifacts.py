@@ -36,8 +36,10 @@ refers to an object that has not landed. There is no fsync: a torn object left
 by a power loss fails verification, like any corruption.
 
 Reading (``get``) verifies the digest before a value is returned. A large
-local object is hashed by a second thread reading its own file handle while the
-serializer loads from the first: the read costs max(load, hash), not the sum.
+local object's reads are hashed as they land (``VerifyingRaw``): a read into the
+serializer's own buffer (an array's) is read once and hashed on a second thread
+a piece behind it; a whole-file read (``bytes``) is hashed meanwhile through a
+second handle; what the serializer skipped or left unread is hashed after it.
 Small objects are read whole, verified, then loaded. On a mismatch the object is
 deleted (so a rerun can put it again) and ``CorruptArtifact`` is raised: a wrong
 value is never returned.
@@ -70,10 +72,10 @@ from ductwork.runtime.store.entry import (
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
 from ductwork.runtime.store.hashio import (
     THREAD_MIN,
-    FileHasher,
     HashingReader,
     HashingWriter,
     Spool,
+    VerifyingRaw,
     local_tmp,
 )
 from ductwork.runtime.store.serializers import get_serializer, serializer_for
@@ -219,20 +221,20 @@ class ArtifactStore(StoreFiles):
             ) from None
 
     def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
-        with open(path, "rb") as f:
-            hasher = FileHasher(path)
-            hasher.start()
+        # One pass: the loader's reads are hashed as they land (see VerifyingRaw).
+        with open(path, "rb", buffering=0) as raw:
+            reader = VerifyingRaw(raw)
             try:
-                value = serializer.load(f)
+                value = serializer.load(io.BufferedReader(reader))
             except Exception as e:  # corrupt bytes can make any loader fail: check which
-                hasher.join()
-                if hasher.error is None:
-                    self._verify(ref, path, hasher.digest, hasher.size, cause=e)
+                try:
+                    digest = reader.finish()
+                except BaseException:  # no digest to judge by: the loader's error stands
+                    raise e from None
+                self._verify(ref, path, digest, reader.size, cause=e)
                 raise
-            hasher.join()
-        if hasher.error is not None:
-            raise hasher.error
-        self._verify(ref, path, hasher.digest, hasher.size)
+            digest = reader.finish()
+        self._verify(ref, path, digest, reader.size)
         return value
 
     def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:

@@ -4,8 +4,11 @@ Writing: ``HashingWriter`` forwards each write and hashes it (big buffers on a
 second thread, overlapped with the write: BLAKE3 and file I/O release the
 GIL), into a ``Spool`` that keeps small values in memory until they are
 hashed and moves to a temp file past ``SPILL``. Reading: ``HashingReader``
-hashes what a loader reads, and ``FileHasher`` hashes a local file on its own
-handle while the loader reads it on another.
+hashes what a loader reads from a remote stream; ``VerifyingRaw`` does the same
+for a local file: the loader's reads into its own buffer (an array's) are read
+once and hashed on a second thread a piece behind, a read of the whole rest
+(``bytes``) is hashed meanwhile through a second handle, and what the loader
+skipped is hashed after it; ``FileHasher`` hashes a local file on a handle of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import queue
 import threading
 from typing import Any, BinaryIO
 
@@ -158,6 +162,154 @@ class HashingReader(io.RawIOBase):
 
     def hexdigest(self) -> str:
         return self._hasher.hexdigest()
+
+
+class VerifyingRaw(io.RawIOBase):
+    """A local file whose reader's reads are hashed as they land, in file order.
+
+    A big ``readinto`` (an array's data, into its own buffer) reads piece by piece and
+    hashes each piece on a second thread while the next is read: one read of the file, not
+    two (the loader's and a hasher's), and the hash overlapped. ``readall`` (a ``bytes``
+    value) hands back the bytes as read, uncopied, hashed meanwhile on a second handle.
+    Hashing follows the file from offset 0: what a reader reads past a gap (it seeked ahead,
+    e.g. to a trailer) is not hashed then, and ``finish`` reads and hashes the file from the
+    first byte not yet hashed to its end. Wrap it in ``io.BufferedReader`` for the loader.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw, self._hasher = raw, new_hasher()
+        self.size = 0  # bytes hashed, from offset 0 on: the file's size once finished
+        # A hashing thread that failed left the hasher in an unknown state: finish() raises
+        # this rather than return a digest that would condemn a sound object.
+        self._broken: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    @property
+    def name(self) -> str:
+        return self._raw.name
+
+    def fileno(self) -> int:
+        # A loader reading the descriptor itself (np.fromfile, mmap) bypasses the hashing
+        # here: finish() then hashes the file from the first byte not yet hashed, as after
+        # a seek, so the digest still covers every byte. (So each read asks the descriptor
+        # where it is, rather than counting.)
+        return self._raw.fileno()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def _unhashed(self, start: int, view: memoryview) -> memoryview | None:
+        """The part of ``view`` (read at ``start``) that extends the hashed prefix."""
+        end = start + view.nbytes
+        if start <= self.size < end:
+            part = view[self.size - start:]
+            self.size = end
+            return part
+        return None
+
+    def readinto(self, b: Any) -> int:
+        mv = memoryview(b).cast("B")
+        if mv.nbytes >= THREAD_MIN:
+            return self._readinto_overlapped(mv)
+        start = self._raw.tell()
+        n = self._raw.readinto(mv) or 0
+        part = self._unhashed(start, mv[:n])
+        if part is not None:
+            self._hasher.update(part)
+        return n
+
+    def _readinto_overlapped(self, mv: memoryview) -> int:
+        pieces: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+        failed: list[BaseException] = []
+
+        def hash_pieces() -> None:
+            while (piece := pieces.get()) is not None:
+                if not failed:
+                    try:
+                        self._hasher.update(piece)
+                    except BaseException as e:  # raised by the reading thread below
+                        failed.append(e)
+
+        hasher = threading.Thread(target=hash_pieces, daemon=True)
+        hasher.start()
+        done, start = 0, self._raw.tell()
+        try:
+            while done < mv.nbytes:
+                n = self._raw.readinto(mv[done:done + CHUNK]) or 0
+                if not n:
+                    break
+                part = self._unhashed(start + done, mv[done:done + n])
+                done += n
+                if part is not None:
+                    pieces.put(part)
+        finally:
+            pieces.put(None)  # joined before returning: the caller owns its buffer again
+            hasher.join()
+        if failed:
+            self._broken = failed[0]
+            raise failed[0]
+        return done
+
+    def readall(self) -> bytes:
+        start = self._raw.tell()
+        if start != self.size:  # past a gap, or re-read: hashed in finish
+            return self._raw.readall()
+        # The bytes are allocated as they are read (page faults, then the copy): hashing them
+        # afterwards would add the whole hash to the load. Instead a second thread hashes the
+        # same range through a small buffer of its own, meanwhile: one more read of the file
+        # (from the page cache), but the load costs max(read, hash), not the sum.
+        path = self._raw.name
+        tail = _RangeHasher(path, start, self._hasher)
+        tail.start()
+        try:
+            data = self._raw.readall()
+        finally:
+            tail.join()
+        if tail.error is not None:
+            self._broken = tail.error
+            raise tail.error
+        self.size = start + tail.size
+        return data
+
+    def finish(self) -> str:
+        """Hash the bytes the reader did not (left unread, or skipped); return the digest."""
+        if self._broken is not None:
+            raise self._broken
+        self._raw.seek(self.size)
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := self._raw.readinto(buf):
+            self._hasher.update(view[:n])
+            self.size += n
+        return self._hasher.hexdigest()
+
+
+class _RangeHasher(threading.Thread):
+    """Feeds ``hasher`` a local file from ``start`` to its end, through its own handle."""
+
+    def __init__(self, path: str, start: int, hasher: Any) -> None:
+        super().__init__(daemon=True)
+        self._path, self._start, self._hasher, self.size, self.error = path, start, hasher, 0, None
+
+    def run(self) -> None:
+        try:
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            with open(self._path, "rb", buffering=0) as f:
+                f.seek(self._start)
+                while n := f.readinto(buf):
+                    self._hasher.update(view[:n])
+                    self.size += n
+        except BaseException as e:  # surfaced by the caller after join
+            self.error = e
 
 
 class FileHasher(threading.Thread):
