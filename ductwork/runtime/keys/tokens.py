@@ -25,7 +25,6 @@ Hash values through ``hashing``, which also registers the numpy and pandas handl
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import reprlib
@@ -37,6 +36,7 @@ from operator import itemgetter
 from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
+from ductwork.dsl.options import Environment
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.origin import class_home
@@ -120,7 +120,9 @@ def normalize(value: Any) -> Token:
     if token is not None:
         return token
     cls = type(value)
-    if dataclasses.is_dataclass(value):
+    if hasattr(cls, "__dataclass_fields__"):  # is_dataclass's mark: dataclasses loads slowly
+        import dataclasses
+
         return _record("dataclass", value, [f.name for f in dataclasses.fields(value)])
     if (attributes := getattr(cls, "__attrs_attrs__", None)) is not None:
         return _record("attrs", value, [a.name for a in attributes])
@@ -325,3 +327,7 @@ for _base, _body in [
 ]:
     _simple(_base, _body)
 del _base, _body
+
+# ``Environment`` was an attrs class and was hashed as one: it keeps that token (its fields
+# in their order), so the key of a step with ``env=`` is what it was.
+register_hash(Environment, lambda env: _record("attrs", env, list(Environment.__slots__)))

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.keys.classes import recorded, register_recorded
 from ductwork.runtime.keys.hashing import register_hash
 from ductwork.runtime.store.artifacts import ArtifactRef
 
 
-@attrs.frozen
-class GatherRef:
+class GatherRef(Frozen):
     """A map step's list of results, held as the refs of its elements."""
 
+    __slots__ = ("digest", "parts")
     digest: str
     parts: tuple[Any, ...]
+
+    def __init__(self, digest: str, parts: tuple[Any, ...]) -> None:
+        fill(self, digest, parts)
 
     @property
     def size(self) -> int:
