@@ -18,10 +18,11 @@ import pytest
 
 # Modules a one-step inline run on a local store has no use for: each is imported where it
 # is used (a process pool, a pickled value, a step's scratch dir, a
-# failing step's traceback, a locked database, a damaged one, a module under sys.prefix).
+# failing step's traceback, a locked database, a damaged one, a module under sys.prefix,
+# a dataclass value to hash; attrs is not used by a run at all).
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
-    "sysconfig", "traceback", "subprocess", "struct",
+    "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
 )
 
 SCRIPT = textwrap.dedent("""
