@@ -15,36 +15,41 @@ is left out of the repr.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Frozen", "Record", "as_dict", "field_names", "fill"]
+__all__ = ["Frozen", "Record", "as_dict", "field_names", "fill", "setter"]
 
 R = TypeVar("R", bound="Record")
 
-_FIELDS: dict[type, tuple[str, ...]] = {}  # a class's slots do not change
 _set = object.__setattr__
 
 
 def field_names(cls: type) -> tuple[str, ...]:
     """The fields of a record class, in order: its slots (and its bases' first)."""
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = tuple(name for klass in reversed(cls.__mro__)
-                      for name in vars(klass).get("__slots__", ()))
-        _FIELDS[cls] = names
-    return names
+    return cls._record_fields  # type: ignore[attr-defined, no-any-return]
 
 
 def fill(obj: Any, *values: Any) -> None:
     """Set each field of ``obj``, in ``__slots__`` order: a record's ``__init__`` body."""
-    for name, value in zip(field_names(type(obj)), values, strict=True):
+    for name, value in zip(obj._record_fields, values, strict=True):
         _set(obj, name, value)
+
+
+def setter(obj: Any) -> Callable[[str, Any], None]:
+    """``set_(name, value)`` for a frozen record's ``__init__``, past its ``__setattr__``.
+
+    Field by field, as attrs does: for a record made once per step or more often,
+    ``fill``'s loop would cost a microsecond more.
+    """
+    return _set.__get__(obj)  # type: ignore[attr-defined, no-any-return]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
     """A record's fields by ``__init__`` keyword, not recursing: ``type(obj)(**as_dict(obj))``."""
     return {name[1:] if name[0] == "_" else name: getattr(obj, name)
-            for name in field_names(type(obj))}
+            for name in obj._record_fields}
 
 
 class Record:
@@ -55,6 +60,19 @@ class Record:
     _no_eq: ClassVar[tuple[str, ...]] = ()
     #: Fields left out of the repr, besides the private ones.
     _no_repr: ClassVar[tuple[str, ...]] = ()
+    #: Set on each subclass when it is made: its fields, and what ``==`` compares of them
+    #: (``operator.attrgetter``: C, not a loop, since refs are compared and hashed often).
+    _record_fields: ClassVar[tuple[str, ...]] = ()
+    _record_key: ClassVar[Callable[[Any], Any]] = staticmethod(lambda obj: ())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = tuple(name for klass in reversed(cls.__mro__)
+                      for name in vars(klass).get("__slots__", ()))
+        compared = [name for name in names if name not in cls._no_eq]
+        cls._record_fields = names
+        if compared:
+            cls._record_key = staticmethod(attrgetter(*compared))
 
     def replace(self: R, **changes: Any) -> R:
         """Return a copy with ``changes`` applied (through ``__init__``, so checked again)."""
@@ -63,20 +81,21 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return _compared(self) == _compared(other)
+        key = self._record_key
+        return bool(key(self) == key(other))
 
     __hash__ = None  # type: ignore[assignment]  # mutable and compared by value
 
     def __repr__(self) -> str:
         cls = type(self)
-        shown = ", ".join(f"{name}={getattr(self, name, None)!r}" for name in field_names(cls)
+        shown = ", ".join(f"{name}={getattr(self, name, None)!r}" for name in cls._record_fields
                           if name[0] != "_" and name not in cls._no_repr)
         return f"{cls.__qualname__}({shown})"
 
     def __getstate__(self) -> dict[str, Any]:
         # A dict by field name, as attrs pickles: a value pickled by an earlier ductwork
         # (a published snapshot's step options) still loads.
-        return {name: getattr(self, name) for name in field_names(type(self))
+        return {name: getattr(self, name) for name in self._record_fields
                 if hasattr(self, name)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -97,9 +116,4 @@ class Frozen(Record):
         raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
 
     def __hash__(self) -> int:
-        return hash((type(self), _compared(self)))
-
-
-def _compared(obj: Record) -> tuple[Any, ...]:
-    skip = type(obj)._no_eq
-    return tuple(getattr(obj, name) for name in field_names(type(obj)) if name not in skip)
+        return hash(self._record_key(self))

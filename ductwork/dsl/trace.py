@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from ductwork.dsl.core import Output, Outputs
 from ductwork.dsl.ids import CallIds
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, fill, setter
 
 _ACTIVE: ContextVar[Trace | None] = ContextVar("ductwork_trace", default=None)
 
@@ -36,7 +36,10 @@ class Link(Frozen):
     argument: str
 
     def __init__(self, source: str, output: str, argument: str) -> None:
-        fill(self, source, output, argument)
+        set_ = setter(self)
+        set_("source", source)
+        set_("output", output)
+        set_("argument", argument)
 
 
 class Invocation(Frozen):
@@ -52,7 +55,13 @@ class Invocation(Frozen):
 
     def __init__(self, id: str, step: Any, arguments: dict[str, Any], links: tuple[Link, ...],
                  location: tuple[str, int], map_over: str | None = None) -> None:
-        fill(self, id, step, arguments, links, location, map_over)
+        set_ = setter(self)
+        set_("id", id)
+        set_("step", step)
+        set_("arguments", arguments)
+        set_("links", links)
+        set_("location", location)
+        set_("map_over", map_over)
 
     @property
     def deps(self) -> tuple[str, ...]:

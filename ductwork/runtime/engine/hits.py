@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.node import (
     RECOMPUTED_NOTE,
@@ -56,7 +56,13 @@ class Call(Frozen):
     def __init__(self, sid: str, key: str | None = None,
                  components: dict[str, str] | None = None, hit: dict[str, Any] | None = None,
                  lengths: dict[str, int] | None = None, error: str | None = None) -> None:
-        fill(self, sid, key, components, hit, {} if lengths is None else lengths, error)
+        set_ = setter(self)
+        set_("sid", sid)
+        set_("key", key)
+        set_("components", components)
+        set_("hit", hit)
+        set_("lengths", {} if lengths is None else lengths)
+        set_("error", error)
 
 
 #: A node keyed: its call, or a map's element calls (a map whose items are not known

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ductwork.dsl.lazy import holds_lazy, materialize
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.engine.annotations import check_outputs
 
 
@@ -45,7 +45,16 @@ class Job(Frozen):
     def __init__(self, step_id: str, step: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                  attempt: int = 1, key: str | None = None, whole: bool = False,
                  run_id: str = "local", log_to: str | None = None) -> None:
-        fill(self, step_id, step, args, kwargs, attempt, key, whole, run_id, log_to)
+        set_ = setter(self)
+        set_("step_id", step_id)
+        set_("step", step)
+        set_("args", args)
+        set_("kwargs", kwargs)
+        set_("attempt", attempt)
+        set_("key", key)
+        set_("whole", whole)
+        set_("run_id", run_id)
+        set_("log_to", log_to)
 
 
 class JobResult(Frozen):
@@ -71,8 +80,16 @@ class JobResult(Frozen):
                  refs: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
                  error: str | None = None, logs: str = "",
                  metrics: dict[str, Any] | None = None, corrupt: str | None = None) -> None:
-        fill(self, step_id, started, finished, refs, values, error, logs,
-             {} if metrics is None else metrics, corrupt)
+        set_ = setter(self)
+        set_("step_id", step_id)
+        set_("started", started)
+        set_("finished", finished)
+        set_("refs", refs)
+        set_("values", values)
+        set_("error", error)
+        set_("logs", logs)
+        set_("metrics", {} if metrics is None else metrics)
+        set_("corrupt", corrupt)
 
 
 class OutputMismatch(Exception):

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any
 
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, fill, setter
 from ductwork.dsl.trace import substitute
 from ductwork.runtime import caches
 from ductwork.runtime.engine.node import (
@@ -111,9 +111,24 @@ class NodeResult(Frozen):
                  attempts: int = 0, lengths: dict[str, int] | None = None,
                  cause: str | None = None, note: str | None = None, where: str | None = None,
                  timed_out: bool = False) -> None:
-        fill(self, sid, status, refs, cached, key, components, error, logs,
-             {} if metrics is None else metrics, started, finished, attempts,
-             {} if lengths is None else lengths, cause, note, where, timed_out)
+        set_ = setter(self)
+        set_("sid", sid)
+        set_("status", status)
+        set_("refs", refs)
+        set_("cached", cached)
+        set_("key", key)
+        set_("components", components)
+        set_("error", error)
+        set_("logs", logs)
+        set_("metrics", {} if metrics is None else metrics)
+        set_("started", started)
+        set_("finished", finished)
+        set_("attempts", attempts)
+        set_("lengths", {} if lengths is None else lengths)
+        set_("cause", cause)
+        set_("note", note)
+        set_("where", where)
+        set_("timed_out", timed_out)
 
 
 # -- worker-side caches -------------------------------------------------------------------

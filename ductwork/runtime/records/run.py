@@ -78,10 +78,16 @@ class StepRun(Record):
                  note: str | None = None, values: dict[str, Any] | None = None,
                  loader: Loader | None = None,
                  explain: Callable[[StepRun], str] | None = None) -> None:
-        fill(self, id, step, status, cached, cached_from, attempts, started, finished,
-             {} if output_refs is None else output_refs, error, logs,
-             {} if metrics is None else metrics, map_index, key, components, run_id, note,
-             {} if values is None else values, loader, explain)
+        self.id, self.step, self.status, self.cached = id, step, status, cached
+        self.cached_from, self.attempts, self.started, self.finished = (
+            cached_from, attempts, started, finished)
+        self.output_refs = {} if output_refs is None else output_refs
+        self.error, self.logs = error, logs
+        self.metrics = {} if metrics is None else metrics
+        self.map_index, self.key, self.components, self.run_id, self.note = (
+            map_index, key, components, run_id, note)
+        self._values = {} if values is None else values
+        self._loader, self._explain = loader, explain
 
     @property
     def duration(self) -> float | None:

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.keys.classes import register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
@@ -60,7 +60,12 @@ class ArtifactRef(Frozen):
 
     def __init__(self, digest: str, serializer: str, size: int,
                  classes: tuple[str, ...] | list[str] = (), inline: bytes | None = None) -> None:
-        fill(self, _check_digest(digest), serializer, size, tuple(classes), inline)
+        set_ = setter(self)
+        set_("digest", _check_digest(digest))
+        set_("serializer", serializer)
+        set_("size", size)
+        set_("classes", tuple(classes))
+        set_("inline", inline)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"digest": self.digest, "serializer": self.serializer, "size": self.size,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ductwork.dsl.slotted import Frozen, fill
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.keys.classes import recorded, register_recorded
 from ductwork.runtime.keys.hashing import register_hash
 from ductwork.runtime.store.artifacts import ArtifactRef
@@ -25,7 +25,9 @@ class GatherRef(Frozen):
     parts: tuple[Any, ...]
 
     def __init__(self, digest: str, parts: tuple[Any, ...]) -> None:
-        fill(self, digest, parts)
+        set_ = setter(self)
+        set_("digest", digest)
+        set_("parts", parts)
 
     @property
     def size(self) -> int:
