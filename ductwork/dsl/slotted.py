@@ -1,12 +1,13 @@
 """Small value classes without attrs or dataclasses: the fields are the ``__slots__``.
 
 A class lists its fields in ``__slots__`` and writes its own ``__init__`` (a real
-signature; defaults and conversions where a reader sees them), usually one ``fill``
-call. ``Record`` adds what attrs would generate -- field-wise ``==``, a readable repr,
-pickling, ``replace`` -- as ordinary inherited methods, and ``Frozen`` refuses
-assignment and hashes by its fields. Nothing is generated: creating such a class costs
-what a plain class does (~0.05M instructions), where an attrs class costs ~2.7M and a
-frozen dataclass ~3.5M, both compiling their methods with ``exec`` (docs/design.md).
+signature; defaults and conversions where a reader sees them): one ``fill`` call, or,
+for a record made once per step or more often, ``setter`` field by field. ``Record``
+adds what attrs would generate -- field-wise ``==``, a readable repr, pickling,
+``replace`` -- as ordinary inherited methods, and ``Frozen`` refuses assignment and
+hashes by its fields. Nothing is generated: creating such a class costs what a plain
+class does (~0.05M instructions), where an attrs class costs ~2.7M and a frozen
+dataclass ~3.5M, both compiling their methods with ``exec`` (docs/design.md).
 
 A field whose name starts with ``_`` is private: its ``__init__`` keyword has no
 underscore (as attrs spells it; ``as_dict`` and ``replace`` use those names), and it
