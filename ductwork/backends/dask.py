@@ -34,8 +34,6 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
-import attrs
-
 from ductwork.runtime.engine.backend import BackendError, TaskLost
 from ductwork.runtime.engine.driver import store_config
 from ductwork.runtime.engine.job import Job, JobResult
@@ -74,7 +72,7 @@ def _on_worker(fn: Any, *args: Any) -> Any:
     if getattr(result, "timed_out", False):
         from distributed import get_worker
 
-        result = attrs.evolve(result, where=get_worker().address)
+        result = result.replace(where=get_worker().address)
     return result
 
 
@@ -97,7 +95,7 @@ def _run_job(payload: bytes, config: dict[str, Any],
 
         where = get_worker().address
     # Values stay on the worker: data is in the store.
-    return attrs.evolve(result, values=None), where
+    return result.replace(values=None), where
 
 
 def check_store(store: Any, address: str | None, shared_filesystem: bool,

@@ -38,12 +38,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import attrs
 import cloudpickle
 
 import ductwork
 from ductwork.backends.docker_env import Images, engine_error
 from ductwork.backends.docker_mounts import DATA_MOUNT, STORE_MOUNT, mount_datasets
+from ductwork.dsl.slotted import as_dict
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 from ductwork.runtime.engine.shipping import pickle_step
@@ -358,4 +358,4 @@ def _logs(container: Any) -> str:
 
 
 def _fields(obj: Any) -> dict[str, Any]:
-    return attrs.asdict(obj, recurse=False)
+    return as_dict(obj)

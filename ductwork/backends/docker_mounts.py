@@ -27,9 +27,8 @@ import os
 import posixpath
 from typing import Any
 
-import attrs
-
 from ductwork.dsl.lazy import holds_lazy, materialize
+from ductwork.dsl.slotted import as_dict
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job
 
@@ -86,5 +85,5 @@ def mount_datasets(job: Job, store_root: str | None) -> tuple[Job, dict[str, str
                 f"Step '{job.step_id}': argument '{name}' (a dataset) could not be prepared for "
                 f"the step's container: {type(exc).__name__}: {exc}"
             ) from None
-    fields = attrs.asdict(job, recurse=False)
+    fields = as_dict(job)
     return Job(**{**fields, "args": bound.args, "kwargs": bound.kwargs}), mounts

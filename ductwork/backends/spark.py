@@ -45,8 +45,6 @@ from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlparse
 
-import attrs
-
 from ductwork.backends import spark_parts
 from ductwork.backends.spark_frames import collect, is_spark_frame, read_frame, register
 from ductwork.backends.spark_parts import Scratch
@@ -141,8 +139,8 @@ class SparkBackend:
 
         try:
             # Tabular datasets become Spark DataFrames, read by Spark (spark_tables).
-            job = attrs.evolve(job, args=for_spark(map_refs(job.args, load), spark, self.direct),
-                               kwargs=for_spark(map_refs(job.kwargs, load), spark, self.direct))
+            job = job.replace(args=for_spark(map_refs(job.args, load), spark, self.direct),
+                              kwargs=for_spark(map_refs(job.kwargs, load), spark, self.direct))
         except CorruptArtifact as exc:
             return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
                              corrupt=exc.digest)

@@ -154,7 +154,7 @@ def read_frame(spark: Any, store: Any, ref: Any, direct: bool, scratch: Scratch)
     ``direct`` (Spark sees this filesystem) and the store is local, else sent as Arrow.
     A container is extracted into a ``scratch`` folder, kept until the step ends."""
     if not (direct and store.is_local):
-        return spark.createDataFrame(store.get(attrs.evolve(ref, serializer=ARROW.name)))
+        return spark.createDataFrame(store.get(ref.replace(serializer=ARROW.name)))
     from ductwork.runtime.store.hashio import FileHasher
 
     path = store.object_path(ref.digest)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
-
 from ductwork.dsl.core import DefinitionError
+from ductwork.dsl.slotted import Frozen, fill
 
 SINGLE_OUTPUT = "output"
 
@@ -28,8 +27,7 @@ def _str_tuple(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-@attrs.frozen
-class Environment:
+class Environment(Frozen):
     """What a step needs installed: a base image, pip and apt packages, variables.
 
     Only the docker backend builds it into an image (tagged by its hash, and
@@ -50,15 +48,18 @@ class Environment:
         Environment variables set in the container.
     """
 
-    base_image: str | None = None
-    pip: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-    apt: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-    python: str | None = None
-    env: tuple[tuple[str, str], ...] = attrs.field(
-        default=(), converter=lambda v: tuple(sorted(dict(v or {}).items()))
-    )
+    __slots__ = ("base_image", "pip", "apt", "python", "env")
+    base_image: str | None
+    pip: tuple[str, ...]
+    apt: tuple[str, ...]
+    python: str | None
+    env: tuple[tuple[str, str], ...]
 
-    def __attrs_post_init__(self) -> None:
+    def __init__(self, base_image: str | None = None, pip: Iterable[str] | str | None = (),
+                 apt: Iterable[str] | str | None = (), python: str | None = None,
+                 env: Mapping[str, str] | Iterable[tuple[str, str]] | None = ()) -> None:
+        fill(self, base_image, _str_tuple(pip), _str_tuple(apt), python,
+             tuple(sorted(dict(env or {}).items())))
         for field, values in (("pip", self.pip), ("apt", self.apt)):
             for value in values:
                 if not isinstance(value, str) or not value.strip():
@@ -68,8 +69,7 @@ class Environment:
                     )
 
 
-@attrs.frozen
-class StepOptions:
+class StepOptions(Frozen):
     """The options of one ``@step``.
 
     ``retries``, ``timeout`` and ``compute`` change how a step is run, not what
@@ -79,17 +79,27 @@ class StepOptions:
     go into the key; the others are not in it (docs/caching.md).
     """
 
+    __slots__ = ("name", "outputs", "cache", "cache_version", "retries", "timeout", "compute",
+                 "env", "ignore_inputs", "hash_paths", "env_vars")
     name: str
     outputs: tuple[str, ...]
-    cache: bool = True
-    cache_version: str | None = None
-    retries: int = 0
-    timeout: float | None = None
-    compute: str | None = None
-    env: Environment | None = None
-    ignore_inputs: tuple[str, ...] = ()
-    hash_paths: tuple[str, ...] = ()
-    env_vars: tuple[str, ...] = ()
+    cache: bool
+    cache_version: str | None
+    retries: int
+    timeout: float | None
+    compute: str | None
+    env: Environment | None
+    ignore_inputs: tuple[str, ...]
+    hash_paths: tuple[str, ...]
+    env_vars: tuple[str, ...]
+
+    def __init__(self, name: str, outputs: tuple[str, ...], cache: bool = True,
+                 cache_version: str | None = None, retries: int = 0,
+                 timeout: float | None = None, compute: str | None = None,
+                 env: Environment | None = None, ignore_inputs: tuple[str, ...] = (),
+                 hash_paths: tuple[str, ...] = (), env_vars: tuple[str, ...] = ()) -> None:
+        fill(self, name, outputs, cache, cache_version, retries, timeout, compute, env,
+             ignore_inputs, hash_paths, env_vars)
 
     @property
     def multiple(self) -> bool:
@@ -97,10 +107,7 @@ class StepOptions:
         return self.outputs != (SINGLE_OUTPUT,)
 
 
-OPTION_NAMES = (
-    "name", "outputs", "cache", "cache_version", "retries", "timeout", "compute", "env",
-    "ignore_inputs", "hash_paths", "env_vars",
-)
+OPTION_NAMES = StepOptions.__slots__
 
 _ENV_VAR = r"[A-Za-z_][A-Za-z0-9_]*"  # compiled at first use (re caches it), not at import
 

@@ -20,33 +20,48 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
-import attrs
-
 from ductwork.dsl.core import Output, Outputs
 from ductwork.dsl.ids import CallIds
+from ductwork.dsl.slotted import Frozen, fill, setter
 
 _ACTIVE: ContextVar[Trace | None] = ContextVar("ductwork_trace", default=None)
 
 
-@attrs.frozen
-class Link:
+class Link(Frozen):
     """One data edge: output ``output`` of node ``source`` feeds ``argument``."""
 
+    __slots__ = ("source", "output", "argument")
     source: str
     output: str
     argument: str
 
+    def __init__(self, source: str, output: str, argument: str) -> None:
+        set_ = setter(self)
+        set_("source", source)
+        set_("output", output)
+        set_("argument", argument)
 
-@attrs.frozen
-class Invocation:
+
+class Invocation(Frozen):
     """One recorded step call (or one ``step.map`` call) in a traced pipeline."""
 
+    __slots__ = ("id", "step", "arguments", "links", "location", "map_over")
     id: str
     step: Any
     arguments: dict[str, Any]
     links: tuple[Link, ...]
     location: tuple[str, int]
-    map_over: str | None = None
+    map_over: str | None
+
+    def __init__(self, id: str, step: Any, arguments: dict[str, Any], links: tuple[Link, ...],
+                 location: tuple[str, int], map_over: str | None = None) -> None:
+        set_ = setter(self)
+        set_("id", id)
+        set_("step", step)
+        set_("arguments", arguments)
+        set_("links", links)
+        set_("location", location)
+        set_("map_over", map_over)
 
     @property
     def deps(self) -> tuple[str, ...]:
@@ -59,14 +74,18 @@ class Invocation:
         return self.map_over is not None
 
 
-@attrs.frozen
-class Plan:
+class Plan(Frozen):
     """A traced pipeline: its parameters, invocations in call order, and return structure."""
 
+    __slots__ = ("name", "params", "invocations", "result")
     name: str
     params: dict[str, Any]
     invocations: dict[str, Invocation]
     result: Any
+
+    def __init__(self, name: str, params: dict[str, Any], invocations: dict[str, Invocation],
+                 result: Any) -> None:
+        fill(self, name, params, invocations, result)
 
 
 class Trace:
@@ -238,17 +257,18 @@ def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, st
         return _dict_parts(value, path, inside)
     if isinstance(value, set | frozenset):
         return ((v, path, "set") for v in value)
-    if hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__"):
-        # The marks attrs.has and dataclasses.is_dataclass read: dataclasses is imported
-        # only when a dataclass is seen, not by `import ductwork`.
-        if attrs.has(cls):
-            fields = attrs.fields(cls)
+    attributes = getattr(cls, "__attrs_attrs__", None)
+    if attributes is not None or hasattr(cls, "__dataclass_fields__"):
+        # The marks attrs and dataclasses set on a class: neither library is imported
+        # here (an attrs class's ``__attrs_attrs__`` lists its fields, in order).
+        if attributes is not None:
+            names = [a.name for a in attributes]
         else:
             import dataclasses
 
-            fields = dataclasses.fields(value)
+            names = [f.name for f in dataclasses.fields(value)]
         held = f"{cls.__name__} instance"
-        return ((getattr(value, f.name, None), (".", path, f.name), held) for f in fields)
+        return ((getattr(value, name, None), (".", path, name), held) for name in names)
     return None
 
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 
-import attrs
 import pytest
 
 from ductwork.runtime.store.artifacts import ArtifactStore
@@ -64,7 +63,7 @@ def test_a_plain_step_loads_pandas_and_a_spark_step_arrow(tmp_path):
     ref = store.put(SparkFrame(_table(10)))
     frame = store.get(ref)
     assert isinstance(frame, pd.DataFrame) and list(frame["x"]) == list(range(10))
-    table = store.get(attrs.evolve(ref, serializer="spark.arrow"))
+    table = store.get(ref.replace(serializer="spark.arrow"))
     assert table.equals(_table(10))
 
 
@@ -129,7 +128,7 @@ def test_spark_written_parts_are_stored_as_one_value_named_by_their_rows(tmp_pat
     assert swapped.digest != one.digest  # other partitions: other bytes
     frame = store.get(one)
     assert list(frame["x"]) == list(range(10)) + list(range(5))
-    table = store.get(attrs.evolve(one, serializer="spark.arrow"))
+    table = store.get(one.replace(serializer="spark.arrow"))
     assert table.num_rows == 15
     import tarfile
 

@@ -19,12 +19,12 @@ import pytest
 # Modules a one-step inline run on a local store has no use for: each is imported where it
 # is used (a process pool, a pickled value, a step's scratch dir, a
 # failing step's traceback, a locked database, a damaged one, a module under sys.prefix,
-# a dataclass value, a misspelt parameter's suggestion); a log file's name is quoted without
-# urllib.parse (and the ipaddress module it loads).
+# a dataclass value, a misspelt parameter's suggestion; attrs is not used by a run at all);
+# a log file's name is quoted without urllib.parse (and the ipaddress module it loads).
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
-    "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "difflib",
-    "urllib.parse", "ipaddress",
+    "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
+    "difflib", "urllib.parse", "ipaddress",
 )
 
 SCRIPT = textwrap.dedent("""
@@ -97,3 +97,47 @@ def test_a_first_run_in_a_git_work_tree_records_its_commit_without_subprocess(
     loaded = first_run(repo)
     assert loaded["deferred"] == [], f"a first run imported {loaded['deferred']}"
     assert loaded["git"] == [head, True]  # the script and the store are untracked files
+
+
+#: attrs costs a third of ``import ductwork`` (its own 20 modules, and platform and
+#: unicodedata) and ~2.7M instructions per class created; only the server and some
+#: backends use it, and they load lazily (docs/design.md). (The script's own
+#: ``import dataclasses`` loads ``copy``, which attrs would load too.)
+HEAVY = ("attr", "attrs", "platform", "unicodedata")
+
+RECORDS_SCRIPT = textwrap.dedent("""
+    import dataclasses, json, sys, typing
+    import ductwork as dw
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        scale: int = 2
+
+    class Point(typing.NamedTuple):
+        x: int
+        y: int
+
+    @dw.step(env=dw.Environment(pip=["numpy"]))
+    def add(p: Point, config: Config) -> int:
+        return (p.x + p.y) * config.scale
+
+    @dw.pipeline
+    def one(a: int = 1):
+        return add(Point(a, 1), Config())
+
+    after_import = [m for m in HEAVY if m in sys.modules]
+    run = one.run(store=sys.argv[1], progress=False)
+    assert run.outputs == 4, run
+    print(json.dumps({"import": after_import, "run": [m for m in HEAVY if m in sys.modules]}))
+""")
+
+
+def test_import_and_a_first_run_load_no_attrs(scratch: Path) -> None:
+    """Our own records are plain slotted classes: attrs is the server's and backends'."""
+    script = scratch / "records.py"
+    script.write_text(RECORDS_SCRIPT.replace("HEAVY", repr(HEAVY)))
+    out = subprocess.run([sys.executable, str(script), str(scratch / "store")], cwd=scratch,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == {"import": [], "run": []}, loaded

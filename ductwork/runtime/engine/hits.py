@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.node import (
     RECOMPUTED_NOTE,
@@ -40,17 +39,30 @@ from ductwork.runtime.status import Status
 from ductwork.runtime.store.refs import GatherRef
 
 
-@attrs.frozen
-class Call:
-    """One call keyed on the driver: its key, a hit's stored refs, or why it has no key."""
+class Call(Frozen):
+    """One call keyed on the driver: its key, a hit's stored refs, or why it has no key.
 
+    ``lengths``: of the hit's outputs a downstream map iterates over (-1: not a list).
+    """
+
+    __slots__ = ("sid", "key", "components", "hit", "lengths", "error")
     sid: str
-    key: str | None = None
-    components: dict[str, str] | None = None
-    hit: dict[str, Any] | None = None
-    #: The lengths of the hit's outputs a downstream map iterates over (-1: not a list).
-    lengths: dict[str, int] = attrs.field(factory=dict)
-    error: str | None = None
+    key: str | None
+    components: dict[str, str] | None
+    hit: dict[str, Any] | None
+    lengths: dict[str, int]
+    error: str | None
+
+    def __init__(self, sid: str, key: str | None = None,
+                 components: dict[str, str] | None = None, hit: dict[str, Any] | None = None,
+                 lengths: dict[str, int] | None = None, error: str | None = None) -> None:
+        set_ = setter(self)
+        set_("sid", sid)
+        set_("key", key)
+        set_("components", components)
+        set_("hit", hit)
+        set_("lengths", {} if lengths is None else lengths)
+        set_("error", error)
 
 
 #: A node keyed: its call, or a map's element calls (a map whose items are not known

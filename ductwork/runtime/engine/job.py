@@ -18,43 +18,78 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import attrs
-
 from ductwork.dsl.lazy import holds_lazy, materialize
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.engine.annotations import check_outputs
 
 
-@attrs.frozen
-class Job:
-    """One unit of work: a step function with its arguments (values or refs) and cache key."""
+class Job(Frozen):
+    """One unit of work: a step function with its arguments (values or refs) and cache key.
 
+    ``whole``: a map element keeps a multi-output step's return value whole, as one list
+    item. ``log_to``: where the step's output is also written while it runs, for a
+    watcher (``livelog``).
+    """
+
+    __slots__ = ("step_id", "step", "args", "kwargs", "attempt", "key", "whole", "run_id", "log_to")
     step_id: str
     step: Any
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    attempt: int = 1
-    key: str | None = None
-    #: A map element keeps a multi-output step's return value whole, as one list item.
-    whole: bool = False
-    run_id: str = "local"
-    #: Where the step's output is also written while it runs, for a watcher (``livelog``).
-    log_to: str | None = None
+    attempt: int
+    key: str | None
+    whole: bool
+    run_id: str
+    log_to: str | None
+
+    def __init__(self, step_id: str, step: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 attempt: int = 1, key: str | None = None, whole: bool = False,
+                 run_id: str = "local", log_to: str | None = None) -> None:
+        set_ = setter(self)
+        set_("step_id", step_id)
+        set_("step", step)
+        set_("args", args)
+        set_("kwargs", kwargs)
+        set_("attempt", attempt)
+        set_("key", key)
+        set_("whole", whole)
+        set_("run_id", run_id)
+        set_("log_to", log_to)
 
 
-@attrs.frozen
-class JobResult:
-    """What came of a job: output refs (and values, in-process), or the user's traceback."""
+class JobResult(Frozen):
+    """What came of a job: output refs (and values, in-process), or the user's traceback.
 
+    ``corrupt``: the digest of an input that failed verification, whose producer must
+    recompute it.
+    """
+
+    __slots__ = ("step_id", "started", "finished", "refs", "values", "error", "logs", "metrics",
+                 "corrupt")
     step_id: str
     started: float
     finished: float
-    refs: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
-    error: str | None = None
-    logs: str = ""
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    #: The digest of an input that failed verification: its producer must recompute it.
-    corrupt: str | None = None
+    refs: dict[str, Any] | None
+    values: dict[str, Any] | None
+    error: str | None
+    logs: str
+    metrics: dict[str, Any]
+    corrupt: str | None
+
+    def __init__(self, step_id: str, started: float, finished: float,
+                 refs: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
+                 error: str | None = None, logs: str = "",
+                 metrics: dict[str, Any] | None = None, corrupt: str | None = None) -> None:
+        set_ = setter(self)
+        set_("step_id", step_id)
+        set_("started", started)
+        set_("finished", finished)
+        set_("refs", refs)
+        set_("values", values)
+        set_("error", error)
+        set_("logs", logs)
+        set_("metrics", {} if metrics is None else metrics)
+        set_("corrupt", corrupt)
 
 
 class OutputMismatch(Exception):
@@ -219,8 +254,8 @@ def execute(job: Job, store: Any, capture: str = "python",
     if store is not None and resolve:
         try:
             memo = {} if memo is None else memo
-            job = attrs.evolve(job, args=resolve_refs(job.args, store, memo),
-                               kwargs=resolve_refs(job.kwargs, store, memo))
+            job = job.replace(args=resolve_refs(job.args, store, memo),
+                              kwargs=resolve_refs(job.kwargs, store, memo))
         except CorruptArtifact as exc:
             return JobResult(job.step_id, started, time.time(), error=f"{exc}\n",
                              corrupt=exc.digest)

@@ -30,8 +30,6 @@ import warnings
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.backend import Backend, BackendError
@@ -69,13 +67,13 @@ if TYPE_CHECKING:
 _MUST_RUN: dict[str, Any] = {}  # _hit's answer for a call that has to run (a miss)
 
 
-@attrs.define
 class _Map:
     """A started map node: its items, its elements' refs as they come, how many are left."""
 
-    items: list[Any]
-    parts: list[Any]
-    left: int
+    __slots__ = ("items", "left", "parts")
+
+    def __init__(self, items: list[Any], parts: list[Any], left: int) -> None:
+        self.items, self.parts, self.left = items, parts, left
 
 
 class Loop:
@@ -292,7 +290,7 @@ class Loop:
                 return
         if may_retry(job.step, job.attempt):
             self._queues[self._backend_name(self.plan.invocations[node_of(job.step_id)])] \
-                .append(attrs.evolve(job, attempt=job.attempt + 1))
+                .append(job.replace(attempt=job.attempt + 1))
             return
         record.error = result.error
         self._fail_job(job.step_id, record)

@@ -75,9 +75,10 @@ def pickle_job(job: Any) -> bytes:
     """
     import pickle
 
-    import attrs
+    from ductwork.dsl.slotted import as_dict
 
-    fields = {f.name: getattr(job, f.name) for f in attrs.fields(type(job)) if f.name != "step"}
+    fields = as_dict(job)
+    del fields["step"]
     if _plain(fields):
         return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
     import cloudpickle

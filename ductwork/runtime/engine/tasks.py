@@ -23,8 +23,7 @@ import threading
 import time
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill, setter
 from ductwork.dsl.trace import substitute
 from ductwork.runtime import caches
 from ductwork.runtime.engine.node import (
@@ -47,49 +46,89 @@ CORRUPT = "corrupt"
 BLOCKED = "blocked"
 
 
-@attrs.frozen
-class NodeSpec:
-    """What a worker needs to run one node (or each element of one ``map`` node)."""
+class NodeSpec(Frozen):
+    """What a worker needs to run one node (or each element of one ``map`` node).
 
+    ``arguments``: the invocation's, with ``Output`` placeholders for upstream outputs.
+    ``basis``: ``cache.key_basis`` of the step; None when the step is not cached.
+    ``lengths``: output names a downstream ``map`` iterates over: report their lengths.
+    """
+
+    __slots__ = ("sid", "step", "arguments", "run_id", "store", "map_over", "basis", "forced",
+                 "lengths")
     sid: str
     step: Any
-    #: The invocation's arguments, with ``Output`` placeholders for upstream outputs.
     arguments: dict[str, Any]
     run_id: str
     store: dict[str, Any]
-    map_over: str | None = None
-    #: ``cache.key_basis`` of the step; None when the step is not cached.
-    basis: tuple[dict[str, str], dict[str, str]] | None = None
-    forced: bool = False
-    #: Output names a downstream ``map`` iterates over: report their lengths.
-    lengths: tuple[str, ...] = ()
+    map_over: str | None
+    basis: tuple[dict[str, str], dict[str, str]] | None
+    forced: bool
+    lengths: tuple[str, ...]
+
+    def __init__(self, sid: str, step: Any, arguments: dict[str, Any], run_id: str,
+                 store: dict[str, Any], map_over: str | None = None,
+                 basis: tuple[dict[str, str], dict[str, str]] | None = None,
+                 forced: bool = False, lengths: tuple[str, ...] = ()) -> None:
+        fill(self, sid, step, arguments, run_id, store, map_over, basis, forced, lengths)
 
 
-@attrs.frozen
-class NodeResult:
-    """How one node (or map element) ended; small, so it travels through the scheduler."""
+class NodeResult(Frozen):
+    """How one node (or map element) ended; small, so it travels through the scheduler.
 
+    ``lengths``: of the outputs named in ``NodeSpec.lengths`` (-1: not a list).
+    ``cause``: for ``skipped``, the failed node; for ``corrupt``, the digest that failed.
+    ``where``: where it ran (a worker's address), so a stuck worker can be restarted.
+    ``timed_out``: an attempt overran its timeout; its thread may still run on the worker.
+    """
+
+    __slots__ = ("sid", "status", "refs", "cached", "key", "components", "error", "logs", "metrics",
+                 "started", "finished", "attempts", "lengths", "cause", "note", "where",
+                 "timed_out")
     sid: str
     status: str
-    refs: dict[str, Any] | None = None
-    cached: bool = False
-    key: str | None = None
-    components: dict[str, str] | None = None
-    error: str | None = None
-    logs: str = ""
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    started: float | None = None
-    finished: float | None = None
-    attempts: int = 0
-    #: Lengths of the outputs named in ``NodeSpec.lengths`` (-1: not a list).
-    lengths: dict[str, int] = attrs.field(factory=dict)
-    #: For ``skipped``: the failed node; for ``corrupt``: the digest that failed.
-    cause: str | None = None
-    note: str | None = None
-    #: Where it ran (a worker's address), so a stuck worker can be restarted.
-    where: str | None = None
-    #: An attempt overran its timeout; its thread may still run on the worker.
-    timed_out: bool = False
+    refs: dict[str, Any] | None
+    cached: bool
+    key: str | None
+    components: dict[str, str] | None
+    error: str | None
+    logs: str
+    metrics: dict[str, Any]
+    started: float | None
+    finished: float | None
+    attempts: int
+    lengths: dict[str, int]
+    cause: str | None
+    note: str | None
+    where: str | None
+    timed_out: bool
+
+    def __init__(self, sid: str, status: str, refs: dict[str, Any] | None = None,
+                 cached: bool = False, key: str | None = None,
+                 components: dict[str, str] | None = None, error: str | None = None,
+                 logs: str = "", metrics: dict[str, Any] | None = None,
+                 started: float | None = None, finished: float | None = None,
+                 attempts: int = 0, lengths: dict[str, int] | None = None,
+                 cause: str | None = None, note: str | None = None, where: str | None = None,
+                 timed_out: bool = False) -> None:
+        set_ = setter(self)
+        set_("sid", sid)
+        set_("status", status)
+        set_("refs", refs)
+        set_("cached", cached)
+        set_("key", key)
+        set_("components", components)
+        set_("error", error)
+        set_("logs", logs)
+        set_("metrics", {} if metrics is None else metrics)
+        set_("started", started)
+        set_("finished", finished)
+        set_("attempts", attempts)
+        set_("lengths", {} if lengths is None else lengths)
+        set_("cause", cause)
+        set_("note", note)
+        set_("where", where)
+        set_("timed_out", timed_out)
 
 
 # -- worker-side caches -------------------------------------------------------------------
@@ -265,7 +304,7 @@ def run_with_timeout(job: Any, store: Any, memo: dict[str, Any], timeout: float 
     if timeout is None:
         return execute(job, store, capture=capture, memo=memo, resolve=resolve), False
     box: list[Any] = []
-    unindexed = attrs.evolve(job, key=None)
+    unindexed = job.replace(key=None)
 
     def target() -> None:
         with contextlib.suppress(StepTimedOut):

@@ -126,7 +126,7 @@ def serve(fd: int) -> None:
                                error=traceback.format_exc())
         if store is not None:
             # Values stay here: data travels through the store, not the pipe.
-            result = _evolve(result, values=None)
+            result = result.replace(values=None)
         channel.send(_dumps(result, pickle, cloudpickle))
 
 
@@ -169,18 +169,6 @@ def _exit_with_parent(interval: float = 0.5) -> None:
     threading.Thread(target=watch, daemon=True, name="ductwork-parent-watch").start()
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    import attrs
-
-    return attrs.asdict(obj, recurse=False)
-
-
-def _evolve(obj: Any, **changes: Any) -> Any:
-    import attrs
-
-    return attrs.evolve(obj, **changes)
-
-
 def run_job_dir(job_dir: str, store_url: str | None) -> None:
     """Run the one job in ``job_dir`` (a container's way): ``payload`` in, ``result`` out.
 
@@ -197,14 +185,14 @@ def run_job_dir(job_dir: str, store_url: str | None) -> None:
 
     with open(os.path.join(job_dir, "payload"), "rb") as f:
         step_bytes, job = cloudpickle.load(f)
-    job = type(job)(**{**_fields(job), "step": unpickle(step_bytes)})
+    job = job.replace(step=unpickle(step_bytes))
     store = ArtifactStore(store_url) if store_url else None
     try:
         result = execute(job, store, capture="none")
     except Exception:
         result = JobResult(job.step_id, time.time(), time.time(), error=traceback.format_exc())
     if store is not None:
-        result = type(result)(**{**_fields(result), "values": None})
+        result = result.replace(values=None)
     tmp = os.path.join(job_dir, "result.tmp")
     with open(tmp, "wb") as f:
         cloudpickle.dump(result, f)

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.dsl.step import Step
 from ductwork.runtime import caches
 from ductwork.runtime.keys.hashing import hash_tagged
@@ -41,12 +40,15 @@ __all__ = ["CodeFingerprint", "diff_components", "fingerprint", "library_fingerp
 _MEMO = caches.cache("keys.fingerprints", maxsize=4096)
 
 
-@attrs.frozen
-class CodeFingerprint:
+class CodeFingerprint(Frozen):
     """The digest of a step's code and the per-component digests it is made of."""
 
+    __slots__ = ("digest", "components")
     digest: str
     components: dict[str, str]  # shared with the memo: read it, do not change it
+
+    def __init__(self, digest: str, components: dict[str, str]) -> None:
+        fill(self, digest, components)
 
 
 def fingerprint(fn: Callable[..., Any]) -> CodeFingerprint:

@@ -36,6 +36,7 @@ from operator import itemgetter
 from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
+from ductwork.dsl.options import Environment
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.origin import class_home
@@ -329,3 +330,7 @@ for _base, _body in [
 ]:
     _simple(_base, _body)
 del _base, _body
+
+# ``Environment`` was an attrs class and was hashed as one: it keeps that token (its fields
+# in their order), so the key of a step with ``env=`` is what it was.
+register_hash(Environment, lambda env: _record("attrs", env, list(Environment.__slots__)))

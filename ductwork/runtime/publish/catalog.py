@@ -27,8 +27,7 @@ import platform
 import threading
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.publish.errors import PublishedNotFound, PublishError
 from ductwork.runtime.publish.parameters import parameters_schema
 from ductwork.runtime.publish.snapshot import ductwork_version, load_snapshot, take_snapshot
@@ -54,17 +53,22 @@ _FORMAT = 1
 _SNAPSHOT_LOCK = threading.Lock()
 
 
-@attrs.frozen
-class PublishedPipeline:
+class PublishedPipeline(Frozen):
     """One published version of a pipeline."""
 
+    __slots__ = ("name", "version", "description", "parameters", "digest", "created", "default")
+    _no_repr = ("parameters",)
     name: str
     version: int
     description: str
-    parameters: dict[str, Any] = attrs.field(repr=False)
+    parameters: dict[str, Any]
     digest: str
     created: str
     default: bool
+
+    def __init__(self, name: str, version: int, description: str, parameters: dict[str, Any],
+                 digest: str, created: str, default: bool) -> None:
+        fill(self, name, version, description, parameters, digest, created, default)
 
 
 def _check_name(name: Any) -> str:

@@ -28,7 +28,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-import attrs
+from ductwork.dsl.slotted import Frozen, fill
 
 __all__ = [
     "Snapshot", "ductwork_version", "install_sources", "load_snapshot", "take_snapshot",
@@ -38,13 +38,16 @@ __all__ = [
 _MARK = "ductwork-snapshot-2"
 
 
-@attrs.frozen
-class Snapshot:
+class Snapshot(Frozen):
     """A pickled pipeline, the source texts its code came from, and their identity."""
 
+    __slots__ = ("payload", "sources", "digest")
     payload: bytes
     sources: dict[str, str]
     digest: str
+
+    def __init__(self, payload: bytes, sources: dict[str, str], digest: str) -> None:
+        fill(self, payload, sources, digest)
 
 
 def take_snapshot(pipeline: Any) -> Snapshot:

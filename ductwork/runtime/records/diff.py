@@ -19,8 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Record, as_dict, fill
 from ductwork.runtime.keys.cache_key import diff as diff_components
 from ductwork.runtime.keys.errors import UnhashableValue
 from ductwork.runtime.keys.hashing import hash_value
@@ -39,21 +38,38 @@ def _pair(old: Any, new: Any) -> list[Any]:
     return [old, new]
 
 
-@attrs.define
-class StepDiff:
+def _new(value: Any, kind: type) -> Any:
+    """``value``, or a new empty ``kind`` for None (a default never shared)."""
+    return kind() if value is None else value
+
+
+class StepDiff(Record):
     """How one step (present in both runs) differs; a map step is summarized as one."""
 
+    __slots__ = ("id", "status", "cached", "code", "inputs", "components", "outputs", "metrics",
+                 "duration", "map", "note")
     id: str
-    status: list[Any] | None = None
-    cached: list[bool] | None = None
-    code: list[str] = attrs.field(factory=list)
-    inputs: list[dict[str, Any]] = attrs.field(factory=list)
-    components: list[str] = attrs.field(factory=list)
-    outputs: dict[str, str] = attrs.field(factory=dict)
-    metrics: dict[str, list[Any]] = attrs.field(factory=dict)
-    duration: list[float | None] = attrs.field(factory=lambda: [None, None])
-    map: dict[str, Any] | None = None
-    note: str | None = None
+    status: list[Any] | None
+    cached: list[bool] | None
+    code: list[str]
+    inputs: list[dict[str, Any]]
+    components: list[str]
+    outputs: dict[str, str]
+    metrics: dict[str, list[Any]]
+    duration: list[float | None]
+    map: dict[str, Any] | None
+    note: str | None
+
+    def __init__(self, id: str, status: list[Any] | None = None,
+                 cached: list[bool] | None = None, code: list[str] | None = None,
+                 inputs: list[dict[str, Any]] | None = None,
+                 components: list[str] | None = None, outputs: dict[str, str] | None = None,
+                 metrics: dict[str, list[Any]] | None = None,
+                 duration: list[float | None] | None = None, map: dict[str, Any] | None = None,
+                 note: str | None = None) -> None:
+        fill(self, id, status, cached, _new(code, list), _new(inputs, list),
+             _new(components, list), _new(outputs, dict), _new(metrics, dict),
+             [None, None] if duration is None else duration, map, note)
 
     @property
     def differs(self) -> bool:
@@ -65,24 +81,46 @@ class StepDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """The step's differences as JSON-able data."""
-        return attrs.asdict(self)
+        return _json_copy(as_dict(self))
 
 
-@attrs.define
-class RunDiff:
+def _json_copy(value: Any) -> Any:
+    """``value`` with its lists, tuples and dicts copied (tuples as lists), for JSON."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_copy(v) for v in value]
+    return value
+
+
+class RunDiff(Record):
     """What differs between run ``a`` and run ``b``: parameters, graph, and step by step."""
 
+    __slots__ = ("a", "b", "params", "params_added", "params_removed", "run", "steps_added",
+                 "steps_removed", "steps", "same", "duration")
     a: str
     b: str
-    params: dict[str, list[Any]] = attrs.field(factory=dict)
-    params_added: dict[str, Any] = attrs.field(factory=dict)
-    params_removed: dict[str, Any] = attrs.field(factory=dict)
-    run: dict[str, list[Any]] = attrs.field(factory=dict)
-    steps_added: list[str] = attrs.field(factory=list)
-    steps_removed: list[str] = attrs.field(factory=list)
-    steps: list[StepDiff] = attrs.field(factory=list)
-    same: list[str] = attrs.field(factory=list)
-    duration: list[float | None] = attrs.field(factory=lambda: [None, None])
+    params: dict[str, list[Any]]
+    params_added: dict[str, Any]
+    params_removed: dict[str, Any]
+    run: dict[str, list[Any]]
+    steps_added: list[str]
+    steps_removed: list[str]
+    steps: list[StepDiff]
+    same: list[str]
+    duration: list[float | None]
+
+    def __init__(self, a: str, b: str, params: dict[str, list[Any]] | None = None,
+                 params_added: dict[str, Any] | None = None,
+                 params_removed: dict[str, Any] | None = None,
+                 run: dict[str, list[Any]] | None = None, steps_added: list[str] | None = None,
+                 steps_removed: list[str] | None = None, steps: list[StepDiff] | None = None,
+                 same: list[str] | None = None,
+                 duration: list[float | None] | None = None) -> None:
+        fill(self, a, b, _new(params, dict), _new(params_added, dict),
+             _new(params_removed, dict), _new(run, dict), _new(steps_added, list),
+             _new(steps_removed, list), _new(steps, list), _new(same, list),
+             [None, None] if duration is None else duration)
 
     @property
     def changed(self) -> list[StepDiff]:

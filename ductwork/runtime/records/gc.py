@@ -31,8 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.records.leases import DIGEST, KEY, live_refs
 from ductwork.runtime.records.rows import driver_alive
 from ductwork.runtime.records.runstore import open_runstore
@@ -47,20 +46,28 @@ TMP_GRACE = 3600.0
 BATCH = 256
 
 
-@attrs.frozen
-class GcReport:
+class GcReport(Frozen):
     """What a collection removed (or would remove, for a dry run), and what it kept and why."""
 
+    __slots__ = ("runs_removed", "objects_removed", "keys_removed", "bytes_freed", "dry_run",
+                 "grace", "runs_kept", "kept_by_run", "kept_by_lease", "kept_by_grace")
     runs_removed: int
     objects_removed: int
     keys_removed: int
     bytes_freed: int
     dry_run: bool
-    grace: float = GRACE_SECONDS
-    runs_kept: int = 0
-    kept_by_run: int = 0
-    kept_by_lease: int = 0
-    kept_by_grace: int = 0
+    grace: float
+    runs_kept: int
+    kept_by_run: int
+    kept_by_lease: int
+    kept_by_grace: int
+
+    def __init__(self, runs_removed: int, objects_removed: int, keys_removed: int,
+                 bytes_freed: int, dry_run: bool, grace: float = GRACE_SECONDS,
+                 runs_kept: int = 0, kept_by_run: int = 0, kept_by_lease: int = 0,
+                 kept_by_grace: int = 0) -> None:
+        fill(self, runs_removed, objects_removed, keys_removed, bytes_freed, dry_run, grace,
+             runs_kept, kept_by_run, kept_by_lease, kept_by_grace)
 
 
 def parse_duration(text: str) -> float:

@@ -21,8 +21,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime import caches
 from ductwork.runtime.records.rows import BAD_ROW
 
@@ -49,13 +48,16 @@ _BATCH = 500  # keys per query: below SQLite's oldest limit on bound variables (
 _FOUND = caches.cache("records.producers", maxsize=4096)
 
 
-@attrs.frozen
-class Producer:
+class Producer(Frozen):
     """The run whose execution made a hit's outputs, with what its step recorded."""
 
+    __slots__ = ("run_id", "metrics", "logs")
     run_id: str
     metrics: dict[str, Any]
     logs: str
+
+    def __init__(self, run_id: str, metrics: dict[str, Any], logs: str) -> None:
+        fill(self, run_id, metrics, logs)
 
 
 def digests(refs: Mapping[str, Any]) -> dict[str, str | None]:

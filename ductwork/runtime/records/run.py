@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Record, fill
 from ductwork.runtime.status import Status
 
 Loader = Callable[[Any], Any]
@@ -33,8 +32,7 @@ def _span(started: float | None, finished: float | None) -> float | None:
     return None if started is None or finished is None else finished - started
 
 
-@attrs.define(eq=False)
-class StepRun:
+class StepRun(Record):
     """One step's part in a run: state, timing, outputs (by output name), error, logs.
 
     A cache hit (``cached``) did not run: ``cached_from`` names the run whose execution
@@ -42,27 +40,54 @@ class StepRun:
     no longer has that run (removed by gc, lost, damaged): then ``note`` says so.
     """
 
+    __slots__ = ("id", "step", "status", "cached", "cached_from", "attempts", "started", "finished",
+                 "output_refs", "error", "logs", "metrics", "map_index", "key", "components",
+                 "run_id", "note", "_values", "_loader", "_explain")
     id: str
     step: str
-    status: Status = Status.PENDING
-    cached: bool = False
-    cached_from: str | None = None
-    attempts: int = 0
-    started: float | None = None
-    finished: float | None = None
-    output_refs: dict[str, Any] = attrs.field(factory=dict)
-    error: str | None = None
-    logs: str = ""
-    metrics: dict[str, Any] = attrs.field(factory=dict)
-    map_index: int | None = None
-    key: str | None = None
-    components: dict[str, str] | None = None
-    run_id: str | None = None
-    note: str | None = None
-    cached_from: str | None = None
-    _values: dict[str, Any] = attrs.field(factory=dict, repr=False)
-    _loader: Loader | None = attrs.field(default=None, repr=False)
-    _explain: Callable[[StepRun], str] | None = attrs.field(default=None, repr=False)
+    status: Status
+    cached: bool
+    cached_from: str | None
+    attempts: int
+    started: float | None
+    finished: float | None
+    output_refs: dict[str, Any]
+    error: str | None
+    logs: str
+    metrics: dict[str, Any]
+    map_index: int | None
+    key: str | None
+    components: dict[str, str] | None
+    run_id: str | None
+    note: str | None
+    _values: dict[str, Any]
+    _loader: Loader | None
+    _explain: Callable[[StepRun], str] | None
+
+    # A record of one run's step, compared by identity: two steps that ran alike are two.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __init__(self, id: str, step: str, status: Status = Status.PENDING,
+                 cached: bool = False, cached_from: str | None = None, attempts: int = 0,
+                 started: float | None = None, finished: float | None = None,
+                 output_refs: dict[str, Any] | None = None, error: str | None = None,
+                 logs: str = "", metrics: dict[str, Any] | None = None,
+                 map_index: int | None = None, key: str | None = None,
+                 components: dict[str, str] | None = None, run_id: str | None = None,
+                 note: str | None = None, values: dict[str, Any] | None = None,
+                 loader: Loader | None = None,
+                 explain: Callable[[StepRun], str] | None = None) -> None:
+        self.id, self.step, self.status, self.cached = id, step, status, cached
+        self.cached_from, self.attempts, self.started, self.finished = (
+            cached_from, attempts, started, finished)
+        self.output_refs = {} if output_refs is None else output_refs
+        self.error, self.logs = error, logs
+        self.metrics = {} if metrics is None else metrics
+        self.map_index, self.key, self.components, self.run_id, self.note = (
+            map_index, key, components, run_id, note)
+        self._values = {} if values is None else values
+        self._loader, self._explain = loader, explain
 
     @property
     def duration(self) -> float | None:
@@ -110,29 +135,46 @@ class StepRun:
             self._values[name] = value
 
 
-@attrs.define(eq=False)
-class Run:
+class Run(Record):
     """One execution of a pipeline."""
 
+    __slots__ = ("id", "pipeline", "params", "backend", "status", "steps", "started", "finished",
+                 "store", "git_commit", "git_dirty", "ductwork_version", "python_version", "graph",
+                 "result", "module", "source_file", "_outputs", "_resolve")
     id: str
     pipeline: str
     params: dict[str, Any]
     backend: str
-    status: Status = Status.RUNNING
-    steps: dict[str, StepRun] = attrs.field(factory=dict)
-    started: float | None = None
-    finished: float | None = None
-    store: str | None = None
-    git_commit: str | None = None
-    git_dirty: bool | None = None
-    ductwork_version: str | None = None
-    python_version: str | None = None
-    graph: dict[str, Any] | None = None
-    result: Any = None
-    module: str | None = None  # the pipeline's module and file: two pipelines named alike
-    source_file: str | None = None
-    _outputs: Any = attrs.field(default=None, repr=False)
-    _resolve: Callable[[Any], Any] | None = attrs.field(default=None, repr=False)
+    status: Status
+    steps: dict[str, StepRun]
+    started: float | None
+    finished: float | None
+    store: str | None
+    git_commit: str | None
+    git_dirty: bool | None
+    ductwork_version: str | None
+    python_version: str | None
+    graph: dict[str, Any] | None
+    result: Any
+    module: str | None  # the pipeline's module and file: two pipelines named alike
+    source_file: str | None
+    _outputs: Any
+    _resolve: Callable[[Any], Any] | None
+
+    __eq__ = object.__eq__  # one execution: compared by identity
+    __hash__ = object.__hash__
+
+    def __init__(self, id: str, pipeline: str, params: dict[str, Any], backend: str,
+                 status: Status = Status.RUNNING, steps: dict[str, StepRun] | None = None,
+                 started: float | None = None, finished: float | None = None,
+                 store: str | None = None, git_commit: str | None = None,
+                 git_dirty: bool | None = None, ductwork_version: str | None = None,
+                 python_version: str | None = None, graph: dict[str, Any] | None = None,
+                 result: Any = None, module: str | None = None, source_file: str | None = None,
+                 outputs: Any = None, resolve: Callable[[Any], Any] | None = None) -> None:
+        fill(self, id, pipeline, params, backend, status, {} if steps is None else steps,
+             started, finished, store, git_commit, git_dirty, ductwork_version,
+             python_version, graph, result, module, source_file, outputs, resolve)
 
     @property
     def duration(self) -> float | None:

@@ -37,9 +37,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from ductwork.dsl.core import DuctworkError
+from ductwork.dsl.slotted import Frozen, fill
 
 __all__ = ["AzureAuth", "AzureStoreError", "resolve_auth", "split_sas"]
 
@@ -75,18 +74,25 @@ def _parse_connection_string(cs: str) -> dict[str, str]:
     return {k.strip().lower(): v.strip() for k, v in parts}
 
 
-@attrs.frozen(repr=False)
-class AzureAuth:
+class AzureAuth(Frozen):
     """How to reach one storage account: its endpoint and one credential (never printed)."""
 
+    __slots__ = ("account_name", "account_url", "method", "source", "connection_string",
+                 "account_key", "sas_token", "credential")
     account_name: str
     account_url: str
     method: str  # "connection string", "account key", "SAS token", "credential", ...
     source: str  # "storage options" or "environment"
-    connection_string: str | None = None
-    account_key: str | None = None
-    sas_token: str | None = None
-    credential: Any = None
+    connection_string: str | None
+    account_key: str | None
+    sas_token: str | None
+    credential: Any
+
+    def __init__(self, account_name: str, account_url: str, method: str, source: str,
+                 connection_string: str | None = None, account_key: str | None = None,
+                 sas_token: str | None = None, credential: Any = None) -> None:
+        fill(self, account_name, account_url, method, source, connection_string, account_key,
+             sas_token, credential)
 
     def __repr__(self) -> str:
         return f"AzureAuth({self.account_name!r}, {self.method} from {self.source})"

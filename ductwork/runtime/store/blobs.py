@@ -20,8 +20,6 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import attrs
-
 from ductwork.runtime.store.azure import (
     CLIENT_OPTIONS,
     SECRET_OPTIONS,
@@ -283,7 +281,7 @@ def open_az(url: str, options: Mapping[str, Any]) -> tuple[str, str, AzureBlobs]
     options = _sas_as_option(options, url_sas, norm)
     auth = resolve_auth(options, where=norm)
     if url_sas and auth.sas_token == url_sas:
-        auth = attrs.evolve(auth, source="the store URL")  # errors say where the SAS is
+        auth = auth.replace(source="the store URL")  # errors say where the SAS is
     if auth.sas_token and options.get("sas_token") == auth.sas_token:
         # A worker process may have been started before this account was set in the
         # environment: the SAS travels with the rest of what it needs.

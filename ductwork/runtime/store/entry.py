@@ -16,8 +16,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.keys.classes import register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
@@ -41,23 +40,32 @@ def _check_digest(digest: str) -> str:
     return digest
 
 
-@attrs.frozen
-class ArtifactRef:
+class ArtifactRef(Frozen):
     """A stored value: its content digest, the serializer that wrote it and its size.
 
     ``classes`` names the classes the value is made of (``keys.classes``): a step
-    reading it has their code in its key, without reading the value back.
+    reading it has their code in its key, without reading the value back. ``inline``
+    holds a small value's serialized bytes, when no object file holds them
+    (``INLINE_MAX``): not part of what the ref is (equality, hashing, keys), nor of
+    its repr.
     """
 
-    digest: str = attrs.field(validator=lambda _, __, v: _check_digest(v))
+    __slots__ = ("digest", "serializer", "size", "classes", "inline")
+    _no_eq = _no_repr = ("inline",)
+    digest: str
     serializer: str
     size: int
-    # A Python function, not ``tuple``: attrs reads a converter's signature, and for a
-    # builtin that parses its text signature -- milliseconds at import, on every first run.
-    classes: tuple[str, ...] = attrs.field(default=(), converter=lambda v: tuple(v))
-    #: A small value's serialized bytes, when no object file holds them (``INLINE_MAX``).
-    #: Not part of what the ref is (equality, hashing, keys), nor of its repr.
-    inline: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    classes: tuple[str, ...]
+    inline: bytes | None
+
+    def __init__(self, digest: str, serializer: str, size: int,
+                 classes: tuple[str, ...] | list[str] = (), inline: bytes | None = None) -> None:
+        set_ = setter(self)
+        set_("digest", _check_digest(digest))
+        set_("serializer", serializer)
+        set_("size", size)
+        set_("classes", tuple(classes))
+        set_("inline", inline)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"digest": self.digest, "serializer": self.serializer, "size": self.size,
@@ -65,7 +73,7 @@ class ArtifactRef:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A ref pickled by an older ductwork (a worker of a cluster not yet upgraded) has
-        # no ``inline``: its bytes are an object. attrs' own would leave the slot unset.
+        # no ``inline``: its bytes are an object.
         object.__setattr__(self, "inline", None)
         for name, value in state.items():
             object.__setattr__(self, name, value)

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.keys.classes import recorded, register_recorded
 from ductwork.runtime.keys.hashing import register_hash
 from ductwork.runtime.store.artifacts import ArtifactRef
 
 
-@attrs.frozen
-class GatherRef:
+class GatherRef(Frozen):
     """A map step's list of results, held as the refs of its elements."""
 
+    __slots__ = ("digest", "parts")
     digest: str
     parts: tuple[Any, ...]
+
+    def __init__(self, digest: str, parts: tuple[Any, ...]) -> None:
+        set_ = setter(self)
+        set_("digest", digest)
+        set_("parts", parts)
 
     @property
     def size(self) -> int:

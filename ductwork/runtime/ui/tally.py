@@ -15,8 +15,7 @@ import threading
 import time
 from typing import Any
 
-import attrs
-
+from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.status import Status
 
 __all__ = ["CACHED", "FINAL", "Snapshot", "Tally", "element_summary", "error_line",
@@ -26,10 +25,11 @@ CACHED = "cached"  # a succeeded step served from the cache: counted apart from 
 FINAL = (Status.SUCCEEDED, CACHED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 
-@attrs.frozen
-class Snapshot:
+class Snapshot(Frozen):
     """The counters of a run at one moment, for a display to draw."""
 
+    __slots__ = ("pipeline", "run_id", "total", "counts", "elapsed", "status", "active",
+                 "more_active", "failures", "more_failures")
     pipeline: str
     run_id: str
     total: int
@@ -40,6 +40,13 @@ class Snapshot:
     more_active: int
     failures: tuple[tuple[str, str], ...]  # failed nodes: (id, the error's gist)
     more_failures: int
+
+    def __init__(self, pipeline: str, run_id: str, total: int, counts: dict[str, int],
+                 elapsed: float, status: str | None, active: tuple[tuple[str, str], ...],
+                 more_active: int, failures: tuple[tuple[str, str], ...],
+                 more_failures: int) -> None:
+        fill(self, pipeline, run_id, total, counts, elapsed, status, active, more_active,
+             failures, more_failures)
 
     @property
     def done(self) -> int:

@@ -104,5 +104,6 @@ def test_an_installed_class_keys_by_name_as_it_does_live():
                                             "attr._make:_Nothing"))
     import attr
 
-    live = input_classes(np.zeros(1)) | input_classes([attr.fields(ArtifactRef)[0]])
+    field = attr.fields(attr.make_class("C", ["x"]))[0]  # an instance of attr._make.Attribute
+    live = input_classes(np.zeros(1)) | input_classes([field])
     assert input_classes(ref) == live and len(set(live.values())) == 2  # numpy's, attrs'

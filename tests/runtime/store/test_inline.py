@@ -14,7 +14,6 @@ import json
 import os
 import warnings
 
-import attrs
 import pytest
 from entry_files import write_entry
 
@@ -68,7 +67,7 @@ def test_a_value_over_the_threshold_is_an_object(store):
 
 def test_inline_bytes_do_not_change_a_refs_identity_or_its_key(store):
     ref = store.put(41, inline=True)
-    bare = attrs.evolve(ref, inline=None)
+    bare = ref.replace(inline=None)
     assert ref == bare and hash(ref) == hash(bare)
     assert hash_value(ref) == hash_value(bare)  # downstream cache keys: old and new agree
     assert "inline" not in repr(ref)  # bytes stay out of logs and errors
@@ -153,7 +152,7 @@ def test_tampered_inline_bytes_fail_verification_and_are_never_loaded(store):
     ref = store.put({"k": 1}, inline=True)
     flipped = bytearray(ref.inline)
     flipped[len(flipped) // 2] ^= 0x01
-    bad = attrs.evolve(ref, inline=bytes(flipped))
+    bad = ref.replace(inline=bytes(flipped))
     with pytest.raises(CorruptArtifact) as info:
         store.get(bad)
     assert info.value.digest == ref.digest and ref.digest in str(info.value)
