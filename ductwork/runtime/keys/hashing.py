@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ductwork.runtime.keys.encoding import Token, _write
+from ductwork.runtime.keys.encoding import _SMALL_INT, Token, _write
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.tokens import normalize, register_hash, register_lazy
 
@@ -49,13 +49,24 @@ def hash_value(value: Any) -> str:
     """Return the hex BLAKE3 digest of ``value``'s canonical token."""
     # A type registered exactly (an input's ArtifactRef, on every step) is what dispatch
     # would pick through the MRO; looked up directly, without singledispatch's wrapper.
-    handler = _EXACT.get(type(value))
+    kind = type(value)
+    handler = _EXACT.get(kind)
+    # A map's elements and most small inputs: their token spelled out, unless a user
+    # registered their own handler for the type.
+    if kind is int and handler is _INT_HANDLER:
+        return new_hasher(_INT_VALUE + (_SMALL_INT.get(value) or b"i%x;" % value)).hexdigest()
+    if kind is str and handler is _STR_HANDLER:
+        return new_hasher(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
         return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
 
 
 _EXACT = normalize.registry  # a live view: later registrations show up in it
+# The encodings of ["int", i] and ["str", s] up to the value (see encoding._write).
+_INT_VALUE = _VALUE_PREFIX + b"l2:s3:int"
+_STR_VALUE = _VALUE_PREFIX + b"l2:s3:str"
+_INT_HANDLER, _STR_HANDLER = _EXACT[int], _EXACT[str]
 
 
 def hash_tagged(tag: str, *parts: Any) -> str:
@@ -74,9 +85,22 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
     # The bytes ``_write`` gives [tag, ["list", *[["tuple", ["str", k], ["str", v]], ...]]],
     # spelled out here: its recursion per pair was most of a cache key's cost.
     out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(pairs) + 1), _LIST]
-    for k, v in pairs:
-        out += (_PAIR_HEAD, _str_bytes(k), _STR_HEAD, _str_bytes(v))
+    memo = _PAIRS
+    for pair in pairs:
+        data = memo.get(pair)
+        if data is None:
+            k, v = pair
+            data = b"".join((_PAIR_HEAD, _str_bytes(k), _STR_HEAD, _str_bytes(v)))
+            if len(memo) >= 4096:
+                memo.clear()  # a bound, not an LRU: a key's pairs are re-made in a microsecond
+            memo[pair] = data
+        out.append(data)
     return new_hasher(b"".join(out)).hexdigest()
+
+
+# (name, digest) -> its encoding: all but a call's input pairs recur from call to call (a
+# step's code, environment and options; a map's elements differ in one pair).
+_PAIRS: dict[tuple[str, str], bytes] = {}
 
 
 _STR_HEAD = b"l2:s3:str"  # ["str", ...]: a list of two, the tag, then the string

@@ -614,3 +614,25 @@ KNOWN_KEY = "82a8bf260dbc3e675be23ec15f94e1023863c2b57935f8b23ff6abdf35cfdd0d"
 def test_a_known_step_key_digest_is_unchanged():
     # Pinned: a change to the encoding must be a deliberate version bump, not an accident.
     assert hash_str_pairs("StepKey", [("code", "c"), ("outputs", "output")]) == KNOWN_KEY
+
+
+@given(st.one_of(st.integers(), st.integers(min_value=-300, max_value=1100), st.text()))
+def test_int_and_str_fast_paths_are_the_generic_digest(value):
+    """hash_value spells out ["int", i] and ["str", s]; the digest must be normalize's."""
+    from ductwork.runtime.keys.hashing import _VALUE_PREFIX, _digest
+    from ductwork.runtime.keys.tokens import normalize
+
+    assert hash_value(value) == _digest(_VALUE_PREFIX, lambda: normalize(value))
+
+
+def test_a_users_own_int_handler_still_wins_over_the_fast_path():
+    from ductwork.runtime.keys.tokens import normalize
+
+    before = hash_value(7)
+    original = normalize.registry[int]
+    register_hash(int, lambda i: ["my-int", str(i)])
+    try:
+        assert hash_value(7) != before
+    finally:
+        normalize.register(int, original)
+    assert hash_value(7) == before
