@@ -63,6 +63,7 @@ _PATTERNS = [
 _MIN_KNOWN = 8
 
 
+@functools.lru_cache(maxsize=4096)  # argument names recur: each element of a map asks
 def is_secret(option: str) -> bool:
     """Whether a storage option's name says it holds a credential."""
     lowered = option.lower()
