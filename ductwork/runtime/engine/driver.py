@@ -85,17 +85,21 @@ class GraphDriver:
         from ductwork.runtime.engine.hits import serve_hits
 
         skip = set(self.force) | set(self._broken)
-        for nid, served in serve_hits(self.plan, self.store, self._bases, self._lengths, skip,
-                                      self.state.load).items():
-            self._serve(nid, served)
-        for _ in range(len(self.plan.invocations) + 1):
-            corrupt = self._pass()
-            if not corrupt:
-                break
-            self._forget_producers(corrupt)
-        else:
-            raise RuntimeError("stored artifacts keep failing verification; check the store")
-        self.state.resolve_result(upstream_refs(self.done))
+        try:
+            for nid, served in serve_hits(self.plan, self.store, self._bases, self._lengths,
+                                          skip, self.state.load).items():
+                self._serve(nid, served)
+            for _ in range(len(self.plan.invocations) + 1):
+                corrupt = self._pass()
+                if not corrupt:
+                    break
+                self._forget_producers(corrupt)
+            else:
+                raise RuntimeError("stored artifacts keep failing verification; check the "
+                                   "store")
+            self.state.resolve_result(upstream_refs(self.done))
+        finally:
+            self.state.name_producers()
 
     def _serve(self, nid: str, served: Any) -> None:
         """Record a node the driver served from the cache (``hits.serve_hits``)."""

@@ -104,14 +104,18 @@ class Loop:
 
     def execute(self) -> None:
         """Run every node that can run; leave the result in the run."""
-        for _ in range(len(self.plan.invocations) + 1):
-            self._drain()
-            try:
-                self.state.resolve_result(self.refs)
-                return
-            except CorruptArtifact as exc:
-                self._rewind(None, exc.digest)
-        raise RuntimeError("stored artifacts keep failing verification; check the store's disk")
+        try:
+            for _ in range(len(self.plan.invocations) + 1):
+                self._drain()
+                try:
+                    self.state.resolve_result(self.refs)
+                    return
+                except CorruptArtifact as exc:
+                    self._rewind(None, exc.digest)
+            raise RuntimeError("stored artifacts keep failing verification; check the store's "
+                               "disk")
+        finally:
+            self.state.name_producers()
 
     def _drain(self) -> None:
         in_flight: dict[Future[JobResult], tuple[str | None, Job]] = {}

@@ -57,6 +57,8 @@ class RunState:
         self.leases = Leases(self.history, run.id, store)
         #: The records of steps this run executed, by key: a later hit on one names this run.
         self._made: dict[str, StepRun] = {}
+        #: Hits whose producing run is still to be looked up (``name_producers``).
+        self._unnamed: list[tuple[StepRun, dict[str, Any]]] = []
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -93,29 +95,30 @@ class RunState:
             self._made[record.key] = record
 
     def served(self, hits: list[tuple[StepRun, dict[str, Any]]]) -> None:
-        """Mark each record a cache hit of its refs, with the producing run's metrics and
-        logs (``records/producers``, looked up together); without one, a note says why."""
-        producers: list[Producer | None] = [None] * len(hits)
-        asked = []
-        for i, (record, refs) in enumerate(hits):
+        """Mark each record a cache hit of its refs. The producing run's metrics and logs
+        (``records/producers``) are found for ``_BATCH`` hits at a time, and for the rest
+        when the run ends (``name_producers``): a history query per hit was a third of a
+        warm step's cost. Until then a hit shows no metrics."""
+        for record, refs in hits:
             record.cached = True
             here = self._made.get(record.key or "")
             if here is not None and digests(here.output_refs) == digests(refs):
-                producers[i] = Producer(self.run.id, here.metrics, here.logs)
+                _name(record, Producer(self.run.id, here.metrics, here.logs))
             else:
-                asked.append(i)
-        if asked:
+                self._unnamed.append((record, refs))
+        if len(self._unnamed) >= _BATCH:
+            self.name_producers()
+
+    def name_producers(self) -> None:
+        """Name the producing runs of the hits served so far (never an error: a hit whose
+        producer cannot be found gets a note saying why)."""
+        pending, self._unnamed = self._unnamed, []
+        pending = [(record, refs) for record, refs in pending if record.cached]  # not rerun
+        if pending:
             found = find_producers(self.history, self.store.url,
-                                   [(hits[i][0].key, hits[i][1]) for i in asked])
-            for i, producer in zip(asked, found, strict=True):
-                producers[i] = producer
-        for (record, _), producer in zip(hits, producers, strict=True):
-            if producer is None:
-                record.cached_from, record.metrics, record.logs = None, {}, ""
-                record.note = record.note or NO_PRODUCER_NOTE
-            else:
-                record.cached_from = producer.run_id
-                record.metrics, record.logs = dict(producer.metrics), producer.logs
+                                   [(record.key, refs) for record, refs in pending])
+            for (record, _), producer in zip(pending, found, strict=True):
+                _name(record, producer)
 
     def unserved(self, record: StepRun) -> None:
         """Forget that a record was a hit: it runs again (its served output was corrupt)."""
@@ -139,6 +142,7 @@ class RunState:
         record.set_output("output", ref)
         record.cached = cached
         if cached:  # a map served whole from one run names it; elements name their own
+            self.name_producers()
             producers = {self.run.steps[element_id(nid, i)].cached_from
                          for i in range(len(parts))}
             record.cached_from = producers.pop() if len(producers) == 1 else None
@@ -191,3 +195,14 @@ class RunState:
         self.run._outputs = self.load(result)
 
 
+_BATCH = 500  # hits whose producers are looked up together (one history query)
+
+
+def _name(record: StepRun, producer: Producer | None) -> None:
+    """Give a hit its producer's run id, metrics and logs, or the note why it has none."""
+    if producer is None:
+        record.cached_from, record.metrics, record.logs = None, {}, ""
+        record.note = record.note or NO_PRODUCER_NOTE
+    else:
+        record.cached_from = producer.run_id
+        record.metrics, record.logs = dict(producer.metrics), producer.logs

@@ -216,3 +216,40 @@ def test_a_warm_map_finds_its_elements_producers_in_one_query_per_500(tmp_path, 
     assert warm.steps["square[1202]"].logs == grown.steps["square[1202]"].logs
     assert len([sql for sql in reads if "cache_key IN" in sql or "cache_key =" in sql]) == 3
     _forget(store)
+
+
+@step
+def bump(v: int) -> int:
+    dw.context().log_metric("v", v)
+    return v + 1
+
+
+@pipeline
+def chain(n: int = 30):
+    v = 0
+    for _ in range(n):
+        v = bump(v)
+    return v
+
+
+def test_a_warm_chain_names_its_producers_in_one_query_at_the_end(tmp_path, monkeypatch):
+    """Each hit of a chain waits for the one before it, so hits cannot be looked up
+    together as they are served; their producers are named together when the run ends."""
+    from ductwork.runtime.records.producers import forget_producers
+    from ductwork.runtime.records.runstore import RunStore
+
+    store = str(tmp_path / "s")
+    first = chain.run(store=store)
+    forget_producers()
+    reads = []
+    real_read = RunStore.read
+    monkeypatch.setattr(RunStore, "read",
+                        lambda self, sql, args=(): reads.append(sql) or real_read(self, sql, args))
+    warm = chain.run(store=store)
+    hits = [s for s in warm.steps.values() if s.step == "bump"]
+    assert len(hits) == 30 and all(s.cached and s.cached_from == first.id for s in hits)
+    assert sorted(s.metrics["v"] for s in hits) == list(range(30))
+    assert len([sql for sql in reads if "cache_key IN" in sql]) == 1
+    back = dw.get_run(warm.id, store=store).steps  # as recorded in history
+    assert {back[s.id].cached_from for s in hits} == {first.id}
+    _forget(store)
