@@ -95,6 +95,7 @@ class Loop:
         self._ready: deque[str] = deque(n for n, waiting in self._waiting.items() if not waiting)
         self._queues: dict[str | None, deque[Job]] = {name: deque() for name in backends}
         self._bases: dict[str, Basis | None] = {}
+        self._shared_bases: dict[tuple[int, bool, str | None], Basis | None] = {}
         self._maps: dict[str, _Map] = {}
         self._failed: set[str] = set()
         #: Jobs whose worker found an input corrupt, waiting for its producer to be redone.
@@ -250,10 +251,17 @@ class Loop:
 
     def _basis(self, nid: str, inv: Invocation) -> Basis | None:
         # Computed when the node is first started, not before the run: a hash_paths file
-        # may be written by an upstream step.
+        # may be written by an upstream step, an environment variable set by one.
         if nid not in self._bases:
-            backend = self.backends[self._backend_name(inv)]
-            self._bases[nid] = basis_of(inv.step, inv.is_map, backend.environment(inv.step))
+            step = inv.step
+            environment = self.backends[self._backend_name(inv)].environment(step)
+            if step.options.hash_paths or step.options.env_vars:
+                self._bases[nid] = basis_of(step, inv.is_map, environment)
+            else:  # the same for every call of the step in this run (a chain, a loop)
+                shared = (id(step), inv.is_map, environment)
+                if shared not in self._shared_bases:
+                    self._shared_bases[shared] = basis_of(step, inv.is_map, environment)
+                self._bases[nid] = self._shared_bases[shared]
         return self._bases[nid]
 
     def _backend_name(self, inv: Invocation) -> str | None:
