@@ -22,6 +22,8 @@ start-up, imports and the first run cancel out. Rows:
 - W1 warm: the same store again, every step a hit.
 - W1 warm, fresh function objects: the module re-imported after an edit, then a warm
   run (what a rerun in a new process pays to fingerprint).
+- The peers' W1 and W2 programs (``peers/ductwork_prog.py``), cold then warm, each a
+  whole process (interpreter start included), as ``peers/run.py`` times them.
 
 Requires valgrind (``apt-get install valgrind``). Under it Python runs ~50x slower: a
 comparison takes 3-6 minutes.
@@ -41,6 +43,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare  # the same build and install as the timed comparison
+
+# The peers table's own ductwork program (one file; its API is the same in both revisions):
+# W1 is a 50-step chain, W2 a 100-element map, each a whole process from spawn to exit.
+PEER_PROGRAM = Path(__file__).resolve().parent / "peers" / "ductwork_prog.py"
+PEER_CELLS = (("w1", 50), ("w2", 100))
 
 WORKLOAD = r'''
 import importlib, os, sys, tempfile
@@ -144,12 +151,20 @@ def main() -> None:
                 base = count(str(script), str(args.steps), mode, "0")
                 c[mode] = (count(str(script), str(args.steps), mode, str(args.runs)) - base
                            ) // per_step
+            for workload, size in PEER_CELLS:  # whole programs, as peers/run.py times them
+                folder = work / f"peers-{inst.label}-{workload}"
+                for mode in ("cold", "warm"):  # the warm program reuses the cold one's store
+                    c[f"{workload} {mode}"] = count(str(PEER_PROGRAM), workload, str(folder),
+                                                    str(size))
         names = {"import": ("import ductwork, above python -c pass", "instr"),
                  "first": (f"W1 first process: import + cold + warm run of {args.steps} steps",
                            "instr"),
                  "cold": ("W1 cold, fingerprints memoized", "instr/step"),
                  "warm": ("W1 warm (every step a hit)", "instr/step"),
-                 "fresh": ("W1 warm, fresh function objects", "instr/step")}
+                 "fresh": ("W1 warm, fresh function objects", "instr/step"),
+                 **{f"{w} {m}": (f"peers' {w.upper()} program ({size}), {m}, whole process",
+                                 "instr")
+                    for w, size in PEER_CELLS for m in ("cold", "warm")}}
         for key, (name, unit) in names.items():
             rows.append((name, unit, counts["old"][key], counts["new"][key]))
 
