@@ -13,10 +13,12 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
+
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", default=None)
 #: The SparkSession of the Spark step running now (set by the spark backend).
@@ -43,6 +45,8 @@ class StepContext:
             import tempfile
 
             self._scratch = tempfile.mkdtemp(prefix=f"ductwork-{self.step_id or 'local'}-")
+        from pathlib import Path
+
         return Path(self._scratch)
 
     @property

@@ -38,13 +38,15 @@ import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.data.errors import DatastoreAccessError, DatastoreError
 from ductwork.runtime.data.files import copy_atomic, fetch_file, find_files
 from ductwork.runtime.store.secrets import is_secret, public_options, redact, redact_url
+
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
 
 # ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
 # imports them from this module; the errors live in ``errors`` and are re-exported too.
@@ -305,6 +307,8 @@ class Datastore:
             raise DatastoreError(
                 f"{self!r} has no file at or below {prefix!r}; {self!r}.list() shows what it has."
             )
+        from pathlib import Path
+
         target = Path(target_path)
         pairs = [(full, target / self.relative(full)) for full in sorted(found)]
         clash = [str(dest) for _, dest in pairs if dest.exists()]
@@ -326,6 +330,8 @@ class Datastore:
                      relative_root: str | os.PathLike[str] | None = None) -> list[str]:
         """Upload local files into ``target_path`` (by file name, or their path below
         ``relative_root``); return their datastore paths."""
+        from pathlib import Path
+
         sources = [Path(files)] if isinstance(files, str | os.PathLike) else [
             Path(f) for f in files]
         base = Path(relative_root).resolve() if relative_root is not None else None
@@ -350,6 +356,8 @@ class Datastore:
     def upload_dir(self, src_dir: str | os.PathLike[str], target_path: str = "",
                    overwrite: bool = False) -> list[str]:
         """Upload every file below ``src_dir`` into ``target_path``, keeping relative paths."""
+        from pathlib import Path
+
         root = Path(src_dir)
         if not root.is_dir():
             raise DatastoreError(f"upload_dir: {root} is not a folder.")
