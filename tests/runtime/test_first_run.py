@@ -24,11 +24,14 @@ import ductwork
 # failing step's traceback, a locked database, a damaged one, a module under sys.prefix,
 # a dataclass value, a misspelt parameter's suggestion; attrs is not used by a run at all);
 # a log file's name is quoted without urllib.parse (and the ipaddress module it loads);
-# paths are joined as strings (pathlib costs ~17M instructions with what it imports).
+# paths are joined as strings (pathlib costs ~17M instructions with what it imports);
+# the run's store is set for datasets without the datastore module (no dataset read here),
+# and a value is hashed on a second thread through a queue only when it is large.
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
     "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
-    "difflib", "urllib.parse", "ipaddress", "pathlib",
+    "difflib", "urllib.parse", "ipaddress", "pathlib", "ductwork.runtime.data.datastore",
+    "queue",
 )
 
 SCRIPT = textwrap.dedent("""
