@@ -26,12 +26,13 @@ import ductwork
 # a log file's name is quoted without urllib.parse (and the ipaddress module it loads);
 # paths are joined as strings (pathlib costs ~17M instructions with what it imports);
 # the run's store is set for datasets without the datastore module (no dataset read here),
-# and a value is hashed on a second thread through a queue only when it is large.
+# a value is hashed on a second thread through a queue only when it is large, and the
+# project's configuration is read only when a step names a compute target.
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
     "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
     "difflib", "urllib.parse", "ipaddress", "pathlib", "ductwork.runtime.data.datastore",
-    "queue",
+    "queue", "ductwork.runtime.config",
 )
 
 SCRIPT = textwrap.dedent("""

@@ -39,7 +39,6 @@ import weakref
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.producers import forget_producers
@@ -65,6 +64,9 @@ def runstore_path(store: Any) -> str:
         return os.path.join(store.root, "runs.sqlite")
     if store.in_memory:
         return ":memory:"
+    # A remote store's history is in the home folder (a local one's is beside the store).
+    from ductwork.runtime.config import ductwork_home
+
     return os.path.join(ductwork_home(), "runs.sqlite")
 
 
