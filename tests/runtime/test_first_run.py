@@ -27,12 +27,13 @@ import ductwork
 # paths are joined as strings (pathlib costs ~17M instructions with what it imports);
 # the run's store is set for datasets without the datastore module (no dataset read here),
 # a value is hashed on a second thread through a queue only when it is large, and the
-# project's configuration is read only when a step names a compute target.
+# project's configuration is read only when a step names a compute target, and
+# importlib.util only to find a module not imported yet.
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
     "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
     "difflib", "urllib.parse", "ipaddress", "pathlib", "ductwork.runtime.data.datastore",
-    "queue", "ductwork.runtime.config",
+    "queue", "ductwork.runtime.config", "importlib.util",
 )
 
 SCRIPT = textwrap.dedent("""
