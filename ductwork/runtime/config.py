@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
+
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -34,11 +36,15 @@ class ConfigError(DuctworkError):
 
 def ductwork_home() -> Path:
     """Where ductwork keeps per-user state: ``$DUCTWORK_HOME`` or ``~/.ductwork``."""
+    from pathlib import Path
+
     return Path(os.environ.get("DUCTWORK_HOME") or Path.home() / ".ductwork")
 
 
 def find_config(start: str | os.PathLike[str] | None = None) -> tuple[Path | None, dict[str, Any]]:
     """Return ``(file, ductwork table)`` of the nearest configuration, or ``(None, {})``."""
+    from pathlib import Path
+
     here = Path(start or os.getcwd()).resolve()
     for folder in (here, *here.parents):
         own = folder / "ductwork.toml"

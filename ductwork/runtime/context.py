@@ -13,12 +13,19 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
 
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
+
 _CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", default=None)
+#: The artifact store of the run being run here, for ``dw.datastore()`` and datasets: set
+#: by the code that runs steps, kept here rather than in ``data.datastore`` so that a run
+#: that reads no dataset does not import the datastore module to set it.
+_RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
+UNREACHABLE = object()  # a worker whose run store lives in another process's memory
 #: The SparkSession of the Spark step running now (set by the spark backend).
 _SPARK: ContextVar[Any] = ContextVar("ductwork_spark_session", default=None)
 
@@ -43,6 +50,8 @@ class StepContext:
             import tempfile
 
             self._scratch = tempfile.mkdtemp(prefix=f"ductwork-{self.step_id or 'local'}-")
+        from pathlib import Path
+
         return Path(self._scratch)
 
     @property
@@ -111,6 +120,21 @@ def using_spark(session: Any) -> Iterator[Any]:
         yield session
     finally:
         _SPARK.reset(token)
+
+
+@contextlib.contextmanager
+def run_store(store: Any) -> Iterator[None]:
+    """Make ``datastore()`` mean ``store``'s datastore in the block (None: unreachable)."""
+    token = _RUN_STORE.set(UNREACHABLE if store is None else store)
+    try:
+        yield
+    finally:
+        _RUN_STORE.reset(token)
+
+
+def current_run_store() -> Any:
+    """The store ``run_store`` set here: None outside a run, or ``UNREACHABLE``."""
+    return _RUN_STORE.get()
 
 
 @contextlib.contextmanager

@@ -156,7 +156,7 @@ def run_pipeline(
         else:
             scheduler = Loop(plan, engines, run, artifacts, force, display, logs)
         display.started(run)
-        from ductwork.runtime.data.datastore import run_store
+        from ductwork.runtime.context import run_store
 
         with run_store(artifacts):  # datasets named without a datastore read the run's store
             scheduler.execute()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import textwrap
@@ -16,20 +17,28 @@ from typing import Any
 
 import pytest
 
+import ductwork
+
 # Modules a one-step inline run on a local store has no use for: each is imported where it
 # is used (a process pool, a pickled value, a step's scratch dir, a
 # failing step's traceback, a locked database, a damaged one, a module under sys.prefix,
 # a dataclass value, a misspelt parameter's suggestion; attrs is not used by a run at all);
-# a log file's name is quoted without urllib.parse (and the ipaddress module it loads).
+# a log file's name is quoted without urllib.parse (and the ipaddress module it loads);
+# paths are joined as strings (pathlib costs ~17M instructions with what it imports);
+# the run's store is set for datasets without the datastore module (no dataset read here),
+# a value is hashed on a second thread through a queue only when it is large, and the
+# project's configuration is read only when a step names a compute target, and
+# importlib.util only to find a module not imported yet.
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
     "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
-    "difflib", "urllib.parse", "ipaddress",
+    "difflib", "urllib.parse", "ipaddress", "pathlib", "ductwork.runtime.data.datastore",
+    "queue", "ductwork.runtime.config", "importlib.util",
 )
 
 SCRIPT = textwrap.dedent("""
     import json, sys
-    startup = set(sys.modules)  # what the interpreter's start loaded (site, .pth files)
+    startup = set(sys.modules)  # what the interpreter's start loaded (no site: python -S)
     import ductwork as dw
 
     @dw.step
@@ -50,13 +59,28 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def fresh_python(script: Path, *args: str, env: dict[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in an interpreter that loads nothing at start but what it must.
+
+    ``-S`` skips ``site`` and so the ``.pth`` files an editable install (or setuptools)
+    leaves in site-packages, which import pathlib, urllib.parse and more before any
+    line of ours: what the script then sees in ``sys.modules`` is what ductwork loaded.
+    The path ``site`` would have set up is given explicitly instead.
+    """
+    env = dict(os.environ if env is None else env)
+    root = str(Path(ductwork.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root, *site.getsitepackages()])
+    return subprocess.run([sys.executable, "-S", str(script), *args], cwd=script.parent,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
 def first_run(folder: Path, runs: int = 1) -> dict[str, Any]:
     """Run a one-step pipeline ``runs`` times in a fresh interpreter started in ``folder``."""
     script = folder / "first_run.py"  # a file, so that the step has source to fingerprint
     script.write_text(SCRIPT.replace("RUNS", str(runs)).replace("DEFERRED", repr(DEFERRED)))
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
-    out = subprocess.run([sys.executable, str(script), str(folder / "store")], cwd=folder,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = fresh_python(script, str(folder / "store"), env=env)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -136,8 +160,7 @@ def test_import_and_a_first_run_load_no_attrs(scratch: Path) -> None:
     """Our own records are plain slotted classes: attrs is the server's and backends'."""
     script = scratch / "records.py"
     script.write_text(RECORDS_SCRIPT.replace("HEAVY", repr(HEAVY)))
-    out = subprocess.run([sys.executable, str(script), str(scratch / "store")], cwd=scratch,
-                         capture_output=True, text=True, timeout=120)
+    out = fresh_python(script, str(scratch / "store"))
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded == {"import": [], "run": []}, loaded

@@ -9,7 +9,7 @@ A ``Datastore`` is a root directory inside an fsspec filesystem, with
   environment);
 - ``datastore()`` -- the run store's own datastore, ``<store>/datastore/``, a
   prefix of its own beside ``objects/`` and ``keys/`` so the two never mix.
-  Inside a running step it is the store of that run (``run_store`` is set by the
+  Inside a running step it is the store of that run (``context.run_store`` is set by the
   code that runs steps); outside a run, ``$DUCTWORK_STORE`` or ``./.ductwork``.
 
 Secrets stay in the process that was given them: ``repr`` shows the URL without
@@ -37,42 +37,33 @@ import contextlib
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
-from contextvars import ContextVar
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
+from ductwork.runtime.context import UNREACHABLE, current_run_store, run_store
 from ductwork.runtime.data.errors import DatastoreAccessError, DatastoreError
 from ductwork.runtime.data.files import copy_atomic, fetch_file, find_files
 from ductwork.runtime.store.secrets import is_secret, public_options, redact, redact_url
 
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
+
 # ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
 # imports them from this module; the errors live in ``errors`` and are re-exported too.
 # The file operations beneath a datastore (listing, fetching, atomic copies) are in
-# ``files``.
+# ``files``. ``run_store`` lives in ``context`` (a run sets it without importing this
+# module) and is re-exported here.
 __all__ = ["Datastore", "DatastoreAccessError", "DatastoreError", "datastore", "is_secret",
            "redact_url", "run_store"]
 
 DATASTORE_PREFIX = "datastore"
 _CONTAINERS = ("az", "abfs", "abfss")  # filesystems whose first path part is a container
-_UNREACHABLE = object()  # a worker whose run store lives in another process's memory
-_RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
-
-
-@contextlib.contextmanager
-def run_store(store: Any) -> Iterator[None]:
-    """Make ``datastore()`` mean ``store``'s datastore in the block (None: unreachable)."""
-    token = _RUN_STORE.set(_UNREACHABLE if store is None else store)
-    try:
-        yield
-    finally:
-        _RUN_STORE.reset(token)
 
 
 def current_store() -> Any:
     """The run's artifact store here: the one ``run_store`` set, else the default store."""
-    store = _RUN_STORE.get()
-    if store is _UNREACHABLE:
+    store = current_run_store()
+    if store is UNREACHABLE:
         raise DatastoreError(
             "The run's store lives in the memory of the process that started the run "
             "(memory://), which this worker cannot reach, so it has no default datastore. "
@@ -305,6 +296,8 @@ class Datastore:
             raise DatastoreError(
                 f"{self!r} has no file at or below {prefix!r}; {self!r}.list() shows what it has."
             )
+        from pathlib import Path
+
         target = Path(target_path)
         pairs = [(full, target / self.relative(full)) for full in sorted(found)]
         clash = [str(dest) for _, dest in pairs if dest.exists()]
@@ -326,6 +319,8 @@ class Datastore:
                      relative_root: str | os.PathLike[str] | None = None) -> list[str]:
         """Upload local files into ``target_path`` (by file name, or their path below
         ``relative_root``); return their datastore paths."""
+        from pathlib import Path
+
         sources = [Path(files)] if isinstance(files, str | os.PathLike) else [
             Path(f) for f in files]
         base = Path(relative_root).resolve() if relative_root is not None else None
@@ -350,6 +345,8 @@ class Datastore:
     def upload_dir(self, src_dir: str | os.PathLike[str], target_path: str = "",
                    overwrite: bool = False) -> list[str]:
         """Upload every file below ``src_dir`` into ``target_path``, keeping relative paths."""
+        from pathlib import Path
+
         root = Path(src_dir)
         if not root.is_dir():
             raise DatastoreError(f"upload_dir: {root} is not a folder.")

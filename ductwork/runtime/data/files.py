@@ -13,8 +13,10 @@ import contextlib
 import os
 import posixpath
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
+    from pathlib import Path
 
 __all__ = ["TMP_MARK", "copy_atomic", "fetch_file", "find_files", "glob_base", "has_magic"]
 
@@ -50,6 +52,8 @@ def copy_atomic(src: Path, dest: str) -> None:
 
 def fetch_file(fs: Any, path: str, dest: str | os.PathLike[str]) -> Path:
     """Download ``path`` to ``dest`` through a temporary name, so ``dest`` is whole or absent."""
+    from pathlib import Path
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     import uuid

@@ -193,14 +193,16 @@ def get_backend(name: str, **options: Any) -> Backend:
 def open_backends(plan: Any, name: str, store: Any, **options: Any) -> dict[str | None, Backend]:
     """A run's backends: its own under None (``name`` with ``options``), and one per compute
     target its steps name (``[tool.ductwork.compute.<target>]``); all closed if one fails."""
-    from ductwork.runtime.config import compute_target
-
     # Run options are the same for every backend: one that has no use for one ignores it.
     options = {k: v for k, v in options.items() if _takes(backend_class(name), k)}
     backends: dict[str | None, Backend] = {None: get_backend(name, store=store, **options)}
     try:
         targets = sorted({inv.step.options.compute for inv in plan.invocations.values()} - {None})
-        chosen = {target: compute_target(target) for target in targets}
+        chosen: dict[str, dict[str, Any]] = {}
+        if targets:  # the configuration is read (and its module loaded) only when named
+            from ductwork.runtime.config import compute_target
+
+            chosen = {target: compute_target(target) for target in targets}
         for target, settings in chosen.items():  # every table checked before one is made
             check_settings(target, settings)
         for target, settings in chosen.items():

@@ -161,8 +161,7 @@ def call(job: Job, capture: str = "python", store: Any = None,
     ``store`` is the run's artifact store as this process sees it (None: out of reach);
     ``dw.datastore()`` and datasets without a datastore read from it.
     """
-    from ductwork.runtime.context import StepContext, running
-    from ductwork.runtime.data.datastore import run_store
+    from ductwork.runtime.context import StepContext, run_store, running
     from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)

@@ -211,7 +211,7 @@ def run_node(token: str, payload: bytes, upstream: dict[str, Any],
             return NodeResult(sid, BLOCKED)
         failed = blocker.cause if blocker.status == Status.SKIPPED else node_of(blocker.sid)
         return NodeResult(sid, Status.SKIPPED, error=skipped_because(failed or ""), cause=failed)
-    from ductwork.runtime.data.datastore import run_store
+    from ductwork.runtime.context import run_store
 
     try:
         with run_store(open_store(spec.store)):  # the key may read datasets

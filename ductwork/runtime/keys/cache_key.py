@@ -21,7 +21,6 @@ change is traced to the helper that changed, not just "the code".
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
@@ -156,10 +155,10 @@ def _hash_file(path: str) -> str:
 
 def hash_path(step: str, path: str) -> str:
     """Digest the content of a file, or of every file below a directory, by relative name."""
-    root = Path(path)
-    if root.is_file():
-        return hash_tagged("File", _hash_file(str(root)))
-    if not root.is_dir():
+    root = os.fspath(path)
+    if os.path.isfile(root):
+        return hash_tagged("File", _hash_file(root))
+    if not os.path.isdir(root):
         raise CacheKeyError(
             f"Step '{step}': hash_paths names '{path}', which does not exist (relative paths "
             f"are taken from the working directory, {os.getcwd()}). Fix the path or remove it."

@@ -32,7 +32,16 @@ Token: TypeAlias = "str | bytes | bytearray | memoryview | int | list[Token] | N
 _STREAM_MIN = 1 << 16  # leaves this big skip the buffer and go to the hasher uncopied
 _LIST_HEAD = [b"l%d:" % n for n in range(64)]
 _STR_HEAD = [b"s%d:" % n for n in range(256)]
-_SMALL_INT = {n: b"i%x;" % n for n in range(-256, 1024)}
+# Filled as ints are seen: formatting the whole range up front cost every process ~1.3M
+# instructions, most of it for ints no key of the run ever holds.
+_SMALL_INT: dict[int, bytes] = {}
+
+
+def _int_head(n: int) -> bytes:
+    head = b"i%x;" % n
+    if -256 <= n < 1024:  # bounded: a key of huge ints must not grow the table
+        _SMALL_INT[n] = head
+    return head
 
 
 def _encode(token: Token) -> bytes:
@@ -61,7 +70,7 @@ def _write(items: Iterable[Token], out: list[Any], sink: Any) -> None:
             out.append(_STR_HEAD[size] if size < 256 else b"s%d:" % size)
             out.append(data)
         elif kind is int:  # hex: no decimal digit limit for huge ints
-            out.append(_SMALL_INT.get(item) or b"i%x;" % item)
+            out.append(_SMALL_INT.get(item) or _int_head(item))
         elif item is None:
             out.append(b"n")
         elif kind is bytes or kind is bytearray or kind is memoryview:

@@ -23,7 +23,6 @@ does for imported code, so the snapshot keys as the project it came from.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 import site
 import sys
@@ -162,6 +161,8 @@ def import_kind(name: str) -> str:
     module = sys.modules.get(top)
     if module is not None or top in ("builtins", "ductwork"):
         return module_kind(module, top)
+    import importlib.util  # here: a run whose modules are all imported already needs none
+
     spec = importlib.util.find_spec(top)  # a top-level lookup imports nothing
     if spec is None:
         return "user"  # the import will fail, and say so

@@ -33,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
 from operator import itemgetter
-from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 from ductwork.dsl.options import Environment
@@ -211,8 +210,6 @@ _PLAIN: dict[type, Callable[[Any], Token]] = {
     bool: _ATOMS[bool],
     range: lambda r: ["range", r.start, r.stop, r.step],
     dt.timezone: lambda tz: ["timezone", normalize(tz.utcoffset(None)), tz.tzname(None)],
-    # A path is hashed as its name, not its content: @step(hash_paths=...) covers files.
-    PurePath: lambda p: ["path", "windows" if isinstance(p, PureWindowsPath) else "posix", str(p)],
     memoryview: lambda m: [
         "memoryview",
         m.format,
@@ -227,7 +224,8 @@ del _type_, _fn
 
 # Registered on first sight of a value of theirs: a value of these types cannot exist
 # before its module is imported, and importing decimal, fractions and zoneinfo up front
-# cost every run's start ~5 ms.
+# cost every run's start ~5 ms (pathlib, with the urllib.parse and ipaddress it imports,
+# ~17M instructions).
 def _register_decimal() -> None:
     from decimal import Decimal
 
@@ -252,6 +250,14 @@ def _register_zone() -> None:
     normalize.register(ZoneInfo, _zone)
 
 
+def _register_path() -> None:
+    from pathlib import PurePath, PureWindowsPath
+
+    # A path is hashed as its name, not its content: @step(hash_paths=...) covers files.
+    normalize.register(PurePath, lambda p: [
+        "path", "windows" if isinstance(p, PureWindowsPath) else "posix", str(p)])
+
+
 def _register_uuid() -> None:
     import uuid
 
@@ -262,6 +268,7 @@ register_lazy("decimal", _register_decimal)
 register_lazy("uuid", _register_uuid)
 register_lazy("fractions", _register_fraction)
 register_lazy("zoneinfo", _register_zone)
+register_lazy("pathlib", _register_path)
 
 
 @normalize.register(type)  # by class, not by annotation: get_type_hints costs a run

@@ -18,9 +18,7 @@ import contextlib
 import os
 import sqlite3
 import time
-import urllib.parse
 import warnings
-from pathlib import Path
 
 #: Files up to this size are checked page by page when opened (quick_check is linear).
 CHECK_LIMIT = 16 * 1024 * 1024
@@ -33,13 +31,13 @@ def is_damage(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and any(m in str(exc) for m in _DAMAGE)
 
 
-def damage_of(path: Path, thorough: bool = False) -> str | None:
+def damage_of(path: str, thorough: bool = False) -> str | None:
     """What is wrong with the file at ``path`` as an SQLite database, or None; files over
     ``CHECK_LIMIT`` are read page by page only when ``thorough``."""
-    if path.is_dir():
+    if os.path.isdir(path):
         return "it is a directory"
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
         with open(path, "rb") as f:
             header = f.read(100)
     except FileNotFoundError:
@@ -57,7 +55,7 @@ def damage_of(path: Path, thorough: bool = False) -> str | None:
     if size > CHECK_LIMIT and not thorough:
         return None
     try:
-        db = sqlite3.connect(str(path), timeout=60)
+        db = sqlite3.connect(path, timeout=60)
         try:
             result = [row[0] for row in db.execute("PRAGMA quick_check")]
         finally:
@@ -67,7 +65,7 @@ def damage_of(path: Path, thorough: bool = False) -> str | None:
     return None if result == ["ok"] else f"SQLite's quick_check found: {'; '.join(result[:3])}"
 
 
-def set_aside(path: Path, reason: str | None = None, inode: int | None = None) -> Path | None:
+def set_aside(path: str, reason: str | None = None, inode: int | None = None) -> str | None:
     """Move a damaged history file (and its WAL) aside, keeping it; warn naming both paths.
 
     The file is looked at again under a lock; ``reason`` (an error SQLite gave on the file
@@ -76,8 +74,7 @@ def set_aside(path: Path, reason: str | None = None, inode: int | None = None) -
     """
     import fcntl
 
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a") as lock:
+    with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             found = damage_of(path, thorough=reason is not None)
@@ -91,11 +88,11 @@ def set_aside(path: Path, reason: str | None = None, inode: int | None = None) -
             if found is None:
                 return None
             stamp = time.strftime("%Y%m%d-%H%M%S")  # local time, as datetime.now() gave
-            aside = path.with_name(f"{path.name}.damaged-{stamp}")
+            aside = f"{path}.damaged-{stamp}"
             n = 1
-            while aside.exists():
+            while os.path.lexists(aside):
                 n += 1
-                aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+                aside = f"{path}.damaged-{stamp}-{n}"
             os.replace(path, aside)
             with contextlib.suppress(FileNotFoundError):
                 os.replace(f"{path}-wal", f"{aside}-wal")
@@ -110,17 +107,19 @@ def set_aside(path: Path, reason: str | None = None, inode: int | None = None) -
     return aside
 
 
-def _inode(path: Path) -> int | None:
+def _inode(path: str) -> int | None:
     try:
-        return path.stat().st_ino
+        return os.stat(path).st_ino
     except FileNotFoundError:
         return None
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
+def connect_read_only(path: str) -> sqlite3.Connection:
     """Open an existing history file for reading only; never creates a file."""
-    quoted = urllib.parse.quote(str(path))
-    if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
+    import urllib.parse  # only for a read-only history: it loads ipaddress too
+
+    quoted = urllib.parse.quote(path)
+    if os.access(os.path.dirname(path) or ".", os.W_OK) and os.access(path, os.W_OK):
         uri = f"file:{quoted}?mode=ro"
     else:
         # No -shm can be made beside it: read the file as it is, without locking.

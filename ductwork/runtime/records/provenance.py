@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 _COMMAND = ("git", "--no-optional-locks", "status", "--porcelain=v2", "--branch")
@@ -107,8 +106,14 @@ def _kill(pid: int) -> None:
 
 def _in_work_tree(cwd: str) -> bool:
     """True when ``cwd`` or a parent holds ``.git`` (a folder, or a file in a worktree)."""
-    here = Path(cwd).resolve()
-    return any((folder / ".git").exists() for folder in (here, *here.parents))
+    folder = os.path.realpath(cwd)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
 
 
 def source_of(fn: Any) -> tuple[str | None, str | None]:

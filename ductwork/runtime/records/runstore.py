@@ -36,11 +36,9 @@ import sqlite3
 import threading
 import warnings
 import weakref
-from pathlib import Path
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.producers import forget_producers
@@ -63,10 +61,13 @@ def runstore_path(store: Any) -> str:
     """The SQLite file for an artifact store: beside it if local, in memory for ``memory://``,
     else in the ductwork home."""
     if store.is_local:
-        return str(Path(store.root) / "runs.sqlite")
+        return os.path.join(store.root, "runs.sqlite")
     if store.in_memory:
         return ":memory:"
-    return str(ductwork_home() / "runs.sqlite")
+    # A remote store's history is in the home folder (a local one's is beside the store).
+    from ductwork.runtime.config import ductwork_home
+
+    return os.path.join(ductwork_home(), "runs.sqlite")
 
 
 def open_runstore(store: Any) -> RunStore:
@@ -95,17 +96,16 @@ def open_history(store: Any, writable: bool | None = None) -> RunStore | None:
     path = runstore_path(store)
     if path == ":memory:":
         return open_runstore(store)
-    file = Path(path)
-    if not file.exists():
+    if not os.path.exists(path):
         return None
     if writable is None:
-        writable = os.access(file.parent, os.W_OK) and (
-            file.is_dir() or os.access(file, os.W_OK))
+        writable = os.access(os.path.dirname(path) or ".", os.W_OK) and (
+            os.path.isdir(path) or os.access(path, os.W_OK))
     if writable:
         return open_runstore(store)
-    damage = damage_of(file)
+    damage = damage_of(path)
     if damage is not None:
-        warnings.warn(f"run history {file} is damaged ({damage}) and cannot be set aside "
+        warnings.warn(f"run history {path} is damaged ({damage}) and cannot be set aside "
                       "here (read-only); no runs are listed from it.", RuntimeWarning,
                       stacklevel=3)
         return None
@@ -132,8 +132,8 @@ def forget_runstore(store: Any) -> None:
 class RunStore:
     """Runs and step runs in one SQLite file."""
 
-    def __init__(self, path: str | Path, readonly: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
+        self.path = os.fspath(path)
         self.readonly = readonly
         self._lock = threading.Lock()
         #: Which opening of a history file this is: a file set aside and started anew is
@@ -142,10 +142,10 @@ class RunStore:
         self.opening = next(_OPENINGS)
         if readonly:
             self._db = connect_read_only(self.path)
-        elif str(path) == ":memory:":
+        elif self.path == ":memory:":
             self._db = self._connect()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             if damage_of(self.path) is not None:
                 set_aside(self.path)
             inode = _inode(self.path)
@@ -347,9 +347,9 @@ class RunStore:
             self._close()
 
 
-def _inode(path: Path) -> int | None:
+def _inode(path: str) -> int | None:
     try:
-        return path.stat().st_ino
+        return os.stat(path).st_ino
     except FileNotFoundError:
         return None
 

@@ -19,22 +19,22 @@ one file take turns upgrading it, which is harmless: tables and columns only gro
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import blake3
 
 
-def connect(path: str | Path, schema: str, *, foreign_keys: bool = False,
+def connect(path: str | os.PathLike[str], schema: str, *, foreign_keys: bool = False,
             upgrade: Callable[[sqlite3.Connection], Any] | None = None) -> sqlite3.Connection:
     """A connection to ``path`` (shared by this process's threads) with ``schema`` created
     and, when given, ``upgrade(db)`` run to bring an older file up to date -- both skipped
     for a file already stamped with this schema (see the module docstring)."""
-    db = sqlite3.connect(str(path), timeout=60, check_same_thread=False, isolation_level=None)
+    db = sqlite3.connect(os.fspath(path), timeout=60, check_same_thread=False, isolation_level=None)
     try:
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")

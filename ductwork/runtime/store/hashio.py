@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import queue
 import threading
 from typing import Any, BinaryIO
 
@@ -227,6 +226,8 @@ class VerifyingRaw(io.RawIOBase):
         return n
 
     def _readinto_overlapped(self, mv: memoryview) -> int:
+        import queue  # here: only a large read hashes on a second thread (queue loads heapq)
+
         pieces: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
         failed: list[BaseException] = []
 

@@ -301,6 +301,31 @@ def test_import_does_not_load_numpy_or_pandas() -> None:
     assert run_fresh(code) == "[]"
 
 
+#: Digests computed before pathlib was taken off a run's path (its handler is registered on
+#: first sight of a path now): a path value's key must not change with that.
+PINNED_PATHS = {
+    "PurePosixPath('data/iris.csv')":
+        "8233f1b3868233ff8c7df3087f0817c20f165b0729256431c03d89b02e77d15f",
+    "PureWindowsPath('C:/data/iris.csv')":
+        "75b31d8241fb9689709c53bea079367fab4597ea054cd88ac93411dddea0138c",
+    "PosixPath('/tmp/x')": "49949a400e2fc395c678254a9b9fbbc54849e16d2f52d95b2ff89e8ef6655fde",
+    "[PurePosixPath('a'), {'k': PureWindowsPath('b/c')}]":
+        "3b8238a129d1178a97030ff5cc97ae743d5b7dda0d4e1ac7fd393b66772d54ed",
+}
+
+
+def test_path_values_keep_their_digests() -> None:
+    values = [PurePosixPath("data/iris.csv"), PureWindowsPath(r"C:\data\iris.csv"),
+              Path("/tmp/x"), [PurePosixPath("a"), {"k": PureWindowsPath("b/c")}]]
+    if os.name != "posix":
+        pytest.skip("the pinned Path is a PosixPath")
+    # In a fresh interpreter the handler is registered on the first path seen.
+    code = ("import json; from pathlib import *; from ductwork.runtime.keys.hashing import "
+            f"hash_value; print(json.dumps([hash_value(v) for v in [{', '.join(PINNED_PATHS)}]]))")
+    assert json.loads(run_fresh(code)) == list(PINNED_PATHS.values())
+    assert {repr(v): hash_value(v) for v in values} == PINNED_PATHS
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 
