@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ductwork.runtime.keys.encoding import _SMALL_INT, Token, _write
+from ductwork.runtime.keys.encoding import _SMALL_INT, Token, _int_head, _write
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.tokens import normalize, register_hash, register_lazy
 
@@ -68,7 +68,7 @@ def hash_value(value: Any) -> str:
     # A map's elements and most small inputs: their token spelled out, unless a user
     # registered their own handler for the type.
     if kind is int and handler is _INT_HANDLER:
-        return new_hasher(_INT_VALUE + (_SMALL_INT.get(value) or b"i%x;" % value)).hexdigest()
+        return new_hasher(_INT_VALUE + (_SMALL_INT.get(value) or _int_head(value))).hexdigest()
     if kind is str and handler is _STR_HANDLER:
         return new_hasher(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
