@@ -61,6 +61,7 @@ def _replace(src: str, dest: str) -> None:
 
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_SMALL_READ = 1 << 16  # a key entry (a few hundred bytes, inline values up to ~1.4 KiB) fits
 
 
 def _create(path: str) -> int:
@@ -227,16 +228,21 @@ class StoreFiles:
         """Read a small file whole (a key entry) in the fewest system calls."""
         if not self._local:
             return self._io.cat_file(path)
-        # open + read + read (EOF) + close: a buffered open() adds an fstat, an ioctl and
-        # an lseek, and a warm step reads one entry.
+        # open + read + close: a buffered open() adds an fstat, an ioctl and an lseek, and
+        # a warm step reads one entry. A regular file's read comes back short only at its
+        # end, so a short first read needs no second one to see EOF (and an entry cut short
+        # anyway would not parse: a miss, never a wrong hit).
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
+            chunk = os.read(fd, _SMALL_READ)
+            if len(chunk) < _SMALL_READ:
+                return chunk
+            chunks = [chunk]
+            while chunk := os.read(fd, _SMALL_READ):
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     def _write_atomic(self, dest: str, data: bytes) -> None:
         # Written beside the store under a temp name, then renamed: readers see all or none.

@@ -188,3 +188,24 @@ def test_refs_pickle_with_their_bytes_and_from_older_pickles_without(store):
     old.__setstate__(old_state)
     assert old.inline is None and old == plain and store.get(old) == [3]
     assert stored_digests(old) == [plain.digest]
+
+
+@pytest.mark.parametrize("size", [0, 300, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 200_000])
+def test_a_small_file_is_read_whole_in_as_few_reads_as_it_takes(tmp_path, monkeypatch, size):
+    """A warm step reads one key entry: one read when it is shorter than the buffer (a
+    short read of a regular file is its end), more only for a bigger file."""
+    import os
+
+    from ductwork.runtime.store import files as store_files
+    from ductwork.runtime.store.artifacts import ArtifactStore
+
+    data = os.urandom(size)
+    path = tmp_path / "entry.json"
+    path.write_bytes(data)
+    store = ArtifactStore(str(tmp_path / "s"))
+    reads = []
+    real_read = os.read
+    monkeypatch.setattr(store_files.os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    assert store._cat_small(str(path)) == data
+    full, rest = divmod(size, 1 << 16)
+    assert len(reads) == (1 if size < 1 << 16 else full + 1 + (rest > 0))  # + the EOF read
