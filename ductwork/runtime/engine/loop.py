@@ -53,12 +53,12 @@ from ductwork.runtime.engine.node import (
     may_retry,
     node_of,
     producers_of,
+    round_trips,
 )
 from ductwork.runtime.engine.state import RunState
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import CorruptArtifact
-from ductwork.runtime.store.serializers import SerializerError, get_serializer
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -312,7 +312,7 @@ class Loop:
         self.state.lease(refs, record.key)  # before it is recorded: gc must keep these
         self.state.made(record)
         for name, ref in refs.items():
-            known = values is not None and _round_trips(ref)
+            known = values is not None and round_trips(ref)
             record.set_output(name, ref, values[name] if known else None, known=known)
             if known:
                 self.state.memo[ref.digest] = values[name]
@@ -394,16 +394,3 @@ class Loop:
             self._ready.append(nid)
         return producers
 
-
-def _round_trips(ref: Any) -> bool:
-    """Whether the value a step returned is what loading ``ref`` gives: kept in memory then.
-
-    A serializer that loads another type than it stored (a Spark DataFrame comes back as
-    pandas) says ``round_trips = False``, so inline steps downstream and the run's outputs
-    get what every other backend gives them, not the live object.
-    """
-    name = getattr(ref, "serializer", None)  # a map's GatherRef has none: kept, as before
-    try:
-        return name is None or getattr(get_serializer(name), "round_trips", True)
-    except SerializerError:  # not registered here: keep the value, as before
-        return True

@@ -26,6 +26,7 @@ from ductwork.runtime.keys.shown import shown_inputs
 from ductwork.runtime.store.artifacts import warn_bad_entry
 from ductwork.runtime.store.refs import GatherRef, iter_digests
 from ductwork.runtime.store.secrets import is_secret, redact
+from ductwork.runtime.store.serializers import SerializerError, get_serializer
 
 #: A step's input-independent key components (``cache_key.key_basis``).
 Basis = tuple[dict[str, str], dict[str, str]]
@@ -191,5 +192,19 @@ __all__ = [
     "FORCED_NOTE", "RECOMPUTED_NOTE", "RERUN_NOTE", "Basis", "CacheKeyError", "NotAList",
     "basis_of", "corrupt_message", "downstream", "element_failed", "element_id", "gathered",
     "key_of", "list_length", "lookup", "map_items", "may_retry", "node_of", "not_a_list",
-    "producers_of", "skipped_because",
+    "producers_of", "round_trips", "skipped_because",
 ]
+
+
+def round_trips(ref: Any) -> bool:
+    """Whether the value a step returned is what loading ``ref`` gives: kept in memory then.
+
+    A serializer that loads another type than it stored (a Spark DataFrame comes back as
+    pandas) says ``round_trips = False``, so inline steps downstream and the run's outputs
+    get what every other backend gives them, not the live object.
+    """
+    name = getattr(ref, "serializer", None)  # a map's GatherRef has none: kept, as before
+    try:
+        return name is None or getattr(get_serializer(name), "round_trips", True)
+    except SerializerError:  # not registered here: keep the value, as before
+        return True
