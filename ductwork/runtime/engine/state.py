@@ -25,6 +25,7 @@ from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import downstream, element_id, gathered, skipped_because
 from ductwork.runtime.records.leases import Leases
 from ductwork.runtime.records.producers import (
+    KEYS_PER_QUERY,
     NO_PRODUCER_NOTE,
     Producer,
     digests,
@@ -96,9 +97,9 @@ class RunState:
 
     def served(self, hits: list[tuple[StepRun, dict[str, Any]]]) -> None:
         """Mark each record a cache hit of its refs. The producing run's metrics and logs
-        (``records/producers``) are found for ``_BATCH`` hits at a time, and for the rest
-        when the run ends (``name_producers``): a history query per hit was a third of a
-        warm step's cost. Until then a hit shows no metrics."""
+        (``records/producers``) are found ``KEYS_PER_QUERY`` hits at a time (one history
+        query), and for the rest when the run ends (``name_producers``): a query per hit
+        was a third of a warm step's cost. Until then a hit shows no metrics."""
         for record, refs in hits:
             record.cached = True
             here = self._made.get(record.key or "")
@@ -106,7 +107,7 @@ class RunState:
                 _name(record, Producer(self.run.id, here.metrics, here.logs))
             else:
                 self._unnamed.append((record, refs))
-        if len(self._unnamed) >= _BATCH:
+        if len(self._unnamed) >= KEYS_PER_QUERY:
             self.name_producers()
 
     def name_producers(self) -> None:
@@ -194,8 +195,6 @@ class RunState:
         self.run.result = result
         self.run._outputs = self.load(result)
 
-
-_BATCH = 500  # hits whose producers are looked up together (one history query)
 
 
 def _name(record: StepRun, producer: Producer | None) -> None:

@@ -25,7 +25,8 @@ from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime import caches
 from ductwork.runtime.records.rows import BAD_ROW
 
-__all__ = ["NO_PRODUCER_NOTE", "Producer", "find_producer", "find_producers", "forget_producers"]
+__all__ = ["KEYS_PER_QUERY", "NO_PRODUCER_NOTE", "Producer", "find_producer", "find_producers",
+           "forget_producers"]
 
 #: The note of a hit whose producing run history no longer has.
 NO_PRODUCER_NOTE = ("cached: the run that made these outputs is not in this store's run "
@@ -38,7 +39,7 @@ _MADE = ("SELECT s.cache_key, s.run_id, s.outputs, s.metrics, s.logs FROM steps 
          "ON r.id = s.run_id WHERE s.cache_key IN ({keys}) AND s.cached = 0 "
          "AND s.status = 'succeeded' AND r.store = ? ORDER BY s.finished DESC")
 _ROWS_PER_KEY = 8
-_BATCH = 500  # keys per query: below SQLite's oldest limit on bound variables (999)
+KEYS_PER_QUERY = 500  # below SQLite's oldest limit on bound variables (999)
 
 
 # (history opening, store, key, output digests) -> Producer: a run serves the same keys
@@ -80,7 +81,7 @@ def find_producer(history: Any, store_url: str, key: str | None,
 def find_producers(history: Any, store_url: str,
                    hits: list[tuple[str | None, Mapping[str, Any]]]) -> list[Producer | None]:
     """``find_producer`` for each ``(key, refs)`` of ``hits``, in one query per
-    ``_BATCH`` keys: a warm map serves thousands of elements, and a query each was a
+    ``KEYS_PER_QUERY`` keys: a warm map serves thousands of elements, and a query each was a
     third of an element's cost."""
     found: list[Producer | None] = [None] * len(hits)
     if history is None:
@@ -98,8 +99,8 @@ def find_producers(history: Any, store_url: str,
         else:
             waiting.setdefault(key, []).append((i, wanted, memo))
     keys = list(waiting)
-    for start in range(0, len(keys), _BATCH):
-        chunk = keys[start:start + _BATCH]
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start:start + KEYS_PER_QUERY]
         try:
             rows = history.read(_MADE.format(keys=", ".join("?" * len(chunk))),
                                 (*chunk, store_url))
