@@ -158,7 +158,9 @@ def test_killing_gc_at_random_points_beside_running_pipelines_loses_nothing(tmp_
                 [sys.executable, "-m", "ductwork", "gc", "--store", store, "--keep-last",
                  str(i % 3), "--grace", "0"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-            time.sleep(rng.uniform(0.2, 1.6))
+            # From 50 ms to 1 s, mostly short: a gc of this store now takes well under a
+            # second (a first run's imports got cheaper), and the kills must land inside it.
+            time.sleep(0.05 * 20 ** rng.random())
             if gc_proc.poll() is None:
                 gc_proc.send_signal(signal.SIGKILL)
                 kills += 1
