@@ -228,6 +228,10 @@ def spawn(fw: Framework, programs: Path, cwd: Path, workload: str, cell: Path,
 def pair(fw: Framework, programs: Path, cwd: Path, workload: str, size: int,
          scratch: Path) -> tuple[Sample, Sample | None]:
     """A cold program on an empty DIR, then (not for the floor) a warm one over the same DIR."""
+    # The programs before this one left dirty pages and freed blocks (a 256 MB W3 value,
+    # flytekit's pickles, a removed cell); flushing them here keeps that write-back off the
+    # next program's clock, whichever framework it is.
+    os.sync()
     cell = Path(tempfile.mkdtemp(prefix=f"{fw.name}-{workload}-", dir=scratch))
     try:
         cold = spawn(fw, programs, cwd, workload, cell, size)
