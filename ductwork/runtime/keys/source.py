@@ -23,11 +23,10 @@ Whether code is user code at all, or a library's, is decided in ``origin``.
 from __future__ import annotations
 
 import ast
-import dis
 import linecache
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType, ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.hashing import hash_tagged
@@ -36,65 +35,6 @@ from ductwork.runtime.keys.hashing import hash_tagged
 _TREES = caches.cache("keys.source_trees", maxsize=1024)
 # (id(code), root) -> (code, digest)
 _DIGESTS = caches.cache("keys.source_digests", maxsize=8192)
-# id(code) -> (code, Scan)
-_SCANS = caches.cache("keys.code_scans", maxsize=8192)
-
-
-class Scan(NamedTuple):
-    """What a code object (with its nested code) reads from its module scope."""
-
-    names: frozenset[str]  # global names loaded
-    chains: frozenset[tuple[str, ...]]  # global name followed by attribute loads
-    bare: frozenset[str]  # global names used other than as the head of a chain
-    stored: frozenset[str]  # names assigned with ``global``: state, not constants
-    imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, fromlist)
-
-
-def scan(code: CodeType) -> Scan:
-    """Find the globals, attribute chains and imports a code object uses."""
-    hit = _SCANS.get(id(code))
-    if hit is not None and hit[0] is code:
-        return hit[1]
-    names: set[str] = set()
-    chains: set[tuple[str, ...]] = set()
-    bare: set[str] = set()
-    stored: set[str] = set()
-    imports: list[tuple[str, int, tuple[str, ...]]] = []
-    stack = [code]
-    while stack:
-        co = stack.pop()
-        stack.extend(c for c in co.co_consts if isinstance(c, CodeType))
-        chain: list[str] | None = None
-        consts: list[Any] = [None, None]
-        for ins in dis.get_instructions(co):
-            op = ins.opname
-            if chain is not None:
-                if op in ("LOAD_ATTR", "LOAD_METHOD"):
-                    chain.append(ins.argval)
-                    continue
-                if len(chain) > 1:
-                    chains.add(tuple(chain))
-                else:
-                    bare.add(chain[0])
-                chain = None
-            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
-                names.add(ins.argval)
-                chain = [ins.argval]
-            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                stored.add(ins.argval)
-            elif op in ("LOAD_CONST", "LOAD_SMALL_INT"):  # 3.14 loads small ints apart
-                consts = [consts[-1], ins.argval]
-            elif op == "IMPORT_NAME":
-                level, fromlist = consts
-                level = level if isinstance(level, int) else 0
-                imports.append((ins.argval, level, tuple(fromlist or ())))
-        if chain is not None:
-            (chains.add(tuple(chain)) if len(chain) > 1 else bare.add(chain[0]))
-    result = Scan(
-        frozenset(names), frozenset(chains), frozenset(bare), frozenset(stored), tuple(imports)
-    )
-    _SCANS.put(id(code), (code, result))
-    return result
 
 
 def function_digest(fn: FunctionType, root: bool) -> str:

@@ -48,6 +48,7 @@ from typing import Any
 
 from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
+from ductwork.runtime.keys.bytecode import scan
 from ductwork.runtime.keys.constants import constant_digest, constant_error, value_digest
 from ductwork.runtime.keys.hashing import hash_tagged
 from ductwork.runtime.keys.members import callables as _callables
@@ -225,7 +226,7 @@ class _Walk:
             return f"lib:{module}.{fn.__qualname__}"
         key = self.name(f"fn:{home_name(module, code.co_filename)}.{fn.__qualname__}", fn)
         self.functions.append((fn, code, fn.__defaults__, fn.__kwdefaults__))
-        found = _source.scan(code)
+        found = scan(code)
         bindings = self.names(globals_, found.names - found.stored, found.chains, found.bare)
         bindings += [(name, "state") for name in found.stored]
         for var, cell in zip(code.co_freevars, fn.__closure__ or (), strict=True):
