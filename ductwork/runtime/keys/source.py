@@ -153,21 +153,50 @@ def canonical(node: ast.AST, drop: Callable[[ast.expr], bool]) -> str:
 
 
 def _canon(node: Any, drop: Callable[[ast.expr], bool], top: bool = False) -> Any:
-    if isinstance(node, list):
-        return [_canon(x, drop) for x in node]
-    if not isinstance(node, ast.AST):
-        return node
-    out: list[Any] = [type(node).__name__]
-    for field in node._fields:
+    # The same nested tuples as a plain walk over ``_fields``, made with a table per node
+    # type and without a call per leaf value: this is most of a cold fingerprint.
+    info = _SHAPES.get(type(node))
+    if info is None:
+        if type(node) is list:
+            return [x if type(x) in _ATOMS else _canon(x, drop) for x in node]
+        if not isinstance(node, ast.AST):
+            return node
+        info = _shape(type(node))
+    name, fields, special = info
+    if special:
+        return _canon_special(node, name, fields, drop, top)
+    out: list[Any] = [name]
+    for field in fields:
         value = getattr(node, field, None)
-        if field == "type_comment":
-            continue
+        out.append(value if type(value) in _ATOMS else _canon(value, drop))
+    return tuple(out)
+
+
+def _canon_special(
+    node: Any, name: str, fields: tuple[str, ...], drop: Callable[[ast.expr], bool], top: bool
+) -> Any:
+    out: list[Any] = [name]
+    for field in fields:
+        value = getattr(node, field, None)
         if field == "body" and _has_docstring(node):
             value = value[1:]
         elif field == "decorator_list":
             value = [d for d in value if not (top and drop(d))]
         out.append(_canon(value, drop))
     return tuple(out)
+
+
+# Leaf values of a parsed tree, which stand for themselves in the dump.
+_ATOMS = frozenset({str, int, float, complex, bytes, bool, type(None), type(...)})
+# node type -> (its name, its fields but type_comment, whether body/decorator_list need care)
+_SHAPES: dict[type, tuple[str, tuple[str, ...], bool]] = {}
+
+
+def _shape(cls: type) -> tuple[str, tuple[str, ...], bool]:
+    fields = tuple(f for f in cls._fields if f != "type_comment")  # type: ignore[attr-defined]
+    info = (cls.__name__, fields, "body" in fields or "decorator_list" in fields)
+    _SHAPES[cls] = info
+    return info
 
 
 def _has_docstring(node: ast.AST) -> bool:
@@ -189,20 +218,27 @@ def defines(code: CodeType) -> bool:
     """Tell whether ``code``'s file holds a definition it could have been compiled from."""
     # False for code exec'd from a string with the module's globals (a dataclass's
     # __init__, say), whose file name says nothing about where its source is.
-    index = _index(code.co_filename)
-    found = index.get((code.co_name, code.co_firstlineno), []) if index is not None else []
+    found = _definitions(code) or []
     return any(_same_arguments(node, code) for node in found)
 
 
 def _find_function(code: CodeType) -> ast.AST | None:
-    index = _index(code.co_filename)
-    if index is None:
-        return None
-    found = index.get((code.co_name, code.co_firstlineno), [])
-    if len(found) != 1:  # two lambdas on one line, or none: use the bytecode
+    found = _definitions(code)
+    if found is None or len(found) != 1:  # two lambdas on one line, or none: use the bytecode
         return None
     # A mismatch means the file changed since this code was compiled from it.
     return found[0] if _same_arguments(found[0], code) else None
+
+
+def _definitions(code: CodeType) -> list[ast.AST] | None:
+    """The function nodes of ``code``'s file that start where it does; None without source."""
+    entry = _entry(code.co_filename)
+    if entry is None:
+        return None
+    index = entry[2]
+    if code.co_name == "<lambda>" and _LAMBDAS not in index:
+        index.update(_lambda_index(entry[1]))  # one update: a thread sees all lambdas or none
+    return index.get((code.co_name, code.co_firstlineno), [])
 
 
 def _same_arguments(node: ast.AST, code: CodeType) -> bool:
@@ -221,46 +257,71 @@ def _index(filename: str) -> dict[Any, list[ast.AST]] | None:
     return None if entry is None else entry[2]
 
 
-def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]]] | None:
+def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]], Any] | None:
     # checkcache drops lines of files changed on disk (a reloaded module); it
     # leaves alone entries without a file, such as notebook cells.
     linecache.checkcache(filename)
-    text = "".join(linecache.getlines(filename))
+    lines = linecache.getlines(filename)
+    cached = _TREES.get(filename)
+    if cached is not None and cached[3] is lines:  # linecache kept its list: the same text
+        return cached
+    text = "".join(lines)
     if not text:
         return None
-    cached = _TREES.get(filename)
     if cached is not None and cached[0] == text:
         return cached
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    entry = (text, tree, _build_index(tree))
+    entry = (text, tree, _build_index(tree), lines)
     _TREES.put(filename, entry)
     return entry
 
 
 def _build_index(tree: ast.Module) -> dict[Any, list[ast.AST]]:
-    """Map (name, first line) to function nodes and qualified name to class nodes."""
+    """Map (name, first line) to function nodes and qualified name to class nodes.
+
+    Only statement lists are walked: a ``def`` or ``class`` is a statement, never inside an
+    expression, which is most of a tree. Lambdas, which can be anywhere, are indexed the
+    first time one is looked up (``_lambda_index``).
+    """
     index: dict[Any, list[ast.AST]] = {}
 
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
+    def visit(body: list[Any], prefix: str) -> None:
+        for child in body:
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 first = min([d.lineno for d in child.decorator_list] + [child.lineno])
                 index.setdefault((child.name, first), []).append(child)
-                visit(child, f"{prefix}{child.name}.<locals>.")
+                visit(child.body, f"{prefix}{child.name}.<locals>.")
             elif isinstance(child, ast.ClassDef):
                 index.setdefault(prefix + child.name, []).append(child)
-                visit(child, f"{prefix}{child.name}.")
-            elif isinstance(child, ast.Lambda):
-                index.setdefault(("<lambda>", child.lineno), []).append(child)
-                visit(child, f"{prefix}<lambda>.<locals>.")
+                visit(child.body, f"{prefix}{child.name}.")
             else:
-                visit(child, prefix)
+                fields = _BLOCKS.get(type(child))
+                if fields is None:
+                    fields = _BLOCKS[type(child)] = tuple(
+                        f for f in type(child)._fields if f in _BLOCK_FIELDS
+                    )
+                for field in fields:  # in _fields order: the order a full walk finds them in
+                    visit(getattr(child, field, None) or [], prefix)
 
-    visit(tree, "")
+    visit(tree.body, "")
     return index
+
+
+# Fields that hold statements (or except/case clauses, which hold statements).
+_BLOCK_FIELDS = frozenset({"body", "orelse", "handlers", "finalbody", "cases"})
+_BLOCKS: dict[type, tuple[str, ...]] = {}
+_LAMBDAS = ("<lambda>", "indexed")  # a key of an index whose lambdas are in it
+
+
+def _lambda_index(tree: ast.Module) -> dict[Any, list[ast.AST]]:
+    found: dict[Any, list[ast.AST]] = {_LAMBDAS: []}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda):
+            found.setdefault(("<lambda>", node.lineno), []).append(node)
+    return found
 
 
 def _dotted_loads(node: ast.AST) -> Iterator[tuple[str, ...]]:
