@@ -29,7 +29,7 @@ from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.hashing import hash_tagged
+from ductwork.runtime.keys.code_digest import hash_code
 
 # filename -> (text, tree, index); a tree is large, and one per source file is enough.
 _TREES = caches.cache("keys.source_trees", maxsize=1024)
@@ -46,10 +46,10 @@ def function_digest(fn: FunctionType, root: bool) -> str:
     node = _find_function(code)
     if node is None:
         doc = fn.__doc__ is not None and bool(code.co_consts) and code.co_consts[0] == fn.__doc__
-        digest = hash_tagged("Bytecode", _code_text(code, strip_doc=doc))
+        digest = hash_code("Bytecode", _code_text(code, strip_doc=doc))
     else:
         globals_ = fn.__globals__
-        digest = hash_tagged(
+        digest = hash_code(
             "Source", canonical(node, lambda d: root or is_ductwork_decorator(d, globals_))
         )
     _DIGESTS.put((id(code), root), (code, digest))
@@ -112,7 +112,7 @@ def class_reads(node: ast.ClassDef) -> set[tuple[str, ...]]:
 def module_digest(filename: str | None) -> str | None:
     """Digest a whole module's normalized source, or None when it has none."""
     tree = _tree(filename) if filename else None
-    return None if tree is None else hash_tagged("Module", canonical(tree, _keep))
+    return None if tree is None else hash_code("Module", canonical(tree, _keep))
 
 
 def assignment_digest(filename: str | None, name: str) -> str | None:
@@ -121,7 +121,7 @@ def assignment_digest(filename: str | None, name: str) -> str | None:
     if tree is None:
         return None
     found = [canonical(s, _keep) for s in _top_statements(tree.body) if name in _binds(s)]
-    return hash_tagged("Assign", found) if found else None
+    return hash_code("Assign", found) if found else None
 
 
 def assignment_reads(filename: str | None, name: str) -> set[tuple[str, ...]]:
