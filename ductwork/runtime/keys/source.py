@@ -164,7 +164,17 @@ def _canon(node: Any, drop: Callable[[ast.expr], bool], top: bool = False) -> An
         info = _shape(type(node))
     name, fields, special = info
     if special:
-        return _canon_special(node, name, fields, drop, top)
+        if top:
+            return _canon_special(node, name, fields, drop, top)
+        # Below the top, the dump is the node's alone (``drop`` only acts on the top's
+        # decorators): kept on the node, as a class's dump holds its methods' bodies and a
+        # module's holds everything, each also dumped on its own. The node is ours (parsed
+        # here) and the memo dies with it.
+        done = node.__dict__.get(_MEMO)
+        if done is None:
+            done = _canon_special(node, name, fields, drop, top)
+            setattr(node, _MEMO, done)
+        return done
     out: list[Any] = [name]
     for field in fields:
         value = getattr(node, field, None)
@@ -186,6 +196,7 @@ def _canon_special(
     return tuple(out)
 
 
+_MEMO = "_ductwork_dump"
 # Leaf values of a parsed tree, which stand for themselves in the dump.
 _ATOMS = frozenset({str, int, float, complex, bytes, bool, type(None), type(...)})
 # node type -> (its name, its fields but type_comment, whether body/decorator_list need care)

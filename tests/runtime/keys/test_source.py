@@ -198,3 +198,16 @@ def test_lambdas_are_found_once_looked_up(tmp_path: Any) -> None:
         assert fingerprint(namespace["one"]) != fingerprint(namespace["two"][0])
     finally:
         linecache.checkcache(str(path))
+
+
+def test_a_dump_kept_below_the_top_does_not_leak_into_the_top() -> None:
+    # The class's dump keeps its methods' decorators and memoizes the method's dump; the
+    # method's own dump drops them (a root loses all of its decorators).
+    tree = ast.parse("class C:\n    @step\n    @other\n    def m(self):\n        return 1\n")
+    klass = tree.body[0]
+    method = klass.body[0]
+    assert "'step'" in source.canonical(klass, lambda d: True)
+    own = source.canonical(method, lambda d: True)
+    assert "'step'" not in own and "'other'" not in own
+    assert own == repr(reference_canon(method, lambda d: True, top=True))
+    assert source.canonical(klass, source._keep) == repr(reference_canon(klass, source._keep))
