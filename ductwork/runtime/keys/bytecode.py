@@ -7,7 +7,7 @@ give, read straight from ``co_code``: ``dis`` also works out line numbers,
 jump labels, positions and exception tables for every code object, which was
 most of the cost of fingerprinting a small function the first time.
 
-How the bytes are read (CPython 3.11 and later): two bytes per instruction,
+How the bytes are read (CPython 3.11 to 3.13): two bytes per instruction,
 opcode then argument; ``EXTENDED_ARG`` prefixes carry the high bits of the next
 argument and are instructions of their own (so, as in ``dis``, one between two
 attribute loads ends a chain); the inline caches that follow some instructions
@@ -104,7 +104,8 @@ _KINDS: dict[str, tuple[str, str]] = {
 }
 _OPS = {dis.opmap[n]: kind for n, kind in _KINDS.items() if dis.opmap.get(n, 256) < 256}
 _CACHE = dis.opmap.get("CACHE")
-_FAST = (3, 11) <= sys.version_info[:2] <= (3, 14) and _CACHE == 0
+# Checked against dis on 3.11, 3.12 and 3.13 (tests/runtime/keys/test_bytecode.py).
+_FAST = (3, 11) <= sys.version_info[:2] <= (3, 13) and _CACHE == 0
 
 
 def _instructions(co: CodeType) -> Iterator[tuple[str | None, Any]]:
