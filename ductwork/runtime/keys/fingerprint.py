@@ -31,7 +31,7 @@ from typing import Any
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.dsl.step import Step
 from ductwork.runtime import caches
-from ductwork.runtime.keys.hashing import hash_tagged
+from ductwork.runtime.keys.hashing import hash_str_pairs
 from ductwork.runtime.keys.walk import _MISSING, _cell, _getattr, _Walk
 
 __all__ = ["CodeFingerprint", "diff_components", "fingerprint", "library_fingerprint"]
@@ -80,7 +80,7 @@ def library_fingerprint(module: str, kind: str) -> CodeFingerprint:
 
 def _result(walk: _Walk) -> CodeFingerprint:
     components = dict(sorted(walk.components.items()))
-    return CodeFingerprint(hash_tagged("Code", list(components.items())), components)
+    return CodeFingerprint(hash_str_pairs("Code", list(components.items())), components)
 
 
 def diff_components(old: dict[str, str], new: dict[str, str]) -> list[str]:

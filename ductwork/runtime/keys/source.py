@@ -23,78 +23,18 @@ Whether code is user code at all, or a library's, is decided in ``origin``.
 from __future__ import annotations
 
 import ast
-import dis
 import linecache
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType, ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 from ductwork.runtime import caches
-from ductwork.runtime.keys.hashing import hash_tagged
+from ductwork.runtime.keys.code_digest import hash_code
 
 # filename -> (text, tree, index); a tree is large, and one per source file is enough.
 _TREES = caches.cache("keys.source_trees", maxsize=1024)
 # (id(code), root) -> (code, digest)
 _DIGESTS = caches.cache("keys.source_digests", maxsize=8192)
-# id(code) -> (code, Scan)
-_SCANS = caches.cache("keys.code_scans", maxsize=8192)
-
-
-class Scan(NamedTuple):
-    """What a code object (with its nested code) reads from its module scope."""
-
-    names: frozenset[str]  # global names loaded
-    chains: frozenset[tuple[str, ...]]  # global name followed by attribute loads
-    bare: frozenset[str]  # global names used other than as the head of a chain
-    stored: frozenset[str]  # names assigned with ``global``: state, not constants
-    imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, fromlist)
-
-
-def scan(code: CodeType) -> Scan:
-    """Find the globals, attribute chains and imports a code object uses."""
-    hit = _SCANS.get(id(code))
-    if hit is not None and hit[0] is code:
-        return hit[1]
-    names: set[str] = set()
-    chains: set[tuple[str, ...]] = set()
-    bare: set[str] = set()
-    stored: set[str] = set()
-    imports: list[tuple[str, int, tuple[str, ...]]] = []
-    stack = [code]
-    while stack:
-        co = stack.pop()
-        stack.extend(c for c in co.co_consts if isinstance(c, CodeType))
-        chain: list[str] | None = None
-        consts: list[Any] = [None, None]
-        for ins in dis.get_instructions(co):
-            op = ins.opname
-            if chain is not None:
-                if op in ("LOAD_ATTR", "LOAD_METHOD"):
-                    chain.append(ins.argval)
-                    continue
-                if len(chain) > 1:
-                    chains.add(tuple(chain))
-                else:
-                    bare.add(chain[0])
-                chain = None
-            if op in ("LOAD_GLOBAL", "LOAD_NAME"):
-                names.add(ins.argval)
-                chain = [ins.argval]
-            elif op in ("STORE_GLOBAL", "DELETE_GLOBAL"):
-                stored.add(ins.argval)
-            elif op in ("LOAD_CONST", "LOAD_SMALL_INT"):  # 3.14 loads small ints apart
-                consts = [consts[-1], ins.argval]
-            elif op == "IMPORT_NAME":
-                level, fromlist = consts
-                level = level if isinstance(level, int) else 0
-                imports.append((ins.argval, level, tuple(fromlist or ())))
-        if chain is not None:
-            (chains.add(tuple(chain)) if len(chain) > 1 else bare.add(chain[0]))
-    result = Scan(
-        frozenset(names), frozenset(chains), frozenset(bare), frozenset(stored), tuple(imports)
-    )
-    _SCANS.put(id(code), (code, result))
-    return result
 
 
 def function_digest(fn: FunctionType, root: bool) -> str:
@@ -106,10 +46,10 @@ def function_digest(fn: FunctionType, root: bool) -> str:
     node = _find_function(code)
     if node is None:
         doc = fn.__doc__ is not None and bool(code.co_consts) and code.co_consts[0] == fn.__doc__
-        digest = hash_tagged("Bytecode", _code_text(code, strip_doc=doc))
+        digest = hash_code("Bytecode", _code_text(code, strip_doc=doc))
     else:
         globals_ = fn.__globals__
-        digest = hash_tagged(
+        digest = hash_code(
             "Source", canonical(node, lambda d: root or is_ductwork_decorator(d, globals_))
         )
     _DIGESTS.put((id(code), root), (code, digest))
@@ -172,7 +112,7 @@ def class_reads(node: ast.ClassDef) -> set[tuple[str, ...]]:
 def module_digest(filename: str | None) -> str | None:
     """Digest a whole module's normalized source, or None when it has none."""
     tree = _tree(filename) if filename else None
-    return None if tree is None else hash_tagged("Module", canonical(tree, _keep))
+    return None if tree is None else hash_code("Module", canonical(tree, _keep))
 
 
 def assignment_digest(filename: str | None, name: str) -> str | None:
@@ -181,7 +121,7 @@ def assignment_digest(filename: str | None, name: str) -> str | None:
     if tree is None:
         return None
     found = [canonical(s, _keep) for s in _top_statements(tree.body) if name in _binds(s)]
-    return hash_tagged("Assign", found) if found else None
+    return hash_code("Assign", found) if found else None
 
 
 def assignment_reads(filename: str | None, name: str) -> set[tuple[str, ...]]:
@@ -213,21 +153,61 @@ def canonical(node: ast.AST, drop: Callable[[ast.expr], bool]) -> str:
 
 
 def _canon(node: Any, drop: Callable[[ast.expr], bool], top: bool = False) -> Any:
-    if isinstance(node, list):
-        return [_canon(x, drop) for x in node]
-    if not isinstance(node, ast.AST):
-        return node
-    out: list[Any] = [type(node).__name__]
-    for field in node._fields:
+    # The same nested tuples as a plain walk over ``_fields``, made with a table per node
+    # type and without a call per leaf value: this is most of a cold fingerprint.
+    info = _SHAPES.get(type(node))
+    if info is None:
+        if type(node) is list:
+            return [x if type(x) in _ATOMS else _canon(x, drop) for x in node]
+        if not isinstance(node, ast.AST):
+            return node
+        info = _shape(type(node))
+    name, fields, special = info
+    if special:
+        if top:
+            return _canon_special(node, name, fields, drop, top)
+        # Below the top, the dump is the node's alone (``drop`` only acts on the top's
+        # decorators): kept on the node, as a class's dump holds its methods' bodies and a
+        # module's holds everything, each also dumped on its own. The node is ours (parsed
+        # here) and the memo dies with it.
+        done = node.__dict__.get(_MEMO)
+        if done is None:
+            done = _canon_special(node, name, fields, drop, top)
+            setattr(node, _MEMO, done)
+        return done
+    out: list[Any] = [name]
+    for field in fields:
         value = getattr(node, field, None)
-        if field == "type_comment":
-            continue
+        out.append(value if type(value) in _ATOMS else _canon(value, drop))
+    return tuple(out)
+
+
+def _canon_special(
+    node: Any, name: str, fields: tuple[str, ...], drop: Callable[[ast.expr], bool], top: bool
+) -> Any:
+    out: list[Any] = [name]
+    for field in fields:
+        value = getattr(node, field, None)
         if field == "body" and _has_docstring(node):
             value = value[1:]
         elif field == "decorator_list":
             value = [d for d in value if not (top and drop(d))]
         out.append(_canon(value, drop))
     return tuple(out)
+
+
+_MEMO = "_ductwork_dump"
+# Leaf values of a parsed tree, which stand for themselves in the dump.
+_ATOMS = frozenset({str, int, float, complex, bytes, bool, type(None), type(...)})
+# node type -> (its name, its fields but type_comment, whether body/decorator_list need care)
+_SHAPES: dict[type, tuple[str, tuple[str, ...], bool]] = {}
+
+
+def _shape(cls: type) -> tuple[str, tuple[str, ...], bool]:
+    fields = tuple(f for f in cls._fields if f != "type_comment")  # type: ignore[attr-defined]
+    info = (cls.__name__, fields, "body" in fields or "decorator_list" in fields)
+    _SHAPES[cls] = info
+    return info
 
 
 def _has_docstring(node: ast.AST) -> bool:
@@ -249,20 +229,27 @@ def defines(code: CodeType) -> bool:
     """Tell whether ``code``'s file holds a definition it could have been compiled from."""
     # False for code exec'd from a string with the module's globals (a dataclass's
     # __init__, say), whose file name says nothing about where its source is.
-    index = _index(code.co_filename)
-    found = index.get((code.co_name, code.co_firstlineno), []) if index is not None else []
+    found = _definitions(code) or []
     return any(_same_arguments(node, code) for node in found)
 
 
 def _find_function(code: CodeType) -> ast.AST | None:
-    index = _index(code.co_filename)
-    if index is None:
-        return None
-    found = index.get((code.co_name, code.co_firstlineno), [])
-    if len(found) != 1:  # two lambdas on one line, or none: use the bytecode
+    found = _definitions(code)
+    if found is None or len(found) != 1:  # two lambdas on one line, or none: use the bytecode
         return None
     # A mismatch means the file changed since this code was compiled from it.
     return found[0] if _same_arguments(found[0], code) else None
+
+
+def _definitions(code: CodeType) -> list[ast.AST] | None:
+    """The function nodes of ``code``'s file that start where it does; None without source."""
+    entry = _entry(code.co_filename)
+    if entry is None:
+        return None
+    index = entry[2]
+    if code.co_name == "<lambda>" and _LAMBDAS not in index:
+        index.update(_lambda_index(entry[1]))  # one update: a thread sees all lambdas or none
+    return index.get((code.co_name, code.co_firstlineno), [])
 
 
 def _same_arguments(node: ast.AST, code: CodeType) -> bool:
@@ -281,46 +268,71 @@ def _index(filename: str) -> dict[Any, list[ast.AST]] | None:
     return None if entry is None else entry[2]
 
 
-def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]]] | None:
+def _entry(filename: str) -> tuple[str, ast.Module, dict[Any, list[ast.AST]], Any] | None:
     # checkcache drops lines of files changed on disk (a reloaded module); it
     # leaves alone entries without a file, such as notebook cells.
     linecache.checkcache(filename)
-    text = "".join(linecache.getlines(filename))
+    lines = linecache.getlines(filename)
+    cached = _TREES.get(filename)
+    if cached is not None and cached[3] is lines:  # linecache kept its list: the same text
+        return cached
+    text = "".join(lines)
     if not text:
         return None
-    cached = _TREES.get(filename)
     if cached is not None and cached[0] == text:
         return cached
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    entry = (text, tree, _build_index(tree))
+    entry = (text, tree, _build_index(tree), lines)
     _TREES.put(filename, entry)
     return entry
 
 
 def _build_index(tree: ast.Module) -> dict[Any, list[ast.AST]]:
-    """Map (name, first line) to function nodes and qualified name to class nodes."""
+    """Map (name, first line) to function nodes and qualified name to class nodes.
+
+    Only statement lists are walked: a ``def`` or ``class`` is a statement, never inside an
+    expression, which is most of a tree. Lambdas, which can be anywhere, are indexed the
+    first time one is looked up (``_lambda_index``).
+    """
     index: dict[Any, list[ast.AST]] = {}
 
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
+    def visit(body: list[Any], prefix: str) -> None:
+        for child in body:
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 first = min([d.lineno for d in child.decorator_list] + [child.lineno])
                 index.setdefault((child.name, first), []).append(child)
-                visit(child, f"{prefix}{child.name}.<locals>.")
+                visit(child.body, f"{prefix}{child.name}.<locals>.")
             elif isinstance(child, ast.ClassDef):
                 index.setdefault(prefix + child.name, []).append(child)
-                visit(child, f"{prefix}{child.name}.")
-            elif isinstance(child, ast.Lambda):
-                index.setdefault(("<lambda>", child.lineno), []).append(child)
-                visit(child, f"{prefix}<lambda>.<locals>.")
+                visit(child.body, f"{prefix}{child.name}.")
             else:
-                visit(child, prefix)
+                fields = _BLOCKS.get(type(child))
+                if fields is None:
+                    fields = _BLOCKS[type(child)] = tuple(
+                        f for f in type(child)._fields if f in _BLOCK_FIELDS
+                    )
+                for field in fields:  # in _fields order: the order a full walk finds them in
+                    visit(getattr(child, field, None) or [], prefix)
 
-    visit(tree, "")
+    visit(tree.body, "")
     return index
+
+
+# Fields that hold statements (or except/case clauses, which hold statements).
+_BLOCK_FIELDS = frozenset({"body", "orelse", "handlers", "finalbody", "cases"})
+_BLOCKS: dict[type, tuple[str, ...]] = {}
+_LAMBDAS = ("<lambda>", "indexed")  # a key of an index whose lambdas are in it
+
+
+def _lambda_index(tree: ast.Module) -> dict[Any, list[ast.AST]]:
+    found: dict[Any, list[ast.AST]] = {_LAMBDAS: []}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda):
+            found.setdefault(("<lambda>", node.lineno), []).append(node)
+    return found
 
 
 def _dotted_loads(node: ast.AST) -> Iterator[tuple[str, ...]]:
