@@ -94,15 +94,25 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
     Every cache key is one of these (its sorted components); building the token that
     ``normalize`` would build, without dispatching on each pair, is a tenth of a warm step.
     """
-    if not all(type(k) is str and type(v) is str for k, v in pairs):
-        return hash_tagged(tag, pairs)
     # The bytes ``_write`` gives [tag, ["list", *[["tuple", ["str", k], ["str", v]], ...]]],
     # spelled out here: its recursion per pair was most of a cache key's cost.
-    out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(pairs) + 1), _LIST]
+    head = _TAGS.get(tag)
+    if head is None:
+        if type(tag) is not str:
+            return hash_tagged(tag, pairs)
+        head = _TAGS[tag] = _TAGGED_PREFIX + b"l2:" + _str_bytes(tag)
+    out = [head, _list_head(len(pairs) + 1), _LIST]
     memo = _PAIRS
     for pair in pairs:
-        data = memo.get(pair)
+        try:
+            data = memo.get(pair)
+        except TypeError:  # an unhashable part: not a (str, str) pair
+            data = None
         if data is None:
+            # Only a pair of exact strs is spelled out (and remembered), so a hit is one.
+            if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str \
+                    or type(pair[1]) is not str:
+                return hash_tagged(tag, pairs)
             k, v = pair
             data = b"".join((_PAIR_HEAD, _str_bytes(k), _STR_HEAD, _str_bytes(v)))
             if len(memo) >= 4096:
@@ -110,6 +120,9 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
             memo[pair] = data
         out.append(data)
     return new_hasher(b"".join(out)).hexdigest()
+
+
+_TAGS: dict[str, bytes] = {}  # tag -> the encoding's head up to the pairs: a few tags recur
 
 
 # (name, digest) -> its encoding: all but a call's input pairs recur from call to call (a

@@ -633,6 +633,18 @@ def test_str_pairs_with_other_values_fall_back_to_the_generic_digest():
     assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
 
 
+@pytest.mark.parametrize("odd", [("b", ["unhashable"]), ("b", b"bytes"), ["b", "a list"],
+                                 ("b", "c", "three")], ids=repr)
+def test_an_odd_pair_after_remembered_ones_falls_back_to_the_generic_digest(odd):
+    # The remembered pairs are spelled out; one pair of anything else makes the whole list
+    # take the generic digest, wherever it comes in the list.
+    plain = [("a", "x"), ("c", "y")]
+    hash_str_pairs("StepKey", plain)
+    for pairs in ([*plain, odd], [odd, *plain], [plain[0], odd, plain[1]]):
+        assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
+    assert hash_str_pairs("Other", plain) == hash_tagged("Other", plain)
+
+
 KNOWN_KEY = "82a8bf260dbc3e675be23ec15f94e1023863c2b57935f8b23ff6abdf35cfdd0d"
 
 
