@@ -59,9 +59,12 @@ def basis_of(step: Any, whole: bool, environment: str | None) -> Basis | None:
 def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     """``(key, components)`` of a call of ``step`` with these arguments (values or refs);
     the components also show small values (``keys/shown``), which the key does not hash."""
-    arguments = dict(arguments)
+    if type(arguments) is not dict:  # the loop's are fresh dicts; a copy per element
+        arguments = dict(arguments)
     key, components = finish_key(basis, input_components(step, arguments))
-    components.update(shown_inputs(step, arguments, _secret))
+    shown = shown_inputs(step, arguments, _secret)
+    if shown:
+        components.update(shown)
     return key, components
 
 
