@@ -90,8 +90,8 @@ def outputs_json(refs: dict[str, Any]) -> str:
         if (type(ref) is not ArtifactRef or ref.classes or type(name) is not str
                 or type(ref.size) is not int):
             return json.dumps({name: ref_to_json(ref) for name, ref in refs.items()})
-        inline = "" if ref.inline is None else ', "inline": "%s"' % binascii.b2a_base64(
-            ref.inline, newline=False).decode("ascii")
+        inline = "" if ref.inline is None else (
+            f', "inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}"')
         pieces.append(f'{_quote(name)}: {{"digest": {_quote(ref.digest)}, "serializer": '
                       f'{_quote(ref.serializer)}, "size": {ref.size}{inline}}}')
     return "{" + ", ".join(pieces) + "}"
