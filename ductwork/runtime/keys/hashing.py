@@ -68,9 +68,10 @@ def hash_value(value: Any) -> str:
     # A map's elements and most small inputs: their token spelled out, unless a user
     # registered their own handler for the type.
     if kind is int and handler is _INT_HANDLER:
-        return new_hasher(_INT_VALUE + (_SMALL_INT.get(value) or _int_head(value))).hexdigest()
+        return (_BLAKE3 or _load_blake3())(
+            _INT_VALUE + (_SMALL_INT.get(value) or _int_head(value))).hexdigest()
     if kind is str and handler is _STR_HANDLER:
-        return new_hasher(_STR_VALUE + _str_bytes(value)).hexdigest()
+        return (_BLAKE3 or _load_blake3())(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
         return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
@@ -119,7 +120,7 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
                 memo.clear()  # a bound, not an LRU: a key's pairs are re-made in a microsecond
             memo[pair] = data
         out.append(data)
-    return new_hasher(b"".join(out)).hexdigest()
+    return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
 
 
 _TAGS: dict[str, bytes] = {}  # tag -> the encoding's head up to the pairs: a few tags recur
