@@ -107,6 +107,9 @@ def find_producers(history: Any, store_url: str,
         except (sqlite3.Error, OSError):
             return found  # a history that cannot be read costs the hits their record
         rows_of: dict[str, int] = {}
+        # One producer per (run, metrics, logs): a map's elements, made by one run with the
+        # same (mostly no) metrics, share one record instead of parsing and building each.
+        made: dict[tuple[Any, Any, Any], Producer] = {}
         for key, run_id, outputs, metrics, logs in rows:
             rows_of[key] = seen = rows_of.get(key, 0) + 1
             pending = waiting[key]
@@ -117,7 +120,10 @@ def find_producers(history: Any, store_url: str,
                 matched = [w for w in pending if w[1] == stored]
                 if not matched:
                     continue
-                producer = Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+                producer = made.get((run_id, metrics, logs))
+                if producer is None:
+                    producer = made[run_id, metrics, logs] = Producer(
+                        run_id, dict(json.loads(metrics or "{}")), logs or "")
             except BAD_ROW:
                 continue  # a damaged row: another may still name the producer
             for w in matched:
