@@ -81,11 +81,24 @@ _EXACT = normalize.registry  # a live view: later registrations show up in it
 # The encodings of ["int", i] and ["str", s] up to the value (see encoding._write).
 _INT_VALUE = _VALUE_PREFIX + b"l2:s3:int"
 _STR_VALUE = _VALUE_PREFIX + b"l2:s3:str"
-_INT_HANDLER, _STR_HANDLER = _EXACT[int], _EXACT[str]
+_INT_HANDLER, _STR_HANDLER, _LIST_HANDLER = _EXACT[int], _EXACT[str], _EXACT[list]
+
+
+def _plain_lists() -> bool:
+    """Whether lists and strs are tokens as ductwork makes them (no user handler for them)."""
+    return _EXACT.get(list) is _LIST_HANDLER and _EXACT.get(str) is _STR_HANDLER
 
 
 def hash_tagged(tag: str, *parts: Any) -> str:
     """Return the hex digest of ``[tag, *normalized parts]``, for keys that must not collide."""
+    if len(parts) == 1 and type(parts[0]) is list and type(tag) is str and _plain_lists() \
+            and all(type(item) is str for item in parts[0]):
+        # A list of strs (a map's gathered element digests, thousands): its token spelled
+        # out as ``_write`` would encode ["list", ["str", s], ...], without the recursion.
+        items = parts[0]
+        out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(items) + 1), _LIST]
+        out.extend(_STR_HEAD + _str_bytes(item) for item in items)
+        return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
     return _digest(_TAGGED_PREFIX, lambda: [tag, *map(normalize, parts)])
 
 

@@ -18,6 +18,7 @@ from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import ArtifactRef
 from ductwork.runtime.store.refs import (
+    GatherRef,
     decode_structure,
     encode_structure,
     ref_from_json,
@@ -83,18 +84,32 @@ _quote = json.encoder.encode_basestring_ascii  # what json.dumps spells a str wi
 
 
 def outputs_json(refs: dict[str, Any]) -> str:
-    """``json.dumps`` of a step's outputs as ``ref_to_json`` gives them, the same text; a
-    plain artifact ref (a map element's) is spelled out without the intermediate dict."""
+    """``json.dumps`` of a step's outputs as ``ref_to_json`` gives them, the same text; plain
+    refs and gathers of them (a map's) are spelled out without the intermediate dicts."""
     pieces = []
     for name, ref in refs.items():
-        if (type(ref) is not ArtifactRef or ref.classes or type(name) is not str
-                or type(ref.size) is not int):
+        text = _ref_text(ref)
+        if text is None or type(name) is not str:
             return json.dumps({name: ref_to_json(ref) for name, ref in refs.items()})
-        inline = "" if ref.inline is None else (
-            f', "inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}"')
-        pieces.append(f'{_quote(name)}: {{"digest": {_quote(ref.digest)}, "serializer": '
-                      f'{_quote(ref.serializer)}, "size": {ref.size}{inline}}}')
+        pieces.append(f"{_quote(name)}: {text}")
     return "{" + ", ".join(pieces) + "}"
+
+
+def _ref_text(ref: Any) -> str | None:
+    """``json.dumps(ref_to_json(ref))`` for a ref without classes (or a gather of them);
+    None for any other."""
+    kind = type(ref)
+    if kind is GatherRef:
+        parts = [_ref_text(part) for part in ref.parts]
+        if None in parts or type(ref.digest) is not str:
+            return None
+        return f'{{"gather": {_quote(ref.digest)}, "parts": [{", ".join(parts)}]}}'  # type: ignore[arg-type]
+    if kind is not ArtifactRef or ref.classes or type(ref.size) is not int:
+        return None
+    inline = "" if ref.inline is None else (
+        f', "inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}"')
+    return (f'{{"digest": {_quote(ref.digest)}, "serializer": {_quote(ref.serializer)}, '
+            f'"size": {ref.size}{inline}}}')
 
 
 def insert(table: str, columns: tuple[str, ...]) -> str:
