@@ -54,6 +54,7 @@ from ductwork.runtime.engine.node import (
     node_of,
     producers_of,
     round_trips,
+    uncollected,
 )
 from ductwork.runtime.engine.state import RunState
 from ductwork.runtime.records.run import Run, StepRun
@@ -181,16 +182,17 @@ class Loop:
         refs = substitute(inv.arguments, self._ref)
         self._maps[nid] = _Map(items, [None] * len(items), len(items))
         missing, hits = [], []
-        for i, item in enumerate(items):
-            sid = element_id(nid, i)
-            element = self.state.element(nid, i, sid)
-            self.state.set(element, Status.RUNNING)
-            hit = self._hit(nid, sid, element, inv, {**refs, inv.map_over: item})
-            if hit is _MUST_RUN:
-                missing.append(i)
-            elif hit is not None:
-                hits.append((sid, element, hit))
-        self._serve(hits)  # together: their producers are found in one query per 500
+        with uncollected():
+            for i, item in enumerate(items):
+                sid = element_id(nid, i)
+                element = self.state.element(nid, i, sid)
+                self.state.set(element, Status.RUNNING)
+                hit = self._hit(nid, sid, element, inv, {**refs, inv.map_over: item})
+                if hit is _MUST_RUN:
+                    missing.append(i)
+                elif hit is not None:
+                    hits.append((sid, element, hit))
+            self._serve(hits)  # together: their producers are found in one query per 500
         if missing:
             values = refs if self._reads_store(inv) else substitute(inv.arguments, self._value)
             for i in missing:

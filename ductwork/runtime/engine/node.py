@@ -17,7 +17,9 @@ mean different things on different backends.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import gc
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ductwork.runtime import caches
@@ -166,6 +168,25 @@ def not_a_list(step: Any, source: str, what: str) -> str:
             "upstream step return a list.\n")
 
 
+@contextlib.contextmanager
+def uncollected() -> Iterator[None]:
+    """Pause the cyclic garbage collector inside the block (a map's expansion).
+
+    Keying and serving a map's elements makes a dozen lasting objects per element and no
+    garbage cycles, so each pass the collector makes over the growing heap finds nothing:
+    they were 5% of a warm 10,000-element map. No step's code runs inside (a miss is only
+    queued), and the collector runs again as soon as the block is left.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def gathered(parts: Iterable[Any]) -> GatherRef:
     """A map node's output: its elements' refs, in order, as one ref."""
     return GatherRef.of(list(parts))
@@ -197,7 +218,7 @@ __all__ = [
     "FORCED_NOTE", "RECOMPUTED_NOTE", "RERUN_NOTE", "Basis", "CacheKeyError", "NotAList",
     "basis_of", "corrupt_message", "downstream", "element_failed", "element_id", "gathered",
     "key_of", "list_length", "lookup", "map_items", "may_retry", "node_of", "not_a_list",
-    "producers_of", "round_trips", "skipped_because",
+    "producers_of", "round_trips", "skipped_because", "uncollected",
 ]
 
 
