@@ -73,17 +73,7 @@ def hash_value(value: Any) -> str:
     if kind is str and handler is _STR_HANDLER:
         return (_BLAKE3 or _load_blake3())(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
-        try:
-            token = handler(value)
-        except RecursionError:
-            return _digest(_VALUE_PREFIX, lambda: handler(value))  # raises, saying why
-        if type(token) is list and all(type(part) is str for part in token):
-            # A flat list of strs (an upstream output's ref, on every step it feeds): spelled
-            # out as ``_write`` would encode it, without its recursion.
-            out = [_VALUE_PREFIX, _list_head(len(token))]
-            out.extend(_str_bytes(part) for part in token)
-            return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
-        return _digest(_VALUE_PREFIX, lambda: token)
+        return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
 
 
