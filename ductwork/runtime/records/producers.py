@@ -99,6 +99,9 @@ def find_producers(history: Any, store_url: str,
         else:
             waiting.setdefault(key, []).append((i, wanted, memo))
     keys = list(waiting)
+    # One producer per (run, metrics, logs): a map's elements, made by one run with the
+    # same (mostly no) metrics, share one record instead of parsing and building each.
+    made: dict[tuple[Any, Any, Any], Producer] = {}
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start:start + KEYS_PER_QUERY]
         try:
@@ -107,9 +110,6 @@ def find_producers(history: Any, store_url: str,
         except (sqlite3.Error, OSError):
             return found  # a history that cannot be read costs the hits their record
         rows_of: dict[str, int] = {}
-        # One producer per (run, metrics, logs): a map's elements, made by one run with the
-        # same (mostly no) metrics, share one record instead of parsing and building each.
-        made: dict[tuple[Any, Any, Any], Producer] = {}
         for key, run_id, outputs, metrics, logs in rows:
             rows_of[key] = seen = rows_of.get(key, 0) + 1
             pending = waiting[key]
