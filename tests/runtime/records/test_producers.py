@@ -45,3 +45,34 @@ def test_one_runs_elements_share_one_producer_and_hits_get_their_own_metrics(tmp
     assert hits[1].metrics == {}
     noted_hits = [second.steps[f"noted[{i}]"] for i in range(3)]
     assert [h.metrics for h in noted_hits] == [{"x": 1}, {"x": 1}, {"x": 2}]
+
+
+def _json_digests(text: str) -> dict:
+    import json
+
+    return {name: ref.get("digest", ref.get("gather")) for name, ref in json.loads(text).items()}
+
+
+def test_a_rows_outputs_are_read_alike_spelled_out_or_parsed():
+    import pytest
+
+    from ductwork.runtime.keys.hashing import new_hasher
+    from ductwork.runtime.records.producers import _stored_digests
+    from ductwork.runtime.records.rows import BAD_ROW, outputs_json
+    from ductwork.runtime.store.artifacts import ArtifactRef
+    from ductwork.runtime.store.refs import GatherRef
+
+    def ref(data: bytes, inline: bool = True, classes: tuple = ()) -> ArtifactRef:
+        return ArtifactRef(new_hasher(data).hexdigest(), "json", len(data), classes,
+                           data if inline else None)
+
+    for outputs in ({"output": ref(b"6")}, {"output": ref(b"7" * 900, inline=False)},
+                    {"a": ref(b"1"), "b": ref(b"2")}, {"output": ref(b"6", classes=("m:C",))},
+                    {"output": GatherRef.of([ref(b"1"), ref(b"2")])}, {"naïve": ref(b"3")}, {}):
+        text = outputs_json(outputs)
+        assert _stored_digests(text) == _json_digests(text) == {
+            name: r.digest for name, r in outputs.items()}
+    assert _stored_digests(None) == {}
+    for damaged in ('{"output": {"digest": "' + "a" * 63 + '"', "[1]", '{"output": 3}'):
+        with pytest.raises(BAD_ROW):
+            _stored_digests(damaged)
