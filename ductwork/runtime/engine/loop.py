@@ -54,6 +54,7 @@ from ductwork.runtime.engine.node import (
     node_of,
     producers_of,
     round_trips,
+    uncollected,
 )
 from ductwork.runtime.engine.state import RunState
 from ductwork.runtime.records.run import Run, StepRun
@@ -181,16 +182,17 @@ class Loop:
         refs = substitute(inv.arguments, self._ref)
         self._maps[nid] = _Map(items, [None] * len(items), len(items))
         missing, hits = [], []
-        for i, item in enumerate(items):
-            sid = element_id(nid, i)
-            element = self.state.element(nid, i, sid)
-            self.state.set(element, Status.RUNNING)
-            hit = self._hit(sid, element, inv, {**refs, inv.map_over: item})
-            if hit is _MUST_RUN:
-                missing.append(i)
-            elif hit is not None:
-                hits.append((sid, element, hit))
-        self._serve(hits)  # together: their producers are found in one query per 500
+        with uncollected():
+            for i, item in enumerate(items):
+                sid = element_id(nid, i)
+                element = self.state.element(nid, i, sid)
+                self.state.set(element, Status.RUNNING)
+                hit = self._hit(nid, sid, element, inv, {**refs, inv.map_over: item})
+                if hit is _MUST_RUN:
+                    missing.append(i)
+                elif hit is not None:
+                    hits.append((sid, element, hit))
+            self._serve(hits)  # together: their producers are found in one query per 500
         if missing:
             values = refs if self._reads_store(inv) else substitute(inv.arguments, self._value)
             for i in missing:
@@ -210,18 +212,17 @@ class Loop:
     def _must_run(self, sid: str, record: StepRun, inv: Invocation,
                   arguments: dict[str, Any]) -> bool:
         """Key the call and serve a hit; True when it has to run."""
-        hit = self._hit(sid, record, inv, arguments)
+        hit = self._hit(node_of(sid), sid, record, inv, arguments)
         if hit is _MUST_RUN:
             return True
         if hit is not None:
             self._serve([(sid, record, hit)])
         return False
 
-    def _hit(self, sid: str, record: StepRun, inv: Invocation,
+    def _hit(self, nid: str, sid: str, record: StepRun, inv: Invocation,
              arguments: dict[str, Any]) -> dict[str, Any] | None:
-        """Key the call and look it up: the hit's refs, ``_MUST_RUN``, or None when keying
-        failed (the record is failed)."""
-        nid = node_of(sid)
+        """Key call ``sid`` of node ``nid`` and look it up: the hit's refs, ``_MUST_RUN``, or
+        None when keying failed (the record is failed)."""
         record.key = record.components = None
         try:
             basis = self._basis(nid, inv)

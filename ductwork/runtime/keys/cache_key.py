@@ -42,16 +42,23 @@ def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
     """Digest each argument (refs stand for upstream outputs) that is not ignored,
     and the code of the classes its value is made of."""
     components = {}
+    ignored = step.options.ignore_inputs
     for name, value in arguments.items():
-        if name in step.options.ignore_inputs:
+        if name in ignored:
             continue
         try:
             components[f"input:{name}"] = hash_value(value)
+            if type(value) in _ATOMS:  # a map's items, mostly: made of no class
+                continue
             for cls, digest in input_classes(value).items():
                 components[f"input_class:{name}:{cls}"] = digest
         except UnhashableValue as exc:
             raise CacheKeyError(exc.describe(step.name, name)) from None
     return components
+
+
+# Values of these exact types are made of no class whose code could change them.
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
 def input_classes(value: Any) -> dict[str, str]:

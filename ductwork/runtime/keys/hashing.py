@@ -68,9 +68,10 @@ def hash_value(value: Any) -> str:
     # A map's elements and most small inputs: their token spelled out, unless a user
     # registered their own handler for the type.
     if kind is int and handler is _INT_HANDLER:
-        return new_hasher(_INT_VALUE + (_SMALL_INT.get(value) or _int_head(value))).hexdigest()
+        return (_BLAKE3 or _load_blake3())(
+            _INT_VALUE + (_SMALL_INT.get(value) or _int_head(value))).hexdigest()
     if kind is str and handler is _STR_HANDLER:
-        return new_hasher(_STR_VALUE + _str_bytes(value)).hexdigest()
+        return (_BLAKE3 or _load_blake3())(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
         return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
@@ -80,11 +81,24 @@ _EXACT = normalize.registry  # a live view: later registrations show up in it
 # The encodings of ["int", i] and ["str", s] up to the value (see encoding._write).
 _INT_VALUE = _VALUE_PREFIX + b"l2:s3:int"
 _STR_VALUE = _VALUE_PREFIX + b"l2:s3:str"
-_INT_HANDLER, _STR_HANDLER = _EXACT[int], _EXACT[str]
+_INT_HANDLER, _STR_HANDLER, _LIST_HANDLER = _EXACT[int], _EXACT[str], _EXACT[list]
+
+
+def _plain_lists() -> bool:
+    """Whether lists and strs are tokens as ductwork makes them (no user handler for them)."""
+    return _EXACT.get(list) is _LIST_HANDLER and _EXACT.get(str) is _STR_HANDLER
 
 
 def hash_tagged(tag: str, *parts: Any) -> str:
     """Return the hex digest of ``[tag, *normalized parts]``, for keys that must not collide."""
+    if len(parts) == 1 and type(parts[0]) is list and type(tag) is str and _plain_lists() \
+            and all(type(item) is str for item in parts[0]):
+        # A list of strs (a map's gathered element digests, thousands): its token spelled
+        # out as ``_write`` would encode ["list", ["str", s], ...], without the recursion.
+        items = parts[0]
+        out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(items) + 1), _LIST]
+        out.extend(_STR_HEAD + _str_bytes(item) for item in items)
+        return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
     return _digest(_TAGGED_PREFIX, lambda: [tag, *map(normalize, parts)])
 
 
@@ -94,22 +108,35 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
     Every cache key is one of these (its sorted components); building the token that
     ``normalize`` would build, without dispatching on each pair, is a tenth of a warm step.
     """
-    if not all(type(k) is str and type(v) is str for k, v in pairs):
-        return hash_tagged(tag, pairs)
     # The bytes ``_write`` gives [tag, ["list", *[["tuple", ["str", k], ["str", v]], ...]]],
     # spelled out here: its recursion per pair was most of a cache key's cost.
-    out = [_TAGGED_PREFIX, b"l2:", _str_bytes(tag), _list_head(len(pairs) + 1), _LIST]
+    head = _TAGS.get(tag)
+    if head is None:
+        if type(tag) is not str:
+            return hash_tagged(tag, pairs)
+        head = _TAGS[tag] = _TAGGED_PREFIX + b"l2:" + _str_bytes(tag)
+    out = [head, _list_head(len(pairs) + 1), _LIST]
     memo = _PAIRS
     for pair in pairs:
-        data = memo.get(pair)
+        try:
+            data = memo.get(pair)
+        except TypeError:  # an unhashable part: not a (str, str) pair
+            data = None
         if data is None:
+            # Only a pair of exact strs is spelled out (and remembered), so a hit is one.
+            if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str \
+                    or type(pair[1]) is not str:
+                return hash_tagged(tag, pairs)
             k, v = pair
             data = b"".join((_PAIR_HEAD, _str_bytes(k), _STR_HEAD, _str_bytes(v)))
             if len(memo) >= 4096:
                 memo.clear()  # a bound, not an LRU: a key's pairs are re-made in a microsecond
             memo[pair] = data
         out.append(data)
-    return new_hasher(b"".join(out)).hexdigest()
+    return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
+
+
+_TAGS: dict[str, bytes] = {}  # tag -> the encoding's head up to the pairs: a few tags recur
 
 
 # (name, digest) -> its encoding: all but a call's input pairs recur from call to call (a

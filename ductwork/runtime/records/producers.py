@@ -99,6 +99,9 @@ def find_producers(history: Any, store_url: str,
         else:
             waiting.setdefault(key, []).append((i, wanted, memo))
     keys = list(waiting)
+    # One producer per (run, metrics, logs): a map's elements, made by one run with the
+    # same (mostly no) metrics, share one record instead of parsing and building each.
+    made: dict[tuple[Any, Any, Any], Producer] = {}
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start:start + KEYS_PER_QUERY]
         try:
@@ -117,7 +120,10 @@ def find_producers(history: Any, store_url: str,
                 matched = [w for w in pending if w[1] == stored]
                 if not matched:
                     continue
-                producer = Producer(run_id, dict(json.loads(metrics or "{}")), logs or "")
+                producer = made.get((run_id, metrics, logs))
+                if producer is None:
+                    producer = made[run_id, metrics, logs] = Producer(
+                        run_id, dict(json.loads(metrics or "{}")), logs or "")
             except BAD_ROW:
                 continue  # a damaged row: another may still name the producer
             for w in matched:

@@ -9,13 +9,16 @@ is gone from this machine reads back as ``died``.
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
+from ductwork.runtime.store.artifacts import ArtifactRef
 from ductwork.runtime.store.refs import (
+    GatherRef,
     decode_structure,
     encode_structure,
     ref_from_json,
@@ -56,6 +59,59 @@ def _json(value: Any) -> str | None:
         return json.dumps(value, default=repr)
 
 
+def str_dict_json(value: dict[str, str] | None) -> str | None:
+    """``json.dumps`` of a dict of strs (a step's key components), the same text, from
+    remembered ``"name": "value"`` pieces: all but a call's inputs recur from row to row
+    (a step's code, options, environment), and a map writes thousands of rows."""
+    if value is None:
+        return None
+    memo, pieces = _PIECES, []
+    for item in value.items():
+        piece = memo.get(item)
+        if piece is None:
+            name, text = item
+            if type(name) is not str or type(text) is not str:
+                return _json(value)
+            if len(memo) >= 4096:
+                memo.clear()  # a bound, not an LRU: a piece is re-made in a microsecond
+            piece = memo[item] = f"{_quote(name)}: {_quote(text)}"
+        pieces.append(piece)
+    return "{" + ", ".join(pieces) + "}"
+
+
+_PIECES: dict[tuple[str, str], str] = {}
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps spells a str with
+
+
+def outputs_json(refs: dict[str, Any]) -> str:
+    """``json.dumps`` of a step's outputs as ``ref_to_json`` gives them, the same text; plain
+    refs and gathers of them (a map's) are spelled out without the intermediate dicts."""
+    pieces = []
+    for name, ref in refs.items():
+        text = _ref_text(ref)
+        if text is None or type(name) is not str:
+            return json.dumps({name: ref_to_json(ref) for name, ref in refs.items()})
+        pieces.append(f"{_quote(name)}: {text}")
+    return "{" + ", ".join(pieces) + "}"
+
+
+def _ref_text(ref: Any) -> str | None:
+    """``json.dumps(ref_to_json(ref))`` for a ref without classes (or a gather of them);
+    None for any other."""
+    kind = type(ref)
+    if kind is GatherRef:
+        parts = [_ref_text(part) for part in ref.parts]
+        if None in parts or type(ref.digest) is not str:
+            return None
+        return f'{{"gather": {_quote(ref.digest)}, "parts": [{", ".join(parts)}]}}'  # type: ignore[arg-type]
+    if kind is not ArtifactRef or ref.classes or type(ref.size) is not int:
+        return None
+    inline = "" if ref.inline is None else (
+        f', "inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}"')
+    return (f'{{"digest": {_quote(ref.digest)}, "serializer": {_quote(ref.serializer)}, '
+            f'"size": {ref.size}{inline}}}')
+
+
 def insert(table: str, columns: tuple[str, ...]) -> str:
     """The INSERT OR REPLACE statement of ``columns`` into ``table``."""
     marks = ", ".join("?" for _ in columns)
@@ -74,11 +130,10 @@ def run_row(run: Run, driver: str) -> tuple[Any, ...]:
 
 def step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
     """A step run as a row of ``steps``."""
-    outputs = {name: ref_to_json(ref) for name, ref in s.output_refs.items()}
     return (
         run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
-        s.map_index, s.key, _json(s.components), _json(outputs), s.error, s.logs,
-        _json(s.metrics), s.note, s.cached_from,
+        s.map_index, s.key, str_dict_json(s.components), outputs_json(s.output_refs), s.error,
+        s.logs, "{}" if s.metrics == {} else _json(s.metrics), s.note, s.cached_from,
     )
 
 

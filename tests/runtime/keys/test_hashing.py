@@ -633,6 +633,69 @@ def test_str_pairs_with_other_values_fall_back_to_the_generic_digest():
     assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
 
 
+@pytest.mark.parametrize("odd", [("b", ["unhashable"]), ("b", b"bytes"), ["b", "a list"],
+                                 ("b", "c", "three")], ids=repr)
+def test_an_odd_pair_after_remembered_ones_falls_back_to_the_generic_digest(odd):
+    # The remembered pairs are spelled out; one pair of anything else makes the whole list
+    # take the generic digest, wherever it comes in the list.
+    plain = [("a", "x"), ("c", "y")]
+    hash_str_pairs("StepKey", plain)
+    for pairs in ([*plain, odd], [odd, *plain], [plain[0], odd, plain[1]]):
+        assert hash_str_pairs("StepKey", pairs) == hash_tagged("StepKey", pairs)
+    assert hash_str_pairs("Other", plain) == hash_tagged("Other", plain)
+
+
+@given(st.text(max_size=8), st.lists(st.text() | st.sampled_from(["\ud800", "é" * 90])))
+def test_a_list_of_strs_is_spelled_out_as_the_generic_digest(tag, items):
+    # A gathered map output's digest is one of these over its element digests.
+    from ductwork.runtime.keys.encoding import _write
+    from ductwork.runtime.keys.hashing import _TAGGED_PREFIX
+
+    out = [_TAGGED_PREFIX]
+    _write(([tag, normalize(items)],), out, None)
+    assert hash_tagged(tag, items) == new_hasher(b"".join(out)).hexdigest()
+
+
+class _Flat:
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+
+
+register_hash(_Flat, lambda flat: flat.parts)
+
+
+@given(st.lists(st.text() | st.sampled_from(["\ud800", "é" * 90]), max_size=70)
+       | st.lists(st.text() | st.integers() | st.none(), max_size=5))
+def test_a_handlers_flat_token_is_spelled_out_as_the_generic_digest(parts):
+    # An upstream output's ref (["artifact", digest, serializer]) feeds every step's key.
+    from ductwork.runtime.keys.encoding import _write
+    from ductwork.runtime.keys.hashing import _VALUE_PREFIX
+
+    out = [_VALUE_PREFIX]
+    _write((parts,), out, None)
+    assert hash_value(_Flat(parts)) == new_hasher(b"".join(out)).hexdigest()
+
+
+def test_an_inputs_ref_digest_is_pinned():
+    from ductwork.runtime.store.artifacts import ArtifactRef
+    from ductwork.runtime.store.refs import GatherRef
+
+    ref = ArtifactRef("a" * 64, "json", 1)
+    assert hash_value(ref) == REF_DIGEST
+    assert hash_value(GatherRef.of([ref, ArtifactRef("b" * 64, "pickle", 3)])) == GATHERED
+
+
+REF_DIGEST = "ae2aa7834c1fc04452bd3520b35a4cf5d6ce7c5f75d7d0bb35a0d8c876b1c3c8"  # 440eee4
+GATHERED = "dd5ee118392d943bb965e43bf513be460fd88539e2471c577a5eaa3b36459388"  # 440eee4
+
+
+def test_a_gathered_digest_is_pinned():
+    assert hash_tagged("Gather", ["a" * 64, "b" * 64]) == GATHER_DIGEST
+
+
+GATHER_DIGEST = "528358f41b490077df6a8de94f3c1569d6ce7aa3cdc44671d3e2756669a2379c"  # 440eee4
+
+
 KNOWN_KEY = "82a8bf260dbc3e675be23ec15f94e1023863c2b57935f8b23ff6abdf35cfdd0d"
 
 
