@@ -92,8 +92,8 @@ def serve(fd: int) -> None:
 
     import cloudpickle
 
-    from ductwork.runtime.engine.job import Job, JobResult, execute
-    from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.engine.job import JobResult, execute
+    from ductwork.runtime.engine.shipping import unpickle, unpickle_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
@@ -110,15 +110,14 @@ def serve(fd: int) -> None:
         except (EOFError, OSError):
             return
         store = _open_store(stores, store_config) if store_config.get("url") else None
-        fields = pickle.loads(job_bytes)  # ``shipping.pickle_job``: a job but its step
-        if len(memo) > _MEMO_ENTRIES or fields["run_id"] != run_id:
-            memo.clear()  # inputs are shared within a run, not kept across runs
-        run_id = fields["run_id"]
         if step_bytes is not None:
             if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
                 del steps[next(iter(steps))]
             steps[token] = unpickle(step_bytes)
-        job = Job(step=steps[token], **fields)
+        job = unpickle_job(steps[token], job_bytes)
+        if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
+            memo.clear()  # inputs are shared within a run, not kept across runs
+        run_id = job.run_id
         try:
             result = execute(job, store, capture="fds", memo=memo)
         except Exception:  # a fault of ours must fail the step, not kill the worker
