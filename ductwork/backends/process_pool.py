@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
-from ductwork.runtime.engine.worker import STEPS_KEPT, Channel
+from ductwork.runtime.engine.worker import STEPS_KEPT, Channel, result_from
 
 #: A run's ``ProcessBackend`` (its ``cancelled``, ``store``, ``store_config``), by another
 #: name: ``process`` imports this module, not the other way round.
@@ -260,7 +260,7 @@ class Driver(threading.Thread):
                     f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
                     "its worker process was stopped.\n"))
             assert self.channel is not None
-            result: JobResult = pickle.loads(self.channel.recv())
+            result = result_from(self.channel.recv())
         except (EOFError, OSError):
             return self._died(job, started, backend)
         if result.error is None and result.refs is None and result.values is not None:
