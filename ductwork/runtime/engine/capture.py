@@ -158,8 +158,10 @@ def _anonymous_file() -> int:
 
 def _flush_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        try:  # twice per job in a worker: no context manager built each time
             stream.flush()
+        except Exception:  # a stream the step closed or replaced: nothing to keep
+            pass
 
 
 @contextlib.contextmanager
