@@ -659,7 +659,7 @@ TIMED = [
     ("execute (the job)", execute, "execute", 0),
     ("resolve_refs (args, kwargs)", execute, "resolve_refs", 1),
     ("call (context, capture, fn, check)", execute, "call", 1),
-    ("capture_fds enter+exit (dup2, TemporaryFile)", capture, "capture_fds", 2),
+    ("capture_fds enter+exit (memfd, dup2)", capture, "capture_fds", 2),
     ("check_outputs", execute, "check_outputs", 2),
     ("store_outputs", execute, "store_outputs", 1),
     ("ArtifactStore.put", store.ArtifactStore, "put", 2),
