@@ -790,7 +790,7 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
 
             @staticmethod
             def Popen(argv: list[str], **kw: Any) -> Any:
-                if argv[1:] == ["-m", "ductwork.runtime.engine.worker"]:
+                if argv[-2:] == ["-m", "ductwork.runtime.engine.worker"]:  # with -P or not
                     argv = [argv[0], probe]
                     kw["env"] = {**kw["env"], "W2_PROBE_DIR": out, "W2_PROBE_T0": repr(time.time())}
                 return real.Popen(argv, **kw)

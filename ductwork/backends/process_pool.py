@@ -97,8 +97,11 @@ class Driver(threading.Thread):
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
         # Installed packages and the user's folders resolve as they do here.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        # -P: not the working directory first on its path, where another ductwork (a
+        # checkout) would answer this one's jobs; the parent's path comes by PYTHONPATH.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ductwork.runtime.engine.worker"], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-P", "-m", "ductwork.runtime.engine.worker"],
+            pass_fds=(theirs.fileno(),),
             env=env, stdin=subprocess.DEVNULL,
         )
         theirs.close()

@@ -102,3 +102,30 @@ def test_subclasses_of_plain_types_defined_in_the_script_reach_the_workers(tmp_p
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "RESULT Tag:t Pair:2 3" in out.stdout
+
+
+def test_workers_import_the_parent_s_ductwork_not_one_in_the_current_directory(tmp_path):
+    # ``python -m`` would put the working directory first on a worker's path: a checkout of
+    # another ductwork there would answer the parent's jobs.
+    other = tmp_path / "elsewhere"
+    (other / "ductwork").mkdir(parents=True)
+    (other / "ductwork" / "__init__.py").write_text("raise ImportError('the wrong ductwork')\n")
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f'''
+        from ductwork import pipeline, step
+
+        @step(cache=False)
+        def double(x: int) -> int:
+            return 2 * x
+
+        @pipeline
+        def p():
+            return double(21)
+
+        run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
+        print("RESULT", run.outputs)
+    '''))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=other)
+    assert out.returncode == 0, out.stderr
+    assert "RESULT 42" in out.stdout
