@@ -659,7 +659,7 @@ TIMED = [
     ("execute (the job)", execute, "execute", 0),
     ("resolve_refs (args, kwargs)", execute, "resolve_refs", 1),
     ("call (context, capture, fn, check)", execute, "call", 1),
-    ("capture_fds enter+exit (dup2, TemporaryFile)", capture, "capture_fds", 2),
+    ("capture_fds enter+exit (memfd, dup2)", capture, "capture_fds", 2),
     ("check_outputs", execute, "check_outputs", 2),
     ("store_outputs", execute, "store_outputs", 1),
     ("ArtifactStore.put", store.ArtifactStore, "put", 2),
@@ -790,7 +790,7 @@ def worker_probe(base: str | None) -> Iterator[Probe]:
 
             @staticmethod
             def Popen(argv: list[str], **kw: Any) -> Any:
-                if argv[1:] == ["-m", "ductwork.runtime.engine.worker"]:
+                if argv[-2:] == ["-m", "ductwork.runtime.engine.worker"]:  # with -P or not
                     argv = [argv[0], probe]
                     kw["env"] = {**kw["env"], "W2_PROBE_DIR": out, "W2_PROBE_T0": repr(time.time())}
                 return real.Popen(argv, **kw)

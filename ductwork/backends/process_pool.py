@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
-from ductwork.runtime.engine.worker import STEPS_KEPT, Channel
+from ductwork.runtime.engine.worker import STEPS_KEPT, Channel, result_from
 
 #: A run's ``ProcessBackend`` (its ``cancelled``, ``store``, ``store_config``), by another
 #: name: ``process`` imports this module, not the other way round.
@@ -97,8 +97,11 @@ class Driver(threading.Thread):
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
         # Installed packages and the user's folders resolve as they do here.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        # -P: not the working directory first on its path, where another ductwork (a
+        # checkout) would answer this one's jobs; the parent's path comes by PYTHONPATH.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ductwork.runtime.engine.worker"], pass_fds=(theirs.fileno(),),
+            [sys.executable, "-P", "-m", "ductwork.runtime.engine.worker"],
+            pass_fds=(theirs.fileno(),),
             env=env, stdin=subprocess.DEVNULL,
         )
         theirs.close()
@@ -153,7 +156,15 @@ class Driver(threading.Thread):
                     if item.sent:  # in the worker's socket: it must not run
                         self._stop()
                     continue
-                result = self._do(item)
+                try:
+                    result = self._do(item)
+                except Exception:  # a fault of ours: fail the job, never leave it waiting
+                    import traceback
+
+                    self._stop()
+                    result = JobResult(item.job.step_id, time.time(), time.time(), error=(
+                        "The process backend failed while running this step:\n"
+                        + traceback.format_exc()))
                 with self.pool.lock:
                     if not self.ahead:
                         self.backend = None
@@ -260,9 +271,17 @@ class Driver(threading.Thread):
                     f"Step '{job.step_id}' timed out after {timeout:g} s (timeout={timeout:g}); "
                     "its worker process was stopped.\n"))
             assert self.channel is not None
-            result: JobResult = pickle.loads(self.channel.recv())
+            message = self.channel.recv()
         except (EOFError, OSError):
             return self._died(job, started, backend)
+        try:
+            result = result_from(message)
+        except Exception as exc:  # a value of a class this process cannot load
+            return JobResult(job.step_id, started, time.time(), error=(
+                f"Step '{job.step_id}' ran, but its result could not be read back from the "
+                f"worker process: {type(exc).__name__}: {exc}. Return values that this "
+                "process can unpickle, or use a store on disk (store=) so that outputs stay "
+                "in the store.\n"))
         if result.error is None and result.refs is None and result.values is not None:
             try:
                 refs = store_outputs(job, result.values, backend.store)

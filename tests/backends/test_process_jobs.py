@@ -10,7 +10,7 @@ import textwrap
 from ductwork import step
 from ductwork.backends.process import ProcessBackend
 from ductwork.runtime.engine.job import Job
-from ductwork.runtime.engine.shipping import pickle_job
+from ductwork.runtime.engine.shipping import pickle_job, unpickle_job
 from ductwork.runtime.store.artifacts import ArtifactStore
 
 
@@ -26,8 +26,10 @@ def test_plain_arguments_go_by_plain_pickle_and_come_back_whole(tmp_path):
               whole=True, run_id="run", log_to="/tmp/log")
     payload = pickle_job(job)
     assert b"cloudpickle" not in payload  # nothing but plain data and ductwork's refs
-    fields = pickle.loads(payload)
-    assert Job(step=apply, **fields) == job
+    pickle.loads(payload)  # plain pickle reads it: no cloudpickle needed in the worker
+    assert unpickle_job(apply, payload) == job
+    many = Job("s", apply, (list(range(5000)), {str(i): [i, None] for i in range(500)}), {})
+    assert unpickle_job(apply, pickle_job(many)) == many
 
 
 def test_a_lambda_argument_goes_by_cloudpickle_and_runs(tmp_path):
@@ -70,3 +72,60 @@ def test_map_elements_of_a_class_defined_in_the_script_reach_the_workers(tmp_pat
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "RESULT [0, 2, 4]" in out.stdout
+
+
+def test_subclasses_of_plain_types_defined_in_the_script_reach_the_workers(tmp_path):
+    # A str or tuple subclass of __main__ looks plain but is not: plain pickle would name a
+    # class the worker cannot import.
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f'''
+        from collections import namedtuple
+        from ductwork import pipeline, step
+
+        class Tag(str):
+            pass
+
+        Pair = namedtuple("Pair", "a b")
+
+        @step(cache=False)
+        def describe(tag, pair, n) -> str:
+            return f"{{type(tag).__name__}}:{{tag}} {{type(pair).__name__}}:{{pair.b}} {{n}}"
+
+        @pipeline
+        def p():
+            return describe(Tag("t"), Pair(1, 2), 3)
+
+        run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
+        print("RESULT", run.outputs)
+    '''))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "RESULT Tag:t Pair:2 3" in out.stdout
+
+
+def test_workers_import_the_parent_s_ductwork_not_one_in_the_current_directory(tmp_path):
+    # ``python -m`` would put the working directory first on a worker's path: a checkout of
+    # another ductwork there would answer the parent's jobs.
+    other = tmp_path / "elsewhere"
+    (other / "ductwork").mkdir(parents=True)
+    (other / "ductwork" / "__init__.py").write_text("raise ImportError('the wrong ductwork')\n")
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f'''
+        from ductwork import pipeline, step
+
+        @step(cache=False)
+        def double(x: int) -> int:
+            return 2 * x
+
+        @pipeline
+        def p():
+            return double(21)
+
+        run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
+        print("RESULT", run.outputs)
+    '''))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=other)
+    assert out.returncode == 0, out.stderr
+    assert "RESULT 42" in out.stdout

@@ -112,3 +112,33 @@ def test_cancel_stops_the_running_and_the_queued_job_of_the_run(tmp_path, one_wo
         assert other.submit(Job("nap", nap, (0.0, str(log)), {})).result(timeout=60).error is None
     finally:
         other.close()
+
+
+def _explode() -> None:
+    if os.environ.get("DUCTWORK_WORKER_FD") is None:  # in the parent only
+        raise RuntimeError("cannot be loaded here")
+
+
+class LoadsNowhere:
+    """Pickles in the worker; unpickling it in the parent raises."""
+
+    def __reduce__(self):
+        return (_explode, ())
+
+
+@step(cache=False)
+def unreadable(x: int) -> LoadsNowhere:
+    return LoadsNowhere()
+
+
+def test_a_result_the_parent_cannot_read_fails_its_step_and_the_worker_goes_on(tmp_path):
+    store = ArtifactStore("memory://")  # values come back through the pipe
+    backend = ProcessBackend(store, max_workers=1)
+    try:
+        bad = backend.submit(Job("unreadable", unreadable, (1,), {})).result(timeout=60)
+        good = backend.submit(Job("nap[0]", nap, (0.0, str(tmp_path / "log")), {}))
+        good = good.result(timeout=60)
+    finally:
+        backend.close()
+    assert "unreadable" in bad.error and "cannot be loaded here" in bad.error, bad.error
+    assert good.error is None, good.error

@@ -1,8 +1,9 @@
 """Capturing what a step prints.
 
 In a worker process the step owns the process, so its file descriptors 1 and 2
-are pointed at a temporary file for the step's duration: output of child
-processes it starts and of C extensions is captured too. In-process (the
+are pointed at a file of the step's own for the step's duration (a nameless
+in-memory file: a handful of system calls per step): output of child processes
+it starts and of C extensions is captured too. In-process (the
 inline backend) only Python-level ``sys.stdout``/``sys.stderr`` are swapped,
 and what is written still reaches the original streams, so a notebook shows
 it while it is kept in the logs.
@@ -77,8 +78,12 @@ def capture_python(passthrough: bool = True, log_to: str | None = None
 
 @contextlib.contextmanager
 def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
-    """Point fds 1 and 2 at a file for the block (``log_to``, else a temporary one);
+    """Point fds 1 and 2 at a file for the block (``log_to``, else a fresh in-memory one);
     ``result["text"]`` holds what was written after."""
+    if log_to is None:
+        with _capture_to_memory() as result:
+            yield result
+        return
     result: dict[str, Any] = {"text": ""}
     _flush_streams()
     saved = (os.dup(1), os.dup(2))
@@ -90,9 +95,7 @@ def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
             with flushing(_flush_streams) if watched else contextlib.nullcontext():
                 yield result
         finally:
-            for stream in (sys.stdout, sys.stderr):
-                with contextlib.suppress(Exception):
-                    stream.flush()
+            _flush_streams()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
@@ -101,10 +104,64 @@ def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
             result["text"] = log.read().decode("utf-8", errors="replace")
 
 
+#: This process's own fds 1 and 2, copied once: a worker points them back here after each
+#: step instead of copying them again per step.
+_SAVED: tuple[int, int] | None = None
+
+
+@contextlib.contextmanager
+def _capture_to_memory() -> Iterator[dict[str, Any]]:
+    """``capture_fds`` into a file of its own per block, in as few system calls as may be.
+
+    A fresh file per block, never one reused at an offset: a child process a step left
+    running keeps writing to that step's file, not into the next step's log.
+    """
+    global _SAVED
+    result: dict[str, Any] = {"text": ""}
+    _flush_streams()
+    if _SAVED is None:
+        _SAVED = (os.dup(1), os.dup(2))
+    fd = _anonymous_file()
+    try:
+        os.dup2(fd, 1)  # inheritable copies: child processes write here too
+        os.dup2(fd, 2)
+        try:
+            yield result
+        finally:
+            _flush_streams()
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, size, 0) if size else b""
+            while len(data) < size:  # a huge log comes in several reads
+                chunk = os.pread(fd, size - len(data), len(data))
+                if not chunk:
+                    break
+                data += chunk
+            os.dup2(_SAVED[0], 1)
+            os.dup2(_SAVED[1], 2)
+            result["text"] = data.decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _anonymous_file() -> int:
+    """A new read-write file with no name (in memory where the system offers it)."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        with contextlib.suppress(OSError):
+            return memfd_create("ductwork-step-log", os.MFD_CLOEXEC)
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="ductwork-step-log-")
+    os.unlink(path)
+    return fd
+
+
 def _flush_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        try:  # twice per job in a worker: no context manager built each time
             stream.flush()
+        except Exception:  # a stream the step closed or replaced: nothing to keep
+            pass
 
 
 @contextlib.contextmanager

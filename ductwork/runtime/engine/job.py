@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ductwork.dsl.lazy import holds_lazy, materialize
+from ductwork.dsl.lazy import LEAVES, holds_lazy, materialize
 from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.engine.annotations import check_outputs
 
@@ -132,7 +132,7 @@ class MaterializeError(Exception):
 
 def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The job's arguments with datasets (and other lazy inputs) materialized."""
-    if not holds_lazy(job.args) and not holds_lazy(job.kwargs):  # one pass over types
+    if _only_leaves(job) or (not holds_lazy(job.args) and not holds_lazy(job.kwargs)):
         return job.args, job.kwargs
 
     def read(value: Any) -> Any:
@@ -154,6 +154,26 @@ def _materialized(job: Job, ctx: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return bound.args, bound.kwargs
 
 
+def _only_leaves(job: Job) -> bool:
+    """Every argument is a number, a string or None: no ref to read, nothing to materialize
+    (a map element's usual arguments, checked without walking anything)."""
+    return LEAVES.issuperset(map(type, job.args)) and (
+        not job.kwargs or LEAVES.issuperset(map(type, job.kwargs.values())))
+
+
+def _catcher(job: Job, capture: str) -> Any:
+    """The context manager that captures the step's output the ``capture`` way."""
+    from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
+
+    if capture == "fds":
+        return capture_fds(job.log_to)
+    if capture == "python":
+        return capture_python(log_to=job.log_to)
+    if capture == "thread":
+        return capture_thread()
+    return _no_capture()  # "none": the caller collects output itself (a container's logs)
+
+
 def call(job: Job, capture: str = "python", store: Any = None,
          ) -> tuple[dict[str, Any] | None, str | None, str, dict[str, Any]]:
     """Call the step under its context with output captured: (values, error, logs, metrics).
@@ -162,15 +182,10 @@ def call(job: Job, capture: str = "python", store: Any = None,
     ``dw.datastore()`` and datasets without a datastore read from it.
     """
     from ductwork.runtime.context import StepContext, run_store, running
-    from ductwork.runtime.engine.capture import capture_fds, capture_python, capture_thread
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
-    # "none": the caller collects output itself (a container's logs).
-    catchers = {"fds": lambda: capture_fds(job.log_to),
-                "python": lambda: capture_python(log_to=job.log_to), "thread": capture_thread}
-    catcher = catchers.get(capture, _no_capture)()
-    with catcher as captured, running(ctx), run_store(store):
+    with _catcher(job, capture) as captured, running(ctx), run_store(store):
         try:
             args, kwargs = _materialized(job, ctx)
             result = job.step.fn(*args, **kwargs)
@@ -250,7 +265,7 @@ def execute(job: Job, store: Any, capture: str = "python",
     from ductwork.runtime.store.artifacts import CorruptArtifact
 
     started = time.time()
-    if store is not None and resolve:
+    if store is not None and resolve and not _only_leaves(job):
         try:
             memo = {} if memo is None else memo
             job = job.replace(args=resolve_refs(job.args, store, memo),

@@ -60,52 +60,75 @@ def unpickle(payload: bytes) -> Any:
     return obj
 
 
-#: Types plain pickle carries exactly as cloudpickle does (nothing a worker must import).
-_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-_PLAIN_OBJECTS = 256  # beyond this many objects, cloudpickle without looking further
+#: A job's fields but its step, in this order (``unpickle_job`` puts the step back in).
+_FIELDS = ("step_id", "args", "kwargs", "attempt", "key", "whole", "run_id", "log_to")
 
 
 def pickle_job(job: Any) -> bytes:
-    """Pickle a job's fields but its step (``Job(step=..., **fields)`` rebuilds it).
+    """Pickle a job's fields but its step (``unpickle_job`` rebuilds the job).
 
     Arguments that are plain data (numbers, strings, artifact refs, and lists,
     tuples and dicts of them) go by plain pickle, several times faster than
-    cloudpickle; anything else (a class or function of ``__main__``, a lambda)
-    by cloudpickle, which carries those by value.
+    cloudpickle; anything else (a class or function of ``__main__``, a lambda, a
+    subclass of ``str``) by cloudpickle, which carries those by value.
     """
+    import io
     import pickle
 
-    from ductwork.dsl.slotted import as_dict
+    fields = (job.step_id, job.args, job.kwargs, job.attempt, job.key, job.whole,
+              job.run_id, job.log_to)
+    buffer = io.BytesIO()
+    try:
+        _plain_pickler()(buffer, pickle.HIGHEST_PROTOCOL).dump(fields)
+    except _NotPlain:
+        import cloudpickle
 
-    fields = as_dict(job)
-    del fields["step"]
-    if _plain(fields):
-        return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
-    import cloudpickle
-
-    return cloudpickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+        return cloudpickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
 
 
-def _plain(value: Any) -> bool:
-    from ductwork.runtime.store.artifacts import ArtifactRef
-    from ductwork.runtime.store.refs import GatherRef
+def unpickle_job(step: Any, payload: bytes) -> Any:
+    """The job ``pickle_job`` wrote, with ``step`` put back in."""
+    import pickle
 
-    stack, budget = [value], _PLAIN_OBJECTS
-    while stack:
-        budget -= 1
-        if budget < 0:
-            return False
-        item = stack.pop()
-        kind = type(item)
-        if kind in _SCALARS or kind is ArtifactRef:
-            continue
-        if kind is tuple or kind is list:
-            stack.extend(item)
-        elif kind is dict:
-            stack.extend(item)
-            stack.extend(item.values())
-        elif kind is GatherRef:
-            stack.extend(item.parts)
-        else:
-            return False
-    return True
+    from ductwork.runtime.engine.job import Job
+
+    step_id, *rest = pickle.loads(payload)
+    return Job(step_id, step, *rest)
+
+
+class _NotPlain(Exception):
+    """A job holds something plain pickle would carry by reference only."""
+
+
+_PLAIN_PICKLER: Any = None
+
+
+def _plain_pickler() -> Any:
+    """A ``pickle.Pickler`` that refuses anything but plain data and ductwork's refs.
+
+    The C pickler writes exact ints, floats, strings, bytes, lists, tuples and dicts
+    itself and asks ``reducer_override`` about every other object: refs (and what
+    their pickles name: their classes, ``copyreg``'s constructor) pass, anything else
+    stops it. No Python walks the arguments.
+    """
+    global _PLAIN_PICKLER
+    if _PLAIN_PICKLER is None:
+        import copyreg
+        import pickle
+
+        from ductwork.runtime.store.artifacts import ArtifactRef
+        from ductwork.runtime.store.refs import GatherRef
+
+        instances = frozenset({ArtifactRef, GatherRef, complex, bool, type(None)})
+        named = frozenset({id(ArtifactRef), id(GatherRef), id(copyreg.__newobj__),
+                           id(copyreg._reconstructor), id(complex)})
+
+        class PlainPickler(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                if type(obj) in instances or id(obj) in named:
+                    return NotImplemented  # pickled as usual
+                raise _NotPlain
+
+        _PLAIN_PICKLER = PlainPickler
+    return _PLAIN_PICKLER

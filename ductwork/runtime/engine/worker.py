@@ -1,9 +1,9 @@
 """The worker process: ``python -m ductwork.runtime.engine.worker``.
 
 It reads jobs from a socket on the file descriptor named by
-``DUCTWORK_WORKER_FD`` and answers each with a ``JobResult``, in the order they
-came (the parent sends a worker its next job while it runs one, so it never
-waits a round trip between jobs). Messages are length-prefixed pickles
+``DUCTWORK_WORKER_FD`` and answers each with a ``JobResult`` (its fields, as a
+tuple), in the order they came (the parent sends a worker its next job while
+it runs one, so it never waits a round trip between jobs). Messages are length-prefixed pickles
 (``Channel``: no ``multiprocessing`` to import at start-up). A job message is
 ``(token, step_bytes, store_config, job_bytes)``: the step (cloudpickled, sent
 once per worker and kept under its token), the run's store (so one worker
@@ -92,8 +92,8 @@ def serve(fd: int) -> None:
 
     import cloudpickle
 
-    from ductwork.runtime.engine.job import Job, JobResult, execute
-    from ductwork.runtime.engine.shipping import unpickle
+    from ductwork.runtime.engine.job import JobResult, execute
+    from ductwork.runtime.engine.shipping import unpickle, unpickle_job
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
@@ -110,35 +110,45 @@ def serve(fd: int) -> None:
         except (EOFError, OSError):
             return
         store = _open_store(stores, store_config) if store_config.get("url") else None
-        fields = pickle.loads(job_bytes)  # ``shipping.pickle_job``: a job but its step
-        if len(memo) > _MEMO_ENTRIES or fields["run_id"] != run_id:
-            memo.clear()  # inputs are shared within a run, not kept across runs
-        run_id = fields["run_id"]
         if step_bytes is not None:
             if len(steps) >= STEPS_KEPT:  # the parent evicts the same token at the same time
                 del steps[next(iter(steps))]
             steps[token] = unpickle(step_bytes)
-        job = Job(step=steps[token], **fields)
+        job = unpickle_job(steps[token], job_bytes)
+        if len(memo) > _MEMO_ENTRIES or job.run_id != run_id:
+            memo.clear()  # inputs are shared within a run, not kept across runs
+        run_id = job.run_id
         try:
             result = execute(job, store, capture="fds", memo=memo)
         except Exception:  # a fault of ours must fail the step, not kill the worker
             result = JobResult(job.step_id, time.time(), time.time(),
                                error=traceback.format_exc())
-        if store is not None:
-            # Values stay here: data travels through the store, not the pipe.
-            result = result.replace(values=None)
-        channel.send(_dumps(result, pickle, cloudpickle))
+        # Values stay here when there is a store: data travels through it, not the pipe.
+        channel.send(_dumps(result, store is None, pickle, cloudpickle))
 
 
-def _dumps(result: Any, pickle: Any, cloudpickle: Any) -> bytes:
-    """Pickle a result: plainly (refs, text, numbers: twice as fast), else by cloudpickle
-    (values of classes the user's pickled-by-value modules define)."""
-    if result.values is None:
+def _dumps(result: Any, with_values: bool, pickle: Any, cloudpickle: Any) -> bytes:
+    """Pickle a result's fields as a tuple (``result_from``): plainly (refs, text, numbers:
+    twice as fast), else by cloudpickle (values of classes the user's pickled-by-value
+    modules define)."""
+    fields = (result.step_id, result.started, result.finished, result.refs,
+              result.values if with_values else None, result.error, result.logs,
+              result.metrics, result.corrupt)
+    if fields[4] is None:
         try:
-            return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # a metric of a type only cloudpickle can carry
             pass
-    return cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def result_from(message: bytes) -> Any:
+    """The ``JobResult`` a worker sent (``_dumps``)."""
+    import pickle
+
+    from ductwork.runtime.engine.job import JobResult
+
+    return JobResult(*pickle.loads(message))
 
 
 def _open_store(stores: dict[str, Any], config: dict[str, Any]) -> Any:
