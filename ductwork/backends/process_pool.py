@@ -96,7 +96,8 @@ class Driver(threading.Thread):
         env = dict(os.environ)
         env["DUCTWORK_WORKER_FD"] = str(theirs.fileno())
         # Installed packages and the user's folders resolve as they do here.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        # '' on the parent's path (a REPL, ``python -c``, a notebook) is its working directory.
+        env["PYTHONPATH"] = os.pathsep.join(p or os.getcwd() for p in sys.path)
         # -P: not the working directory first on its path, where another ductwork (a
         # checkout) would answer this one's jobs; the parent's path comes by PYTHONPATH.
         self.process = subprocess.Popen(

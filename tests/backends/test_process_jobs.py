@@ -129,3 +129,28 @@ def test_workers_import_the_parent_s_ductwork_not_one_in_the_current_directory(t
                          timeout=120, cwd=other)
     assert out.returncode == 0, out.stderr
     assert "RESULT 42" in out.stdout
+
+
+def test_a_step_imports_a_module_of_the_working_directory_when_the_parent_can(tmp_path):
+    # A REPL, ``python -c`` or a notebook kernel has '' (the working directory) on its path:
+    # a step importing a module that sits there must import it in a worker too.
+    (tmp_path / "localhelp.py").write_text("def triple(x):\n    return 3 * x\n")
+    code = textwrap.dedent(f'''
+        from ductwork import pipeline, step
+
+        @step(cache=False)
+        def use(x: int) -> int:
+            import localhelp
+            return localhelp.triple(x)
+
+        @pipeline
+        def p():
+            return use(14)
+
+        run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
+        print("RESULT", run.outputs, run.status)
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "RESULT 42 succeeded" in out.stdout, out.stdout + out.stderr
