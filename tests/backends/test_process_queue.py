@@ -49,6 +49,11 @@ def test_a_worker_is_sent_its_next_job_while_it_runs_one(tmp_path, one_worker):
     while time.time() < deadline and not _started(tmp_path / "log"):
         time.sleep(0.02)
     [worker] = backend.pool.workers
+    # The driver sends the second job after the first; on a loaded machine the worker may
+    # start the first before that send: wait for it while the first (a 1 s nap) still runs.
+    while not first.done() and not any(item.sent for item in worker.ahead):
+        time.sleep(0.01)
+    assert not first.done(), "the second job was not sent while the first ran"
     assert [item.job.step_id for item in worker.ahead if item.sent] == ["nap[1]"]
     a, b = first.result(timeout=60), second.result(timeout=60)
     assert a.error is None and b.error is None
