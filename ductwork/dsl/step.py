@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
+from ductwork.dsl.binding import PlainTable, bind_plain, plain_table
 from ductwork.dsl.core import (
     DefinitionError,
     DuctworkError,
@@ -30,13 +31,24 @@ from ductwork.dsl.core import (
 from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
+from ductwork.dsl.trace import (
+    Invocation,
+    bind_call,
+    check_step_arguments,
+    current_trace,
+    find_outputs,
+    links_for,
+)
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
 
 class Step:
     """A function marked with ``@step``; ``.fn`` is the plain function."""
+
+    # The binding table of a plain signature (dsl/binding.py). A class default, so a
+    # step unpickled from before it existed binds through inspect instead of failing.
+    _plain: PlainTable | None = None
 
     def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
         self.fn = fn
@@ -45,6 +57,7 @@ class Step:
         self._var_keyword = next(
             (p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
         )
+        self._plain = plain_table(self.signature)
         functools.update_wrapper(self, fn)
 
     @property
@@ -146,15 +159,23 @@ class Step:
     def _bind(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], location: tuple[str, int]
     ) -> dict[str, Any]:
-        bound = bind_call("Step", self.name, self.signature, args, kwargs, location)
+        # A plain signature binds from its table; any other call (or a misfit, so the
+        # error is inspect's own) goes through inspect.Signature.bind.
+        bound = None if self._plain is None else bind_plain(self._plain, args, kwargs)
+        if bound is None:
+            bound = dict(
+                bind_call("Step", self.name, self.signature, args, kwargs, location).arguments
+            )
+        else:
+            check_step_arguments(self.name, bound, location)
         for name in self.options.ignore_inputs:
-            for out, _ in find_outputs(bound.arguments.get(name), name):
+            for out, _ in find_outputs(bound.get(name), name):
                 raise TraceError(
                     f"Step '{self.name}' at {format_location(location)}: argument '{name}' is "
                     f"in ignore_inputs but receives the output of step '{out.node}'. An ignored "
                     "argument cannot carry data between steps; remove it from ignore_inputs."
                 )
-        return dict(bound.arguments)
+        return bound
 
     def _placeholders(self, node: str) -> Output | Outputs:
         if not self.options.multiple:

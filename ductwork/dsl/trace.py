@@ -171,20 +171,26 @@ def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[An
         ) from None
     bound.apply_defaults()
     if kind == "Step":
-        # Checked here, where the step and the user's line are known, so a value that
-        # contains itself or hides an output names them; links_for then finds the edges.
-        # A placeholder or a plain scalar has nothing inside: the common case, walked not.
-        owner = None
-        for argument, value in bound.arguments.items():
-            if type(value) in _FLAT:
-                continue
-            if owner is None:
-                from ductwork.dsl.core import format_location
-
-                owner = f"Step '{name}' at {format_location(location)}"
-            for _ in find_outputs(value, argument, owner):
-                pass
+        check_step_arguments(name, bound.arguments, location)
     return bound
+
+
+def check_step_arguments(name: str, arguments: dict[str, Any],
+                         location: tuple[str, int]) -> None:
+    """Refuse a bound argument that contains itself or hides an output, naming the step."""
+    # Checked here, where the step and the user's line are known, so a value that
+    # contains itself or hides an output names them; links_for then finds the edges.
+    # A placeholder or a plain scalar has nothing inside: the common case, walked not.
+    owner = None
+    for argument, value in arguments.items():
+        if type(value) in _FLAT:
+            continue
+        if owner is None:
+            from ductwork.dsl.core import format_location
+
+            owner = f"Step '{name}' at {format_location(location)}"
+        for _ in find_outputs(value, argument, owner):
+            pass
 
 
 def current_trace() -> Trace | None:
