@@ -18,7 +18,13 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ductwork.dsl.binding import PlainTable, bind_plain, plain_table
+from ductwork.dsl.binding import (
+    PlainTable,
+    bind_call,
+    bind_plain,
+    check_step_arguments,
+    plain_table,
+)
 from ductwork.dsl.core import (
     DefinitionError,
     DuctworkError,
@@ -31,14 +37,7 @@ from ductwork.dsl.core import (
 from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import (
-    Invocation,
-    bind_call,
-    check_step_arguments,
-    current_trace,
-    find_outputs,
-    links_for,
-)
+from ductwork.dsl.trace import Invocation, current_trace, find_outputs, links_for
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
@@ -116,9 +115,10 @@ class Step:
         return self._map(None, items, fixed)
 
     def _new_id(self, trace: Any, call_id: str | None, location: tuple[str, int]) -> str:
+        # Straight to the trace's CallIds (what Trace.new_id / named_id call): once per call.
         if call_id is None:
-            return trace.new_id(self.name, location)
-        return trace.named_id(call_id, self.name, location)
+            return trace.ids.positional(self.options.name, location, "step")
+        return trace.ids.named(call_id, self.options.name, location)
 
     def _map(self, call_id: str | None, items: Iterable[Any] | Output,
              fixed: dict[str, Any]) -> Any:

@@ -1,10 +1,11 @@
-"""The fast binder of plain signatures agrees with ``inspect`` on every call, errors included.
+"""Recording a call: the plain-signature binder agrees with ``inspect``, errors included.
 
 Random plain signatures (positional-or-keyword parameters, defaults on a suffix) and
 random calls (positional values, keywords named after parameters or not): ``bind_plain``
 must give exactly what ``Signature.bind`` + ``apply_defaults`` gives -- the same names, in
 the same order, bound to the same objects -- and ``None`` exactly where inspect raises,
-so a traced step's error is inspect's own message.
+so a traced step's error is inspect's own message. And what the engine reads of each
+call, ``substitute`` and ``deps``, keeps its answers on its fast paths.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 
 import ductwork as dw
 from ductwork.dsl.binding import bind_plain, plain_table
+from ductwork.dsl.core import Output
+from ductwork.dsl.trace import Invocation, Link, substitute
 
 P = inspect.Parameter
 NAMES = ["a", "b", "c", "d", "e", "x"]
@@ -100,3 +103,25 @@ def test_a_traced_call_binds_every_parameter_in_order(args: tuple[Any, ...],
     bound.apply_defaults()
     (invocation,) = p.trace().invocations.values()
     assert list(invocation.arguments.items()) == list(bound.arguments.items())
+
+
+def test_substitute_copies_a_dict_only_where_a_value_changes() -> None:
+    out, other = Output("a", "output"), Output("b", "output")
+    values = {out: 1, other: 2}
+    constant = [1, 2, 3]
+    arguments = {"x": out, "n": 3, "rows": constant, "nested": {"y": other}, "s": "t"}
+    new = substitute(arguments, values.__getitem__)
+    assert new == {"x": 1, "n": 3, "rows": [1, 2, 3], "nested": {"y": 2}, "s": "t"}
+    assert list(new) == list(arguments) and new["rows"] is constant
+    assert arguments["x"] is out  # the traced arguments are not changed
+    plain = {"n": 3, "rows": constant}
+    assert substitute(plain, values.__getitem__) is plain
+
+
+@pytest.mark.parametrize(("sources", "deps"), [
+    ((), ()), (("a",), ("a",)), (("a", "b", "a"), ("a", "b")), (("b", "b"), ("b",)),
+])
+def test_deps_name_each_source_once_in_order(sources: tuple[str, ...],
+                                             deps: tuple[str, ...]) -> None:
+    links = tuple(Link(source, "output", f"arg{i}") for i, source in enumerate(sources))
+    assert Invocation("c", None, {}, links, ("f.py", 1)).deps == deps
