@@ -13,6 +13,7 @@ inspect's). A signature that is not plain gets no table at all.
 
 ``bind_call`` is the general path (any signature, steps and nested pipelines):
 inspect's binding, its ``TypeError`` rewritten to name the callee and the line.
+What is inside the bound values is checked by ``trace.step_links``.
 
 The table is plain data, not a closure, so a step holding it still pickles.
 """
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import inspect
 from typing import Any
-
-from ductwork.dsl.trace import FLAT, find_outputs
 
 # (parameter names, (name, default or _EMPTY) per parameter)
 PlainTable = tuple[tuple[str, ...], tuple[tuple[str, Any], ...]]
@@ -75,24 +74,4 @@ def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[An
             f"{format_location(location)}: {exc}."
         ) from None
     bound.apply_defaults()
-    if kind == "Step":
-        check_step_arguments(name, bound.arguments, location)
     return bound
-
-
-def check_step_arguments(name: str, arguments: dict[str, Any],
-                         location: tuple[str, int]) -> None:
-    """Refuse a bound argument that contains itself or hides an output, naming the step."""
-    # Checked here, where the step and the user's line are known, so a value that
-    # contains itself or hides an output names them; links_for then finds the edges.
-    # A placeholder or a plain scalar has nothing inside: the common case, walked not.
-    owner = None
-    for argument, value in arguments.items():
-        if type(value) in FLAT:
-            continue
-        if owner is None:
-            from ductwork.dsl.core import format_location
-
-            owner = f"Step '{name}' at {format_location(location)}"
-        for _ in find_outputs(value, argument, owner):
-            pass

@@ -18,13 +18,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ductwork.dsl.binding import (
-    PlainTable,
-    bind_call,
-    bind_plain,
-    check_step_arguments,
-    plain_table,
-)
+from ductwork.dsl.binding import PlainTable, bind_call, bind_plain, plain_table
 from ductwork.dsl.core import (
     DefinitionError,
     DuctworkError,
@@ -37,7 +31,7 @@ from ductwork.dsl.core import (
 from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import Invocation, current_trace, find_outputs, links_for
+from ductwork.dsl.trace import Invocation, Link, current_trace, find_outputs, links_for, step_links
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
@@ -97,11 +91,9 @@ class Step:
                 args, kwargs = _materialized(args, kwargs)
             return self.fn(*args, **kwargs)
         location = user_location()
-        arguments = self._bind(args, kwargs, location)
+        arguments, links = self._bind(args, kwargs, location)
         node = self._new_id(trace, call_id, location)
-        trace.record(
-            Invocation(node, self, arguments, links_for(arguments, self._var_keyword), location)
-        )
+        trace.record(Invocation(node, self, arguments, links, location))
         return self._placeholders(node)
 
     def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
@@ -137,7 +129,9 @@ class Step:
                     f"(or the Output of a step returning one), got {type(items).__name__}."
                 )
             items = list(items)
-        arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)
+        # The mapped argument's items are set after the check, so its edges (and any
+        # misplaced placeholder among the items) are found by links_for.
+        arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)[0]
         arguments[mapped] = items
         node = self._new_id(trace, call_id, location)
         links = links_for(arguments, self._var_keyword)
@@ -158,7 +152,7 @@ class Step:
 
     def _bind(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], location: tuple[str, int]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], tuple[Link, ...]]:
         # A plain signature binds from its table; any other call (or a misfit, so the
         # error is inspect's own) goes through inspect.Signature.bind.
         bound = None if self._plain is None else bind_plain(self._plain, args, kwargs)
@@ -166,8 +160,7 @@ class Step:
             bound = dict(
                 bind_call("Step", self.name, self.signature, args, kwargs, location).arguments
             )
-        else:
-            check_step_arguments(self.name, bound, location)
+        links = step_links(self.options.name, bound, location, self._var_keyword)
         for name in self.options.ignore_inputs:
             for out, _ in find_outputs(bound.get(name), name):
                 raise TraceError(
@@ -175,7 +168,7 @@ class Step:
                     f"in ignore_inputs but receives the output of step '{out.node}'. An ignored "
                     "argument cannot carry data between steps; remove it from ignore_inputs."
                 )
-        return bound
+        return bound, links
 
     def _placeholders(self, node: str) -> Output | Outputs:
         if not self.options.multiple:

@@ -214,7 +214,6 @@ def find_outputs(value: Any, path: str, owner: str | None = None,
 
 
 _LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
-FLAT = _LEAVES | {Output}  # values with no placeholder inside them: never walked
 
 
 def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, str]] | None:
@@ -321,6 +320,35 @@ def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tupl
             found = list(find_outputs(value, name))
         for out, path in found:
             links.append(Link(out.node, out.name, _argument_name(path)))
+    return tuple(links)
+
+
+def step_links(name: str, arguments: dict[str, Any], location: tuple[str, int],
+               var_keyword: str | None = None) -> tuple[Link, ...]:
+    """Check a step call's bound arguments and return its data edges, in one pass.
+
+    A value that contains itself or hides an output is refused here, where the step
+    and the user's line are known (``find_outputs`` names them); the same walk yields
+    the edges ``links_for`` would find, so an argument is looked at once, not twice.
+    """
+    links = []
+    owner = None
+    for argument, value in arguments.items():
+        kind = type(value)
+        if kind is Output:  # the common edge, without the walk's set-up
+            links.append(Link(value.node, value.name, argument))
+            continue
+        if kind in _LEAVES:
+            continue
+        if owner is None:
+            from ductwork.dsl.core import format_location
+
+            owner = f"Step '{name}' at {format_location(location)}"
+        found = list(find_outputs(value, argument, owner))
+        if argument == var_keyword and isinstance(value, dict):
+            # A **kwargs dict makes an edge per key, named by the key (as in links_for).
+            found = [o for key, v in value.items() for o in find_outputs(v, key)]
+        links.extend(Link(out.node, out.name, _argument_name(path)) for out, path in found)
     return tuple(links)
 
 

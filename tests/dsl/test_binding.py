@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ductwork as dw
 from ductwork.dsl.binding import bind_plain, plain_table
 from ductwork.dsl.core import Output
-from ductwork.dsl.trace import Invocation, Link, substitute
+from ductwork.dsl.trace import Invocation, Link, links_for, step_links, substitute
 
 P = inspect.Parameter
 NAMES = ["a", "b", "c", "d", "e", "x"]
@@ -125,3 +125,21 @@ def test_deps_name_each_source_once_in_order(sources: tuple[str, ...],
                                              deps: tuple[str, ...]) -> None:
     links = tuple(Link(source, "output", f"arg{i}") for i, source in enumerate(sources))
     assert Invocation("c", None, {}, links, ("f.py", 1)).deps == deps
+
+
+@pytest.mark.parametrize("arguments", [
+    {"x": Output("a", "output"), "n": 1},
+    {"rows": [Output("a", "output"), {"k": Output("b", "m")}], "s": "t"},
+    {"x": None, "kw": {"p": Output("a", "output"), "q": [Output("b", "output")]}},
+    {},
+])
+def test_step_links_finds_the_edges_links_for_finds(arguments: dict[str, Any]) -> None:
+    assert step_links("s", arguments, ("f.py", 1), "kw") == links_for(arguments, "kw")
+
+
+def test_step_links_refuses_a_value_that_contains_itself_naming_the_step() -> None:
+    rows: list[Any] = [1]
+    rows.append(rows)
+    with pytest.raises(dw.TraceError, match=r"Step 's' at f.py:1: argument 'rows' contains "
+                                            r"itself: rows\[1\]"):
+        step_links("s", {"rows": rows}, ("f.py", 1))
