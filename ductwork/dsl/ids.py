@@ -68,7 +68,7 @@ class CallIds:
 
     def positional(self, name: str, location: Where = None, kind: str = "step") -> str:
         """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
-        base = self._full(name)
+        base = "/".join([*self.prefix, name]) if self.prefix else name  # _full, once per call
         n = self._last.get(base, 1)
         candidate = base if n == 1 else f"{base}-{n}"
         while candidate in self._taken:

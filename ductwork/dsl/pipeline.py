@@ -15,13 +15,14 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from ductwork.dsl.binding import bind_call
 from ductwork.dsl.core import (
     DefinitionError,
     ParameterError,
     TraceError,
     user_location,
 )
-from ductwork.dsl.trace import Plan, Trace, bind_call, current_trace, find_outputs, tracing
+from ductwork.dsl.trace import Plan, Trace, current_trace, find_outputs, tracing
 
 if TYPE_CHECKING:
     import networkx

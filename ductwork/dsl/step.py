@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
+from ductwork.dsl.binding import PlainTable, bind_call, bind_plain, plain_table
 from ductwork.dsl.core import (
     DefinitionError,
     DuctworkError,
@@ -30,13 +31,17 @@ from ductwork.dsl.core import (
 from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
 from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import Invocation, bind_call, current_trace, find_outputs, links_for
+from ductwork.dsl.trace import Invocation, Link, current_trace, find_outputs, links_for, step_links
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
 
 class Step:
     """A function marked with ``@step``; ``.fn`` is the plain function."""
+
+    # The binding table of a plain signature (dsl/binding.py). A class default, so a
+    # step unpickled from before it existed binds through inspect instead of failing.
+    _plain: PlainTable | None = None
 
     def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
         self.fn = fn
@@ -45,6 +50,7 @@ class Step:
         self._var_keyword = next(
             (p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
         )
+        self._plain = plain_table(self.signature)
         functools.update_wrapper(self, fn)
 
     @property
@@ -85,11 +91,9 @@ class Step:
                 args, kwargs = _materialized(args, kwargs)
             return self.fn(*args, **kwargs)
         location = user_location()
-        arguments = self._bind(args, kwargs, location)
+        arguments, links = self._bind(args, kwargs, location)
         node = self._new_id(trace, call_id, location)
-        trace.record(
-            Invocation(node, self, arguments, links_for(arguments, self._var_keyword), location)
-        )
+        trace.record(Invocation(node, self, arguments, links, location))
         return self._placeholders(node)
 
     def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
@@ -103,9 +107,10 @@ class Step:
         return self._map(None, items, fixed)
 
     def _new_id(self, trace: Any, call_id: str | None, location: tuple[str, int]) -> str:
+        # Straight to the trace's CallIds (what Trace.new_id / named_id call): once per call.
         if call_id is None:
-            return trace.new_id(self.name, location)
-        return trace.named_id(call_id, self.name, location)
+            return trace.ids.positional(self.options.name, location, "step")
+        return trace.ids.named(call_id, self.options.name, location)
 
     def _map(self, call_id: str | None, items: Iterable[Any] | Output,
              fixed: dict[str, Any]) -> Any:
@@ -124,7 +129,9 @@ class Step:
                     f"(or the Output of a step returning one), got {type(items).__name__}."
                 )
             items = list(items)
-        arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)
+        # The mapped argument's items are set after the check, so its edges (and any
+        # misplaced placeholder among the items) are found by links_for.
+        arguments = self._bind((), {mapped: _MAPPED, **fixed}, location)[0]
         arguments[mapped] = items
         node = self._new_id(trace, call_id, location)
         links = links_for(arguments, self._var_keyword)
@@ -145,16 +152,23 @@ class Step:
 
     def _bind(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], location: tuple[str, int]
-    ) -> dict[str, Any]:
-        bound = bind_call("Step", self.name, self.signature, args, kwargs, location)
+    ) -> tuple[dict[str, Any], tuple[Link, ...]]:
+        # A plain signature binds from its table; any other call (or a misfit, so the
+        # error is inspect's own) goes through inspect.Signature.bind.
+        bound = None if self._plain is None else bind_plain(self._plain, args, kwargs)
+        if bound is None:
+            bound = dict(
+                bind_call("Step", self.name, self.signature, args, kwargs, location).arguments
+            )
+        links = step_links(self.options.name, bound, location, self._var_keyword)
         for name in self.options.ignore_inputs:
-            for out, _ in find_outputs(bound.arguments.get(name), name):
+            for out, _ in find_outputs(bound.get(name), name):
                 raise TraceError(
                     f"Step '{self.name}' at {format_location(location)}: argument '{name}' is "
                     f"in ignore_inputs but receives the output of step '{out.node}'. An ignored "
                     "argument cannot carry data between steps; remove it from ignore_inputs."
                 )
-        return dict(bound.arguments)
+        return bound, links
 
     def _placeholders(self, node: str) -> Output | Outputs:
         if not self.options.multiple:

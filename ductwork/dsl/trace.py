@@ -15,7 +15,6 @@ the id given by ``step.named(...)``, prefixed inside nested pipelines (``prep/cl
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, NoReturn
@@ -66,7 +65,10 @@ class Invocation(Frozen):
     @property
     def deps(self) -> tuple[str, ...]:
         """The ids of the invocations this one reads from, each once, in order."""
-        return tuple(dict.fromkeys(link.source for link in self.links))
+        links = self.links
+        if len(links) < 2:  # most calls: read often by the engine, so without a dict
+            return (links[0].source,) if links else ()
+        return tuple(dict.fromkeys([link.source for link in links]))
 
     @property
     def is_map(self) -> bool:
@@ -157,36 +159,6 @@ def raise_foreign(source: str, consumer: str) -> None:
     )
 
 
-def bind_call(kind: str, name: str, signature: inspect.Signature, args: tuple[Any, ...],
-              kwargs: dict[str, Any], location: tuple[str, int]) -> inspect.BoundArguments:
-    """Bind a traced call's arguments, defaults applied; a misfit names the callee and line."""
-    try:
-        bound = signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        from ductwork.dsl.core import TraceError, format_location
-
-        raise TraceError(
-            f"{kind} '{name}' called with arguments that do not fit {name}{signature} at "
-            f"{format_location(location)}: {exc}."
-        ) from None
-    bound.apply_defaults()
-    if kind == "Step":
-        # Checked here, where the step and the user's line are known, so a value that
-        # contains itself or hides an output names them; links_for then finds the edges.
-        # A placeholder or a plain scalar has nothing inside: the common case, walked not.
-        owner = None
-        for argument, value in bound.arguments.items():
-            if type(value) in _FLAT:
-                continue
-            if owner is None:
-                from ductwork.dsl.core import format_location
-
-                owner = f"Step '{name}' at {format_location(location)}"
-            for _ in find_outputs(value, argument, owner):
-                pass
-    return bound
-
-
 def current_trace() -> Trace | None:
     """Return the trace being recorded in this context, if any."""
     return _ACTIVE.get()
@@ -242,7 +214,6 @@ def find_outputs(value: Any, path: str, owner: str | None = None,
 
 
 _LEAVES = frozenset({int, float, str, bytes, bool, type(None)})
-_FLAT = _LEAVES | {Output}  # values with no placeholder inside them
 
 
 def _children(value: Any, path: Any, inside: str) -> Iterator[tuple[Any, Any, str]] | None:
@@ -352,6 +323,35 @@ def links_for(arguments: dict[str, Any], var_keyword: str | None = None) -> tupl
     return tuple(links)
 
 
+def step_links(name: str, arguments: dict[str, Any], location: tuple[str, int],
+               var_keyword: str | None = None) -> tuple[Link, ...]:
+    """Check a step call's bound arguments and return its data edges, in one pass.
+
+    A value that contains itself or hides an output is refused here, where the step
+    and the user's line are known (``find_outputs`` names them); the same walk yields
+    the edges ``links_for`` would find, so an argument is looked at once, not twice.
+    """
+    links = []
+    owner = None
+    for argument, value in arguments.items():
+        kind = type(value)
+        if kind is Output:  # the common edge, without the walk's set-up
+            links.append(Link(value.node, value.name, argument))
+            continue
+        if kind in _LEAVES:
+            continue
+        if owner is None:
+            from ductwork.dsl.core import format_location
+
+            owner = f"Step '{name}' at {format_location(location)}"
+        found = list(find_outputs(value, argument, owner))
+        if argument == var_keyword and isinstance(value, dict):
+            # A **kwargs dict makes an edge per key, named by the key (as in links_for).
+            found = [o for key, v in value.items() for o in find_outputs(v, key)]
+        links.extend(Link(out.node, out.name, _argument_name(path)) for out, path in found)
+    return tuple(links)
+
+
 def _argument_name(path: str) -> str:
     # An edge names the argument; where inside the argument is detail for the path.
     return path.split("[", 1)[0] if "[" in path else path
@@ -365,6 +365,20 @@ def substitute(value: Any, lookup: Callable[[Output], Any]) -> Any:
     """
     if isinstance(value, Output):
         return lookup(value)
+    if type(value) is dict:
+        # A call's arguments, once per step and run: placeholders and scalars are handled
+        # here, not by a call each, and the dict is copied at the first value that changes.
+        new = None
+        for key, item in value.items():
+            kind = type(item)
+            if kind in _LEAVES:
+                continue
+            changed = lookup(item) if kind is Output else substitute(item, lookup)
+            if changed is not item:
+                if new is None:
+                    new = dict(value)
+                new[key] = changed
+        return value if new is None else new
     if isinstance(value, list | tuple):
         items = [substitute(v, lookup) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)) and type(value) is not Outputs:
