@@ -19,6 +19,22 @@ def apply(fn, x: int) -> int:
     return fn(x)
 
 
+
+def run_program(source: str, folder, cwd=None, *, as_file: bool = True,
+                ) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a fresh interpreter in ``cwd`` (default ``folder``): as the script
+    ``folder/script.py`` (``folder`` first on its path), or with ``python -c`` ('' first on
+    its path, as a REPL or a notebook kernel has)."""
+    code = textwrap.dedent(source)
+    cwd = folder if cwd is None else cwd
+    if as_file:
+        script = folder / "script.py"
+        script.write_text(code)
+        argv = [sys.executable, str(script)]
+    else:
+        argv = [sys.executable, "-c", code]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
+
 def test_plain_arguments_go_by_plain_pickle_and_come_back_whole(tmp_path):
     store = ArtifactStore(str(tmp_path))
     ref = store.put([1, 2])
@@ -45,8 +61,7 @@ def test_a_lambda_argument_goes_by_cloudpickle_and_runs(tmp_path):
 
 
 def test_map_elements_of_a_class_defined_in_the_script_reach_the_workers(tmp_path):
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(f'''
+    out = run_program(f'''
         from ductwork import pipeline, step
 
         class Point:
@@ -67,9 +82,7 @@ def test_map_elements_of_a_class_defined_in_the_script_reach_the_workers(tmp_pat
 
         run = p.run(backend="process", max_workers=2, store={str(tmp_path / "s")!r})
         print("RESULT", run.outputs)
-    '''))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    ''', tmp_path)
     assert out.returncode == 0, out.stderr
     assert "RESULT [0, 2, 4]" in out.stdout
 
@@ -77,8 +90,7 @@ def test_map_elements_of_a_class_defined_in_the_script_reach_the_workers(tmp_pat
 def test_subclasses_of_plain_types_defined_in_the_script_reach_the_workers(tmp_path):
     # A str or tuple subclass of __main__ looks plain but is not: plain pickle would name a
     # class the worker cannot import.
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(f'''
+    out = run_program(f'''
         from collections import namedtuple
         from ductwork import pipeline, step
 
@@ -97,9 +109,7 @@ def test_subclasses_of_plain_types_defined_in_the_script_reach_the_workers(tmp_p
 
         run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
         print("RESULT", run.outputs)
-    '''))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    ''', tmp_path)
     assert out.returncode == 0, out.stderr
     assert "RESULT Tag:t Pair:2 3" in out.stdout
 
@@ -110,8 +120,7 @@ def test_workers_import_the_parent_s_ductwork_not_one_in_the_current_directory(t
     other = tmp_path / "elsewhere"
     (other / "ductwork").mkdir(parents=True)
     (other / "ductwork" / "__init__.py").write_text("raise ImportError('the wrong ductwork')\n")
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(f'''
+    out = run_program(f'''
         from ductwork import pipeline, step
 
         @step(cache=False)
@@ -124,9 +133,7 @@ def test_workers_import_the_parent_s_ductwork_not_one_in_the_current_directory(t
 
         run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
         print("RESULT", run.outputs)
-    '''))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120, cwd=other)
+    ''', tmp_path, cwd=other)
     assert out.returncode == 0, out.stderr
     assert "RESULT 42" in out.stdout
 
@@ -135,7 +142,7 @@ def test_a_step_imports_a_module_of_the_working_directory_when_the_parent_can(tm
     # A REPL, ``python -c`` or a notebook kernel has '' (the working directory) on its path:
     # a step importing a module that sits there must import it in a worker too.
     (tmp_path / "localhelp.py").write_text("def triple(x):\n    return 3 * x\n")
-    code = textwrap.dedent(f'''
+    out = run_program(f'''
         from ductwork import pipeline, step
 
         @step(cache=False)
@@ -149,8 +156,6 @@ def test_a_step_imports_a_module_of_the_working_directory_when_the_parent_can(tm
 
         run = p.run(backend="process", max_workers=1, store={str(tmp_path / "s")!r})
         print("RESULT", run.outputs, run.status)
-    ''')
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    ''', tmp_path, as_file=False)
     assert out.returncode == 0, out.stderr
     assert "RESULT 42 succeeded" in out.stdout, out.stdout + out.stderr
