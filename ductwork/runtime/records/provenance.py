@@ -112,10 +112,13 @@ def _read_all(fd: int | None, deadline: float) -> tuple[bytes, bool]:
             chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
             # Only when git is still at work: a run's end usually finds it long done.
+            # poll, not select: a process with over 1024 files open has fds select refuses.
             import select
 
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            waiting = select.poll()
+            waiting.register(fd, select.POLLIN)
+            if left <= 0 or not waiting.poll(left * 1000):
                 return b"".join(chunks), False
             continue
         if not chunk:

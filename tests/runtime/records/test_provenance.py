@@ -135,3 +135,21 @@ def test_a_probe_closed_unread_leaves_no_child_behind(
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
     assert state.result() == (None, None)
+
+
+def test_a_process_with_many_files_open_still_waits_for_git(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server may hold over 1024 files: waiting on git's pipe must not need a small fd."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"only {soft} files may be open here")
+    bin_dir = fake_git(tmp_path / "bin", "sleep 0.3\necho '# branch.oid abc123'\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert GitState.start(str(repo)).result(timeout=20) == ("abc123", False)
+    finally:
+        for fd in held:
+            os.close(fd)
