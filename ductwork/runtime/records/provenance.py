@@ -33,6 +33,7 @@ class GitState:
         self._cwd = cwd
         self._pid: int | None = None
         self._pipe: int | None = None
+        self._proc: Any = None  # a subprocess.Popen where there is no posix_spawnp
         self._value = _NOTHING
 
     @classmethod
@@ -47,7 +48,14 @@ class GitState:
 
     def _spawn(self) -> None:
         if not hasattr(os, "posix_spawnp"):
-            self._value = _git_output_subprocess(self._cwd)
+            import subprocess
+
+            try:
+                self._proc = subprocess.Popen(_COMMAND, cwd=self._cwd, stdout=subprocess.PIPE,
+                                              stdin=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL)
+            except OSError:
+                pass  # no git: the run records none
             return
         read, write = os.pipe()
         try:
@@ -67,6 +75,8 @@ class GitState:
     def result(self, timeout: float = _TIMEOUT) -> tuple[str | None, bool | None]:
         """Return ``(commit, dirty)``, or ``(None, None)`` outside a git work tree, when git
         fails, or when it has not finished ``timeout`` seconds after this call."""
+        if self._proc is not None:
+            return self._communicate(timeout)
         if self._pid is None:
             return self._value
         out, finished = _read_all(self._pipe, time.monotonic() + timeout)
@@ -83,6 +93,24 @@ class GitState:
         """Stop a probe whose result is not wanted (a run that failed before it began)."""
         if self._pid is not None:
             self._reap(kill=True)
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            proc.kill()
+            proc.communicate()
+
+    def _communicate(self, timeout: float) -> tuple[str | None, bool | None]:
+        import subprocess
+
+        proc, self._proc = self._proc, None
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return self._value
+        if proc.returncode == 0:
+            self._value = parse_status(out.decode("utf-8", "replace"))
+        return self._value
 
     def _reap(self, kill: bool) -> int | None:
         """Close our end of the pipe and wait for git (killed first if ``kill``): its
@@ -138,18 +166,6 @@ def parse_status(out: str) -> tuple[str | None, bool | None]:
     if commit is None or commit == "(initial)":
         return None, None  # a repository without a commit: nothing to name
     return commit, dirty
-
-
-def _git_output_subprocess(cwd: str) -> tuple[str | None, bool | None]:
-    """``(commit, dirty)`` through ``subprocess``, where there is no ``posix_spawnp``."""
-    import subprocess
-
-    try:
-        done = subprocess.run(_COMMAND, cwd=cwd, capture_output=True, text=True,
-                              timeout=_TIMEOUT)
-    except (OSError, subprocess.SubprocessError):
-        return _NOTHING  # no git: the run records none
-    return parse_status(done.stdout) if done.returncode == 0 else _NOTHING
 
 
 def _in_work_tree(cwd: str) -> bool:

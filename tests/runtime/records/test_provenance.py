@@ -153,3 +153,17 @@ def test_a_process_with_many_files_open_still_waits_for_git(
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_without_posix_spawnp_git_runs_through_subprocess_alike(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no posix_spawnp, git still starts with the run and is read at its end."""
+    monkeypatch.delattr(os, "posix_spawnp")
+    head = git(repo, "rev-parse", "HEAD")
+    assert GitState.start(str(repo)).result() == (head, False)
+    pid_file = tmp_path / "git.pid"
+    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert GitState.start(str(repo)).result(timeout=0.5) == (None, None)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
