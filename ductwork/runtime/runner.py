@@ -135,6 +135,7 @@ def run_pipeline(
 def _run(pipeline: Any, params: dict[str, Any], git: Any, options: dict[str, Any], *,
          backend: str, store: Any, regenerate: bool | list[str], progress: bool | None,
          run_id: str | None, logs: str | None) -> Run:
+    """The run proper: trace, open the store and history, schedule, record ``git``'s answer."""
     from ductwork import __version__
     from ductwork.runtime.engine.loop import Loop
     from ductwork.runtime.records.history import attach
