@@ -120,17 +120,31 @@ def run_pipeline(
     that each step's output is written through to while it runs, for a watcher (the studio);
     the inline and process backends honour it, the others record logs when a step ends.
     """
+    from ductwork.runtime.records.provenance import GitState
+
+    options = backend_options(backend, max_workers, address, shared_filesystem)
+    # git runs beside the imports and set-up below (a first run's ~20 ms), read at the end.
+    git = GitState.start()
+    try:
+        return _run(pipeline, params, git, options, backend=backend, store=store,
+                    regenerate=regenerate, progress=progress, run_id=run_id, logs=logs)
+    finally:
+        git.close()  # a run that failed before it began: git's answer is not wanted
+
+
+def _run(pipeline: Any, params: dict[str, Any], git: Any, options: dict[str, Any], *,
+         backend: str, store: Any, regenerate: bool | list[str], progress: bool | None,
+         run_id: str | None, logs: str | None) -> Run:
+    """The run proper: trace, open the store and history, schedule, record ``git``'s answer."""
     from ductwork import __version__
     from ductwork.runtime.engine.loop import Loop
     from ductwork.runtime.records.history import attach
-    from ductwork.runtime.records.provenance import GitState, source_of
+    from ductwork.runtime.records.provenance import source_of
     from ductwork.runtime.records.runstore import open_runstore
     from ductwork.runtime.store.artifacts import open_store
     from ductwork.runtime.ui.progress import make_progress
 
-    options = backend_options(backend, max_workers, address, shared_filesystem)
     display = make_progress(progress)
-    git = GitState.start()
     plan = pipeline.trace(**params)
     check_recordable(plan)
     force = forced_nodes(plan, regenerate)

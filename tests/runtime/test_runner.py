@@ -354,3 +354,30 @@ def test_an_int_parameter_too_long_to_record_is_refused_before_any_step(tmp_path
         big.run(n=10**5000, store=str(tmp_path / "s"))
     assert not (tmp_path / "s").exists()
     assert big.run(n=10**4000, store="memory://").status == "succeeded"
+
+
+def test_a_run_refused_before_it_begins_stops_its_git_probe(tmp_path, monkeypatch):
+    """The git probe starts with the run; a run refused (a bad parameter) leaves no git."""
+    import os
+    import subprocess
+    import time
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    pid_file, bin_dir = tmp_path / "git.pid", tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.chdir(repo)
+    with pytest.raises(dw.ParameterError, match="nope"):
+        training.run(nope=1, store=str(tmp_path / "store"), progress=False)
+    deadline = time.monotonic() + 10  # the fake git may not have written its pid yet
+    while not (pid_file.exists() and pid_file.read_text().strip()):
+        if time.monotonic() > deadline:
+            return  # it never started: nothing left behind
+        time.sleep(0.01)
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(int(pid_file.read_text()), 0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,95 @@ def test_parse_status_reads_the_header_and_the_entries() -> None:
         "0123abcd", True)
     assert parse_status(head + "? new.py\n") == ("0123abcd", True)
     assert parse_status("# branch.oid (initial)\n# branch.head main\n") == (None, None)
+
+
+def test_the_probe_runs_git_without_a_thread_of_ours(repo: Path) -> None:
+    """A probe thread fights the run's own thread for the GIL (switch interval: 5 ms) while
+    the run imports and starts; git alone is one child process, collected at the end."""
+    before = set(threading.enumerate())  # other tests' threads may end meanwhile: no new one
+    state = GitState.start(str(repo))
+    assert set(threading.enumerate()) <= before
+    assert state.result() == (git(repo, "rev-parse", "HEAD"), False)
+    assert set(threading.enumerate()) <= before
+
+
+def fake_git(folder: Path, body: str) -> Path:
+    """A ``git`` executable in ``folder`` that runs ``body`` (a shell script)."""
+    folder.mkdir(exist_ok=True)
+    exe = folder / "git"
+    exe.write_text("#!/bin/sh\n" + body)
+    exe.chmod(0o755)
+    return folder
+
+
+def test_a_git_that_hangs_is_killed_and_reaped_when_the_run_asks(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "git.pid"
+    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    state = GitState.start(str(repo))
+    started = time.monotonic()
+    assert state.result(timeout=0.5) == (None, None)
+    assert time.monotonic() - started < 10
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # killed, and reaped: not even a zombie
+        os.kill(pid, 0)
+
+
+def test_output_longer_than_a_pipe_holds_is_read_to_the_end(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git blocks on a full pipe until the probe reads: many changed files must not hang."""
+    lines = "".join(f"? untracked-{i:06d}.txt\n" for i in range(20_000))  # ~500 KB
+    (tmp_path / "status.txt").write_text("# branch.oid abc123\n# branch.head main\n" + lines)
+    bin_dir = fake_git(tmp_path / "bin", f"cat {tmp_path / 'status.txt'}\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert GitState.start(str(repo)).result(timeout=20) == ("abc123", True)
+
+
+def test_a_probe_closed_unread_leaves_no_child_behind(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that fails before it starts (a bad parameter) drops its probe: git is stopped."""
+    pid_file = tmp_path / "git.pid"
+    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    state = GitState.start(str(repo))
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    state.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+    assert state.result() == (None, None)
+
+
+def test_a_process_with_many_files_open_still_waits_for_git(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server may hold over 1024 files: waiting on git's pipe must not need a small fd."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"only {soft} files may be open here")
+    bin_dir = fake_git(tmp_path / "bin", "sleep 0.3\necho '# branch.oid abc123'\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        assert GitState.start(str(repo)).result(timeout=20) == ("abc123", False)
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_without_posix_spawnp_git_runs_through_subprocess_alike(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no posix_spawnp, git still starts with the run and is read at its end."""
+    monkeypatch.delattr(os, "posix_spawnp")
+    head = git(repo, "rev-parse", "HEAD")
+    assert GitState.start(str(repo)).result() == (head, False)
+    pid_file = tmp_path / "git.pid"
+    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert GitState.start(str(repo)).result(timeout=0.5) == (None, None)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)

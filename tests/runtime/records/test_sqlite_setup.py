@@ -90,3 +90,24 @@ def test_a_new_file_is_written_unsynced_only_until_its_schema_is_in(tmp_path: Pa
         db.close()
     assert "runs" in {r[0] for r in sqlite3.connect(path).execute(
         "SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_a_new_file_gets_its_schema_in_one_transaction_outside_the_wal(tmp_path: Path) -> None:
+    """A new history's tables go straight into the file, in one transaction, before it turns
+    to WAL: a statement per transaction wrote each table's pages to the WAL again and again,
+    and the close of a first run then copied them all to the file and synced it. Only the
+    stamp (page 1) is in the WAL: one frame."""
+    import os
+
+    path = tmp_path / "runs.sqlite"
+    db = connect(path, SCHEMA)
+    try:
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        assert os.path.getsize(f"{path}-wal") <= 32 + (24 + page)  # WAL header + one frame
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        cookie, stamp = db.execute(
+            "SELECT * FROM pragma_schema_version, pragma_user_version").fetchone()
+        assert stamp == schema_stamp(SCHEMA, cookie)
+    finally:
+        db.close()
+    assert calls_made(lambda: connect(path, SCHEMA).close()) & {"executescript"} == set()
