@@ -59,6 +59,7 @@ from typing import Any
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.classes import class_names
 from ductwork.runtime.keys.hashing import new_hasher
+from ductwork.runtime.store.builtin_serializers import dumps_whole
 from ductwork.runtime.store.entry import (
     _DIGEST_RE,
     _INDEX_VERSION,
@@ -71,6 +72,7 @@ from ductwork.runtime.store.entry import (
 )
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
 from ductwork.runtime.store.hashio import (
+    SPILL,
     THREAD_MIN,
     HashingReader,
     HashingWriter,
@@ -130,12 +132,33 @@ class ArtifactStore(StoreFiles):
         records). Raises ``StoreFull`` naming the disk when one fills up; nothing partial
         is left.
         """
-        with self._full_here():
-            return self._put(value, inline)
+        try:
+            serializer = serializer_for(value)
+            try:
+                data = dumps_whole(serializer, value)
+            except BaseException as e:
+                _note_serializing(e, value, serializer)
+                raise
+            if data is None:
+                return self._put(value, serializer, class_names(value), inline)
+            # JSON data, a str or bytes: whole in memory already, and made of builtins only
+            # (no classes to name). Hashed once; a small one is inlined, the rest is stored as
+            # the streamed path would store the same bytes.
+            if inline and len(data) <= INLINE_MAX:
+                return ArtifactRef(new_hasher(data).hexdigest(), serializer.name, len(data),
+                                   (), data)
+            if len(data) < SPILL and self._azure is None:
+                digest = new_hasher(data).hexdigest()
+                self._put_small(digest, data)
+                return ArtifactRef(digest, serializer.name, len(data))
+            return self._put(value, serializer, (), inline, data)
+        except OSError as exc:
+            self._raise_if_full(exc)
+            raise
 
-    def _put(self, value: Any, inline: bool = False) -> ArtifactRef:
-        serializer = serializer_for(value)
-        classes = class_names(value)  # kept in the ref: keys read it, not the value
+    def _put(self, value: Any, serializer: Any, classes: tuple[str, ...], inline: bool,
+             data: bytes | None = None) -> ArtifactRef:
+        """Stream ``value`` (or its bytes ``data``, already made) into a spool, hashing it."""
         if self._azure is not None:
             spool: Any = self._azure.spool()
         else:
@@ -144,10 +167,12 @@ class ArtifactStore(StoreFiles):
             writer = HashingWriter(spool)
             with self._spooling():
                 try:
-                    serializer.dump(value, writer)
+                    if data is None:
+                        serializer.dump(value, writer)
+                    else:
+                        writer.write(data)
                 except BaseException as e:
-                    e.add_note(f"serializing a {type(value).__qualname__} with "
-                               f"{serializer.name!r}")
+                    _note_serializing(e, value, serializer)
                     raise
                 spool.finish()
         except BaseException:
@@ -281,13 +306,12 @@ class ArtifactStore(StoreFiles):
         """Record that cache key ``key`` produced ``outputs`` (atomically replacing any record)."""
         path = self.key_path(key)
         body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
-        data = json.dumps(body, sort_keys=True).encode()
+        data = _ENCODE_ENTRY(body).encode()
         if not self._local:
             self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
         try:
-            with self._full_here():
-                self._write_atomic(path, data)
+            self._write_atomic(path, data)
         except IsADirectoryError:
             # A directory where the entry belongs (a damaged store): get_key reported it as a
             # miss; replace it, or the step would rerun on every run.
@@ -295,6 +319,9 @@ class ArtifactStore(StoreFiles):
 
             shutil.rmtree(path, ignore_errors=True)
             self._write_atomic(path, data)
+        except OSError as exc:
+            self._raise_if_full(exc)
+            raise
 
     def get_key(self, key: str) -> dict[str, ArtifactRef] | None:
         """Return the outputs recorded for ``key``, or None if absent, damaged or any object
@@ -327,6 +354,15 @@ class ArtifactStore(StoreFiles):
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
         self._remove(self.key_path(key))
+
+
+# json.dumps(body, sort_keys=True), the spelling entry.parse_entry reads fastest, from one
+# encoder made once (json.dumps with an option builds a new one per call).
+_ENCODE_ENTRY = json.JSONEncoder(sort_keys=True).encode
+
+
+def _note_serializing(exc: BaseException, value: Any, serializer: Any) -> None:
+    exc.add_note(f"serializing a {type(value).__qualname__} with {serializer.name!r}")
 
 
 def _spooled_bytes(spool: Any) -> bytes:

@@ -70,6 +70,11 @@ def _json_exact(value: Any, active: set[int]) -> bool:
         active.discard(id(value))
 
 
+# ensure_ascii keeps lone surrogates representable; compact separators. One encoder, made
+# once: json.dumps with options builds a new JSONEncoder per call (a cold step stores one).
+_ENCODE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
 class _Json:
     name = "json"
 
@@ -79,9 +84,12 @@ class _Json:
         except RecursionError:
             return False
 
+    def dumps(self, value: Any) -> bytes:
+        """The bytes ``dump`` writes, made in memory (they are, either way)."""
+        return _ENCODE_JSON(value).encode("ascii")
+
     def dump(self, value: Any, f: BinaryIO) -> None:
-        # ensure_ascii keeps lone surrogates representable; compact separators
-        f.write(json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii"))
+        f.write(self.dumps(value))
 
     def load(self, f: BinaryIO) -> Any:
         return json.loads(f.read())
@@ -93,8 +101,12 @@ class _Str:
     def accepts(self, value: Any) -> bool:
         return type(value) is str
 
+    def dumps(self, value: str) -> bytes:
+        """The bytes ``dump`` writes, made in memory (they are, either way)."""
+        return value.encode("utf-8", "surrogatepass")
+
     def dump(self, value: str, f: BinaryIO) -> None:
-        f.write(value.encode("utf-8", "surrogatepass"))
+        f.write(self.dumps(value))
 
     def load(self, f: BinaryIO) -> str:
         return f.read().decode("utf-8", "surrogatepass")
@@ -323,3 +335,17 @@ class _Pandas:
 JSON, STR, PICKLE = _Json(), _Str(), _Pickle()
 BYTES, BYTEARRAY = _Bytes("bytes", bytes), _Bytes("bytearray", bytearray)
 NUMPY, PANDAS = _Numpy(), _Pandas()
+
+
+def dumps_whole(serializer: Any, value: Any) -> bytes | None:
+    """The bytes ``serializer.dump(value, f)`` writes, when a built-in makes them whole in
+    memory anyway (JSON data, a ``str``, ``bytes``); None for every other serializer.
+
+    The store hashes and inlines a small output from them without a spool or a hashing
+    writer; they are the same bytes, so the digest (and every key) is the same.
+    """
+    if serializer is JSON or serializer is STR:
+        return serializer.dumps(value)
+    if serializer is BYTES:
+        return value  # immutable: the value is its own bytes
+    return None

@@ -33,16 +33,24 @@ class StoreFull(DuctworkError):
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+def disk_full(exc: OSError, where: str, remedy: str) -> StoreFull | None:
+    """The ``StoreFull`` naming ``where`` that ``exc`` means, or None if it is another error."""
+    if exc.errno not in _FULL:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return StoreFull(f"the disk holding {where} is full ({reason}). {remedy}")
+
+
 @contextlib.contextmanager
 def full_disk_named(where: str, remedy: str) -> Iterator[None]:
     """Turn a full disk inside the block into ``StoreFull`` naming ``where``."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _FULL:
+        full = disk_full(exc, where, remedy)
+        if full is None:
             raise
-        reason = exc.strerror or os.strerror(exc.errno)
-        raise StoreFull(f"the disk holding {where} is full ({reason}). {remedy}") from exc
+        raise full from exc
 
 
 def _replace(src: str, dest: str) -> None:
@@ -201,8 +209,18 @@ class StoreFiles:
 
     def _full_here(self) -> contextlib.AbstractContextManager[None]:
         """Name this store in a ``StoreFull`` raised by a write inside the block."""
-        return full_disk_named(f"the artifact store {self._url}", "Free space there or point "
-                               "the store elsewhere (store=, DUCTWORK_STORE).")
+        return full_disk_named(*self._full_words())
+
+    def _full_words(self) -> tuple[str, str]:
+        return (f"the artifact store {self._url}",
+                "Free space there or point the store elsewhere (store=, DUCTWORK_STORE).")
+
+    def _raise_if_full(self, exc: OSError) -> None:
+        """Raise ``StoreFull`` naming this store if ``exc`` is a full disk (a write's error
+        seen in an ``except``: no context manager entered per write on the hot path)."""
+        full = disk_full(exc, *self._full_words())
+        if full is not None:
+            raise full from exc
 
     def _spooling(self) -> contextlib.AbstractContextManager[None]:
         """Name the local temp folder a remote store spools large values to, when it fills."""
