@@ -139,6 +139,7 @@ class StoreFiles:
         # atomic, and with errors that name the account and never a secret).
         self._io: Any = self._azure if self._azure is not None else self._fs
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
+        self._tmp_dir = os.path.join(self._root, "tmp", "") if self._local else ""  # + a name
         # What _join puts before relative parts: the root and one separator (none after
         # an empty root or "/"), as os.path.join / posixpath.join would.
         self._prefix = self._root if self._root.endswith("/") or not self._root \
@@ -234,7 +235,7 @@ class StoreFiles:
 
     def _tmp_name(self) -> str:
         # The tmp folder is made by whoever opens the name (hashio.open_new, _create).
-        return os.path.join(self._tmp, _TMP_NAMES.next())
+        return self._tmp_dir + _TMP_NAMES.next()  # os.path.join costs more than the name
 
     def _cat(self, path: str) -> bytes:
         if self._local:
