@@ -6,7 +6,7 @@ Layout under the store's root::
                                 digest ``d`` of its bytes
     keys/<k[:2]>/<k[2:]>.json   the cache index: cache key ``k`` ->
                                 {"version": 1, "outputs": {name: ArtifactRef}}
-    tmp/<uuid>                  in-flight writes (local stores only)
+    tmp/<prefix>-<n>            in-flight writes (local stores only; files._TmpNames)
 
 Small step outputs are inlined (``put(value, inline=True)``, up to ``INLINE_MAX``
 serialized bytes): the ref carries the bytes (``ArtifactRef.inline``, base64 in
@@ -25,7 +25,12 @@ Writing (``put``): the value's serializer streams into a writer that feeds a
 BLAKE3 hasher and forwards every write, so the digest exists once the value is
 written, with no second pass and no in-memory copy; large writes are hashed on a
 second thread while the first writes (BLAKE3 and file writes release the GIL).
-A local store writes ``tmp/<uuid>`` on the same filesystem and ``os.replace``-s
+JSON data, a ``str`` or ``bytes`` -- whose built-in serializers make the bytes whole
+in memory anyway (``builtin_serializers.dumps_whole``) -- are hashed once from those
+bytes instead, without a spool or a writer: a cold step's small output costs a few
+calls. The bytes are the same, so digests and keys are. An entry is spelled out as
+``json.dumps(body, sort_keys=True)`` spells it (``_entry_bytes``).
+A local store writes ``tmp/<name>`` on the same filesystem and ``os.replace``-s
 it to its object path: readers never see a partial object, concurrent writers
 of the same bytes both succeed, and a crash leaves only a tmp file
 (``clean_tmp``). A remote store spools to a local temporary file and uploads it
@@ -71,7 +76,7 @@ from ductwork.runtime.store.entry import (
     parse_entry,
     warn_bad_entry,
 )
-from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace
+from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace, check_location
 from ductwork.runtime.store.hashio import (
     SPILL,
     THREAD_MIN,
@@ -400,50 +405,3 @@ def open_store(store: Any = None) -> ArtifactStore:
         return store
     check_location(store)
     return ArtifactStore(store)
-
-
-STORE_FORMS = (
-    "a local path (default ./.ductwork, or $DUCTWORK_STORE), memory://, az://container/prefix, "
-    "or another fsspec URL"
-)
-
-
-def check_location(store: Any) -> None:
-    """Refuse a store that is no path or URL, is blank, or whose local path runs through a file.
-
-    Raises ``RunOptionError`` naming the value (or ``DUCTWORK_STORE``) before anything
-    is created, so a typo never becomes a store in the current directory and a file
-    in the way is never touched.
-    """
-    from ductwork.dsl.core import RunOptionError
-
-    given = f"store={store!r}"
-    if store is None:
-        store = os.environ.get("DUCTWORK_STORE") or None
-        if store is None:
-            return  # ./.ductwork
-        given = f"DUCTWORK_STORE={store!r}"
-    if isinstance(store, os.PathLike):
-        store = os.fspath(store)
-    if not isinstance(store, str):
-        raise RunOptionError(
-            f"{given} is not a store location: give {STORE_FORMS}, as a str or a pathlib.Path."
-        )
-    protocol, _, rest = store.partition("://") if "://" in store else ("", "", store)
-    if protocol not in ("", "file", "local"):
-        return
-    if not rest.strip():
-        raise RunOptionError(
-            f"{given} names no location (it would be the current directory): give "
-            f"{STORE_FORMS}."
-        )
-    # The nearest existing part of the path must be a directory: the store is made below it.
-    probe = os.path.abspath(os.path.expanduser(rest))
-    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    if not os.path.isdir(probe):
-        raise RunOptionError(
-            f"{given}: {probe} is a file, not a directory. A local store is a directory (made "
-            f"if missing); point the store at a directory or a new path. A store may be "
-            f"{STORE_FORMS}."
-        )

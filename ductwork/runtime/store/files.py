@@ -323,3 +323,50 @@ class StoreFiles:
                 os.unlink(path)
             else:
                 self._io.rm_file(path)
+
+
+STORE_FORMS = (
+    "a local path (default ./.ductwork, or $DUCTWORK_STORE), memory://, az://container/prefix, "
+    "or another fsspec URL"
+)
+
+
+def check_location(store: Any) -> None:
+    """Refuse a store that is no path or URL, is blank, or whose local path runs through a file.
+
+    Raises ``RunOptionError`` naming the value (or ``DUCTWORK_STORE``) before anything
+    is created, so a typo never becomes a store in the current directory and a file
+    in the way is never touched.
+    """
+    from ductwork.dsl.core import RunOptionError
+
+    given = f"store={store!r}"
+    if store is None:
+        store = os.environ.get("DUCTWORK_STORE") or None
+        if store is None:
+            return  # ./.ductwork
+        given = f"DUCTWORK_STORE={store!r}"
+    if isinstance(store, os.PathLike):
+        store = os.fspath(store)
+    if not isinstance(store, str):
+        raise RunOptionError(
+            f"{given} is not a store location: give {STORE_FORMS}, as a str or a pathlib.Path."
+        )
+    protocol, _, rest = store.partition("://") if "://" in store else ("", "", store)
+    if protocol not in ("", "file", "local"):
+        return
+    if not rest.strip():
+        raise RunOptionError(
+            f"{given} names no location (it would be the current directory): give "
+            f"{STORE_FORMS}."
+        )
+    # The nearest existing part of the path must be a directory: the store is made below it.
+    probe = os.path.abspath(os.path.expanduser(rest))
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise RunOptionError(
+            f"{given}: {probe} is a file, not a directory. A local store is a directory (made "
+            f"if missing); point the store at a directory or a new path. A store may be "
+            f"{STORE_FORMS}."
+        )
