@@ -73,6 +73,8 @@ def _json_exact(value: Any, active: set[int]) -> bool:
 # ensure_ascii keeps lone surrogates representable; compact separators. One encoder, made
 # once: json.dumps with options builds a new JSONEncoder per call (a cold step stores one).
 _ENCODE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_JSON_CONSTANTS: dict[type, dict[Any, bytes]] = {
+    bool: {True: b"true", False: b"false"}, type(None): {None: b"null"}}
 
 
 class _Json:
@@ -86,6 +88,13 @@ class _Json:
 
     def dumps(self, value: Any) -> bytes:
         """The bytes ``dump`` writes, made in memory (they are, either way)."""
+        kind = type(value)
+        if kind is int or kind is float:  # a step's usual output: one number
+            # json's C encoder spells both by their repr (finite floats only reach here)
+            return repr(value).encode("ascii")
+        scalar = _JSON_CONSTANTS.get(kind)
+        if scalar is not None:
+            return scalar[value]
         return _ENCODE_JSON(value).encode("ascii")
 
     def dump(self, value: Any, f: BinaryIO) -> None:

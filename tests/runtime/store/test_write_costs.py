@@ -179,3 +179,36 @@ def test_a_cold_entry_is_written_in_few_calls(tmp_path):
     # entry) and no os.path.join for the temp name: 6b9610a made 14 calls here.
     assert not [n for n in made if n.startswith(("JSONEncoder.", "join"))], made
     assert len(made) <= 10, f"put_key made {len(made)} calls: {made}"
+
+
+def test_json_scalars_are_spelled_as_json_dumps_spells_them():
+    """A step's usual output is one number: spelled by repr, as json's C encoder does."""
+    import json
+    import math
+
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from ductwork.runtime.store.builtin_serializers import JSON
+
+    def as_json(value: Any) -> bytes:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+    @given(st.one_of(st.integers(), st.integers(min_value=-(2**200), max_value=2**200),
+                     st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
+                     st.none()))
+    def same(value: Any) -> None:
+        assert JSON.dumps(value) == as_json(value)
+
+    same()
+    for value in (0.1, 1e300, -1e-300, 5e-324, 1e16, 123456789012345678, -0.0, False):
+        assert JSON.dumps(value) == as_json(value)
+    assert not math.isnan(0.0)  # nan and inf never reach dumps: JSON declines them
+
+
+def test_a_json_scalar_is_dumped_without_the_encoder():
+    from ductwork.runtime.store.builtin_serializers import JSON
+
+    for value in (7, 2.5, True, None):
+        made = calls_made(lambda v=value: JSON.dumps(v))[1:]
+        assert not [n for n in made if n.startswith("JSONEncoder.")], (value, made)
