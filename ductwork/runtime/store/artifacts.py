@@ -375,7 +375,8 @@ def _entry_bytes(outputs: Mapping[str, ArtifactRef]) -> bytes:
     pieces = []
     for name in sorted(outputs) if set(map(type, outputs)) <= _STR else ():
         ref = outputs[name]
-        if ref.classes or type(ref.size) is not int or type(ref.serializer) is not str:
+        if type(ref) is not ArtifactRef or ref.classes or type(ref.size) is not int \
+                or type(ref.serializer) is not str:
             break
         inline = "" if ref.inline is None else (
             f'"inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}", ')
