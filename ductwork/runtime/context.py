@@ -137,6 +137,21 @@ def current_run_store() -> Any:
     return _RUN_STORE.get()
 
 
+def enter_step(ctx: StepContext, store: Any) -> tuple[Any, Any]:
+    """``running(ctx)`` and ``run_store(store)`` entered by a plain call, for a step's hot
+    path (two generator context managers cost ~17k instructions per step); ``leave_step``."""
+    return _CURRENT.set(ctx), _RUN_STORE.set(UNREACHABLE if store is None else store)
+
+
+def leave_step(ctx: StepContext, tokens: tuple[Any, Any]) -> None:
+    """Undo ``enter_step``, as leaving ``run_store`` then ``running`` would."""
+    try:
+        _RUN_STORE.reset(tokens[1])
+    finally:
+        _CURRENT.reset(tokens[0])
+        ctx.close()
+
+
 @contextlib.contextmanager
 def running(ctx: StepContext) -> Iterator[StepContext]:
     """Make ``ctx`` the context of the code in the block; clean its scratch dir after."""

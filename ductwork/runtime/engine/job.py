@@ -181,11 +181,12 @@ def call(job: Job, capture: str = "python", store: Any = None,
     ``store`` is the run's artifact store as this process sees it (None: out of reach);
     ``dw.datastore()`` and datasets without a datastore read from it.
     """
-    from ductwork.runtime.context import StepContext, run_store, running
+    from ductwork.runtime.context import StepContext, enter_step, leave_step
 
     ctx = StepContext(job.run_id, job.step_id, job.attempt)
     values = error = None
-    with _catcher(job, capture) as captured, running(ctx), run_store(store):
+    with _catcher(job, capture) as captured:
+        scope = enter_step(ctx, store)  # running(ctx) and run_store(store), inside the capture
         try:
             args, kwargs = _materialized(job, ctx)
             result = job.step.fn(*args, **kwargs)
@@ -206,6 +207,8 @@ def call(job: Job, capture: str = "python", store: Any = None,
                     "raise an exception; exiting would end the whole run, and sys.exit(0) "
                     "would report it a success. Return the result, or raise to fail the step.\n"
                 )
+        finally:
+            leave_step(ctx, scope)
     logs = captured["text"] if isinstance(captured, dict) else "".join(captured)
     if error is None:
         try:

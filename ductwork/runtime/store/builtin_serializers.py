@@ -70,6 +70,13 @@ def _json_exact(value: Any, active: set[int]) -> bool:
         active.discard(id(value))
 
 
+# ensure_ascii keeps lone surrogates representable; compact separators. One encoder, made
+# once: json.dumps with options builds a new JSONEncoder per call (a cold step stores one).
+_ENCODE_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_JSON_CONSTANTS: dict[type, dict[Any, bytes]] = {
+    bool: {True: b"true", False: b"false"}, type(None): {None: b"null"}}
+
+
 class _Json:
     name = "json"
 
@@ -79,9 +86,19 @@ class _Json:
         except RecursionError:
             return False
 
+    def dumps(self, value: Any) -> bytes:
+        """The bytes ``dump`` writes, made in memory (they are, either way)."""
+        kind = type(value)
+        if kind is int or kind is float:  # a step's usual output: one number
+            # json's C encoder spells both by their repr (finite floats only reach here)
+            return repr(value).encode("ascii")
+        scalar = _JSON_CONSTANTS.get(kind)
+        if scalar is not None:
+            return scalar[value]
+        return _ENCODE_JSON(value).encode("ascii")
+
     def dump(self, value: Any, f: BinaryIO) -> None:
-        # ensure_ascii keeps lone surrogates representable; compact separators
-        f.write(json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii"))
+        f.write(self.dumps(value))
 
     def load(self, f: BinaryIO) -> Any:
         return json.loads(f.read())
@@ -93,8 +110,12 @@ class _Str:
     def accepts(self, value: Any) -> bool:
         return type(value) is str
 
+    def dumps(self, value: str) -> bytes:
+        """The bytes ``dump`` writes, made in memory (they are, either way)."""
+        return value.encode("utf-8", "surrogatepass")
+
     def dump(self, value: str, f: BinaryIO) -> None:
-        f.write(value.encode("utf-8", "surrogatepass"))
+        f.write(self.dumps(value))
 
     def load(self, f: BinaryIO) -> str:
         return f.read().decode("utf-8", "surrogatepass")
@@ -323,3 +344,17 @@ class _Pandas:
 JSON, STR, PICKLE = _Json(), _Str(), _Pickle()
 BYTES, BYTEARRAY = _Bytes("bytes", bytes), _Bytes("bytearray", bytearray)
 NUMPY, PANDAS = _Numpy(), _Pandas()
+
+
+def dumps_whole(serializer: Any, value: Any) -> bytes | None:
+    """The bytes ``serializer.dump(value, f)`` writes, when a built-in makes them whole in
+    memory anyway (JSON data, a ``str``, ``bytes``); None for every other serializer.
+
+    The store hashes and inlines a small output from them without a spool or a hashing
+    writer; they are the same bytes, so the digest (and every key) is the same.
+    """
+    if serializer is JSON or serializer is STR:
+        return serializer.dumps(value)
+    if serializer is BYTES:
+        return value  # immutable: the value is its own bytes
+    return None

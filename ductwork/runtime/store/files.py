@@ -33,16 +33,24 @@ class StoreFull(DuctworkError):
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+def disk_full(exc: OSError, where: str, remedy: str) -> StoreFull | None:
+    """The ``StoreFull`` naming ``where`` that ``exc`` means, or None if it is another error."""
+    if exc.errno not in _FULL:
+        return None
+    reason = exc.strerror or os.strerror(exc.errno)
+    return StoreFull(f"the disk holding {where} is full ({reason}). {remedy}")
+
+
 @contextlib.contextmanager
 def full_disk_named(where: str, remedy: str) -> Iterator[None]:
     """Turn a full disk inside the block into ``StoreFull`` naming ``where``."""
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _FULL:
+        full = disk_full(exc, where, remedy)
+        if full is None:
             raise
-        reason = exc.strerror or os.strerror(exc.errno)
-        raise StoreFull(f"the disk holding {where} is full ({reason}). {remedy}") from exc
+        raise full from exc
 
 
 def _replace(src: str, dest: str) -> None:
@@ -131,6 +139,7 @@ class StoreFiles:
         # atomic, and with errors that name the account and never a secret).
         self._io: Any = self._azure if self._azure is not None else self._fs
         self._tmp = os.path.join(self._root, "tmp") if self._local else None
+        self._tmp_dir = os.path.join(self._root, "tmp", "") if self._local else ""  # + a name
         # What _join puts before relative parts: the root and one separator (none after
         # an empty root or "/"), as os.path.join / posixpath.join would.
         self._prefix = self._root if self._root.endswith("/") or not self._root \
@@ -201,8 +210,18 @@ class StoreFiles:
 
     def _full_here(self) -> contextlib.AbstractContextManager[None]:
         """Name this store in a ``StoreFull`` raised by a write inside the block."""
-        return full_disk_named(f"the artifact store {self._url}", "Free space there or point "
-                               "the store elsewhere (store=, DUCTWORK_STORE).")
+        return full_disk_named(*self._full_words())
+
+    def _full_words(self) -> tuple[str, str]:
+        return (f"the artifact store {self._url}",
+                "Free space there or point the store elsewhere (store=, DUCTWORK_STORE).")
+
+    def _raise_if_full(self, exc: OSError) -> None:
+        """Raise ``StoreFull`` naming this store if ``exc`` is a full disk (a write's error
+        seen in an ``except``: no context manager entered per write on the hot path)."""
+        full = disk_full(exc, *self._full_words())
+        if full is not None:
+            raise full from exc
 
     def _spooling(self) -> contextlib.AbstractContextManager[None]:
         """Name the local temp folder a remote store spools large values to, when it fills."""
@@ -216,7 +235,7 @@ class StoreFiles:
 
     def _tmp_name(self) -> str:
         # The tmp folder is made by whoever opens the name (hashio.open_new, _create).
-        return os.path.join(self._tmp, _TMP_NAMES.next())
+        return self._tmp_dir + _TMP_NAMES.next()  # os.path.join costs more than the name
 
     def _cat(self, path: str) -> bytes:
         if self._local:
@@ -304,3 +323,50 @@ class StoreFiles:
                 os.unlink(path)
             else:
                 self._io.rm_file(path)
+
+
+STORE_FORMS = (
+    "a local path (default ./.ductwork, or $DUCTWORK_STORE), memory://, az://container/prefix, "
+    "or another fsspec URL"
+)
+
+
+def check_location(store: Any) -> None:
+    """Refuse a store that is no path or URL, is blank, or whose local path runs through a file.
+
+    Raises ``RunOptionError`` naming the value (or ``DUCTWORK_STORE``) before anything
+    is created, so a typo never becomes a store in the current directory and a file
+    in the way is never touched.
+    """
+    from ductwork.dsl.core import RunOptionError
+
+    given = f"store={store!r}"
+    if store is None:
+        store = os.environ.get("DUCTWORK_STORE") or None
+        if store is None:
+            return  # ./.ductwork
+        given = f"DUCTWORK_STORE={store!r}"
+    if isinstance(store, os.PathLike):
+        store = os.fspath(store)
+    if not isinstance(store, str):
+        raise RunOptionError(
+            f"{given} is not a store location: give {STORE_FORMS}, as a str or a pathlib.Path."
+        )
+    protocol, _, rest = store.partition("://") if "://" in store else ("", "", store)
+    if protocol not in ("", "file", "local"):
+        return
+    if not rest.strip():
+        raise RunOptionError(
+            f"{given} names no location (it would be the current directory): give "
+            f"{STORE_FORMS}."
+        )
+    # The nearest existing part of the path must be a directory: the store is made below it.
+    probe = os.path.abspath(os.path.expanduser(rest))
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise RunOptionError(
+            f"{given}: {probe} is a file, not a directory. A local store is a directory (made "
+            f"if missing); point the store at a directory or a new path. A store may be "
+            f"{STORE_FORMS}."
+        )

@@ -79,10 +79,11 @@ _BUILTINS: dict[str, Serializer] = {
     s.name: s for s in (JSON, STR, BYTES, BYTEARRAY, NUMPY, PANDAS, PICKLE)
 }
 _by_name: dict[str, Serializer] = dict(_BUILTINS)
-_builtin_types: TypeRegistry[Serializer] = TypeRegistry("builtin serializers", {
+_BUILTIN_TYPES: dict[type, Serializer] = {
     type(None): JSON, bool: JSON, int: JSON, float: JSON, list: JSON, dict: JSON,
     str: STR, bytes: BYTES, bytearray: BYTEARRAY,
-})  # fmt: skip
+}  # fmt: skip
+_builtin_types: TypeRegistry[Serializer] = TypeRegistry("builtin serializers", _BUILTIN_TYPES)
 _user_types: TypeRegistry[Serializer] = TypeRegistry("user serializers")
 _lock = threading.Lock()  # _by_name and _user_types change together
 
@@ -166,7 +167,15 @@ def restore_registrations() -> Iterator[None]:
 
 def serializer_for(value: Any) -> Serializer:
     """Return the serializer that stores ``value``: the most specific registration in its MRO."""
-    mro = type(value).__mro__
+    cls = type(value)
+    builtin = _BUILTIN_TYPES.get(cls)
+    # A builtin type (a step's usual output) with no user registration of its own: its
+    # built-in is the first in its MRO. No lazy registration concerns a builtin; declined,
+    # the walk below goes on up the MRO, where a user's registration for a base may take it.
+    if builtin is not None and _user_types.get(cls) is None \
+            and builtin.accepts(value):  # type: ignore[attr-defined]
+        return builtin
+    mro = cls.__mro__
     _builtin_types.load(mro[0])
     for cls in mro:
         serializer = _user_types.get(cls)
