@@ -1,0 +1,74 @@
+"""What a cache hit costs the engine, counted, not timed: Python calls per warm step.
+
+A warm step (every input an upstream hit) is keyed, looked up and served. The cost of
+that path is counted as the Python-level calls it makes in the engine, the keys and the
+store -- deterministic, unlike a wall time on a shared machine (timings live in
+``benchmarks/``). The count per step is the difference between a 30-step and a 10-step
+chain, over 20, so what a run costs once (its records, its trace) cancels out. The
+process has run the chain before: its fingerprints, serializers and parsed entries are
+what a second ``run()`` in a notebook or a server finds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+# The modules the hit path goes through on this side of the trace and the run's records.
+MINE = ("runtime/engine/", "runtime/keys/", "runtime/store/", "backends/inline")
+# Was 59 calls per warm step (6b9610a); what is left is about one call per decision.
+BUDGET = 40
+
+
+def _chain(tmp_path: Path, n: int) -> object:
+    source = ["from ductwork import pipeline, step", ""]
+    for i in range(n):
+        source += ["", "@step", f"def s{i:03d}(x: int) -> int:", "    return x + 1", ""]
+    names = ", ".join(f"s{i:03d}" for i in range(n))
+    source += ["", f"STEPS = [{names}]", "", "@pipeline", "def chain(n: int = 0):",
+               "    x = n", "    for s in STEPS:", "        x = s(x)", "    return x", ""]
+    name = f"warm_hits_chain_{n}"
+    (tmp_path / f"{name}.py").write_text("\n".join(source))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def _calls_of_a_warm_run(module: object, store: str) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def count(frame, event, arg):  # noqa: ANN001, ANN202 -- sys.setprofile's signature
+        if event == "call":
+            path = frame.f_code.co_filename.replace("\\", "/")
+            if "/ductwork/" in path and any(part in path for part in MINE):
+                calls[f"{path.rsplit('/ductwork/', 1)[1]}:{frame.f_code.co_name}"] += 1
+
+    sys.setprofile(count)
+    try:
+        run = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    finally:
+        sys.setprofile(None)
+    assert run.status == "succeeded" and all(s.cached for s in run.steps.values())
+    return calls
+
+
+@pytest.mark.parametrize("progress", [False])
+def test_a_warm_hit_makes_few_python_calls(tmp_path: Path, progress: bool) -> None:
+    counted = {}
+    for n in (10, 30):
+        module = _chain(tmp_path, n)
+        store = str(tmp_path / f"store{n}")
+        module.chain.run(n=0, store=store, progress=progress)  # type: ignore[attr-defined]
+        module.chain.run(n=0, store=store, progress=progress)  # type: ignore[attr-defined]
+        counted[n] = _calls_of_a_warm_run(module, store)
+    per_step = {name: (counted[30][name] - counted[10][name]) / 20 for name in counted[30]}
+    total = sum(per_step.values())
+    where = ", ".join(f"{name} {n:g}" for name, n in
+                      sorted(per_step.items(), key=lambda item: -item[1]) if n)
+    assert total <= BUDGET, f"{total:g} calls per warm step: {where}"
