@@ -114,6 +114,10 @@ def key_basis(step: Any, whole: bool = False,
     except UnhashableValue as exc:  # a class attribute whose __ductwork_hash__ raises, say
         raise CacheKeyError(f"Step {step.name!r}: its code cannot be fingerprinted: {exc}") from exc
     options = step.options
+    memo_key = (id(options), whole, environment)
+    found = _BASES.get(memo_key)
+    if found is not None and found[0] is options and found[1] is code:
+        return found[2]
     components = {
         "code": code.digest,
         "cache_version": options.cache_version or "",
@@ -129,7 +133,17 @@ def key_basis(step: Any, whole: bool = False,
         # A digest, not the value: the key is stored and shown, the value may be a secret.
         components[f"env_var:{var}"] = hash_tagged("EnvVar", os.environ.get(var))
     parts = {f"code:{name}": digest for name, digest in code.components.items()}
+    if not (options.hash_paths or options.env_vars):  # those are read afresh every time
+        _BASES.put(memo_key, (options, code, (components, parts)))
     return components, parts
+
+
+# (id(options), whole, environment) -> (options, code fingerprint, basis): a step's basis
+# is made of its options (frozen) and its fingerprint, which ``fingerprint`` returns as the
+# same object while the code it reaches is unchanged. Both are checked by identity, so an
+# edited helper (a new fingerprint) or new options make a new basis. Read it, do not
+# change it: every run of the step shares it.
+_BASES = caches.cache("keys.step_bases", maxsize=4096)
 
 
 def finish_key(basis: tuple[dict[str, str], dict[str, str]],
