@@ -149,9 +149,10 @@ class Loop:
 
     def _start(self, sid: str) -> None:
         """Take a ready node (or a parked element) to a hit or to queued jobs."""
-        nid = node_of(sid)
+        nid = node_of(sid) if sid[-1] == "]" else sid  # most are nodes, not map elements
         record = self.run.steps[sid]
-        if nid in self._failed or self.run.steps[nid].status == Status.SKIPPED:
+        if nid in self._failed or (record if nid is sid else self.run.steps[nid]).status \
+                == Status.SKIPPED:
             return
         inv = self.plan.invocations[nid]
         self.state.set(record, Status.RUNNING)
@@ -167,7 +168,7 @@ class Loop:
 
     def _start_call(self, nid: str, inv: Invocation, record: StepRun) -> None:
         refs = substitute(inv.arguments, self._ref)
-        if self._must_run(nid, record, inv, refs):
+        if self._must_run(nid, nid, record, inv, refs):
             self._enqueue(nid, inv, refs if self._reads_store(inv) else
                           substitute(inv.arguments, self._value))
 
@@ -204,19 +205,20 @@ class Loop:
         """Start one element again (its job was parked), with key and inputs taken afresh."""
         item = self._maps[nid].items[record.map_index]  # type: ignore[index]
         refs = {**substitute(inv.arguments, self._ref), inv.map_over: item}
-        if self._must_run(record.id, record, inv, refs):
+        if self._must_run(nid, record.id, record, inv, refs):
             values = refs if self._reads_store(inv) else {
                 **substitute(inv.arguments, self._value), inv.map_over: item}
             self._enqueue(record.id, inv, values)
 
-    def _must_run(self, sid: str, record: StepRun, inv: Invocation,
+    def _must_run(self, nid: str, sid: str, record: StepRun, inv: Invocation,
                   arguments: dict[str, Any]) -> bool:
-        """Key the call and serve a hit; True when it has to run."""
-        hit = self._hit(node_of(sid), sid, record, inv, arguments)
+        """Key call ``sid`` of node ``nid`` and serve a hit; True when it has to run."""
+        hit = self._hit(nid, sid, record, inv, arguments)
         if hit is _MUST_RUN:
             return True
         if hit is not None:
-            self._serve([(sid, record, hit)])
+            self.state.served([(record, hit)])
+            self._succeed(sid, record, hit)
         return False
 
     def _hit(self, nid: str, sid: str, record: StepRun, inv: Invocation,
@@ -310,8 +312,10 @@ class Loop:
 
     def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
                  values: dict[str, Any] | None = None) -> None:
-        self.state.lease(refs, record.key)  # before it is recorded: gc must keep these
-        self.state.made(record)
+        state = self.state
+        state.leases.add(refs, record.key)  # before it is recorded: gc must keep these
+        if not record.cached:  # a hit was made by another run (or earlier in this one)
+            state.made(record)
         for name, ref in refs.items():
             known = values is not None and round_trips(ref)
             record.set_output(name, ref, values[name] if known else None, known=known)
@@ -353,7 +357,8 @@ class Loop:
         record = self.run.steps[nid]
         if record.finished is None:
             record.finished = time.time()
-        self.state.set(record, Status.SUCCEEDED)
+        if record.status != Status.SUCCEEDED:  # a call's record is, already; a map's not yet
+            self.state.set(record, Status.SUCCEEDED)
         self.refs[nid] = refs
         self._ready.extend(self._parked.pop(nid, ()))
         for dep in self.state.dependents[nid]:

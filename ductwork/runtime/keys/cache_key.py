@@ -50,7 +50,10 @@ def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
             components[f"input:{name}"] = hash_value(value)
             if type(value) in _ATOMS:  # a map's items, mostly: made of no class
                 continue
-            for cls, digest in input_classes(value).items():
+            names = recorded(value)
+            if names is not None and not names:  # an upstream output made of no class
+                continue
+            for cls, digest in _classes(value, names).items():
                 components[f"input_class:{name}:{cls}"] = digest
         except UnhashableValue as exc:
             raise CacheKeyError(exc.describe(step.name, name)) from None
@@ -63,7 +66,11 @@ _ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 def input_classes(value: Any) -> dict[str, str]:
     """The fingerprint of each class a value (or the value a ref stands for) is made of."""
-    names = recorded(value)
+    return _classes(value, recorded(value))
+
+
+def _classes(value: Any, names: tuple[str, ...] | None) -> dict[str, str]:
+    """``input_classes`` of a value whose recorded class names (``recorded``) are known."""
     if names is None:
         return {f"{class_home(c)}.{c.__qualname__}": fingerprint(c).digest
                 for c in classes_in(value)}
