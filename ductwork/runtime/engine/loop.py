@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 
 _MUST_RUN: dict[str, Any] = {}  # _hit's answer for a call that has to run (a miss)
+_UNSET: Any = object()
 
 
 class _Map:
@@ -255,17 +256,22 @@ class Loop:
     def _basis(self, nid: str, inv: Invocation) -> Basis | None:
         # Computed when the node is first started, not before the run: a hash_paths file
         # may be written by an upstream step, an environment variable set by one.
-        if nid not in self._bases:
-            step = inv.step
-            environment = self.backends[self._backend_name(inv)].environment(step)
-            if step.options.hash_paths or step.options.env_vars:
-                self._bases[nid] = basis_of(step, inv.is_map, environment)
-            else:  # the same for every call of the step in this run (a chain, a loop)
-                shared = (id(step), inv.is_map, environment)
-                if shared not in self._shared_bases:
-                    self._shared_bases[shared] = basis_of(step, inv.is_map, environment)
-                self._bases[nid] = self._shared_bases[shared]
-        return self._bases[nid]
+        basis = self._bases.get(nid, _UNSET)
+        if basis is not _UNSET:
+            return basis
+        step = inv.step
+        options, whole = step.options, inv.map_over is not None
+        environment = self.backends[options.compute if options.compute in self.backends
+                                    else None].environment(step)
+        if options.hash_paths or options.env_vars:
+            basis = basis_of(step, whole, environment)
+        else:  # the same for every call of the step in this run (a chain, a loop)
+            shared = (id(step), whole, environment)
+            basis = self._shared_bases.get(shared, _UNSET)
+            if basis is _UNSET:
+                basis = self._shared_bases[shared] = basis_of(step, whole, environment)
+        self._bases[nid] = basis
+        return basis
 
     def _backend_name(self, inv: Invocation) -> str | None:
         compute = inv.step.options.compute

@@ -150,7 +150,7 @@ def key_basis(step: Any, whole: bool = False,
 # same object while the code it reaches is unchanged. Both are checked by identity, so an
 # edited helper (a new fingerprint) or new options make a new basis. Read it, do not
 # change it: every run of the step shares it.
-_BASES = caches.cache("keys.step_bases", maxsize=4096)
+_BASES = caches.memo("keys.step_bases", maxsize=4096)
 
 
 def finish_key(basis: tuple[dict[str, str], dict[str, str]],

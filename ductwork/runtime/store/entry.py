@@ -120,7 +120,7 @@ def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
 # bytes read again -- every warm run in a notebook or a server reads the same entries --
 # mean the same refs, inline bytes already verified: the file is still read every time, so
 # an entry replaced or damaged since is parsed (and judged) afresh, never served from here.
-_PARSED = caches.cache("store.parsed_entries", maxsize=4096)
+_PARSED = caches.memo("store.parsed_entries", maxsize=4096)
 _PARSED_MAX = 4096  # bytes: a few outputs with inline values; bigger entries are not kept
 
 
