@@ -93,7 +93,7 @@ class Loop:
         self.backends = backends
         #: Each finished node's output refs, by output name.
         self.refs: dict[str, dict[str, Any]] = {}
-        self._waiting = {nid: set(inv.deps) for nid, inv in plan.invocations.items()}
+        self._waiting = {nid: set(deps) for nid, deps in self.state.deps.items()}
         self._ready: deque[str] = deque(n for n, waiting in self._waiting.items() if not waiting)
         self._queues: dict[str | None, deque[Job]] = {name: deque() for name in backends}
         self._bases: dict[str, Basis | None] = {}
