@@ -73,12 +73,13 @@ def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, 
     if shown:
         components.update(shown)
     if memo is not None:
-        _KEYED.put(memo, (key, dict(components), basis, step.options,
-                          tuple(arguments.values())))
+        if len(_KEYED) >= _KEYED.maxsize:
+            _KEYED.clear()
+        _KEYED[memo] = key, dict(components), basis, step.options, tuple(arguments.values())
     return key, components
 
 
-# (id(basis), id(options), *(argument, id(ref))) -> (basis, options, refs, key, components),
+# (id(basis), id(options), *(argument, id(ref))) -> (key, components, basis, options, refs),
 # for calls whose arguments are all refs made of no class: a hit's refs are the same objects
 # from run to run (``store/entry`` keeps an entry's parsed refs while its bytes are the
 # same), and ``cache_key.key_basis`` keeps a step's basis while its code and options are
@@ -92,6 +93,11 @@ _KEYED = caches.memo("engine.keys_of_refs", maxsize=4096)
 
 def _memo_key(basis: Basis, step: Any, arguments: dict[str, Any]) -> tuple[Any, ...] | None:
     """The ``_KEYED`` key of a call whose arguments are all refs made of no class, or None."""
+    if len(arguments) == 1:  # most calls: without a list to build
+        (name, value), = arguments.items()
+        if type(value) is not ArtifactRef or value.classes:
+            return None
+        return id(basis), id(step.options), name, id(value)
     parts: list[Any] = [id(basis), id(step.options)]
     for name, value in arguments.items():
         if type(value) is not ArtifactRef or value.classes:

@@ -73,40 +73,8 @@ def hash_value(value: Any) -> str:
     if kind is str and handler is _STR_HANDLER:
         return (_BLAKE3 or _load_blake3())(_STR_VALUE + _str_bytes(value)).hexdigest()
     if handler is not None:
-        try:
-            token = handler(value)
-        except RecursionError:
-            return _digest(_VALUE_PREFIX, lambda: handler(value))  # raises, saying why
-        if type(token) is list and _all_strs(token):
-            return _flat_digest(token)  # an upstream output's ref, on every step
-        return _digest(_VALUE_PREFIX, lambda: token)
+        return _digest(_VALUE_PREFIX, lambda: handler(value))
     return _digest(_VALUE_PREFIX, lambda: normalize(value))
-
-
-def _flat_digest(token: list[str]) -> str:
-    """``hash_value``'s digest of a token that is a flat list of strs, spelled out as
-    ``_write`` spells it, and remembered: an upstream output's ref (``["artifact", digest,
-    serializer]``) is keyed again by every run that serves its consumer."""
-    parts = tuple(token)
-    digest = _FLAT.get(parts)
-    if digest is None:
-        out = [_VALUE_PREFIX, _list_head(len(parts))]
-        out.extend(_str_bytes(part) for part in parts)
-        if len(_FLAT) >= 4096:
-            _FLAT.clear()  # a bound, not an LRU: one is re-made in a microsecond
-        digest = _FLAT[parts] = (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
-    return digest
-
-
-_FLAT: dict[tuple[str, ...], str] = {}  # flat str tokens -> their hash_value digest
-
-
-def _all_strs(items: list[Any]) -> bool:
-    # A set of the item types, not all() over a generator: this runs for every input.
-    return set(map(type, items)) <= _JUST_STR
-
-
-_JUST_STR = frozenset({str})
 
 
 _EXACT = normalize.registry  # a live view: later registrations show up in it
@@ -142,13 +110,6 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
     """
     # The bytes ``_write`` gives [tag, ["list", *[["tuple", ["str", k], ["str", v]], ...]]],
     # spelled out here: its recursion per pair was most of a cache key's cost.
-    try:
-        whole = (tag, *pairs)
-        found = _KEYS.get(whole)
-    except TypeError:  # an unhashable part: not (str, str) pairs
-        whole = found = None
-    if found is not None:
-        return found
     head = _TAGS.get(tag)
     if head is None:
         if type(tag) is not str:
@@ -172,17 +133,9 @@ def hash_str_pairs(tag: str, pairs: list[tuple[str, str]]) -> str:
                 memo.clear()  # a bound, not an LRU: a key's pairs are re-made in a microsecond
             memo[pair] = data
         out.append(data)
-    digest = (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
-    if whole is not None:  # every pair was an exact (str, str): spelled out above
-        if len(_KEYS) >= 4096:
-            _KEYS.clear()
-        _KEYS[whole] = digest
-    return digest
+    return (_BLAKE3 or _load_blake3())(b"".join(out)).hexdigest()
 
 
-# (tag, *pairs) -> digest: a warm run keys the same steps over the same inputs again, in
-# a notebook or a server, and a step's pairs differ from run to run in an input at most.
-_KEYS: dict[tuple[Any, ...], str] = {}
 _TAGS: dict[str, bytes] = {}  # tag -> the encoding's head up to the pairs: a few tags recur
 
 
