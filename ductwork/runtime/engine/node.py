@@ -134,10 +134,11 @@ def lookup(store: Any, key: str, forced: bool, *, step: Any, whole: bool
     hit = store.get_key(key)
     if hit is None:
         return None
-    if whole and len(hit) == 1 and "output" in hit:  # a map element's, without two sets
-        return hit
-    expected = {"output"} if whole else set(step.options.outputs)
-    if set(hit) != expected:
+    expected = ("output",) if whole else step.options.outputs
+    if len(hit) == len(expected) and (expected[0] in hit if len(expected) == 1
+                                      else set(hit) == set(expected)):
+        return hit  # most steps have one output: checked without making two sets
+    if set(hit) != set(expected):
         warn_bad_entry(store.key_path(key), key, (
             f"records outputs {_names(hit)} but step '{step.name}' has {_names(expected)}"))
         return None
