@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 
 _MUST_RUN: dict[str, Any] = {}  # _hit's answer for a call that has to run (a miss)
+_UNSET: Any = object()
 
 
 class _Map:
@@ -92,7 +93,7 @@ class Loop:
         self.backends = backends
         #: Each finished node's output refs, by output name.
         self.refs: dict[str, dict[str, Any]] = {}
-        self._waiting = {nid: set(inv.deps) for nid, inv in plan.invocations.items()}
+        self._waiting = {nid: set(deps) for nid, deps in self.state.deps.items()}
         self._ready: deque[str] = deque(n for n, waiting in self._waiting.items() if not waiting)
         self._queues: dict[str | None, deque[Job]] = {name: deque() for name in backends}
         self._bases: dict[str, Basis | None] = {}
@@ -149,9 +150,10 @@ class Loop:
 
     def _start(self, sid: str) -> None:
         """Take a ready node (or a parked element) to a hit or to queued jobs."""
-        nid = node_of(sid)
+        nid = node_of(sid) if sid[-1] == "]" else sid  # most are nodes, not map elements
         record = self.run.steps[sid]
-        if nid in self._failed or self.run.steps[nid].status == Status.SKIPPED:
+        if nid in self._failed or (record if nid is sid else self.run.steps[nid]).status \
+                == Status.SKIPPED:
             return
         inv = self.plan.invocations[nid]
         self.state.set(record, Status.RUNNING)
@@ -167,7 +169,7 @@ class Loop:
 
     def _start_call(self, nid: str, inv: Invocation, record: StepRun) -> None:
         refs = substitute(inv.arguments, self._ref)
-        if self._must_run(nid, record, inv, refs):
+        if self._must_run(nid, nid, record, inv, refs):
             self._enqueue(nid, inv, refs if self._reads_store(inv) else
                           substitute(inv.arguments, self._value))
 
@@ -204,19 +206,20 @@ class Loop:
         """Start one element again (its job was parked), with key and inputs taken afresh."""
         item = self._maps[nid].items[record.map_index]  # type: ignore[index]
         refs = {**substitute(inv.arguments, self._ref), inv.map_over: item}
-        if self._must_run(record.id, record, inv, refs):
+        if self._must_run(nid, record.id, record, inv, refs):
             values = refs if self._reads_store(inv) else {
                 **substitute(inv.arguments, self._value), inv.map_over: item}
             self._enqueue(record.id, inv, values)
 
-    def _must_run(self, sid: str, record: StepRun, inv: Invocation,
+    def _must_run(self, nid: str, sid: str, record: StepRun, inv: Invocation,
                   arguments: dict[str, Any]) -> bool:
-        """Key the call and serve a hit; True when it has to run."""
-        hit = self._hit(node_of(sid), sid, record, inv, arguments)
+        """Key call ``sid`` of node ``nid`` and serve a hit; True when it has to run."""
+        hit = self._hit(nid, sid, record, inv, arguments)
         if hit is _MUST_RUN:
             return True
         if hit is not None:
-            self._serve([(sid, record, hit)])
+            self.state.served([(record, hit)])
+            self._succeed(sid, record, hit)
         return False
 
     def _hit(self, nid: str, sid: str, record: StepRun, inv: Invocation,
@@ -253,17 +256,22 @@ class Loop:
     def _basis(self, nid: str, inv: Invocation) -> Basis | None:
         # Computed when the node is first started, not before the run: a hash_paths file
         # may be written by an upstream step, an environment variable set by one.
-        if nid not in self._bases:
-            step = inv.step
-            environment = self.backends[self._backend_name(inv)].environment(step)
-            if step.options.hash_paths or step.options.env_vars:
-                self._bases[nid] = basis_of(step, inv.is_map, environment)
-            else:  # the same for every call of the step in this run (a chain, a loop)
-                shared = (id(step), inv.is_map, environment)
-                if shared not in self._shared_bases:
-                    self._shared_bases[shared] = basis_of(step, inv.is_map, environment)
-                self._bases[nid] = self._shared_bases[shared]
-        return self._bases[nid]
+        basis = self._bases.get(nid, _UNSET)
+        if basis is not _UNSET:
+            return basis
+        step = inv.step
+        options, whole = step.options, inv.map_over is not None
+        environment = self.backends[options.compute if options.compute in self.backends
+                                    else None].environment(step)
+        if options.hash_paths or options.env_vars:
+            basis = basis_of(step, whole, environment)
+        else:  # the same for every call of the step in this run (a chain, a loop)
+            shared = (id(step), whole, environment)
+            basis = self._shared_bases.get(shared, _UNSET)
+            if basis is _UNSET:
+                basis = self._shared_bases[shared] = basis_of(step, whole, environment)
+        self._bases[nid] = basis
+        return basis
 
     def _backend_name(self, inv: Invocation) -> str | None:
         compute = inv.step.options.compute
@@ -310,8 +318,10 @@ class Loop:
 
     def _succeed(self, sid: str, record: StepRun, refs: dict[str, Any],
                  values: dict[str, Any] | None = None) -> None:
-        self.state.lease(refs, record.key)  # before it is recorded: gc must keep these
-        self.state.made(record)
+        state = self.state
+        state.leases.add(refs, record.key)  # before it is recorded: gc must keep these
+        if not record.cached:  # a hit was made by another run (or earlier in this one)
+            state.made(record)
         for name, ref in refs.items():
             known = values is not None and round_trips(ref)
             record.set_output(name, ref, values[name] if known else None, known=known)
@@ -353,7 +363,8 @@ class Loop:
         record = self.run.steps[nid]
         if record.finished is None:
             record.finished = time.time()
-        self.state.set(record, Status.SUCCEEDED)
+        if record.status != Status.SUCCEEDED:  # a call's record is, already; a map's not yet
+            self.state.set(record, Status.SUCCEEDED)
         self.refs[nid] = refs
         self._ready.extend(self._parked.pop(nid, ()))
         for dep in self.state.dependents[nid]:

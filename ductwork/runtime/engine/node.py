@@ -25,7 +25,7 @@ from typing import Any
 from ductwork.runtime import caches
 from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components, key_basis
 from ductwork.runtime.keys.shown import shown_inputs
-from ductwork.runtime.store.artifacts import warn_bad_entry
+from ductwork.runtime.store.artifacts import ArtifactRef, warn_bad_entry
 from ductwork.runtime.store.refs import GatherRef, iter_digests
 from ductwork.runtime.store.secrets import is_secret, redact
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
@@ -63,11 +63,47 @@ def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, 
     the components also show small values (``keys/shown``), which the key does not hash."""
     if type(arguments) is not dict:  # the loop's are fresh dicts; a copy per element
         arguments = dict(arguments)
+    memo = _memo_key(basis, step, arguments)
+    if memo is not None:
+        found = _KEYED.get(memo)
+        if found is not None:  # its ids are of the very objects it holds: they are these
+            return found[0], dict(found[1])
     key, components = finish_key(basis, input_components(step, arguments))
     shown = shown_inputs(step, arguments, _secret)
     if shown:
         components.update(shown)
+    if memo is not None:
+        if len(_KEYED) >= _KEYED.maxsize:
+            _KEYED.clear()
+        _KEYED[memo] = key, dict(components), basis, step.options, tuple(arguments.values())
     return key, components
+
+
+# (id(basis), id(options), *(argument, id(ref))) -> (key, components, basis, options, refs),
+# for calls whose arguments are all refs made of no class: a hit's refs are the same objects
+# from run to run (``store/entry`` keeps an entry's parsed refs while its bytes are the
+# same), and ``cache_key.key_basis`` keeps a step's basis while its code and options are
+# the same objects. The key of such a call is a function of those objects alone -- a ref
+# with recorded classes is left out, since its key has their code, which may change -- so
+# a second run in a notebook or a server keys its steps without hashing anything again.
+# The objects are kept in the entry, so while it is there no other object can have their
+# ids: a memo key found names these very objects.
+_KEYED = caches.memo("engine.keys_of_refs", maxsize=4096)
+
+
+def _memo_key(basis: Basis, step: Any, arguments: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The ``_KEYED`` key of a call whose arguments are all refs made of no class, or None."""
+    if len(arguments) == 1:  # most calls: without a list to build
+        (name, value), = arguments.items()
+        if type(value) is not ArtifactRef or value.classes:
+            return None
+        return id(basis), id(step.options), name, id(value)
+    parts: list[Any] = [id(basis), id(step.options)]
+    for name, value in arguments.items():
+        if type(value) is not ArtifactRef or value.classes:
+            return None
+        parts += (name, id(value))
+    return tuple(parts)
 
 
 # (argument, shown value) -> whether it is a secret: a run keys the same values again and
@@ -98,10 +134,11 @@ def lookup(store: Any, key: str, forced: bool, *, step: Any, whole: bool
     hit = store.get_key(key)
     if hit is None:
         return None
-    if whole and len(hit) == 1 and "output" in hit:  # a map element's, without two sets
-        return hit
-    expected = {"output"} if whole else set(step.options.outputs)
-    if set(hit) != expected:
+    expected = ("output",) if whole else step.options.outputs
+    if len(hit) == len(expected) and (expected[0] in hit if len(expected) == 1
+                                      else set(hit) == set(expected)):
+        return hit  # most steps have one output: checked without making two sets
+    if set(hit) != set(expected):
         warn_bad_entry(store.key_path(key), key, (
             f"records outputs {_names(hit)} but step '{step.name}' has {_names(expected)}"))
         return None

@@ -47,11 +47,18 @@ class RunState:
 
         self.plan, self.run, self.store, self.force = plan, run, store, force
         self.progress = progress or NullProgress()
+        # A display that shows nothing is not told of each state change (two per hit).
+        self._changed = None if type(self.progress) is NullProgress else self.progress.changed
         self.dependents: dict[str, list[str]] = defaultdict(list)
+        #: Each node's upstream nodes (``Invocation.deps``, read once).
+        self.deps: dict[str, tuple[str, ...]] = {}
+        steps, load, run_id = run.steps, self.load, run.id
         for nid, inv in plan.invocations.items():
-            for dep in inv.deps:
+            deps = self.deps[nid] = inv.deps
+            for dep in deps:
                 self.dependents[dep].append(nid)
-            run.steps[nid] = self.record(nid, inv.step.name)
+            steps[nid] = StepRun(nid, inv.step.options.name, map_index=None, run_id=run_id,
+                                 loader=load)
         #: Values by digest: read once (and verified), or kept from the step that made them.
         self.memo: dict[str, Any] = {}
         self.history = open_runstore(store)
@@ -87,7 +94,8 @@ class RunState:
         """Move a record to ``status``, telling the progress display."""
         if record.status != status:
             record.status = status
-            self.progress.changed(record)
+            if self._changed is not None:
+                self._changed(record)
 
     def made(self, record: StepRun) -> None:
         """Note a step this run executed under a key: a hit on that key later in the run

@@ -50,7 +50,10 @@ def input_components(step: Any, arguments: dict[str, Any]) -> dict[str, str]:
             components[f"input:{name}"] = hash_value(value)
             if type(value) in _ATOMS:  # a map's items, mostly: made of no class
                 continue
-            for cls, digest in input_classes(value).items():
+            names = recorded(value)
+            if names is not None and not names:  # an upstream output made of no class
+                continue
+            for cls, digest in _classes(value, names).items():
                 components[f"input_class:{name}:{cls}"] = digest
         except UnhashableValue as exc:
             raise CacheKeyError(exc.describe(step.name, name)) from None
@@ -63,7 +66,11 @@ _ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 def input_classes(value: Any) -> dict[str, str]:
     """The fingerprint of each class a value (or the value a ref stands for) is made of."""
-    names = recorded(value)
+    return _classes(value, recorded(value))
+
+
+def _classes(value: Any, names: tuple[str, ...] | None) -> dict[str, str]:
+    """``input_classes`` of a value whose recorded class names (``recorded``) are known."""
     if names is None:
         return {f"{class_home(c)}.{c.__qualname__}": fingerprint(c).digest
                 for c in classes_in(value)}
@@ -114,6 +121,10 @@ def key_basis(step: Any, whole: bool = False,
     except UnhashableValue as exc:  # a class attribute whose __ductwork_hash__ raises, say
         raise CacheKeyError(f"Step {step.name!r}: its code cannot be fingerprinted: {exc}") from exc
     options = step.options
+    memo_key = (id(options), whole, environment)
+    found = _BASES.get(memo_key)
+    if found is not None and found[0] is options and found[1] is code:
+        return found[2]
     components = {
         "code": code.digest,
         "cache_version": options.cache_version or "",
@@ -129,7 +140,17 @@ def key_basis(step: Any, whole: bool = False,
         # A digest, not the value: the key is stored and shown, the value may be a secret.
         components[f"env_var:{var}"] = hash_tagged("EnvVar", os.environ.get(var))
     parts = {f"code:{name}": digest for name, digest in code.components.items()}
+    if not (options.hash_paths or options.env_vars):  # those are read afresh every time
+        _BASES.put(memo_key, (options, code, (components, parts)))
     return components, parts
+
+
+# (id(options), whole, environment) -> (options, code fingerprint, basis): a step's basis
+# is made of its options (frozen) and its fingerprint, which ``fingerprint`` returns as the
+# same object while the code it reaches is unchanged. Both are checked by identity, so an
+# edited helper (a new fingerprint) or new options make a new basis. Read it, do not
+# change it: every run of the step shares it.
+_BASES = caches.memo("keys.step_bases", maxsize=4096)
 
 
 def finish_key(basis: tuple[dict[str, str], dict[str, str]],

@@ -142,11 +142,13 @@ class _Entry:
         for obj, name, value in self.attrs:
             if _getattr(obj, name) is not value:
                 return False
-        return all(_cell(cell) is value for cell, value in self.cells)
+        return not self.cells or all(_cell(cell) is value for cell, value in self.cells)
 
 
 def _roots(obj: Any) -> tuple[Any, list[tuple[str, Any]]]:
     """Unwrap steps, partials and bound methods to the function or class to walk."""
+    if type(obj) is FunctionType:  # a step's function, every time a key is made
+        return obj, []
     extras: list[tuple[str, Any]] = []
     while True:
         if isinstance(obj, Step):

@@ -29,6 +29,7 @@ _MAX_ITEMS = 8
 _NUMBERS = frozenset({int, float, complex, bool, type(None)})
 _TEXTS = frozenset({str, bytes})
 _SEQUENCES = frozenset({tuple, list})
+_SHOWABLE = _NUMBERS | _TEXTS | _SEQUENCES
 # An int of more digits is not small, and its repr is costly (and limited in length).
 _INT_BOUND = 10 ** 30
 
@@ -59,7 +60,7 @@ def shown_inputs(step: Any, arguments: Mapping[str, Any],
     shown = {}
     ignored = step.options.ignore_inputs
     for name, value in arguments.items():
-        if name in ignored:
+        if name in ignored or type(value) not in _SHOWABLE:  # an upstream output's ref
             continue
         text = short_repr(value)
         if text is not None and not hidden(name, text):

@@ -336,7 +336,9 @@ class ArtifactStore(StoreFiles):
         digest that is not one) is a miss with a warning naming it: the step reruns and
         ``put_key`` replaces it. It must never stop a run.
         """
-        path = self.key_path(key)
+        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+            path = self.key_path(key)  # raises, saying what a key is
+        path = f"{self._prefix}keys/{key[:2]}/{key[2:]}.json"  # key_path's, on every lookup
         try:
             outputs = parse_entry(self._cat_small(path))
         except FileNotFoundError:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ductwork.dsl.slotted import Frozen, setter
+from ductwork.runtime import caches
 from ductwork.runtime.keys.classes import register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
@@ -103,10 +104,24 @@ class BadEntry(ValueError):
 
 def parse_entry(data: bytes) -> dict[str, ArtifactRef]:
     """The outputs an index entry's bytes record; ``BadEntry`` saying what is wrong."""
+    found = _PARSED.get(data)
+    if found is not None:
+        return dict(found)
     outputs = read_canonical(data)
-    if outputs is not None:
-        return outputs
-    return _parse_json(data)
+    if outputs is None:
+        outputs = _parse_json(data)
+    if len(data) <= _PARSED_MAX:
+        _PARSED.put(data, outputs)
+    return dict(outputs)
+
+
+# Entry bytes -> the outputs they record, for sound entries only (a damaged one raised).
+# Reading an entry is a pure function of its bytes (serializers are never unregistered), so
+# bytes read again -- every warm run in a notebook or a server reads the same entries --
+# mean the same refs, inline bytes already verified: the file is still read every time, so
+# an entry replaced or damaged since is parsed (and judged) afresh, never served from here.
+_PARSED = caches.memo("store.parsed_entries", maxsize=4096)
+_PARSED_MAX = 4096  # bytes: a few outputs with inline values; bigger entries are not kept
 
 
 # An entry exactly as ``put_key`` writes it (``json.dumps(sort_keys=True)``) with plain

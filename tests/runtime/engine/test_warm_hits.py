@@ -1,0 +1,113 @@
+"""What a cache hit costs the engine, counted, not timed: Python calls per warm step.
+
+A warm step (every input an upstream hit) is keyed, looked up and served. The cost of
+that path is counted as the Python-level calls it makes in the engine, the keys and the
+store -- deterministic, unlike a wall time on a shared machine (timings live in
+``benchmarks/``). The count per step is the difference between a 30-step and a 10-step
+chain, over 20, so what a run costs once (its records, its trace) cancels out. The
+process has run the chain before: its fingerprints, serializers and parsed entries are
+what a second ``run()`` in a notebook or a server finds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections import Counter
+from pathlib import Path
+
+# The modules the hit path goes through on this side of the trace and the run's records.
+MINE = ("runtime/engine/", "runtime/keys/", "runtime/store/", "backends/inline")
+# 58 calls per warm step at 6b9610a, 25 since; what is left is about one call per decision.
+BUDGET = 30
+
+
+def _chain(tmp_path: Path, n: int) -> object:
+    source = ["from ductwork import pipeline, step", ""]
+    for i in range(n):
+        source += ["", "@step", f"def s{i:03d}(x: int) -> int:", "    return x + 1", ""]
+    names = ", ".join(f"s{i:03d}" for i in range(n))
+    source += ["", f"STEPS = [{names}]", "", "@pipeline", "def chain(n: int = 0):",
+               "    x = n", "    for s in STEPS:", "        x = s(x)", "    return x", ""]
+    name = f"warm_hits_chain_{n}"
+    (tmp_path / f"{name}.py").write_text("\n".join(source))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def _calls_of_a_warm_run(module: object, store: str) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def count(frame, event, arg):
+        if event == "call":
+            path = frame.f_code.co_filename.replace("\\", "/")
+            if "/ductwork/" in path and any(part in path for part in MINE):
+                calls[f"{path.rsplit('/ductwork/', 1)[1]}:{frame.f_code.co_name}"] += 1
+
+    sys.setprofile(count)
+    try:
+        run = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    finally:
+        sys.setprofile(None)
+    assert run.status == "succeeded" and all(s.cached for s in run.steps.values())
+    return calls
+
+
+def test_a_warm_hit_makes_few_python_calls(tmp_path: Path) -> None:
+    counted = {}
+    for n in (10, 30):
+        module = _chain(tmp_path, n)
+        store = str(tmp_path / f"store{n}")
+        module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+        module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+        counted[n] = _calls_of_a_warm_run(module, store)
+    per_step = {name: (counted[30][name] - counted[10][name]) / 20 for name in counted[30]}
+    total = sum(per_step.values())
+    where = ", ".join(f"{name} {n:g}" for name, n in
+                      sorted(per_step.items(), key=lambda item: -item[1]) if n)
+    assert total <= BUDGET, f"{total:g} calls per warm step: {where}"
+
+
+def test_a_rerun_in_the_same_process_sees_a_changed_step(tmp_path: Path) -> None:
+    # The keys of hits are remembered by the identities of a step's basis, options and
+    # input refs: new code (a new fingerprint) must make new keys, here and downstream
+    # only where the bytes change.
+    module = _chain(tmp_path, 4)
+    store = str(tmp_path / "store")
+    for _ in range(2):
+        warm = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    assert all(s.cached for s in warm.steps.values()) and warm.outputs == 4
+
+    def plus_two(x: int) -> int:
+        return x + 2
+
+    module.s001.fn.__code__ = plus_two.__code__  # type: ignore[attr-defined]
+    rerun = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    assert rerun.outputs == 5
+    assert {sid: s.cached for sid, s in rerun.steps.items()} == {
+        "s000": True, "s001": False, "s002": False, "s003": False}
+    again = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    assert again.outputs == 5 and all(s.cached for s in again.steps.values())
+
+
+def test_a_rerun_in_the_same_process_is_all_hits_from_a_store_of_another_process(
+        tmp_path: Path) -> None:
+    # The keys this process remembers are the keys a fresh process computes.
+    import subprocess
+
+    module = _chain(tmp_path, 6)
+    store = str(tmp_path / "store")
+    module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    other = str(tmp_path / "other")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import warm_hits_chain_6 as m; "
+            "r = m.chain.run(n=0, store=sys.argv[2], progress=False); "
+            "r = m.chain.run(n=0, store=sys.argv[2], progress=False); "
+            "print(sorted(s.key for s in r.steps.values()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), other],
+                         capture_output=True, text=True, check=True)
+    here = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+    assert out.stdout.strip() == str(sorted(s.key for s in here.steps.values()))
