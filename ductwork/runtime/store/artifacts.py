@@ -29,7 +29,7 @@ JSON data, a ``str`` or ``bytes`` -- whose built-in serializers make the bytes w
 in memory anyway (``builtin_serializers.dumps_whole``) -- are hashed once from those
 bytes instead, without a spool or a writer: a cold step's small output costs a few
 calls. The bytes are the same, so digests and keys are. An entry is spelled out as
-``json.dumps(body, sort_keys=True)`` spells it (``_entry_bytes``).
+``json.dumps(body, sort_keys=True)`` spells it (``entry.entry_bytes``).
 A local store writes ``tmp/<name>`` on the same filesystem and ``os.replace``-s
 it to its object path: readers never see a partial object, concurrent writers
 of the same bytes both succeed, and a crash leaves only a tmp file
@@ -52,10 +52,8 @@ value is never returned.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import io
-import json
 import os
 import posixpath
 import re
@@ -68,11 +66,11 @@ from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.builtin_serializers import dumps_whole
 from ductwork.runtime.store.entry import (
     _DIGEST_RE,
-    _INDEX_VERSION,
     INLINE_MAX,
     ArtifactRef,
     BadEntry,
     _check_digest,
+    entry_bytes,
     parse_entry,
     warn_bad_entry,
 )
@@ -311,7 +309,7 @@ class ArtifactStore(StoreFiles):
     def put_key(self, key: str, outputs: Mapping[str, ArtifactRef]) -> None:
         """Record that cache key ``key`` produced ``outputs`` (atomically replacing any record)."""
         path = self.key_path(key)
-        data = _entry_bytes(outputs)
+        data = entry_bytes(outputs)
         if not self._local:
             self._io.pipe_file(path, data)  # one PUT: visible whole or not at all
             return
@@ -361,33 +359,6 @@ class ArtifactStore(StoreFiles):
     def delete_key(self, key: str) -> None:
         """Delete the index record of ``key``, if present."""
         self._remove(self.key_path(key))
-
-
-# json.dumps(body, sort_keys=True): the spelling entry.parse_entry reads fastest.
-_ENCODE_ENTRY = json.JSONEncoder(sort_keys=True).encode
-_quote = json.encoder.encode_basestring_ascii  # how that encoder spells a str
-_STR = frozenset({str})
-_ENTRY_TAIL = '}, "version": ' + str(_INDEX_VERSION) + "}"
-
-
-def _entry_bytes(outputs: Mapping[str, ArtifactRef]) -> bytes:
-    """An entry's bytes: ``json.dumps({"version": 1, "outputs": {name: ref.to_dict()}},
-    sort_keys=True)``, the same text, spelled out for the usual refs (str names, no
-    classes): the encoder makes a C encoder per call, ~30k instructions per cold step."""
-    pieces = []
-    for name in sorted(outputs) if set(map(type, outputs)) <= _STR else ():
-        ref = outputs[name]
-        if type(ref) is not ArtifactRef or ref.classes or type(ref.size) is not int \
-                or type(ref.serializer) is not str:
-            break
-        inline = "" if ref.inline is None else (
-            f'"inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}", ')
-        pieces.append(f'{_quote(name)}: {{"digest": "{ref.digest}", {inline}'
-                      f'"serializer": {_quote(ref.serializer)}, "size": {ref.size}}}')
-    if len(pieces) != len(outputs):
-        body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
-        return _ENCODE_ENTRY(body).encode()
-    return f'{{"outputs": {{{", ".join(pieces)}{_ENTRY_TAIL}'.encode()
 
 
 def _note_serializing(exc: BaseException, value: Any, serializer: Any) -> None:

@@ -3,8 +3,9 @@
 An entry (``keys/<k[:2]>/<k[2:]>.json``) is ``{"version": 1, "outputs": {name: ref}}``,
 each ref ``{"digest", "serializer", "size"}`` with optional ``"classes"`` and, for a
 small step output, ``"inline"``: the serialized bytes, base64 (``INLINE_MAX``). The
-store (``artifacts``) writes and reads entries; this module says what one means and
-what makes one damaged (``BadEntry``: the lookup is a miss with a warning).
+store (``artifacts``) writes and reads entries; this module says what one means, how
+one is spelled (``entry_bytes``) and what makes one damaged (``BadEntry``: the lookup
+is a miss with a warning).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ductwork.runtime.keys.classes import register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
 
-__all__ = ["INLINE_MAX", "ArtifactRef", "BadEntry", "parse_entry", "warn_bad_entry"]
+__all__ = ["INLINE_MAX", "ArtifactRef", "BadEntry", "entry_bytes", "parse_entry", "warn_bad_entry"]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _INDEX_VERSION = 1
@@ -269,3 +270,30 @@ ArtifactRef.__module__ = "ductwork.runtime.store.artifacts"
 register_hash(ArtifactRef, lambda ref: ["artifact", ref.digest, ref.serializer])
 # Its value's classes, recorded when it was written: their code goes in the key beside it.
 register_recorded(ArtifactRef, lambda ref: ref.classes)
+
+
+# json.dumps(body, sort_keys=True): the spelling parse_entry reads fastest.
+_ENCODE_ENTRY = json.JSONEncoder(sort_keys=True).encode
+_quote = json.encoder.encode_basestring_ascii  # how that encoder spells a str
+_STR = frozenset({str})
+_ENTRY_TAIL = '}, "version": ' + str(_INDEX_VERSION) + "}"
+
+
+def entry_bytes(outputs: Mapping[str, ArtifactRef]) -> bytes:
+    """An entry's bytes: ``json.dumps({"version": 1, "outputs": {name: ref.to_dict()}},
+    sort_keys=True)``, the same text, spelled out for the usual refs (str names, no
+    classes): the encoder makes a C encoder per call, ~30k instructions per cold step."""
+    pieces = []
+    for name in sorted(outputs) if set(map(type, outputs)) <= _STR else ():
+        ref = outputs[name]
+        if type(ref) is not ArtifactRef or ref.classes or type(ref.size) is not int \
+                or type(ref.serializer) is not str:
+            break
+        inline = "" if ref.inline is None else (
+            f'"inline": "{binascii.b2a_base64(ref.inline, newline=False).decode("ascii")}", ')
+        pieces.append(f'{_quote(name)}: {{"digest": "{ref.digest}", {inline}'
+                      f'"serializer": {_quote(ref.serializer)}, "size": {ref.size}}}')
+    if len(pieces) != len(outputs):
+        body = {"version": _INDEX_VERSION, "outputs": {n: r.to_dict() for n, r in outputs.items()}}
+        return _ENCODE_ENTRY(body).encode()
+    return f'{{"outputs": {{{", ".join(pieces)}{_ENTRY_TAIL}'.encode()
