@@ -8,33 +8,17 @@ instructions for the two), so the step's context is entered by plain calls.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import ductwork as dw
 from ductwork.runtime.context import current_run_store
 from ductwork.runtime.engine.job import Job, execute
 from ductwork.runtime.store.artifacts import ArtifactStore
+from tests.calls import calls_made
 
 KEY = "ab" + "e" * 62
 SEEN: dict[str, Any] = {}
 
-
-def calls_made(fn: Callable[[], Any]) -> list[str]:
-    """The qualified names of the Python functions ``fn()`` calls, in order."""
-    names: list[str] = []
-
-    def seen(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_qualname)
-
-    sys.setprofile(seen)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return names
 
 
 @dw.step

@@ -10,8 +10,6 @@ inline bytes and entry bytes below were made by the store before that path exist
 from __future__ import annotations
 
 import io
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.artifacts import INLINE_MAX, ArtifactRef, ArtifactStore
 from ductwork.runtime.store.serializers import serializer_for
+from tests.calls import calls_made
 
 KEY = "ab" + "c" * 62
 
@@ -64,21 +63,6 @@ PINNED_ENTRY = (
     b'on", "size": 2}}, "version": 1}'
 )
 
-
-def calls_made(fn: Callable[[], Any]) -> list[str]:
-    """The qualified names of the Python functions ``fn()`` calls, in order."""
-    names: list[str] = []
-
-    def seen(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            names.append(frame.f_code.co_qualname)
-
-    sys.setprofile(seen)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return names
 
 
 @pytest.mark.parametrize(("value", "serializer", "size", "digest", "inlined"), PINNED,
