@@ -118,11 +118,14 @@ def insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-def run_row(run: Run, driver: str) -> tuple[Any, ...]:
-    """A run as a row of ``runs``."""
+def run_row(run: Run, driver: str, params: str | None = None, graph: str | None = None
+            ) -> tuple[Any, ...]:
+    """A run as a row of ``runs`` (``params``, ``graph``: their JSON, when already made)."""
     return (
-        run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
-        _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
+        run.id, run.pipeline, str(run.status), run.backend, run.store,
+        _json(run.params) if params is None else params,
+        _json(run.graph) if graph is None else graph,
+        _json(encode_structure(run.result)), run.started, run.finished,
         run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
         run.ductwork_version, run.python_version, driver, run.module, run.source_file,
     )

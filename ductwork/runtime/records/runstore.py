@@ -157,6 +157,8 @@ class RunStore:
                 set_aside(self.path, f"SQLite cannot read it ({exc})", inode)
                 self._db = self._connect()
         self._select = self._selects()
+        #: run id -> (the row begin_run wrote, its graph and params): see finish_run.
+        self._begun: dict[str, tuple[Any, Any, Any]] = {}
         # Closes the connection when this object is dropped (or on close()); it holds the
         # connection, not self, so it does not keep self alive.
         self._close = weakref.finalize(self, self._db.close)
@@ -191,26 +193,66 @@ class RunStore:
             self._write(statements)
             return True
         except (sqlite3.Error, OSError) as exc:
-            warnings.warn(
-                f"run {run.id}: its history could not be written to {self.path} ({exc}); "
-                f"{what} Free space or fix the file; `ductwork runs` will not show this run "
-                "as it ended.", RuntimeWarning, stacklevel=3)
+            self._unwritten(run, what, exc)
             return False
+
+    def _unwritten(self, run: Run, what: str, exc: BaseException) -> None:
+        warnings.warn(
+            f"run {run.id}: its history could not be written to {self.path} ({exc}); "
+            f"{what} Free space or fix the file; `ductwork runs` will not show this run "
+            "as it ended.", RuntimeWarning, stacklevel=4)
 
     def begin_run(self, run: Run) -> None:
         """Record a run as started (a warning, not an error, if history cannot be written)."""
-        self._write_softly(run, "the run goes on.", [
-            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)])])
+        row = rows.run_row(run, _DRIVER)
+        if self._write_softly(run, "the run goes on.", [
+                (rows.insert("runs", rows.RUN_COLUMNS), [row])]):
+            # What finish_run compares with: it updates only what changed (the graph, a
+            # 50-step chain's largest value, is neither encoded nor written again).
+            self._begun[run.id] = (row, run.graph, run.params)
 
     def finish_run(self, run: Run) -> None:
         """Record a run's final state and all its step runs, and drop its leases, in one
         transaction (a warning, not an error, if history cannot be written)."""
-        self._write_softly(run, "its result and step errors are returned as they are.", [
-            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)]),
-            (rows.insert("steps", rows.STEP_COLUMNS),
-             [rows.step_row(run.id, s) for s in run.steps.values()]),
-            ("DELETE FROM leases WHERE run_id = ?", [(run.id,)]),
-        ])
+        begun = self._begun.pop(run.id, None)
+        steps = [rows.step_row(run.id, s) for s in run.steps.values()]
+        try:
+            with self._lock:
+                self._finish(run, begun, steps)
+        except (sqlite3.Error, OSError) as exc:
+            self._unwritten(run, "its result and step errors are returned as they are.", exc)
+
+    def _finish(self, run: Run, begun: tuple[Any, ...] | None, steps: list[Any]) -> None:
+        """finish_run's transaction, under ``self._lock``."""
+        db = self._db
+        # A run's graph and params are set as it begins and not changed after: the same
+        # objects have the same JSON.
+        same = begun is not None and begun[1] is run.graph and begun[2] is run.params
+        row = rows.run_row(run, _DRIVER, *(begun[0][5:7] if same else ()))  # type: ignore[index]
+        # Each step row's foreign key is the run row this transaction writes: checking it
+        # per row cost a search of ``runs`` each. (A no-op inside a transaction: set first.)
+        db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                whole = True
+                if begun is not None:
+                    changed = [(c, v) for c, v, was in zip(
+                        rows.RUN_COLUMNS, row, begun[0], strict=True)
+                               if v != was or type(v) is not type(was)]
+                    whole = not changed or db.execute(
+                        f"UPDATE runs SET {', '.join(f'{c} = ?' for c, _ in changed)} "
+                        "WHERE id = ?", (*(v for _, v in changed), run.id)).rowcount != 1
+                if whole:  # not begun here, or its row is gone: written whole
+                    db.execute(rows.insert("runs", rows.RUN_COLUMNS), row)
+                db.executemany(rows.insert("steps", rows.STEP_COLUMNS), steps)
+                db.execute("DELETE FROM leases WHERE run_id = ?", (run.id,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.execute("PRAGMA foreign_keys=ON")
 
     def get_run(self, run_id: str) -> Run | None:
         """Load one run with its step runs, or None; a step row that cannot be read is
