@@ -18,7 +18,7 @@ from ductwork.runtime.records.runstore import open_history, open_runstore
 from ductwork.runtime.store.artifacts import open_store
 
 # (SQLite virtual-machine instructions, Python calls in runtime/records) per step.
-WARM_BUDGET = (85, 10)
+WARM_BUDGET = (85, 8)
 COLD_BUDGET = (89, 10)
 
 
