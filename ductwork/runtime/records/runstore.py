@@ -352,8 +352,11 @@ class RunStore:
     def delete_runs(self, run_ids: list[str]) -> None:
         """Forget runs, their step runs and their leases, in one transaction."""
         ids = [(r,) for r in run_ids]
+        # Leases have no index by run: one pass over the table per chunk of runs.
+        chunks = [run_ids[i:i + 500] for i in range(0, len(run_ids), 500)]
         self._write([("DELETE FROM steps WHERE run_id = ?", ids),
-                     ("DELETE FROM leases WHERE run_id = ?", ids),
+                     *((f"DELETE FROM leases WHERE run_id IN ({', '.join('?' * len(c))})",
+                        [c]) for c in chunks),
                      ("DELETE FROM runs WHERE id = ?", ids)])
         forget_producers()  # a removed run must not be named as a hit's producer again
 
