@@ -40,8 +40,10 @@ from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.records import rows
+from ductwork.runtime.records.finishing import write_finished
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.producers import forget_producers
+from ductwork.runtime.records.references import references_of
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
@@ -218,41 +220,9 @@ class RunStore:
         steps = [rows.step_row(run.id, s) for s in run.steps.values()]
         try:
             with self._lock:
-                self._finish(run, begun, steps)
+                write_finished(self._db, run, begun, steps, _DRIVER)
         except (sqlite3.Error, OSError) as exc:
             self._unwritten(run, "its result and step errors are returned as they are.", exc)
-
-    def _finish(self, run: Run, begun: tuple[Any, ...] | None, steps: list[Any]) -> None:
-        """finish_run's transaction, under ``self._lock``."""
-        db = self._db
-        # A run's graph and params are set as it begins and not changed after: the same
-        # objects have the same JSON.
-        same = begun is not None and begun[1] is run.graph and begun[2] is run.params
-        row = rows.run_row(run, _DRIVER, *(begun[0][5:7] if same else ()))  # type: ignore[index]
-        # Each step row's foreign key is the run row this transaction writes: checking it
-        # per row cost a search of ``runs`` each. (A no-op inside a transaction: set first.)
-        db.execute("PRAGMA foreign_keys=OFF")
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                whole = True
-                if begun is not None:
-                    changed = [(c, v) for c, v, was in zip(
-                        rows.RUN_COLUMNS, row, begun[0], strict=True)
-                               if v != was or type(v) is not type(was)]
-                    whole = not changed or db.execute(
-                        f"UPDATE runs SET {', '.join(f'{c} = ?' for c, _ in changed)} "
-                        "WHERE id = ?", (*(v for _, v in changed), run.id)).rowcount != 1
-                if whole:  # not begun here, or its row is gone: written whole
-                    db.execute(rows.insert("runs", rows.RUN_COLUMNS), row)
-                db.executemany(rows.insert("steps", rows.STEP_COLUMNS), steps)
-                db.execute("DELETE FROM leases WHERE run_id = ?", (run.id,))
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.execute("PRAGMA foreign_keys=ON")
 
     def get_run(self, run_id: str) -> Run | None:
         """Load one run with its step runs, or None; a step row that cannot be read is
@@ -346,8 +316,8 @@ class RunStore:
         (``db``: inside a ``transaction``); an unreadable row refers to nothing."""
         if db is None:
             with self._lock:
-                return _references(self._db, run_ids)
-        return _references(db, run_ids)
+                return references_of(self._db, run_ids)
+        return references_of(db, run_ids)
 
     def delete_runs(self, run_ids: list[str]) -> None:
         """Forget runs, their step runs and their leases, in one transaction."""
@@ -402,30 +372,3 @@ def _inode(path: str) -> int | None:
 def _generation(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT generation FROM sweeps WHERE id = 0").fetchone()
     return int(row[0]) if row else 0
-
-
-def _references(db: sqlite3.Connection, run_ids: set[str]) -> tuple[set[str], set[str]]:
-    from ductwork.runtime.store.refs import (
-        decode_structure,
-        iter_digests,
-        map_refs,
-        ref_from_json,
-    )
-
-    digests: set[str] = set()
-    keys: set[str] = set()
-    for run_id in run_ids:
-        for outputs, key in db.execute(
-                "SELECT outputs, cache_key FROM steps WHERE run_id = ?", (run_id,)):
-            if key:
-                keys.add(key)
-            with contextlib.suppress(*rows.BAD_ROW):
-                for ref in json.loads(outputs or "{}").values():
-                    digests.update(iter_digests(ref_from_json(ref)))
-        (result,) = db.execute("SELECT result FROM runs WHERE id = ?",
-                               (run_id,)).fetchone() or (None,)
-        if result:
-            with contextlib.suppress(*rows.BAD_ROW):
-                map_refs(decode_structure(json.loads(result)),
-                         lambda r: digests.update(iter_digests(r)))
-    return digests, keys
