@@ -80,7 +80,8 @@ class Leases:
         for ref in refs.values():
             if ref is not None:
                 # An inlined value has no file for gc to take: nothing to lease.
-                pending.extend((DIGEST, d) for d in stored_digests(ref))
+                for digest in stored_digests(ref):  # no generator: most refs have none
+                    pending.append((DIGEST, digest))
 
     @property
     def pending(self) -> bool:

@@ -19,7 +19,7 @@ from ductwork.runtime.store.artifacts import open_store
 
 # (SQLite virtual-machine instructions, Python calls in runtime/records) per step; "cold"
 # is an empty store, its keys written before by the same process (so their text is known).
-WARM_BUDGET = (77, 8)
+WARM_BUDGET = (77, 5)
 COLD_BUDGET = (81, 8)
 
 
