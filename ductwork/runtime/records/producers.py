@@ -91,13 +91,17 @@ def find_producers(history: Any, store_url: str,
     for i, (key, refs) in enumerate(hits):
         if key is None:
             continue
-        wanted = digests(refs)
-        memo = (opening, store_url, key, tuple(sorted(wanted.items())))
+        if len(refs) == 1:  # most steps: no dict, no sort, no call
+            (name, ref), = refs.items()
+            outputs: tuple[tuple[str, str | None], ...] = ((name, getattr(ref, "digest", None)),)
+        else:
+            outputs = tuple(sorted(digests(refs).items()))
+        memo = (opening, store_url, key, outputs)
         known = _FOUND.get(memo)
         if known is not None:
             found[i] = known
         else:
-            waiting.setdefault(key, []).append((i, wanted, memo))
+            waiting.setdefault(key, []).append((i, dict(outputs), memo))
     keys = list(waiting)
     # One producer per (run, metrics, logs): a map's elements, made by one run with the
     # same (mostly no) metrics, share one record instead of parsing and building each.

@@ -118,11 +118,14 @@ def insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-def run_row(run: Run, driver: str) -> tuple[Any, ...]:
-    """A run as a row of ``runs``."""
+def run_row(run: Run, driver: str, params: str | None = None, graph: str | None = None
+            ) -> tuple[Any, ...]:
+    """A run as a row of ``runs`` (``params``, ``graph``: their JSON, when already made)."""
     return (
-        run.id, run.pipeline, str(run.status), run.backend, run.store, _json(run.params),
-        _json(run.graph), _json(encode_structure(run.result)), run.started, run.finished,
+        run.id, run.pipeline, str(run.status), run.backend, run.store,
+        _json(run.params) if params is None else params,
+        _json(run.graph) if graph is None else graph,
+        _json(encode_structure(run.result)), run.started, run.finished,
         run.git_commit, None if run.git_dirty is None else int(run.git_dirty),
         run.ductwork_version, run.python_version, driver, run.module, run.source_file,
     )
@@ -130,11 +133,35 @@ def run_row(run: Run, driver: str) -> tuple[Any, ...]:
 
 def step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
     """A step run as a row of ``steps``."""
+    components, outputs = _texts(s.key, s.components, s.output_refs)
     return (
         run_id, s.id, s.step, str(s.status), int(s.cached), s.attempts, s.started, s.finished,
-        s.map_index, s.key, str_dict_json(s.components), outputs_json(s.output_refs), s.error,
+        s.map_index, s.key, components, outputs, s.error,
         s.logs, "{}" if s.metrics == {} else _json(s.metrics), s.note, s.cached_from,
     )
+
+
+# cache key -> (components, their JSON, outputs, their JSON) as last written: a rerun in
+# a notebook or a server writes the same key's row again, with equal components and
+# (nearly always) equal outputs -- compared, C-level and mostly by identity, before the
+# text is reused. Copies are kept: a caller's dict may change; refs are immutable.
+_TEXTS: dict[str, tuple[dict[str, str] | None, str | None, dict[str, Any], str]] = {}
+
+
+def _texts(key: str | None, components: dict[str, str] | None, refs: dict[str, Any]
+           ) -> tuple[str | None, str]:
+    """``str_dict_json(components)`` and ``outputs_json(refs)``, reused for a key's rerun."""
+    if key is not None:
+        known = _TEXTS.get(key)
+        if known is not None and known[0] == components and known[2] == refs:
+            return known[1], known[3]
+    texts = str_dict_json(components), outputs_json(refs)
+    if key is not None:
+        if len(_TEXTS) >= 4096:
+            _TEXTS.clear()  # a bound, not an LRU: a text is re-made in microseconds
+        _TEXTS[key] = (None if components is None else dict(components), texts[0],
+                       dict(refs), texts[1])
+    return texts
 
 
 def as_status(value: str) -> Status | str:

@@ -40,8 +40,10 @@ from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.records import rows
+from ductwork.runtime.records.finishing import write_finished
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
 from ductwork.runtime.records.producers import forget_producers
+from ductwork.runtime.records.references import references_of
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
@@ -157,6 +159,8 @@ class RunStore:
                 set_aside(self.path, f"SQLite cannot read it ({exc})", inode)
                 self._db = self._connect()
         self._select = self._selects()
+        #: run id -> (the row begin_run wrote, its graph and params): see finish_run.
+        self._begun: dict[str, tuple[Any, Any, Any]] = {}
         # Closes the connection when this object is dropped (or on close()); it holds the
         # connection, not self, so it does not keep self alive.
         self._close = weakref.finalize(self, self._db.close)
@@ -191,26 +195,34 @@ class RunStore:
             self._write(statements)
             return True
         except (sqlite3.Error, OSError) as exc:
-            warnings.warn(
-                f"run {run.id}: its history could not be written to {self.path} ({exc}); "
-                f"{what} Free space or fix the file; `ductwork runs` will not show this run "
-                "as it ended.", RuntimeWarning, stacklevel=3)
+            self._unwritten(run, what, exc)
             return False
+
+    def _unwritten(self, run: Run, what: str, exc: BaseException) -> None:
+        warnings.warn(
+            f"run {run.id}: its history could not be written to {self.path} ({exc}); "
+            f"{what} Free space or fix the file; `ductwork runs` will not show this run "
+            "as it ended.", RuntimeWarning, stacklevel=4)
 
     def begin_run(self, run: Run) -> None:
         """Record a run as started (a warning, not an error, if history cannot be written)."""
-        self._write_softly(run, "the run goes on.", [
-            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)])])
+        row = rows.run_row(run, _DRIVER)
+        if self._write_softly(run, "the run goes on.", [
+                (rows.insert("runs", rows.RUN_COLUMNS), [row])]):
+            # What finish_run compares with: it updates only what changed (the graph, a
+            # 50-step chain's largest value, is neither encoded nor written again).
+            self._begun[run.id] = (row, run.graph, run.params)
 
     def finish_run(self, run: Run) -> None:
         """Record a run's final state and all its step runs, and drop its leases, in one
         transaction (a warning, not an error, if history cannot be written)."""
-        self._write_softly(run, "its result and step errors are returned as they are.", [
-            (rows.insert("runs", rows.RUN_COLUMNS), [rows.run_row(run, _DRIVER)]),
-            (rows.insert("steps", rows.STEP_COLUMNS),
-             [rows.step_row(run.id, s) for s in run.steps.values()]),
-            ("DELETE FROM leases WHERE run_id = ?", [(run.id,)]),
-        ])
+        begun = self._begun.pop(run.id, None)
+        steps = [rows.step_row(run.id, s) for s in run.steps.values()]
+        try:
+            with self._lock:
+                write_finished(self._db, run, begun, steps, _DRIVER)
+        except (sqlite3.Error, OSError) as exc:
+            self._unwritten(run, "its result and step errors are returned as they are.", exc)
 
     def get_run(self, run_id: str) -> Run | None:
         """Load one run with its step runs, or None; a step row that cannot be read is
@@ -304,14 +316,17 @@ class RunStore:
         (``db``: inside a ``transaction``); an unreadable row refers to nothing."""
         if db is None:
             with self._lock:
-                return _references(self._db, run_ids)
-        return _references(db, run_ids)
+                return references_of(self._db, run_ids)
+        return references_of(db, run_ids)
 
     def delete_runs(self, run_ids: list[str]) -> None:
         """Forget runs, their step runs and their leases, in one transaction."""
         ids = [(r,) for r in run_ids]
+        # Leases have no index by run: one pass over the table per chunk of runs.
+        chunks = [run_ids[i:i + 500] for i in range(0, len(run_ids), 500)]
         self._write([("DELETE FROM steps WHERE run_id = ?", ids),
-                     ("DELETE FROM leases WHERE run_id = ?", ids),
+                     *((f"DELETE FROM leases WHERE run_id IN ({', '.join('?' * len(c))})",
+                        [c]) for c in chunks),
                      ("DELETE FROM runs WHERE id = ?", ids)])
         forget_producers()  # a removed run must not be named as a hit's producer again
 
@@ -357,30 +372,3 @@ def _inode(path: str) -> int | None:
 def _generation(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT generation FROM sweeps WHERE id = 0").fetchone()
     return int(row[0]) if row else 0
-
-
-def _references(db: sqlite3.Connection, run_ids: set[str]) -> tuple[set[str], set[str]]:
-    from ductwork.runtime.store.refs import (
-        decode_structure,
-        iter_digests,
-        map_refs,
-        ref_from_json,
-    )
-
-    digests: set[str] = set()
-    keys: set[str] = set()
-    for run_id in run_ids:
-        for outputs, key in db.execute(
-                "SELECT outputs, cache_key FROM steps WHERE run_id = ?", (run_id,)):
-            if key:
-                keys.add(key)
-            with contextlib.suppress(*rows.BAD_ROW):
-                for ref in json.loads(outputs or "{}").values():
-                    digests.update(iter_digests(ref_from_json(ref)))
-        (result,) = db.execute("SELECT result FROM runs WHERE id = ?",
-                               (run_id,)).fetchone() or (None,)
-        if result:
-            with contextlib.suppress(*rows.BAD_ROW):
-                map_refs(decode_structure(json.loads(result)),
-                         lambda r: digests.update(iter_digests(r)))
-    return digests, keys

@@ -2,14 +2,16 @@
 
 Columns only grow: a file written by an older ductwork gets the new columns
 (nullable, so older rows simply lack the value) when it is opened, and several
-processes opening one file at once may race to add them, which is fine.
+processes opening one file at once may race to add them, which is fine. Indexes
+this version no longer wants (``leases.DROPPED_INDEXES``) are dropped; an older
+version reading the file needs none of them, and makes them again as it opens it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-from ductwork.runtime.records.leases import LEASE_SCHEMA
+from ductwork.runtime.records.leases import DROPPED_INDEXES, LEASE_SCHEMA
 
 __all__ = ["SCHEMA", "add_missing_columns", "schema_columns"]
 
@@ -75,7 +77,12 @@ def schema_columns() -> dict[str, list[tuple[str, str]]]:
 
 
 def add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow)."""
+    """Bring a file written by an older ductwork up to ``SCHEMA`` (columns only grow; an
+    index an older version wrote and this one does not is dropped)."""
+    for index in DROPPED_INDEXES:
+        # An older ductwork opening the file again makes it again (its own stamp differs
+        # from this one's), which costs the two versions a set-up each, never a row.
+        db.execute(f"DROP INDEX IF EXISTS {index}")
     for table, columns in schema_columns().items():
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         for name, kind in columns:

@@ -64,3 +64,18 @@ def test_a_step_row_reads_back_as_it_was_written():
     assert back.output_refs["output"].inline == b"6"
     with_metrics = rows.step_row("r", StepRun("s", "s", metrics={"loss": 0.5}))
     assert with_metrics[14] == '{"loss": 0.5}' and with_metrics[10] is None
+
+
+def test_a_keys_rerun_reuses_its_text_only_while_components_and_outputs_are_equal():
+    ref, other = _ref(b"6", inline=True), _ref(b"7", inline=False)
+    components = {"code": "c" * 64, "input:x": "d" * 64}
+    first = StepRun("a", "a", key="k" * 64, components=components, output_refs={"o": ref})
+    assert rows.step_row("r", first)[10:12] == (
+        json.dumps(components), json.dumps({"o": ref.to_dict()}))
+    components["value:x"] = "5"  # the caller's dict changed after its row was written
+    again = StepRun("a", "a", key="k" * 64, components=components, output_refs={"o": other})
+    assert rows.step_row("r", again)[10:12] == (
+        json.dumps(components), json.dumps({"o": other.to_dict()}))
+    same = StepRun("a", "a", key="k" * 64, components=dict(components),
+                   output_refs={"o": _ref(b"7", inline=False)})
+    assert rows.step_row("r", same)[10:12] == rows.step_row("r", again)[10:12]
