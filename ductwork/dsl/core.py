@@ -17,6 +17,8 @@ import sys
 from typing import Any, NoReturn
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INSIDE = _PACKAGE_DIR + os.sep  # a frame whose file starts with this is ductwork's own
+_set = object.__setattr__
 
 
 class DuctworkError(Exception):
@@ -51,10 +53,14 @@ class _TraceAttributeError(TraceError, AttributeError):
     """A TraceError that still lets ``hasattr`` and ``getattr(x, n, d)`` work."""
 
 
-def user_location() -> tuple[str, int]:
-    """Return (file, line) of the innermost caller outside the ductwork package."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+def user_location(depth: int = 1) -> tuple[str, int]:
+    """Return (file, line) of the innermost caller outside the ductwork package.
+
+    The search starts ``depth`` frames up: a caller that knows its own callers are
+    ductwork's (a traced step call) skips them.
+    """
+    frame = sys._getframe(depth)
+    while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
         frame = frame.f_back
     if frame is None:  # pragma: no cover - only ductwork frames on the stack
         return ("<unknown>", 0)
@@ -95,8 +101,8 @@ class Output:
     name: str
 
     def __init__(self, node: str, name: str) -> None:
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "name", name)
+        _set(self, "node", node)
+        _set(self, "name", name)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -331,12 +331,14 @@ def step_links(name: str, arguments: dict[str, Any], location: tuple[str, int],
     and the user's line are known (``find_outputs`` names them); the same walk yields
     the edges ``links_for`` would find, so an argument is looked at once, not twice.
     """
-    links = []
+    # A tuple grown by concatenation: most calls have one edge or none, and () + (link,)
+    # is (link,) itself, with no list to make and convert.
+    links: tuple[Link, ...] = ()
     owner = None
     for argument, value in arguments.items():
         kind = type(value)
         if kind is Output:  # the common edge, without the walk's set-up
-            links.append(Link(value.node, value.name, argument))
+            links += (Link(value.node, value.name, argument),)
             continue
         if kind in _LEAVES:
             continue
@@ -348,8 +350,8 @@ def step_links(name: str, arguments: dict[str, Any], location: tuple[str, int],
         if argument == var_keyword and isinstance(value, dict):
             # A **kwargs dict makes an edge per key, named by the key (as in links_for).
             found = [o for key, v in value.items() for o in find_outputs(v, key)]
-        links.extend(Link(out.node, out.name, _argument_name(path)) for out, path in found)
-    return tuple(links)
+        links += tuple([Link(out.node, out.name, _argument_name(path)) for out, path in found])
+    return links
 
 
 def _argument_name(path: str) -> str:
