@@ -26,6 +26,7 @@ from ductwork.dsl.core import (
     Outputs,
     TraceError,
     format_location,
+    new_output,
     user_location,
 )
 from ductwork.dsl.ids import check_call_id
@@ -38,6 +39,7 @@ from ductwork.dsl.trace import (
     current_trace,
     find_outputs,
     links_for,
+    new_invocation,
     raise_foreign,
     step_links,
 )
@@ -119,10 +121,10 @@ class Step:
         for link in links:
             if link.source not in invocations:
                 raise_foreign(link.source, node)
-        invocations[node] = Invocation(node, self, bound, links, location)
+        invocations[node] = new_invocation(node, self, bound, links, location)
         if outputs is None:
-            return Output(node, SINGLE_OUTPUT)
-        return Outputs(tuple([Output(node, output) for output in outputs]))
+            return new_output(node, SINGLE_OUTPUT)
+        return Outputs(tuple([new_output(node, output) for output in outputs]))
 
     def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
         """Call the step once per element of ``items`` with the ``fixed`` keyword arguments.
