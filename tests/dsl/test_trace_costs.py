@@ -72,7 +72,8 @@ def test_graph_json_costs_few_calls_per_node() -> None:
     plans = chain.trace(n=10), chain.trace(n=30)
     short, long = (_calls(lambda plan=plan: plan_to_dict(plan)) for plan in plans)
     per_node = (sum(long.values()) - sum(short.values())) / 20
-    assert per_node <= 4, sorted((long - short).items(), key=lambda kv: -kv[1])
+    # 2 at 77f658c (Step.name and Invocation.is_map, per node): the records are read directly.
+    assert per_node == 0, sorted((long - short).items(), key=lambda kv: -kv[1])
 
 
 @step(outputs=("train", "test"))
