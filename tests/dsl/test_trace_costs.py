@@ -214,3 +214,32 @@ def test_records_made_by_a_trace_are_the_records_their_classes_make() -> None:
             setattr(made, field, "other")
         with pytest.raises(AttributeError, match="immutable"):
             delattr(made, field)
+
+
+def test_a_step_pickled_before_its_call_table_existed_still_traces() -> None:
+    """A step unpickled from an older ductwork (a published snapshot) has no ``_made``;
+    its first traced call makes it, and replaced options are seen at the next call."""
+    import pickle
+
+    import cloudpickle
+
+    from ductwork.dsl.options import make_options
+
+    @step
+    def add(x: int, y: int = 1) -> int:
+        return x + y
+
+    old = pickle.loads(cloudpickle.dumps(add))
+    del old.__dict__["_made"]
+
+    @pipeline
+    def uses_old(n: int = 1):
+        return old(old(n), y=2)
+
+    plan = uses_old.trace()
+    assert [(inv.id, dict(inv.arguments)) for inv in plan.invocations.values()] == [
+        ("add", {"x": 1, "y": 1}), ("add-2", {"x": plan.invocations["add-2"].arguments["x"],
+                                              "y": 2})]
+    assert old._made is not None
+    old.options = make_options(old.fn, {"name": "plus"})
+    assert list(uses_old.trace().invocations) == ["plus", "plus-2"]
