@@ -17,6 +17,8 @@ import sys
 from typing import Any, NoReturn
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INSIDE = _PACKAGE_DIR + os.sep  # a frame whose file starts with this is ductwork's own
+_set = object.__setattr__
 
 
 class DuctworkError(Exception):
@@ -51,10 +53,14 @@ class _TraceAttributeError(TraceError, AttributeError):
     """A TraceError that still lets ``hasattr`` and ``getattr(x, n, d)`` work."""
 
 
-def user_location() -> tuple[str, int]:
-    """Return (file, line) of the innermost caller outside the ductwork package."""
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR + os.sep):
+def user_location(depth: int = 1) -> tuple[str, int]:
+    """Return (file, line) of the innermost caller outside the ductwork package.
+
+    The search starts ``depth`` frames up: a caller that knows its own callers are
+    ductwork's (a traced step call) skips them.
+    """
+    frame = sys._getframe(depth)
+    while frame is not None and frame.f_code.co_filename.startswith(_INSIDE):
         frame = frame.f_back
     if frame is None:  # pragma: no cover - only ductwork frames on the stack
         return ("<unknown>", 0)
@@ -95,8 +101,8 @@ class Output:
     name: str
 
     def __init__(self, node: str, name: str) -> None:
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "name", name)
+        _set(self, "node", node)
+        _set(self, "name", name)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -178,6 +184,30 @@ class Output:
         self._refuse("Cannot compare", _BOOL_HINT)
 
     __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __eq__  # type: ignore[assignment]
+
+
+class _ThawedOutput(Output):
+    """An ``Output`` open to assignment, for a moment: see ``new_output``."""
+
+    __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
+    # Both, or the slot they share stays Python's and a store goes through a call.
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__  # type: ignore[assignment]
+
+
+def new_output(node: str, name: str) -> Output:
+    """``Output(node, name)``, made as a trace makes one per step call.
+
+    Filled by plain stores, then made an ``Output`` (the same slots, so CPython allows
+    the class change): a third of what ``Output(...)`` costs, whose ``__init__`` has
+    to go past the refusing ``__setattr__`` field by field (``slotted.thawed``).
+    """
+    out = _ThawedOutput()
+    out.node = node
+    out.name = name
+    out.__class__ = Output
+    return out
 
 
 def _refuse_math(symbol: str) -> Any:

@@ -49,15 +49,19 @@ def build_graph(plan: Plan) -> networkx.DiGraph:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The graph as plain JSON-able data (no networkx needed), for run records and the studio."""
+    # Once per run: fields read straight from the records (not through Step.name and
+    # Invocation.is_map), lists made by displays, not list().
+    invocations = plan.invocations.values()
     nodes = [
-        {"id": inv.id, "step": inv.step.name, "kind": "map" if inv.is_map else "step",
-         "outputs": list(inv.step.options.outputs)}
-        for inv in plan.invocations.values()
+        {"id": inv.id, "step": inv.step.options.name,
+         "kind": "step" if inv.map_over is None else "map",
+         "outputs": [*inv.step.options.outputs]}
+        for inv in invocations
     ]
     edges = [
         {"source": link.source, "target": inv.id, "output": link.output,
          "argument": link.argument}
-        for inv in plan.invocations.values() for link in inv.links
+        for inv in invocations for link in inv.links
     ]
     return {"name": plan.name, "nodes": nodes, "edges": edges}
 

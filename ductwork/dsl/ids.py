@@ -3,7 +3,7 @@
 A plain call's id is the first free one of ``name``, ``name-2``, ``name-3``, ...
 (prefixed by the enclosing pipelines' ids, ``prep/clean``); a nested pipeline's
 own call takes an id the same way, and its id becomes the prefix. Ids are never
-freed, so the search for a name resumes at the last suffix it handed out: the
+freed, so the search for a name resumes after the last suffix it handed out: the
 k-th call of one step costs O(1), not k set lookups.
 
 A call made through ``step.named("id")`` has the id it was given (prefixed
@@ -53,15 +53,14 @@ class CallIds:
 
     def __init__(self) -> None:
         self.prefix: list[str] = []
-        self._taken: set[str] = set()  # positional ids
-        # base -> the suffix of the last id handed out for it. Ids are never given back,
-        # so every suffix below it is still taken and the search resumes there.
-        self._last: dict[str, int] = {}
-        self._calls: dict[tuple[str, str], int] = {}  # (kind, base) -> plain calls so far
-        # every id -> (who, where); who is (n, kind, name) for the n-th plain call of a step
-        # or pipeline, (0, step, name) for a call named `name`
-        self._owners: dict[str, tuple[Who, Where]] = {}
-        self._named: dict[str, str] = {}  # named id -> its step's name
+        # Positional id -> (kind, base, name, where) of its call: the ids the search skips,
+        # and who has each. Who is spelled out (the n-th plain call of a step) only for an
+        # error, from this dict's order: a call pays one entry, not a tally of its own.
+        self._taken: dict[str, tuple[str, str, str, Where]] = {}
+        # base -> the suffix to try first. Ids are never given back, so every suffix below
+        # it is taken and the search resumes there.
+        self._next: dict[str, int] = {}
+        self._named: dict[str, tuple[str, str, Where]] = {}  # named id -> (step, name, where)
 
     def _full(self, name: str) -> str:
         return "/".join([*self.prefix, name]) if self.prefix else name
@@ -69,30 +68,42 @@ class CallIds:
     def positional(self, name: str, location: Where = None, kind: str = "step") -> str:
         """Return the first free id of ``name``, ``name-2``, ... (prefixed inside a scope)."""
         base = "/".join([*self.prefix, name]) if self.prefix else name  # _full, once per call
-        n = self._last.get(base, 1)
+        n = self._next.get(base, 1)
         candidate = base if n == 1 else f"{base}-{n}"
-        while candidate in self._taken:
+        taken = self._taken
+        while candidate in taken:  # another base's id: only if names were not identifiers
             n += 1
             candidate = f"{base}-{n}"
-        self._last[base] = n
-        self._taken.add(candidate)
-        count = self._calls[kind, base] = self._calls.get((kind, base), 0) + 1
-        who = (count, kind, name)  # spelled out only for an error: this runs per call
+        self._next[base] = n + 1
         if candidate in self._named:
-            _refuse_clash(candidate, self._owners[candidate], (who, location),
-                          self._named[candidate])
-        self._owners[candidate] = (who, location)
+            step, named, where = self._named[candidate]
+            _refuse_clash(candidate, ((0, step, named), where),
+                          ((self._rank(kind, base), kind, name), location), step)
+        taken[candidate] = (kind, base, name, location)
         return candidate
 
     def named(self, name: str, step: str, location: Where) -> str:
         """Return the id a ``step.named(name)`` call asked for, refusing one already given."""
         full = self._full(name)
         who = (0, step, name)
-        if full in self._owners:
-            _refuse_clash(full, self._owners[full], (who, location), step)
-        self._named[full] = step
-        self._owners[full] = (who, location)
+        if full in self._taken:
+            kind, base, plain, where = self._taken[full]
+            _refuse_clash(full, ((self._rank(kind, base, full), kind, plain), where),
+                          (who, location), step)
+        if full in self._named:
+            other, named, where = self._named[full]
+            _refuse_clash(full, ((0, other, named), where), (who, location), step)
+        self._named[full] = (step, name, location)
         return full
+
+    def _rank(self, kind: str, base: str, upto: str | None = None) -> int:
+        """How many plain calls of ``kind`` ``base`` came up to ``upto`` (or the next one)."""
+        rank = 0
+        for call_id, (k, b, _, _) in self._taken.items():
+            rank += k == kind and b == base
+            if call_id == upto:
+                return rank
+        return rank + 1
 
 
 def _ordinal(n: int) -> str:

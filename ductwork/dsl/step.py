@@ -26,12 +26,23 @@ from ductwork.dsl.core import (
     Outputs,
     TraceError,
     format_location,
+    new_output,
     user_location,
 )
 from ductwork.dsl.ids import check_call_id
 from ductwork.dsl.lazy import LEAVES, materialize
-from ductwork.dsl.options import StepOptions, make_options
-from ductwork.dsl.trace import Invocation, Link, current_trace, find_outputs, links_for, step_links
+from ductwork.dsl.options import SINGLE_OUTPUT, StepOptions, make_options
+from ductwork.dsl.trace import (
+    _ACTIVE,
+    Invocation,
+    Link,
+    current_trace,
+    find_outputs,
+    links_for,
+    new_invocation,
+    raise_foreign,
+    step_links,
+)
 
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
@@ -39,9 +50,9 @@ _MAPPED = object()  # stands for the mapped element while a map call is checked
 class Step:
     """A function marked with ``@step``; ``.fn`` is the plain function."""
 
-    # The binding table of a plain signature (dsl/binding.py). A class default, so a
-    # step unpickled from before it existed binds through inspect instead of failing.
-    _plain: PlainTable | None = None
+    # What every traced call of this step needs and none changes (_Made). A class
+    # default, so a step unpickled from before it existed makes it at its first call.
+    _made: _Made | None = None
 
     def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
         self.fn = fn
@@ -50,7 +61,7 @@ class Step:
         self._var_keyword = next(
             (p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
         )
-        self._plain = plain_table(self.signature)
+        self._made = _made(options, self.signature)
         functools.update_wrapper(self, fn)
 
     @property
@@ -85,16 +96,35 @@ class Step:
         return self._call(None, args, kwargs)
 
     def _call(self, call_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        trace = current_trace()
+        # Every run traces every step call: what is the same for all calls of the step is
+        # in _made, and the common case goes through here without helper calls.
+        trace = _ACTIVE.get()
         if trace is None:
             if not set(map(type, (*args, *kwargs.values()))) <= LEAVES:
                 args, kwargs = _materialized(args, kwargs)
             return self.fn(*args, **kwargs)
-        location = user_location()
-        arguments, links = self._bind(args, kwargs, location)
-        node = self._new_id(trace, call_id, location)
-        trace.record(Invocation(node, self, arguments, links, location))
-        return self._placeholders(node)
+        location = user_location(3)  # past this frame and __call__'s: both ductwork's
+        made = self._made
+        if made is None or made[0] is not self.options:
+            made = self._ready()
+        _, name, plain, ignored, outputs = made
+        bound = None if plain is None else bind_plain(plain, args, kwargs)
+        if bound is None:
+            bound = dict(bind_call("Step", name, self.signature, args, kwargs, location).arguments)
+        links = step_links(name, bound, location, self._var_keyword)
+        if ignored:
+            self._check_ignored(bound, location)
+        ids = trace.ids
+        node = (ids.positional(name, location, "step") if call_id is None
+                else ids.named(call_id, name, location))
+        invocations = trace.invocations  # Trace.record, inline
+        for link in links:
+            if link.source not in invocations:
+                raise_foreign(link.source, node)
+        invocations[node] = new_invocation(node, self, bound, links, location)
+        if outputs is None:
+            return new_output(node, SINGLE_OUTPUT)
+        return Outputs(tuple([new_output(node, output) for output in outputs]))
 
     def map(self, items: Iterable[Any] | Output, /, **fixed: Any) -> Any:
         """Call the step once per element of ``items`` with the ``fixed`` keyword arguments.
@@ -155,12 +185,24 @@ class Step:
     ) -> tuple[dict[str, Any], tuple[Link, ...]]:
         # A plain signature binds from its table; any other call (or a misfit, so the
         # error is inspect's own) goes through inspect.Signature.bind.
-        bound = None if self._plain is None else bind_plain(self._plain, args, kwargs)
+        plain = self._ready()[2]
+        bound = None if plain is None else bind_plain(plain, args, kwargs)
         if bound is None:
             bound = dict(
                 bind_call("Step", self.name, self.signature, args, kwargs, location).arguments
             )
         links = step_links(self.options.name, bound, location, self._var_keyword)
+        self._check_ignored(bound, location)
+        return bound, links
+
+    def _ready(self) -> _Made:
+        """This step's _Made, made again if its options were replaced since."""
+        made = self._made
+        if made is None or made[0] is not self.options:
+            made = self._made = _made(self.options, self.signature)
+        return made
+
+    def _check_ignored(self, bound: dict[str, Any], location: tuple[str, int]) -> None:
         for name in self.options.ignore_inputs:
             for out, _ in find_outputs(bound.get(name), name):
                 raise TraceError(
@@ -168,12 +210,17 @@ class Step:
                     f"in ignore_inputs but receives the output of step '{out.node}'. An ignored "
                     "argument cannot carry data between steps; remove it from ignore_inputs."
                 )
-        return bound, links
 
-    def _placeholders(self, node: str) -> Output | Outputs:
-        if not self.options.multiple:
-            return Output(node, "output")
-        return Outputs(tuple(Output(node, name) for name in self.options.outputs))
+
+# (the options it was made from, the step's name, its binding table or None, whether it
+# ignores inputs, its output names or None for one output)
+_Made = tuple[StepOptions, str, PlainTable | None, bool, tuple[str, ...] | None]
+
+
+def _made(options: StepOptions, signature: inspect.Signature) -> _Made:
+    """What every traced call of a step reads, made once per step."""
+    return (options, options.name, plain_table(signature), bool(options.ignore_inputs),
+            options.outputs if options.multiple else None)
 
 
 class NamedCall:
