@@ -6,8 +6,10 @@ machine, and it names what came back when it does.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -28,3 +30,20 @@ def calls_made(fn: Callable[[], Any], *, c_calls: bool = False) -> list[str]:
     finally:
         sys.setprofile(None)
     return names
+
+
+def chain_module(tmp_path: Path, n: int, name: str) -> Any:
+    """Import a fresh module ``name`` of ``n`` distinct one-line steps that its pipeline
+    ``chain`` calls one after another: the shape a hot path's cost is counted on."""
+    source = ["from ductwork import pipeline, step", ""]
+    for i in range(n):
+        source += ["", "@step", f"def s{i:03d}(x: int) -> int:", "    return x + 1", ""]
+    names = ", ".join(f"s{i:03d}" for i in range(n))
+    source += ["", f"STEPS = [{names}]", "", "@pipeline", "def chain(n: int = 0):",
+               "    x = n", "    for s in STEPS:", "        x = s(x)", "    return x", ""]
+    (tmp_path / f"{name}.py").write_text("\n".join(source))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(tmp_path))

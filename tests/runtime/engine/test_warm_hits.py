@@ -11,10 +11,11 @@ what a second ``run()`` in a notebook or a server finds.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections import Counter
 from pathlib import Path
+
+from tests.calls import chain_module
 
 # The modules the hit path goes through on this side of the trace and the run's records.
 MINE = ("runtime/engine/", "runtime/keys/", "runtime/store/", "backends/inline")
@@ -23,19 +24,7 @@ BUDGET = 30
 
 
 def _chain(tmp_path: Path, n: int) -> object:
-    source = ["from ductwork import pipeline, step", ""]
-    for i in range(n):
-        source += ["", "@step", f"def s{i:03d}(x: int) -> int:", "    return x + 1", ""]
-    names = ", ".join(f"s{i:03d}" for i in range(n))
-    source += ["", f"STEPS = [{names}]", "", "@pipeline", "def chain(n: int = 0):",
-               "    x = n", "    for s in STEPS:", "        x = s(x)", "    return x", ""]
-    name = f"warm_hits_chain_{n}"
-    (tmp_path / f"{name}.py").write_text("\n".join(source))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(tmp_path))
+    return chain_module(tmp_path, n, f"warm_hits_chain_{n}")
 
 
 def _calls_of_a_warm_run(module: object, store: str) -> Counter[str]:

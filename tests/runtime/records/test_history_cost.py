@@ -9,13 +9,13 @@ cancels out. What is written is checked by the SQL SQLite is given.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections import Counter
 from pathlib import Path
 
 from ductwork.runtime.records.runstore import open_history, open_runstore
 from ductwork.runtime.store.artifacts import open_store
+from tests.calls import chain_module
 
 # (SQLite virtual-machine instructions, Python calls in runtime/records) per step; "cold"
 # is an empty store, its keys written before by the same process (so their text is known).
@@ -24,19 +24,7 @@ COLD_BUDGET = (81, 8)
 
 
 def _chain(tmp_path: Path, n: int) -> object:
-    source = ["from ductwork import pipeline, step", ""]
-    for i in range(n):
-        source += ["", "@step", f"def s{i:03d}(x: int) -> int:", "    return x + 1", ""]
-    names = ", ".join(f"s{i:03d}" for i in range(n))
-    source += ["", f"STEPS = [{names}]", "", "@pipeline", "def chain(n: int = 0):",
-               "    x = n", "    for s in STEPS:", "        x = s(x)", "    return x", ""]
-    name = f"history_cost_chain_{n}"
-    (tmp_path / f"{name}.py").write_text("\n".join(source))
-    sys.path.insert(0, str(tmp_path))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(tmp_path))
+    return chain_module(tmp_path, n, f"history_cost_chain_{n}")
 
 
 def _calls_of_a_run(module: object, store: str) -> Counter[str]:
