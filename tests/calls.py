@@ -10,17 +10,26 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 
-def calls_made(fn: Callable[[], Any], *, c_calls: bool = False) -> list[str]:
-    """The qualified names of the Python functions ``fn()`` calls, in order; with
-    ``c_calls``, the names of the C functions and methods it calls too."""
+def qualname(code: CodeType) -> str:
+    """A Python call named by its function's qualified name."""
+    return code.co_qualname
+
+
+def calls_made(fn: Callable[[], Any], *, c_calls: bool = False,
+               name: Callable[[CodeType], str | None] = qualname) -> list[str]:
+    """What ``fn()`` calls, in order: each Python call as ``name`` spells its code (None
+    leaves it out) and, with ``c_calls``, each C function or method by its name."""
     names: list[str] = []
 
     def seen(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
-            names.append(frame.f_code.co_qualname)
+            spelled = name(frame.f_code)
+            if spelled is not None:
+                names.append(spelled)
         elif c_calls and event == "c_call":
             names.append(getattr(arg, "__name__", ""))
 
@@ -30,6 +39,19 @@ def calls_made(fn: Callable[[], Any], *, c_calls: bool = False) -> list[str]:
     finally:
         sys.setprofile(None)
     return names
+
+
+def in_ductwork(*parts: str) -> Callable[[CodeType], str | None]:
+    """A ``name`` for ``calls_made``: ``path:function`` for code in a file of ductwork's
+    whose path holds one of ``parts`` (``"runtime/records/"``), None for any other."""
+
+    def spell(code: CodeType) -> str | None:
+        path = code.co_filename.replace("\\", "/")
+        if "/ductwork/" in path and any(part in path for part in parts):
+            return f"{path.rsplit('/ductwork/', 1)[1]}:{code.co_name}"
+        return None
+
+    return spell
 
 
 def chain_module(tmp_path: Path, n: int, name: str) -> Any:

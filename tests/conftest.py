@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from tests.calls import calls_made
+
 # These machines are shared and noisy: a property's examples are judged by their results,
 # never by how long one took (speed lives in benchmarks/).
 settings.register_profile("ductwork", deadline=None)
@@ -73,18 +75,7 @@ def docker_engine():
 def _count_calls(fn: Any) -> int:
     """The Python and C calls ``fn()`` makes: a cost that a shared machine's load cannot
     change, for tests that check how work grows (timings belong in benchmarks/)."""
-    calls = 0
-
-    def count(frame: Any, event: str, arg: Any) -> None:
-        nonlocal calls
-        calls += event in ("call", "c_call")
-
-    sys.setprofile(count)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
+    return len(calls_made(fn, c_calls=True))
 
 
 @pytest.fixture

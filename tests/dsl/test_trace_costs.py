@@ -17,13 +17,13 @@ pinned -- ids, arguments, edges and ``plan_to_dict`` byte for byte, as main made
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from typing import Any
 
 from ductwork import pipeline, step
 from ductwork.dsl.core import Output
 from ductwork.dsl.graph import plan_to_dict
+from tests.calls import calls_made
 
 # 30 calls per traced step call at 77f658c, 14 since: about one call per thing a call
 # records (its line, arguments, edges, id, invocation, placeholder).
@@ -44,20 +44,7 @@ def chain(n: int = 10):
 
 
 def _calls(fn: Any) -> Counter[str]:
-    calls: Counter[str] = Counter()
-
-    def count(frame: Any, event: str, arg: Any) -> None:
-        if event == "call":
-            calls[frame.f_code.co_name] += 1
-        elif event == "c_call":
-            calls[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
-
-    sys.setprofile(count)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return calls
+    return Counter(calls_made(fn, c_calls=True, name=lambda code: code.co_name))
 
 
 def test_a_traced_step_call_makes_few_calls() -> None:

@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tests.calls import chain_module
+from tests.calls import calls_made, chain_module, in_ductwork
 
 # The modules the hit path goes through on this side of the trace and the run's records.
 MINE = ("runtime/engine/", "runtime/keys/", "runtime/store/", "backends/inline")
@@ -28,21 +28,11 @@ def _chain(tmp_path: Path, n: int) -> object:
 
 
 def _calls_of_a_warm_run(module: object, store: str) -> Counter[str]:
-    calls: Counter[str] = Counter()
-
-    def count(frame, event, arg):
-        if event == "call":
-            path = frame.f_code.co_filename.replace("\\", "/")
-            if "/ductwork/" in path and any(part in path for part in MINE):
-                calls[f"{path.rsplit('/ductwork/', 1)[1]}:{frame.f_code.co_name}"] += 1
-
-    sys.setprofile(count)
-    try:
-        run = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
-    finally:
-        sys.setprofile(None)
-    assert run.status == "succeeded" and all(s.cached for s in run.steps.values())
-    return calls
+    runs = []
+    calls = calls_made(lambda: runs.append(module.chain.run(  # type: ignore[attr-defined]
+        n=0, store=store, progress=False)), name=in_ductwork(*MINE))
+    assert runs[0].status == "succeeded" and all(s.cached for s in runs[0].steps.values())
+    return Counter(calls)
 
 
 def test_a_warm_hit_makes_few_python_calls(tmp_path: Path) -> None:

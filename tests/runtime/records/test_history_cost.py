@@ -9,13 +9,12 @@ cancels out. What is written is checked by the SQL SQLite is given.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
 from ductwork.runtime.records.runstore import open_history, open_runstore
 from ductwork.runtime.store.artifacts import open_store
-from tests.calls import chain_module
+from tests.calls import calls_made, chain_module, in_ductwork
 
 # (SQLite virtual-machine instructions, Python calls in runtime/records) per step; "cold"
 # is an empty store, its keys written before by the same process (so their text is known).
@@ -38,20 +37,14 @@ def _calls_of_a_run(module: object, store: str) -> Counter[str]:
 
         history._db.set_progress_handler(opcode, 1)
 
-    def count(frame, event, arg):
-        if event == "call":
-            path = frame.f_code.co_filename.replace("\\", "/")
-            if "/ductwork/runtime/records/" in path:
-                calls[f"{path.rsplit('/ductwork/', 1)[1]}:{frame.f_code.co_name}"] += 1
-
-    sys.setprofile(count)
+    runs = []
     try:
-        run = module.chain.run(n=0, store=store, progress=False)  # type: ignore[attr-defined]
+        calls.update(calls_made(lambda: runs.append(module.chain.run(  # type: ignore[attr-defined]
+            n=0, store=store, progress=False)), name=in_ductwork("runtime/records/")))
     finally:
-        sys.setprofile(None)
         if history is not None:
             history._db.set_progress_handler(None, 1)
-    assert run.status == "succeeded"
+    assert runs[0].status == "succeeded"
     return calls
 
 
