@@ -365,11 +365,10 @@ def test_a_run_refused_before_it_begins_stops_its_git_probe(tmp_path, monkeypatc
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    pid_file, bin_dir = tmp_path / "git.pid", tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "git").write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
-    (bin_dir / "git").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    from tests.runtime.records.test_provenance import fake_git
+
+    pid_file = tmp_path / "git.pid"
+    fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n", monkeypatch)
     monkeypatch.delenv("GIT_DIR", raising=False)
     monkeypatch.chdir(repo)
     with pytest.raises(dw.ParameterError, match="nope"):

@@ -87,20 +87,21 @@ def test_the_probe_runs_git_without_a_thread_of_ours(repo: Path) -> None:
     assert set(threading.enumerate()) <= before
 
 
-def fake_git(folder: Path, body: str) -> Path:
-    """A ``git`` executable in ``folder`` that runs ``body`` (a shell script)."""
+def fake_git(folder: Path, body: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Put first on PATH a ``git`` executable in ``folder`` that runs ``body`` (a shell
+    script): a git that hangs or prints what a test needs."""
     folder.mkdir(exist_ok=True)
     exe = folder / "git"
     exe.write_text("#!/bin/sh\n" + body)
     exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     return folder
 
 
 def test_a_git_that_hangs_is_killed_and_reaped_when_the_run_asks(
         repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pid_file = tmp_path / "git.pid"
-    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n", monkeypatch)
     state = GitState.start(str(repo))
     started = time.monotonic()
     assert state.result(timeout=0.5) == (None, None)
@@ -115,8 +116,7 @@ def test_output_longer_than_a_pipe_holds_is_read_to_the_end(
     """git blocks on a full pipe until the probe reads: many changed files must not hang."""
     lines = "".join(f"? untracked-{i:06d}.txt\n" for i in range(20_000))  # ~500 KB
     (tmp_path / "status.txt").write_text("# branch.oid abc123\n# branch.head main\n" + lines)
-    bin_dir = fake_git(tmp_path / "bin", f"cat {tmp_path / 'status.txt'}\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_git(tmp_path / "bin", f"cat {tmp_path / 'status.txt'}\n", monkeypatch)
     assert GitState.start(str(repo)).result(timeout=20) == ("abc123", True)
 
 
@@ -124,8 +124,7 @@ def test_a_probe_closed_unread_leaves_no_child_behind(
         repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that fails before it starts (a bad parameter) drops its probe: git is stopped."""
     pid_file = tmp_path / "git.pid"
-    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n", monkeypatch)
     state = GitState.start(str(repo))
     deadline = time.monotonic() + 10
     while not pid_file.exists() or not pid_file.read_text().strip():
@@ -145,8 +144,7 @@ def test_a_process_with_many_files_open_still_waits_for_git(
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 1200:
         pytest.skip(f"only {soft} files may be open here")
-    bin_dir = fake_git(tmp_path / "bin", "sleep 0.3\necho '# branch.oid abc123'\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_git(tmp_path / "bin", "sleep 0.3\necho '# branch.oid abc123'\n", monkeypatch)
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
         assert GitState.start(str(repo)).result(timeout=20) == ("abc123", False)
@@ -162,8 +160,7 @@ def test_without_posix_spawnp_git_runs_through_subprocess_alike(
     head = git(repo, "rev-parse", "HEAD")
     assert GitState.start(str(repo)).result() == (head, False)
     pid_file = tmp_path / "git.pid"
-    bin_dir = fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_git(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n", monkeypatch)
     assert GitState.start(str(repo)).result(timeout=0.5) == (None, None)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
