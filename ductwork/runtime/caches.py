@@ -5,7 +5,9 @@ opened stores, unpickled step specs, ...) asks here for a ``Cache`` by name and
 a bound, instead of keeping a bare dict. Each cache evicts its oldest entry when
 full, so a long-lived process (a notebook, a server, a Dask worker) never grows
 without limit, and ``clear_all()`` empties every one of them -- the tests call
-it between tests instead of reaching into private dicts.
+it between tests instead of reaching into private dicts. A ``Memo`` is the same
+promise for a hot path's pure results (a warm hit's parsed entry, key, basis):
+read as a plain dict, without a lock or recency, and emptied whole when full.
 
 Registries (serializers, hash handlers) are not caches: they hold what users
 registered and are never evicted; they live with their concept.

@@ -73,9 +73,7 @@ def key_of(basis: Basis, step: Any, arguments: Mapping[str, Any]) -> tuple[str, 
     if shown:
         components.update(shown)
     if memo is not None:
-        if len(_KEYED) >= _KEYED.maxsize:
-            _KEYED.clear()
-        _KEYED[memo] = key, dict(components), basis, step.options, tuple(arguments.values())
+        _KEYED.put(memo, (key, dict(components), basis, step.options, tuple(arguments.values())))
     return key, components
 
 
