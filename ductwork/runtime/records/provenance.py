@@ -81,12 +81,10 @@ class GitState:
             return self._value
         out, finished = _read_all(self._pipe, time.monotonic() + timeout)
         status = self._reap(kill=not finished)
-        if status is not None and os.waitstatus_to_exitcode(status) == 0:
+        # status None: reaped by someone else (SIGCHLD ignored, say); then a whole output
+        # is trusted, as it names the commit only when git got as far as printing it.
+        if finished and (status is None or os.waitstatus_to_exitcode(status) == 0):
             self._value = parse_status(out.decode("utf-8", "replace"))
-        elif status is None and finished:
-            # Reaped by someone else (SIGCHLD ignored, say): whole output names the commit.
-            commit, dirty = parse_status(out.decode("utf-8", "replace"))
-            self._value = (commit, dirty) if commit is not None else _NOTHING
         return self._value
 
     def close(self) -> None:
