@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+from ductwork.runtime import caches
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import ArtifactRef
@@ -145,7 +146,7 @@ def step_row(run_id: str, s: StepRun) -> tuple[Any, ...]:
 # a notebook or a server writes the same key's row again, with equal components and
 # (nearly always) equal outputs -- compared, C-level and mostly by identity, before the
 # text is reused. Copies are kept: a caller's dict may change; refs are immutable.
-_TEXTS: dict[str, tuple[dict[str, str] | None, str | None, dict[str, Any], str]] = {}
+_TEXTS = caches.memo("records.row_texts", maxsize=4096)
 
 
 def _texts(key: str | None, components: dict[str, str] | None, refs: dict[str, Any]
@@ -157,10 +158,8 @@ def _texts(key: str | None, components: dict[str, str] | None, refs: dict[str, A
             return known[1], known[3]
     texts = str_dict_json(components), outputs_json(refs)
     if key is not None:
-        if len(_TEXTS) >= 4096:
-            _TEXTS.clear()  # a bound, not an LRU: a text is re-made in microseconds
-        _TEXTS[key] = (None if components is None else dict(components), texts[0],
-                       dict(refs), texts[1])
+        _TEXTS.put(key, (None if components is None else dict(components), texts[0],
+                         dict(refs), texts[1]))
     return texts
 
 
