@@ -30,13 +30,15 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.engine.job import Job, JobResult
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from typing import Any, ClassVar
 
     from ductwork.runtime.engine.futures import Done
 

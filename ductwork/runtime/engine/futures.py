@@ -12,7 +12,11 @@ with real futures, a process pool or a cluster, has imported it already).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FIRST_COMPLETED", "Done", "wait"]
 

@@ -22,9 +22,13 @@ import dis
 import sys
 from collections.abc import Iterator
 from types import CodeType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ductwork.runtime import caches
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Scan", "scan"]
 

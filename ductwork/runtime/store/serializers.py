@@ -26,7 +26,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.registry import TypeRegistry
@@ -39,6 +39,10 @@ from ductwork.runtime.store.builtin_serializers import (
     PICKLE,
     STR,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 __all__ = [
     "Serializer",
