@@ -168,12 +168,11 @@ def call_arguments(params: Params, arguments: dict[str, Any]) -> tuple[tuple[Any
     kwargs: dict[str, Any] = {}
     positional = True  # until a keyword-only parameter, **kwargs or a missing argument
     for name, kind, _ in params:
-        if positional and (kind >= KEYWORD_ONLY or name not in arguments):
-            positional = False
-            if kind < KEYWORD_ONLY:
-                continue  # a missing positional argument: the rest go by keyword
         if name not in arguments:
+            positional = False  # a missing argument: the rest go by keyword
             continue
+        if kind >= KEYWORD_ONLY:
+            positional = False
         value = arguments[name]
         if positional:
             if kind == VAR_POSITIONAL:

@@ -51,7 +51,11 @@ def _plain_return_hint(fn: Any) -> Any:
     namespace = None
     hints = {}
     for name, value in annotations.items():
-        if isinstance(value, str):
+        # A string is evaluated, and a string it gives too (``-> "int"`` under ``from
+        # __future__ import annotations``), as typing does; deeper, typing decides.
+        for _ in range(2):
+            if not isinstance(value, str):
+                break
             if value.startswith("*"):  # an unpacked type variable tuple: typing's
                 return _TYPING
             if namespace is None:
@@ -60,8 +64,6 @@ def _plain_return_hint(fn: Any) -> Any:
                 value = eval(value, namespace, namespace)
             except Exception:  # what get_type_hints raises too: no hints at all
                 return NO_HINT
-            if isinstance(value, str | tuple):  # typing's own checks and errors
-                return _TYPING
         if value is None:
             value = type(None)
         elif not _plain(value):
