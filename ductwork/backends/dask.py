@@ -32,11 +32,14 @@ import threading
 import uuid
 from collections import deque
 from concurrent.futures import Future
-from typing import Any
 
 from ductwork.runtime.engine.backend import BackendError, TaskLost
 from ductwork.runtime.engine.driver import store_config
 from ductwork.runtime.engine.job import Job, JobResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _LOCK = threading.Lock()
 #: Jobs in flight per worker an adaptive cluster may grow to (in a run's loop).

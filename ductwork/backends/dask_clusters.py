@@ -27,11 +27,14 @@ import inspect
 import json
 import logging
 import threading
-from typing import Any
 
 import attrs
 
 from ductwork.runtime.engine.backend import BackendError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Where the cluster managers Dask's ecosystem offers come from (top-level module: install).
 INSTALL_HINTS = {

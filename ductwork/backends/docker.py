@@ -36,7 +36,6 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import cloudpickle
 
@@ -47,6 +46,10 @@ from ductwork.dsl.slotted import as_dict
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 from ductwork.runtime.engine.shipping import pickle_step
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 JOB_MOUNT = "/ductwork/job"
 LIB_MOUNT = "/ductwork/lib"

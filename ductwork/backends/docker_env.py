@@ -20,11 +20,14 @@ import os
 import shlex
 import sys
 import tarfile
-from typing import Any
 
 from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.keys.hashing import hash_tagged
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_BASE = "ductwork/python:{major}.{minor}"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"

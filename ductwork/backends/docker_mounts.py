@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import Any
 
 from ductwork.dsl.lazy import holds_lazy, materialize
 from ductwork.dsl.slotted import as_dict
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STORE_MOUNT = "/ductwork/store"
 DATA_MOUNT = "/ductwork/data"

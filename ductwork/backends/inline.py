@@ -10,10 +10,12 @@ backend kills the worker; use it when a step must stop at once.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ductwork.runtime.engine.futures import Done
 from ductwork.runtime.engine.job import Job, JobResult, execute
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class InlineBackend:

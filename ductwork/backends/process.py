@@ -33,11 +33,14 @@ import threading
 import uuid
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Any
 
 from ductwork.backends.process_pool import DEPTH, Driver, Item, Pool, death
 from ductwork.runtime.engine.job import Job, JobResult
 from ductwork.runtime.engine.shipping import pickle_job, pickle_step
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DEPTH", "ProcessBackend", "death", "shutdown_pools"]
 #: The driver of one worker process, by the name ``benchmarks/w2_bench.py`` times its jobs.

@@ -26,14 +26,17 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any
 
 from ductwork.runtime.engine.job import Job, JobResult, store_outputs
 from ductwork.runtime.engine.worker import STEPS_KEPT, Channel, result_from
 
-#: A run's ``ProcessBackend`` (its ``cancelled``, ``store``, ``store_config``), by another
-#: name: ``process`` imports this module, not the other way round.
-Backend = Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    #: A run's ``ProcessBackend`` (its ``cancelled``, ``store``, ``store_config``), by
+    #: another name: ``process`` imports this module, not the other way round.
+    Backend = Any
 
 #: Jobs a worker holds at once: the one it runs and the next, already in its socket, so it
 #: starts that one as it answers instead of idling a round trip through the parent.

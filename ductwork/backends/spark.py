@@ -42,7 +42,6 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future
-from typing import Any
 from urllib.parse import urlparse
 
 from ductwork.backends import spark_parts
@@ -52,6 +51,10 @@ from ductwork.backends.spark_tables import for_spark
 from ductwork.runtime.context import using_spark
 from ductwork.runtime.engine.backend import BackendError
 from ductwork.runtime.engine.job import Job, JobResult, call, store_outputs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _LOCK = threading.Lock()

@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import io
 import shutil
-from typing import Any, BinaryIO
 
 import attrs
 
 from ductwork.backends import spark_parts
 from ductwork.backends.spark_parts import Scratch, SparkParts
 from ductwork.runtime.store.serializers import register_serializer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 #: Options every write uses: the bytes depend on the table alone (and pyarrow's version).
 _PARQUET = {"compression": "snappy", "write_statistics": True, "row_group_size": 1 << 20,

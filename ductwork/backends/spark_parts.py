@@ -30,9 +30,12 @@ import shutil
 import tarfile
 import time
 import uuid
-from typing import Any, BinaryIO
 
 import attrs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 _MEMBER = re.compile(r"part-\d{5,}\.parquet")
 _STALE = 24 * 3600.0  # a scratch folder this old is a crash's leftover

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 from ductwork.dsl.lazy import materialize
 from ductwork.runtime.data.dataset import Dataset
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.data.reading import read_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
             ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}

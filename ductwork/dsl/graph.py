@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.options import SINGLE_OUTPUT
 from ductwork.dsl.trace import Plan
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     import networkx
 
 

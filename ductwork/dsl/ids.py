@@ -17,9 +17,12 @@ clash, refused whichever of the two calls comes first, naming both.
 from __future__ import annotations
 
 import re
-from typing import NoReturn
 
 from ductwork.dsl.core import DefinitionError, TraceError, format_location
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 Where = tuple[str, int] | None
 Who = tuple[int, str, str]

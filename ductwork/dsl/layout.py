@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_WAYPOINTS", "assign_layers", "count_crossings", "cubic", "layered_graph", "order",

@@ -7,14 +7,17 @@ half-way through a run.
 
 from __future__ import annotations
 
-import inspect
 import re
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
+from ductwork.dsl.binding import VAR_KEYWORD, parameters
 from ductwork.dsl.core import DefinitionError
+from ductwork.dsl.hints import NO_HINT, arguments, origin, return_hint
 from ductwork.dsl.slotted import Frozen, fill
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 SINGLE_OUTPUT = "output"
 
@@ -112,22 +115,19 @@ OPTION_NAMES = StepOptions.__slots__
 _ENV_VAR = r"[A-Za-z_][A-Za-z0-9_]*"  # compiled at first use (re caches it), not at import
 
 
-def _fail(step: str, message: str) -> typing.NoReturn:
+def _fail(step: str, message: str) -> NoReturn:
     raise DefinitionError(f"@step '{step}': {message}")
 
 
 def outputs_from_annotation(fn: Callable[..., Any]) -> tuple[str, ...] | None:
     """Return output names declared by a ``tuple[...]`` or NamedTuple return annotation."""
-    try:
-        ret = typing.get_type_hints(fn).get("return")
-    except Exception:  # unresolvable forward references: no names to learn
-        return None
-    if ret is None:
+    ret = return_hint(fn)  # NO_HINT also for unresolvable forward references
+    if ret is NO_HINT:
         return None
     if isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
         return tuple(ret._fields)
-    if typing.get_origin(ret) is tuple:
-        args = typing.get_args(ret)
+    if origin(ret) is tuple:
+        args = arguments(ret)
         if len(args) >= 2 and args[-1] is not Ellipsis:
             return tuple(f"output_{i}" for i in range(len(args)))
     return None
@@ -168,14 +168,16 @@ def make_options(fn: Callable[..., Any], options: dict[str, Any]) -> StepOptions
     env = options.get("env")
     check("env", env is None or isinstance(env, Environment), "a ductwork.Environment(...)")
 
-    params = inspect.signature(fn).parameters
+    params = parameters(fn)
     ignore = options.get("ignore_inputs", ())
     check("ignore_inputs", _is_str_seq(ignore), "a list of argument names")
     ignore = _str_tuple(ignore)
-    named = {p for p, v in params.items() if v.kind is not v.VAR_KEYWORD}
-    takes_kwargs = any(v.kind is v.VAR_KEYWORD for v in params.values())
+    named = {p for p, kind, _ in params if kind != VAR_KEYWORD}
+    takes_kwargs = any(kind == VAR_KEYWORD for _, kind, _ in params)
     for arg in ignore:
         if arg not in named and not takes_kwargs:
+            import inspect  # for the signature this error shows
+
             _fail(name, f"ignore_inputs names '{arg}', which is not an argument of "
                         f"{fn.__name__}{inspect.signature(fn)}.")
     hash_paths = options.get("hash_paths", ())

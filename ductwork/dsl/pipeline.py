@@ -11,11 +11,19 @@ which its steps are plain calls too.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, overload
 
-from ductwork.dsl.binding import bind_call
+from ductwork.dsl.binding import (
+    EMPTY,
+    POSITIONAL_ONLY,
+    VAR_KEYWORD,
+    VAR_POSITIONAL,
+    bind_call,
+    bind_plain,
+    code_parameters,
+    parameters,
+    plain_table,
+)
 from ductwork.dsl.core import (
     DefinitionError,
     ParameterError,
@@ -24,7 +32,11 @@ from ductwork.dsl.core import (
 )
 from ductwork.dsl.trace import Plan, Trace, current_trace, find_outputs, tracing
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import inspect
+    from typing import Any, overload
+
     import networkx
 
 RUN_OPTIONS = (
@@ -38,24 +50,43 @@ class Pipeline:
     def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
         self.fn = fn
         self.name = name or fn.__name__
-        self.signature = inspect.signature(fn)
-        for param in self.signature.parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        code = code_parameters(fn)
+        params = parameters(fn) if code is None else code
+        for param, kind, _ in params:
+            if kind in (VAR_POSITIONAL, VAR_KEYWORD):
                 raise DefinitionError(
-                    f"@pipeline '{self.name}': parameter '{param.name}' is *args or **kwargs; "
+                    f"@pipeline '{self.name}': parameter '{param}' is *args or **kwargs; "
                     "pipeline parameters must be named so runs can set them by name."
                 )
-            if param.kind is param.POSITIONAL_ONLY:
+            if kind == POSITIONAL_ONLY:
                 raise DefinitionError(
-                    f"@pipeline '{self.name}': parameter '{param.name}' is positional-only; "
+                    f"@pipeline '{self.name}': parameter '{param}' is positional-only; "
                     "pipeline parameters are given by name. Remove the '/'."
                 )
-            if param.name in RUN_OPTIONS:
+            if param in RUN_OPTIONS:
                 raise DefinitionError(
-                    f"@pipeline '{self.name}': parameter '{param.name}' has the name of a run "
+                    f"@pipeline '{self.name}': parameter '{param}' has the name of a run "
                     f"option ({', '.join(RUN_OPTIONS)}); rename it."
                 )
+        # Parameter names and defaults (EMPTY if none), and the binding table of a nested
+        # call: what a run reads, made without inspect.
+        self._defaults = {param: default for param, _, default in params}
+        # (Only for a plain function: a wrapper may take its arguments otherwise.)
+        self._table = None if code is None else plain_table(code)
         functools.update_wrapper(self, fn)
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        """The function's ``inspect.Signature``, made when first asked for."""
+        import inspect  # not at decoration: inspect costs a process ~35M instructions
+
+        return inspect.signature(self.fn)
+
+    def _known(self) -> dict[str, Any]:
+        known = self.__dict__.get("_defaults")
+        if known is None:  # a pipeline pickled before pipelines kept them
+            known = self._defaults = {p: d for p, _, d in parameters(self.fn)}
+        return known
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name}{self.signature}>"
@@ -68,7 +99,10 @@ class Pipeline:
     @property
     def parameters(self) -> dict[str, Any]:
         """Parameter names mapped to their defaults (``inspect.Parameter.empty`` if none)."""
-        return {p.name: p.default for p in self.signature.parameters.values()}
+        import inspect  # for its ``empty``, which callers compare with
+
+        return {name: inspect.Parameter.empty if default is EMPTY else default
+                for name, default in self._known().items()}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         trace = current_trace()
@@ -76,13 +110,18 @@ class Pipeline:
             return self.fn(*args, **kwargs)
         location = user_location()
         with trace.entering(self, self.name, location):
+            table = self.__dict__.get("_table")
+            plain = None if table is None else bind_plain(table, args, kwargs)
+            if plain is not None:  # a plain function: every parameter can be passed by name
+                with trace.scope(self.name, location):
+                    return self.fn(**plain)
             bound = bind_call("Pipeline", self.name, self.signature, args, kwargs, location)
             with trace.scope(self.name, location):
                 return self.fn(*bound.args, **bound.kwargs)
 
     def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check ``params`` against the signature and fill in defaults."""
-        known = self.parameters
+        known = self._known()
         for name in params:
             if name not in known:
                 import difflib  # only for this error's suggestion
@@ -98,7 +137,7 @@ class Pipeline:
         for name, default in known.items():
             if name in params:
                 values[name] = params[name]
-            elif default is inspect.Parameter.empty:
+            elif default is EMPTY:
                 raise ParameterError(
                     f"Pipeline '{self.name}' needs a value for parameter '{name}', which has "
                     f"no default: pass {self.name}.run({name}=...)."
@@ -196,10 +235,11 @@ class Pipeline:
         return publish(self, name, description=description, store=store)
 
 
-@overload
-def pipeline(fn: Callable[..., Any], /) -> Pipeline: ...
-@overload
-def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
+if TYPE_CHECKING:  # typing costs a run ~12M instructions: overloads are for checkers
+    @overload
+    def pipeline(fn: Callable[..., Any], /) -> Pipeline: ...
+    @overload
+    def pipeline(*, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
 def pipeline(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, ClassVar, TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    R = TypeVar("R", bound="Record")
 
 __all__ = ["Frozen", "Record", "as_dict", "field_names", "fill", "setter", "thawed"]
-
-R = TypeVar("R", bound="Record")
 
 _set = object.__setattr__
 

@@ -14,11 +14,19 @@ call: ``evaluate.named("evaluate_tree")(rows)``. The id is checked when
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, overload
+from types import FunctionType
 
-from ductwork.dsl.binding import PlainTable, bind_call, bind_plain, plain_table
+from ductwork.dsl.binding import (
+    KEYWORD_ONLY,
+    POSITIONAL_OR_KEYWORD,
+    VAR_KEYWORD,
+    bind_call,
+    bind_plain,
+    call_arguments,
+    parameters,
+    plain_table,
+)
 from ductwork.dsl.core import (
     DefinitionError,
     DuctworkError,
@@ -44,6 +52,13 @@ from ductwork.dsl.trace import (
     step_links,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import inspect
+    from typing import Any, overload
+
+    from ductwork.dsl.binding import Params, PlainTable
+
 _MAPPED = object()  # stands for the mapped element while a map call is checked
 
 
@@ -53,16 +68,41 @@ class Step:
     # What every traced call of this step needs and none changes (_Made). A class
     # default, so a step unpickled from before it existed makes it at its first call.
     _made: _Made | None = None
+    # The function's parameters (binding.parameters), likewise.
+    _params: Params | None = None
 
     def __init__(self, fn: Callable[..., Any], options: StepOptions) -> None:
         self.fn = fn
         self.options = options
-        self.signature = inspect.signature(fn)
-        self._var_keyword = next(
-            (p.name for p in self.signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
-        )
-        self._made = _made(options, self.signature)
+        self._params = params = parameters(fn)
+        self._var_keyword = next((name for name, kind, _ in params if kind == VAR_KEYWORD), None)
+        self._made = _made(options, params)
         functools.update_wrapper(self, fn)
+
+    @functools.cached_property
+    def signature(self) -> inspect.Signature:
+        """The function's ``inspect.Signature``, made when first asked for."""
+        import inspect  # not at decoration: inspect costs a process ~35M instructions
+
+        return inspect.signature(self.fn)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_params" not in state:
+            # Pickled by a version that read parameters with inspect: its binding table
+            # marks a missing default with inspect's ``empty``. Made again at the first call.
+            state.pop("_made", None)
+        self.__dict__.update(state)
+
+    def call_arguments(self, arguments: dict[str, Any]) -> tuple[tuple[Any, ...],
+                                                                 dict[str, Any]]:
+        """Bound ``arguments`` as ``(args, kwargs)`` to call the function with."""
+        return call_arguments(self._parameters(), arguments)
+
+    def _parameters(self) -> Params:
+        params = self._params
+        if params is None:  # a step pickled before steps kept them
+            params = self._params = parameters(self.fn)
+        return params
 
     @property
     def name(self) -> str:
@@ -169,11 +209,9 @@ class Step:
         return Output(node, "output")
 
     def _mapped_parameter(self, fixed: dict[str, Any]) -> str:
-        for param in self.signature.parameters.values():
-            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and (
-                param.name not in fixed
-            ):
-                return param.name
+        for name, kind, _ in self._parameters():
+            if kind in (POSITIONAL_OR_KEYWORD, KEYWORD_ONLY) and name not in fixed:
+                return name
         raise TraceError(
             f"{self.name}.map: no argument is left to map over -- the step takes "
             f"{self.signature} and every named argument was given a fixed value. Pass the "
@@ -199,7 +237,7 @@ class Step:
         """This step's _Made, made again if its options were replaced since."""
         made = self._made
         if made is None or made[0] is not self.options:
-            made = self._made = _made(self.options, self.signature)
+            made = self._made = _made(self.options, self._parameters())
         return made
 
     def _check_ignored(self, bound: dict[str, Any], location: tuple[str, int]) -> None:
@@ -212,14 +250,15 @@ class Step:
                 )
 
 
-# (the options it was made from, the step's name, its binding table or None, whether it
-# ignores inputs, its output names or None for one output)
-_Made = tuple[StepOptions, str, PlainTable | None, bool, tuple[str, ...] | None]
+if TYPE_CHECKING:
+    # (the options it was made from, the step's name, its binding table or None, whether
+    # it ignores inputs, its output names or None for one output)
+    _Made = tuple[StepOptions, str, PlainTable | None, bool, tuple[str, ...] | None]
 
 
-def _made(options: StepOptions, signature: inspect.Signature) -> _Made:
+def _made(options: StepOptions, params: Params) -> _Made:
     """What every traced call of a step reads, made once per step."""
-    return (options, options.name, plain_table(signature), bool(options.ignore_inputs),
+    return (options, options.name, plain_table(params), bool(options.ignore_inputs),
             options.outputs if options.multiple else None)
 
 
@@ -243,10 +282,11 @@ class NamedCall:
         return self.step._map(self.id, items, fixed)
 
 
-@overload
-def step(fn: Callable[..., Any], /) -> Step: ...
-@overload
-def step(**options: Any) -> Callable[[Callable[..., Any]], Step]: ...
+if TYPE_CHECKING:  # typing costs a run ~12M instructions: overloads are for checkers
+    @overload
+    def step(fn: Callable[..., Any], /) -> Step: ...
+    @overload
+    def step(**options: Any) -> Callable[[Callable[..., Any]], Step]: ...
 
 
 def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
@@ -317,13 +357,25 @@ def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
             f"@step decorates a function, got {fn!r}. Write @step or @step(option=...), "
             "with options as keywords."
         )
-    if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+    if _async_or_generator(fn):
         raise DefinitionError(
             f"@step '{fn.__name__}': steps must be plain functions returning their result; "
             "async functions and generators are not supported. Return a list instead of "
             "yielding."
         )
     return Step(fn, make_options(fn, options))
+
+
+def _async_or_generator(fn: Any) -> bool:
+    """``inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn)``."""
+    if type(fn) is FunctionType and not hasattr(fn, "_is_coroutine_marker"):
+        return bool(fn.__code__.co_flags & (_CO_COROUTINE | _CO_GENERATOR))
+    import inspect  # a partial, a method, a callable object, a marked coroutine function
+
+    return inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn)
+
+
+_CO_GENERATOR, _CO_COROUTINE = 0x20, 0x80
 
 
 def _materialized(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...],

@@ -26,10 +26,13 @@ import html
 import inspect
 import unicodedata
 from collections.abc import Iterable
-from typing import Any
 
 from ductwork.dsl import layout
 from ductwork.dsl.options import SINGLE_OUTPUT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # state -> (fill, stroke, text colour)
 STATE_STYLE: dict[str, tuple[str, str, str]] = {

@@ -17,12 +17,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
 
 from ductwork.dsl.core import Output, Outputs
 from ductwork.dsl.ids import CallIds
 from ductwork.dsl.slotted import Frozen, fill, setter, thawed
 from ductwork.dsl.walk import SCALARS, find_outputs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Invocation", "Link", "Plan", "Trace", "current_trace", "find_outputs", "links_for",

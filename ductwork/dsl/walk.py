@@ -10,9 +10,12 @@ for what is reported.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NoReturn
 
 from ductwork.dsl.core import Output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def find_outputs(value: Any, path: str, owner: str | None = None,

@@ -18,15 +18,22 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any, Generic, TypeVar
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar
+
+    K = TypeVar("K", bound=Hashable)
+    V = TypeVar("V")
+    _Generic = Generic[K, V]
+else:
+    _Generic = object  # generic to type checkers only: typing costs a process ~12M instructions
+
 
 _MISSING: Any = object()
 
 
-class Cache(Generic[K, V]):
+class Cache(_Generic):
     """A thread-safe mapping that keeps at most ``maxsize`` entries, evicting the least
     recently used; ``on_evict(value)`` runs for each value it drops or clears."""
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
     from pathlib import Path
+    from typing import Any
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -13,12 +13,13 @@ import contextlib
 import math
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
     from pathlib import Path
+    from typing import Any
 
 _CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", default=None)
 #: The artifact store of the run being run here, for ``dw.datastore()`` and datasets: set

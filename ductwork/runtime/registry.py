@@ -18,11 +18,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar
+
+    V = TypeVar("V")
+    _Generic = Generic[V]
+else:
+    _Generic = object  # generic to type checkers only: typing costs a process ~12M instructions
 
 __all__ = ["LazyRegistrations", "TypeRegistry"]
-
-V = TypeVar("V")
 
 
 class LazyRegistrations:
@@ -67,7 +73,7 @@ class LazyRegistrations:
                 del self._pending[package]
 
 
-class TypeRegistry(Generic[V]):
+class TypeRegistry(_Generic):
     """Handlers by class, found along a value's MRO, lazily registered for heavy libraries."""
 
     def __init__(self, name: str, handlers: dict[type, V] | None = None) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from ductwork.dsl.core import ParameterError, PipelineFailed, RunOptionError
 from ductwork.dsl.graph import plan_to_dict
@@ -17,6 +16,10 @@ from ductwork.dsl.trace import Plan
 from ductwork.runtime.engine.backend import GraphBackend, open_backends
 from ductwork.runtime.records.run import Run, new_run_id
 from ductwork.runtime.status import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def forced_nodes(plan: Plan, regenerate: bool | list[str] | tuple[str, ...]) -> frozenset[str]:

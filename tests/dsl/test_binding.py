@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ductwork as dw
-from ductwork.dsl.binding import bind_plain, plain_table
+from ductwork.dsl.binding import EMPTY, bind_plain, parameters, plain_table
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Link, links_for, step_links, substitute
 
@@ -41,7 +41,8 @@ def test_bind_plain_agrees_with_inspect(signature: inspect.Signature, n_args: in
                                         keywords: list[str]) -> None:
     args = tuple(object() for _ in range(n_args))
     kwargs = {name: object() for name in keywords}
-    table = plain_table(signature)
+    table = plain_table(tuple((p.name, int(p.kind), EMPTY if p.default is p.empty else p.default)
+                              for p in signature.parameters.values()))
     assert table is not None
     fast = bind_plain(table, args, kwargs)
     try:
@@ -58,7 +59,7 @@ def test_bind_plain_agrees_with_inspect(signature: inspect.Signature, n_args: in
 @pytest.mark.parametrize("fn", [lambda z, /, a: 0, lambda a, *, z: 0, lambda a, *z: 0,
                                 lambda a, **z: 0])
 def test_a_signature_with_other_kinds_has_no_table(fn: Any) -> None:
-    assert plain_table(inspect.signature(fn)) is None
+    assert plain_table(parameters(fn)) is None
 
 
 @dw.step

@@ -28,12 +28,17 @@ import ductwork
 # the run's store is set for datasets without the datastore module (no dataset read here),
 # a value is hashed on a second thread through a queue only when it is large, and the
 # project's configuration is read only when a step names a compute target, and
-# importlib.util only to find a module not imported yet.
+# importlib.util only to find a module not imported yet. A step's parameters are read from
+# its code object and its job's arguments split by them, and the bytecode scan reads
+# opcode's tables: inspect (with what it imports, ~35M instructions) and dis are loaded
+# for an unusual callable or an error message only. (typing still comes with
+# functools.singledispatch's register, and ast, linecache and tokenize with the source
+# fingerprint.)
 DEFERRED = (
     "concurrent.futures", "logging", "pickle", "shutil", "tempfile", "random",
     "sysconfig", "traceback", "subprocess", "struct", "dataclasses", "copy", "attr",
     "difflib", "urllib.parse", "ipaddress", "pathlib", "ductwork.runtime.data.datastore",
-    "queue", "ductwork.runtime.config", "importlib.util",
+    "queue", "ductwork.runtime.config", "importlib.util", "inspect", "dis",
 )
 
 SCRIPT = textwrap.dedent("""
@@ -75,10 +80,12 @@ def fresh_python(script: Path, *args: str, env: dict[str, str] | None = None,
                           env=env, capture_output=True, text=True, timeout=120)
 
 
-def first_run(folder: Path, runs: int = 1) -> dict[str, Any]:
-    """Run a one-step pipeline ``runs`` times in a fresh interpreter started in ``folder``."""
+def first_run(folder: Path, runs: int = 1, future: bool = False) -> dict[str, Any]:
+    """Run a one-step pipeline ``runs`` times in a fresh interpreter started in ``folder``
+    (its annotations strings, with ``future``: ``from __future__ import annotations``)."""
     script = folder / "first_run.py"  # a file, so that the step has source to fingerprint
-    script.write_text(SCRIPT.replace("RUNS", str(runs)).replace("DEFERRED", repr(DEFERRED)))
+    text = SCRIPT.replace("RUNS", str(runs)).replace("DEFERRED", repr(DEFERRED))
+    script.write_text("from __future__ import annotations\n" * future + text)
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE")}
     out = fresh_python(script, str(folder / "store"), env=env)
     assert out.returncode == 0, out.stderr
@@ -93,8 +100,10 @@ def scratch(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_first_inline_run_imports_none_of_the_deferred_modules(scratch: Path) -> None:
-    loaded = first_run(scratch)
+@pytest.mark.parametrize("future", [False, True])
+def test_first_inline_run_imports_none_of_the_deferred_modules(scratch: Path,
+                                                               future: bool) -> None:
+    loaded = first_run(scratch, future=future)
     assert loaded["deferred"] == [], f"a first run imported {loaded['deferred']}"
 
 
@@ -164,3 +173,51 @@ def test_import_and_a_first_run_load_no_attrs(scratch: Path) -> None:
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded == {"import": [], "run": []}, loaded
+
+
+#: What decorating steps and pipelines has no use for: parameters are read from the code
+#: object and return annotations resolved without typing (docs: dsl/binding, dsl/hints).
+INTROSPECTION = ("typing", "inspect", "ast", "dis", "tokenize", "linecache")
+
+DECORATING_SCRIPT = textwrap.dedent("""
+    FUTURE
+    import json, sys
+    import ductwork as dw
+
+    @dw.step
+    def split(rows: list[int], ratio: float = 0.5, /) -> tuple[list[int], list[int]]:
+        cut = int(len(rows) * ratio)
+        return rows[:cut], rows[cut:]
+
+    @dw.step(cache_version=2, ignore_inputs=["log"])
+    def fit(train: list[int], *extra: int, scale: int = 1, log: object = None,
+            **options: int) -> "int | None":
+        return sum(train) * scale
+
+    @dw.step
+    def later(x: "Missing") -> "Unknown":  # unresolvable forward references
+        return x
+
+    @dw.pipeline
+    def train(n: int = 4, *, ratio: float = 0.5):
+        a, b = split(list(range(n)), ratio)
+        return fit(a, scale=2)
+
+    assert split.options.outputs == ("output_0", "output_1"), split.options.outputs
+    assert train.bind({}) == {"n": 4, "ratio": 0.5}
+    print(json.dumps([m for m in INTROSPECTION if m in sys.modules]))
+""")
+
+
+@pytest.mark.parametrize("future", [False, True])
+def test_decorating_steps_and_pipelines_loads_no_introspection_modules(
+        tmp_path: Path, future: bool) -> None:
+    """typing and inspect (with ast, dis, tokenize, linecache) cost a process ~47M
+    instructions; ``import ductwork`` and decorating need none of them."""
+    script = tmp_path / "decorating.py"
+    future_line = "from __future__ import annotations" if future else ""
+    script.write_text(DECORATING_SCRIPT.replace("FUTURE", future_line, 1)
+                      .replace("INTROSPECTION", repr(INTROSPECTION)))
+    out = fresh_python(script)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

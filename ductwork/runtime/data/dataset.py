@@ -55,7 +55,6 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.data import locations, registry
@@ -71,6 +70,10 @@ from ductwork.runtime.data.reading import (
     materializing_for_key,
     read_table,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Dataset", "DatasetError"]
 

@@ -37,7 +37,6 @@ import contextlib
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.context import UNREACHABLE, current_run_store, run_store
@@ -45,8 +44,10 @@ from ductwork.runtime.data.errors import DatastoreAccessError, DatastoreError
 from ductwork.runtime.data.files import copy_atomic, fetch_file, find_files
 from ductwork.runtime.store.secrets import is_secret, public_options, redact, redact_url
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
     from pathlib import Path
+    from typing import Any
 
 # ``is_secret`` and ``redact_url`` are used here and re-exported for the engine, which
 # imports them from this module; the errors live in ``errors`` and are re-exported too.

@@ -13,10 +13,11 @@ import contextlib
 import os
 import posixpath
 import re
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pathlib is imported where a Path is made: a run needs none
     from pathlib import Path
+    from typing import Any
 
 __all__ = ["TMP_MARK", "copy_atomic", "fetch_file", "find_files", "glob_base", "has_magic"]
 

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from ductwork.runtime.data.datastore import Datastore
 from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.files import glob_base, has_magic
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Place", "relocate"]
 

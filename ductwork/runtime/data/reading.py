@@ -20,12 +20,15 @@ import posixpath
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
 
 from ductwork.runtime.config import ductwork_home
 from ductwork.runtime.data.datastore import redact_url
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.data.files import fetch_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MountedFile", "cache_dir", "fetch", "materializing_for_key", "read_table",
            "reading_for_key"]

@@ -40,7 +40,6 @@ import datetime as dt
 import json
 import os
 import time
-from typing import Any
 
 from ductwork.runtime.data import snapshot as snapshots
 from ductwork.runtime.data.datastore import Datastore, current_store, redact_url, run_store
@@ -48,6 +47,10 @@ from ductwork.runtime.data.datastore import datastore as open_datastore
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.versions import NAME, create_version, folder, names, read_versions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["get", "list_datasets", "register", "summaries", "versions"]
 

@@ -27,11 +27,14 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
-from typing import Any
 
 from ductwork.runtime.data.datastore import redact_url
 from ductwork.runtime.data.errors import DatasetError
 from ductwork.runtime.data.reading import MountedFile, cache_dir, fetch, read_table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["materialize", "take"]
 

@@ -16,35 +16,47 @@ from __future__ import annotations
 
 import io
 import types
-import typing
-from typing import Any
 
+from ductwork.dsl.hints import NO_HINT, arguments, origin, return_hint
 from ductwork.runtime import caches
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Resolved return hints by function id (the function is kept with it, so a new function
 #: that reuses a collected one's id is never given its hint).
 _HINTS = caches.cache("engine.return_hints", 4096)
-_UNKNOWN = object()
+_UNKNOWN = NO_HINT
 
 
 def _return_hint(fn: Any) -> Any:
     cached = _HINTS.get(id(fn))
     if cached is not None and cached[0] is fn:
         return cached[1]
-    try:
-        hint = typing.get_type_hints(fn, include_extras=False).get("return", _UNKNOWN)
-    except Exception:  # an annotation we cannot resolve is one we cannot check
-        hint = _UNKNOWN
+    hint = return_hint(fn)  # _UNKNOWN for an annotation we cannot resolve, so cannot check
     _HINTS.put(id(fn), (fn, hint))
     return hint
 
 
 def conforms(value: Any, hint: Any) -> bool:
     """Whether ``value`` fits ``hint`` at its outermost level."""
-    if hint is _UNKNOWN or hint is Any or hint is object:
+    if hint is _UNKNOWN or hint is object:
         return True
     if hint is None or hint is type(None):
         return value is None
+    if type(hint) is type and hint.__module__ != "typing":  # a class: no typing needed
+        if getattr(hint, "_is_protocol", False):
+            return True
+        return _is_instance(value, hint)
+    if type(hint) is types.UnionType:
+        return any(conforms(value, arg) for arg in hint.__args__)
+    if type(hint) is types.GenericAlias:
+        return not isinstance(hint.__origin__, type) or isinstance(value, hint.__origin__)
+    import typing  # a typing construct (Any, Union, Literal, ...): typing is loaded already
+
+    if hint is typing.Any:
+        return True
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
         return any(conforms(value, arg) for arg in typing.get_args(hint))
@@ -58,6 +70,10 @@ def conforms(value: Any, hint: Any) -> bool:
         return conforms(value, hint.__supertype__)
     if not isinstance(hint, type) or getattr(hint, "_is_protocol", False):
         return True
+    return _is_instance(value, hint)
+
+
+def _is_instance(value: Any, hint: type) -> bool:
     if hint is float:  # PEP 484: an int is acceptable where a float is expected
         return isinstance(value, int | float) and not isinstance(value, bool)
     if hint is complex:
@@ -104,9 +120,9 @@ def check_outputs(step: Any, outputs: dict[str, Any]) -> None:
         return
     fields = getattr(hint, "__annotations__", None) if hasattr(hint, "_fields") else None
     if fields is not None:
-        per_output = [fields.get(name, Any) for name in step.options.outputs]
-    elif typing.get_origin(hint) is tuple:
-        per_output = list(typing.get_args(hint))
+        per_output = [fields.get(name, object) for name in step.options.outputs]
+    elif origin(hint) is tuple:
+        per_output = list(arguments(hint))
     else:
         return
     if len(per_output) != len(step.options.outputs):

@@ -28,17 +28,27 @@ when a name is not built in.
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from ductwork.dsl.binding import (
+    KEYWORD_ONLY,
+    POSITIONAL_OR_KEYWORD,
+    VAR_KEYWORD,
+    code_parameters,
+)
 from ductwork.dsl.core import DuctworkError
+from ductwork.dsl.protocol import protocol_members
 from ductwork.runtime.engine.job import Job, JobResult
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from typing import Any, ClassVar, Protocol, runtime_checkable
 
+    from ductwork.dsl.binding import Params
     from ductwork.runtime.engine.futures import Done
+else:  # typing costs a run ~12M instructions: its Protocol's runtime part, without it
+    from ductwork.dsl.protocol import Protocol, runtime_checkable
 
 ENTRY_POINT_GROUP = "ductwork.backends"
 
@@ -217,9 +227,30 @@ def open_backends(plan: Any, name: str, store: Any, **options: Any) -> dict[str 
 
 def _parameters(cls: type) -> tuple[list[str], bool]:
     """The keyword settings ``cls(store, ...)`` takes, and whether it takes any (``**``)."""
-    params = list(inspect.signature(cls).parameters.values())
-    named = [p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+    params = _init_parameters(cls)
+    if params is None:
+        import inspect  # a class made otherwise: inspect knows them all
+
+        params = tuple((p.name, int(p.kind), p.default)
+                       for p in inspect.signature(cls).parameters.values())
+    named = [name for name, kind, _ in params[1:] if kind in (POSITIONAL_OR_KEYWORD, KEYWORD_ONLY)]
+    return named, any(kind == VAR_KEYWORD for _, kind, _ in params)
+
+
+def _init_parameters(cls: type) -> Params | None:
+    """``inspect.signature(cls)``'s parameters read from a plain ``__init__``'s code, as
+    for a class without ``__new__``, ``__signature__`` or a metaclass ``__call__``; else None."""
+    if hasattr(cls, "__signature__") or type(cls).__call__ is not type.__call__:
+        return None
+    for base in cls.__mro__:
+        if base is not object and "__new__" in base.__dict__:
+            return None
+        if "__init__" in base.__dict__:
+            params = code_parameters(base.__dict__["__init__"])
+            if not params or params[0][1] > POSITIONAL_OR_KEYWORD:
+                return None  # object's own, or not a method taking self
+            return params[1:]
+    return None
 
 
 def _takes(cls: type, setting: str) -> bool:
@@ -246,9 +277,4 @@ def check_settings(target: str, settings: dict[str, Any]) -> None:
 
 
 def _members(protocol: type) -> list[str]:
-    names: list[str] = []
-    for klass in reversed(protocol.__mro__):
-        if klass.__dict__.get("_is_protocol") and klass is not Protocol:
-            declared = [*klass.__dict__, *inspect.get_annotations(klass)]
-            names += [n for n in declared if not n.startswith("_") and n not in names]
-    return names
+    return [name for name in protocol_members(protocol) if not name.startswith("_")]

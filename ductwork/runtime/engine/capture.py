@@ -21,9 +21,12 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any, TextIO
 
 from ductwork.runtime.engine.livelog import LiveLog, flushing, open_live
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 class _Tee(io.TextIOBase):

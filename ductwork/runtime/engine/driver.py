@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 import warnings
 from collections import defaultdict, deque
-from typing import Any
 
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan
@@ -55,6 +54,10 @@ from ductwork.runtime.engine.tasks import (
 )
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class GraphDriver:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, setter
 from ductwork.dsl.trace import Invocation, Plan, substitute
@@ -37,6 +36,10 @@ from ductwork.runtime.engine.node import (
 from ductwork.runtime.engine.tasks import NodeResult
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.refs import GatherRef
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Call(Frozen):

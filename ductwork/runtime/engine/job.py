@@ -16,11 +16,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from ductwork.dsl.lazy import LEAVES, holds_lazy, materialize
 from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.engine.annotations import check_outputs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Job(Frozen):

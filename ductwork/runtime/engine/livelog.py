@@ -21,7 +21,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["INTERVAL", "LiveLog", "flushing", "log_file", "open_live"]
 

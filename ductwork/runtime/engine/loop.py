@@ -24,11 +24,9 @@ so their outputs are kept. Backends differ only in ``submit``: at most
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from collections import deque
-from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.core import Output
 from ductwork.dsl.trace import Invocation, Plan, substitute
@@ -61,8 +59,10 @@ from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import CorruptArtifact
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from typing import Any
 
 
 _MUST_RUN: dict[str, Any] = {}  # _hit's answer for a call that has to run (a miss)
@@ -283,9 +283,9 @@ class Loop:
 
     def _enqueue(self, sid: str, inv: Invocation, arguments: dict[str, Any],
                  attempt: int = 1) -> None:
-        bound = inspect.BoundArguments(inv.step.signature, arguments)  # type: ignore[arg-type]
+        args, kwargs = inv.step.call_arguments(arguments)
         record = self.run.steps[sid]
-        job = Job(sid, inv.step, bound.args, bound.kwargs, attempt, record.key,
+        job = Job(sid, inv.step, args, kwargs, attempt, record.key,
                   whole=record.map_index is not None, run_id=self.run.id,
                   log_to=None if self.logs is None else log_file(self.logs, sid))
         self._queues[self._backend_name(inv)].append(job)

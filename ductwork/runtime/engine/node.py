@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.cache_key import CacheKeyError, finish_key, input_components, key_basis
@@ -29,6 +28,10 @@ from ductwork.runtime.store.artifacts import ArtifactRef, warn_bad_entry
 from ductwork.runtime.store.refs import GatherRef, iter_digests
 from ductwork.runtime.store.secrets import is_secret, redact
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: A step's input-independent key components (``cache_key.key_basis``).
 Basis = tuple[dict[str, str], dict[str, str]]

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import Any
 
 from ductwork.dsl.trace import Plan
 from ductwork.runtime.engine.backend import Backend, BackendError, open_backends
 from ductwork.runtime.engine.hits import Call, Keyed, is_hit, key_known
 from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import FORCED_NOTE, CacheKeyError, basis_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RUN, CACHED, PENDING = "run", "cached", "pending"
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _user_modules() -> list[Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from ductwork.dsl.trace import Plan, substitute
 from ductwork.runtime.engine.job import resolve_refs
@@ -36,6 +35,10 @@ from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import CorruptArtifact
 from ductwork.runtime.store.refs import GatherRef, iter_digests, map_refs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RunState:

@@ -17,11 +17,9 @@ sees only successful tasks and the driver reads every outcome from results.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import threading
 import time
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill, setter
 from ductwork.dsl.trace import substitute
@@ -39,6 +37,10 @@ from ductwork.runtime.engine.node import (
     skipped_because,
 )
 from ductwork.runtime.status import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: An input failed verification: the producer must be recomputed (see ``GraphDriver``).
 CORRUPT = "corrupt"
@@ -264,14 +266,14 @@ def _execute(spec: NodeSpec, sid: str, arguments: dict[str, Any], index: int | N
     from ductwork.runtime.engine.job import Job
 
     step = spec.step
-    bound = inspect.BoundArguments(step.signature, arguments)  # type: ignore[arg-type]
+    args, kwargs = step.call_arguments(arguments)
     logs, started = "", time.time()
     note = FORCED_NOTE if spec.forced else None
     stuck = False
     attempt = 0
     while True:
         attempt += 1
-        job = Job(sid, step, bound.args, bound.kwargs, attempt, key, whole=index is not None,
+        job = Job(sid, step, args, kwargs, attempt, key, whole=index is not None,
                   run_id=spec.run_id)
         result, timed_out = run_with_timeout(job, store, memo, step.options.timeout)
         stuck = stuck or timed_out  # a stuck thread stays until its worker restarts

@@ -25,7 +25,10 @@ import struct
 import sys
 import time
 import traceback
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _MEMO_ENTRIES = 32  # input values kept per worker, so a map's fixed inputs are read once
 STEPS_KEPT = 256  # pickled steps a worker keeps; its parent mirrors this to know what it has

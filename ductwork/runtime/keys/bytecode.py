@@ -18,13 +18,17 @@ other version the scan goes through ``dis`` as before.
 
 from __future__ import annotations
 
-import dis
+import opcode  # dis's tables, without the ~4M instructions of dis itself
 import sys
+from collections import namedtuple
 from collections.abc import Iterator
 from types import CodeType
-from typing import Any, NamedTuple
 
 from ductwork.runtime import caches
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Scan", "scan"]
 
@@ -32,14 +36,13 @@ __all__ = ["Scan", "scan"]
 _SCANS = caches.cache("keys.code_scans", maxsize=8192)
 
 
-class Scan(NamedTuple):
-    """What a code object (with its nested code) reads from its module scope."""
-
-    names: frozenset[str]  # global names loaded
-    chains: frozenset[tuple[str, ...]]  # global name followed by attribute loads
-    bare: frozenset[str]  # global names used other than as the head of a chain
-    stored: frozenset[str]  # names assigned with ``global``: state, not constants
-    imports: tuple[tuple[str, int, tuple[str, ...]], ...]  # (module, level, fromlist)
+# A collections.namedtuple, not a typing.NamedTuple class: typing costs a run ~12M
+# instructions. Fields: the global names loaded (frozenset of str); each global name
+# followed by attribute loads (frozenset of tuples of str); the global names used other than
+# as the head of a chain; the names assigned with ``global`` (state, not constants); the
+# modules imported, as (module, level, fromlist) tuples.
+Scan = namedtuple("Scan", ["names", "chains", "bare", "stored", "imports"])
+Scan.__doc__ = "What a code object (with its nested code) reads from its module scope."
 
 
 def scan(code: CodeType) -> Scan:
@@ -102,8 +105,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     "LOAD_SMALL_INT": ("const", "int"),  # 3.14 loads small ints apart
     "IMPORT_NAME": ("import", "name"),
 }
-_OPS = {dis.opmap[n]: kind for n, kind in _KINDS.items() if dis.opmap.get(n, 256) < 256}
-_CACHE = dis.opmap.get("CACHE")
+_OPS = {opcode.opmap[n]: kind for n, kind in _KINDS.items() if opcode.opmap.get(n, 256) < 256}
+_CACHE = opcode.opmap.get("CACHE")
 # Checked against dis on 3.11, 3.12 and 3.13 (tests/runtime/keys/test_bytecode.py).
 _FAST = (3, 11) <= sys.version_info[:2] <= (3, 13) and _CACHE == 0
 
@@ -114,7 +117,7 @@ def _instructions(co: CodeType) -> Iterator[tuple[str | None, Any]]:
         yield from _by_dis(co)
         return
     code, names, consts = co.co_code, co.co_names, co.co_consts
-    ops, have_arg, extended = _OPS, dis.HAVE_ARGUMENT, dis.EXTENDED_ARG
+    ops, have_arg, extended = _OPS, opcode.HAVE_ARGUMENT, opcode.opmap["EXTENDED_ARG"]
     ext = 0
     for i in range(0, len(code), 2):
         op = code[i]
@@ -146,6 +149,8 @@ def _instructions(co: CodeType) -> Iterator[tuple[str | None, Any]]:
 
 
 def _by_dis(co: CodeType) -> Iterator[tuple[str | None, Any]]:
+    import dis  # a Python this scan was not checked on
+
     for ins in dis.get_instructions(co):
         found = _KINDS.get(ins.opname)
         yield (found[0] if found else None), ins.argval

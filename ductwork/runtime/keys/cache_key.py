@@ -21,7 +21,6 @@ change is traced to the helper that changed, not just "the code".
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.classes import classes_in, recorded, recorded_kind, resolve
@@ -31,6 +30,10 @@ from ductwork.runtime.keys.hashing import hash_str_pairs, hash_tagged, hash_valu
 from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
 from ductwork.runtime.status import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CacheKeyError", "diff", "explain", "finish_key", "hash_path", "input_components",

@@ -31,10 +31,13 @@ import importlib
 import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.origin import adopted, class_kind, import_kind, module_kind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "class_names", "classes_in", "recorded", "recorded_kind", "register_recorded", "resolve",

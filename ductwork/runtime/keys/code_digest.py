@@ -10,10 +10,12 @@ Anything else goes through ``hash_tagged`` itself.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ductwork.runtime.keys.encoding import _encode
 from ductwork.runtime.keys.hashing import _TAGGED_PREFIX, hash_tagged, new_hasher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["hash_code"]
 

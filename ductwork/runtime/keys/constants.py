@@ -12,12 +12,15 @@ and counting it by its type's name would give different values one key.
 from __future__ import annotations
 
 import reprlib
-from typing import Any
 
 from ductwork.dsl.lazy import holds_lazy
 from ductwork.runtime import caches
 from ductwork.runtime.keys.errors import CacheKeyError, HashHookError, UnhashableValue
 from ductwork.runtime.keys.hashing import hash_value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["constant_digest", "constant_error", "value_digest"]
 

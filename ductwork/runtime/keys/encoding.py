@@ -23,7 +23,10 @@ code that reads one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeAlias
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 __all__ = ["Token"]
 

@@ -7,9 +7,11 @@ raises, naming the step -- the engine fails that step with it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ductwork.dsl.core import DuctworkError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CacheKeyError", "HashHookError", "UnhashableValue"]
 

@@ -26,13 +26,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.dsl.step import Step
 from ductwork.runtime import caches
 from ductwork.runtime.keys.hashing import hash_str_pairs
 from ductwork.runtime.keys.walk import _MISSING, _cell, _getattr, _Walk
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CodeFingerprint", "diff_components", "fingerprint", "library_fingerprint"]
 

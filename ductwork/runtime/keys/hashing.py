@@ -16,11 +16,14 @@ neither library. This is the module to hash through: it re-exports the dispatche
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ductwork.runtime.keys.encoding import _SMALL_INT, Token, _int_head, _write
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.tokens import normalize, register_hash, register_lazy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "HASH_NAME", "HashHookError", "Token", "UnhashableValue", "hash_str_pairs", "hash_tagged",

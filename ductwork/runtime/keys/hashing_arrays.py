@@ -32,10 +32,13 @@ the dispatcher (``tokens``) only, never ``hashing``: no import cycle.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ductwork.runtime.keys.encoding import Token
 from ductwork.runtime.keys.tokens import _at_key, _subclass, _walk, normalize
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["register_numpy", "register_pandas"]
 

@@ -10,10 +10,13 @@ of its data members, since no file holds them.
 from __future__ import annotations
 
 from types import FunctionType
-from typing import Any
 
 from ductwork.dsl.step import Step
 from ductwork.runtime.keys.constants import value_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def callables(cls: type, member: Any) -> list[Any]:

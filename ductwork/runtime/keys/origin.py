@@ -27,9 +27,12 @@ import os
 import site
 import sys
 from types import ModuleType
-from typing import Any
 
 from ductwork.runtime import caches
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # top-level module -> (distribution, version): importlib.metadata is slow
 _DISTRIBUTIONS = caches.cache("keys.distributions", maxsize=1024)

@@ -17,7 +17,10 @@ the caller's to say (``hidden``): what a secret is lives with the store.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAX_SHOWN", "PREFIX", "short_repr", "shown_inputs"]
 

@@ -26,10 +26,13 @@ import ast
 import linecache
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType, ModuleType
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.keys.code_digest import hash_code
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # filename -> (text, tree, index); a tree is large, and one per source file is enough.
 _TREES = caches.cache("keys.source_trees", maxsize=1024)

@@ -33,13 +33,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
 from operator import itemgetter
-from typing import Any
 
 from ductwork.dsl.options import Environment
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.origin import class_home
 from ductwork.runtime.registry import LazyRegistrations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["normalize", "register_hash", "register_lazy"]
 

@@ -44,7 +44,6 @@ import builtins
 import functools
 import sys
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
-from typing import Any
 
 from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
@@ -64,6 +63,10 @@ from ductwork.runtime.keys.origin import (
     module_file,
     module_kind,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _MISSING = object()
 _NEVER = object()  # what no attribute ever is: a guard holding it is never fresh

@@ -23,7 +23,10 @@ neither the store nor pydantic.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ParameterError", "PublishError", "PublishedNotFound", "PublishedPipeline", "disable",

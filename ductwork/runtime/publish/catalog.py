@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import threading
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.publish.errors import PublishedNotFound, PublishError
@@ -41,6 +40,10 @@ from ductwork.runtime.store.versions import (
     read_versions,
     update_state,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "PublishedPipeline", "disable", "enable", "get_pipeline", "list_pipelines",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ductwork.dsl.core import DuctworkError
 from ductwork.dsl.core import ParameterError as _PipelineParameterError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ParameterError", "PublishError", "PublishedNotFound"]
 

@@ -28,7 +28,10 @@ import functools
 import importlib
 import sys
 from types import CodeType, FunctionType, MethodType, ModuleType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["class_globals", "restore"]
 

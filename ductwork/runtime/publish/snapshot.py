@@ -26,9 +26,12 @@ import os
 import pickletools
 import sys
 from types import ModuleType
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Snapshot", "ductwork_version", "install_sources", "load_snapshot", "take_snapshot",

@@ -17,7 +17,6 @@ in the other, counts as the same (the cache hits are still listed).
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ductwork.dsl.slotted import Record, as_dict, fill
 from ductwork.runtime.keys.cache_key import diff as diff_components
@@ -25,6 +24,10 @@ from ductwork.runtime.keys.errors import UnhashableValue
 from ductwork.runtime.keys.hashing import hash_value
 from ductwork.runtime.keys.shown import PREFIX as SHOWN_PREFIX
 from ductwork.runtime.records.run import Run, StepRun
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["RunDiff", "StepDiff", "diff", "diff_runs"]
 

@@ -7,11 +7,13 @@ shown with ``repr`` cut to a line, so a large parameter does not flood the scree
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-# ``diff`` imports this module to render; annotations name its classes as ``Any`` so the
-# two stay one-way (import-linter forbids the cycle even for type-checking imports).
-RunDiff = StepDiff = Any
+    # ``diff`` imports this module to render; annotations name its classes as ``Any`` so
+    # the two stay one-way (import-linter forbids the cycle even for type-checking imports).
+    RunDiff = StepDiff = Any
 
 __all__ = ["render"]
 

@@ -18,9 +18,12 @@ digest, serializer, size and the classes its value is made of. The stable keys:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["finite", "outputs_document", "run_document", "run_summary", "step_document"]
 

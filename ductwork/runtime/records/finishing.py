@@ -10,10 +10,13 @@ in one transaction.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.run import Run
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_finished(db: sqlite3.Connection, run: Run, begun: tuple[Any, Any, Any] | None,

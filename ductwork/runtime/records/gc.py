@@ -29,7 +29,6 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.records.leases import DIGEST, KEY, live_refs
@@ -39,6 +38,10 @@ from ductwork.runtime.status import Status
 from ductwork.runtime.store.artifacts import open_store
 from ductwork.runtime.store.refs import iter_digests
 from ductwork.runtime.store.versions import folder, names, read_versions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GRACE_SECONDS = 3600.0
 #: Temp files are never referenced: one that young may be a write in progress.

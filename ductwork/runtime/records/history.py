@@ -7,10 +7,13 @@ first access and explains its steps against the run store, like a live run.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.store.artifacts import open_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["attach", "existing_store", "get_run", "runs"]
 

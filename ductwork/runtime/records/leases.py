@@ -30,9 +30,12 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from ductwork.runtime.store.refs import stored_digests
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Seconds a lease may wait in the buffer when nothing is about to be read from the store.
 FLUSH_EVERY = 0.25

@@ -19,11 +19,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime import caches
 from ductwork.runtime.records.rows import BAD_ROW
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["KEYS_PER_QUERY", "NO_PRODUCER_NOTE", "Producer", "find_producer", "find_producers",
            "forget_producers"]

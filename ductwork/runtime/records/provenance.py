@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _COMMAND = ("git", "--no-optional-locks", "status", "--porcelain=v2", "--branch")
 _TIMEOUT = 30.0  # seconds the run's end waits for git; then it is killed and records nothing

@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import json
 import os
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.records.run import Run, StepRun
@@ -25,6 +24,10 @@ from ductwork.runtime.store.refs import (
     ref_from_json,
     ref_to_json,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RUN_COLUMNS = (
     "id", "pipeline", "status", "backend", "store", "params", "graph", "result", "started",

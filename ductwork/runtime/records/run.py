@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from ductwork.dsl.slotted import Record, fill
 from ductwork.runtime.status import Status
 
-Loader = Callable[[Any], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Loader = Callable[[Any], Any]
 
 
 def new_run_id() -> str:

@@ -36,7 +36,6 @@ import sqlite3
 import threading
 import warnings
 import weakref
-from typing import Any
 
 from ductwork.runtime import caches
 from ductwork.runtime.records import rows
@@ -47,6 +46,10 @@ from ductwork.runtime.records.references import references_of
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Which process drives a run (read at write time, so a test can stand in another pid).
 _DRIVER = rows.DRIVER

@@ -26,9 +26,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import blake3
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def connect(path: str | os.PathLike[str], schema: str, *, foreign_keys: bool = False,

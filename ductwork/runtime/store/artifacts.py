@@ -58,7 +58,6 @@ import os
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.classes import class_names
@@ -85,6 +84,10 @@ from ductwork.runtime.store.hashio import (
     local_tmp,
 )
 from ductwork.runtime.store.serializers import get_serializer, serializer_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "INLINE_MAX", "ArtifactRef", "ArtifactStore", "BadEntry", "CorruptArtifact",

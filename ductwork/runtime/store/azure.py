@@ -35,10 +35,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.dsl.slotted import Frozen, fill
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["AzureAuth", "AzureStoreError", "resolve_auth", "split_sas"]
 

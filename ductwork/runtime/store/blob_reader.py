@@ -11,9 +11,12 @@ from __future__ import annotations
 import io
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from ductwork.runtime.store.spool import ViewWriter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["BlobReader"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from ductwork.runtime.store.azure import (
     CLIENT_OPTIONS,
@@ -31,6 +30,10 @@ from ductwork.runtime.store.azure import (
 from ductwork.runtime.store.blob_reader import BlobReader
 from ductwork.runtime.store.secrets import redact, redact_logs
 from ductwork.runtime.store.spool import BufferSpool
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["AzureBlobs", "BlobReader", "open_az"]
 

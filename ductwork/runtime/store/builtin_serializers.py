@@ -31,7 +31,10 @@ import functools
 import io
 import json
 import math
-from typing import Any, BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # ints beyond Python's default int->str digit limit (4300) cannot be JSON-encoded
 _MAX_JSON_INT_BITS = 14_000

@@ -15,13 +15,16 @@ import json
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime import caches
 from ductwork.runtime.keys.classes import register_recorded
 from ductwork.runtime.keys.hashing import new_hasher, register_hash
 from ductwork.runtime.store.serializers import SerializerError, get_serializer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["INLINE_MAX", "ArtifactRef", "BadEntry", "entry_bytes", "parse_entry", "warn_bad_entry"]
 

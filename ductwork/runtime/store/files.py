@@ -21,9 +21,12 @@ import os
 import posixpath
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from ductwork.dsl.core import DuctworkError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class StoreFull(DuctworkError):

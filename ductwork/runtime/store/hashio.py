@@ -17,9 +17,12 @@ import contextlib
 import io
 import os
 import threading
-from typing import Any, BinaryIO
 
 from ductwork.runtime.keys.hashing import new_hasher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 THREAD_MIN = 4 << 20  # below this a second thread costs more than it overlaps
 CHUNK = 1 << 20  # fits in L2: the verifier hashes data that is still in cache

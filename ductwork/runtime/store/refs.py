@@ -9,12 +9,14 @@ in place of outputs, encoded as tagged JSON.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ductwork.dsl.slotted import Frozen, setter
 from ductwork.runtime.keys.classes import recorded, register_recorded
 from ductwork.runtime.keys.hashing import register_hash
 from ductwork.runtime.store.artifacts import ArtifactRef
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class GatherRef(Frozen):

@@ -29,10 +29,11 @@ import functools
 import re
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
 __all__ = ["SECRET_WORDS", "is_secret", "public_options", "redact", "redact_logs", "redact_url"]
 

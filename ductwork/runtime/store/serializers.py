@@ -26,7 +26,6 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.registry import TypeRegistry
@@ -39,6 +38,12 @@ from ductwork.runtime.store.builtin_serializers import (
     PICKLE,
     STR,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Protocol, runtime_checkable
+else:  # typing costs a run ~12M instructions: its Protocol's runtime part, without it
+    from ductwork.dsl.protocol import Protocol, runtime_checkable
 
 __all__ = [
     "Serializer",

@@ -12,7 +12,10 @@ import bisect
 import contextlib
 import io
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["BufferSpool", "ChunkReader", "ViewWriter"]
 

@@ -28,7 +28,10 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "create_file", "create_version", "folder", "read_state", "read_versions", "update_state",

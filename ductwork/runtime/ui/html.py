@@ -14,7 +14,6 @@ runtime) and is re-exported here.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc, pipeline_html, pipeline_svg, short_repr
 from ductwork.runtime.status import Status
@@ -25,6 +24,10 @@ from ductwork.runtime.ui.tally import (
     error_line,
     format_seconds,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["pipeline_html", "run_html", "step_state"]
 

@@ -14,12 +14,15 @@ of text is escaped.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from ductwork.dsl.svg import STATE_STYLE, esc
 from ductwork.runtime.status import Status
 from ductwork.runtime.ui.display import _Display, _Ticker
 from ductwork.runtime.ui.tally import CACHED, format_seconds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["JupyterProgress"]
 

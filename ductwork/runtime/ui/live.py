@@ -26,7 +26,10 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["LiveProgress", "StoreLive", "live_file"]
 

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from ductwork.dsl.core import RunOptionError
 from ductwork.runtime.ui.display import NullProgress, isatty
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ENV", "NullProgress", "choose_display", "in_kernel", "make_progress"]
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from ductwork.dsl.slotted import Frozen, fill
 from ductwork.runtime.status import Status
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CACHED", "FINAL", "Snapshot", "Tally", "element_summary", "error_line",
            "format_seconds", "step_state", "summary_line", "summary_parts"]

@@ -24,11 +24,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any, TextIO
 
 from ductwork.runtime.status import Status
 from ductwork.runtime.ui.display import NullProgress, _Display, _Ticker, isatty
 from ductwork.runtime.ui.tally import error_line, step_state, summary_line, summary_parts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = ["PlainProgress", "RichProgress", "StepLines"]
 
