@@ -7,7 +7,7 @@ a *lazy registration* names the library's top-level package instead, and runs on
 first time a class from that package appears in a looked-up MRO -- which means the
 package is imported already. This is dask's ``normalize_token.register_lazy``, and
 ``LazyRegistrations`` is that mechanism on its own, for a registry whose table is
-elsewhere (the hasher's is a ``functools.singledispatch`` function).
+elsewhere (the hasher's is ``keys/dispatch``'s ``Dispatcher``).
 
 Registries are not caches (see ``caches``): they hold what ductwork and its users
 registered and never drop an entry. Tests undo what they registered with ``snapshot()``

@@ -65,7 +65,7 @@ def _load_blake3() -> Any:
 def hash_value(value: Any) -> str:
     """Return the hex BLAKE3 digest of ``value``'s canonical token."""
     # A type registered exactly (an input's ArtifactRef, on every step) is what dispatch
-    # would pick through the MRO; looked up directly, without singledispatch's wrapper.
+    # would pick through the MRO; looked up directly, without the dispatcher's call.
     kind = type(value)
     handler = _EXACT.get(kind)
     # A map's elements and most small inputs: their token spelled out, unless a user

@@ -26,7 +26,6 @@ Hash values through ``hashing``, which also registers the numpy and pandas handl
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import reprlib
 import threading
 from collections import OrderedDict
@@ -35,6 +34,7 @@ from enum import Enum
 from operator import itemgetter
 
 from ductwork.dsl.options import Environment
+from ductwork.runtime.keys.dispatch import Dispatcher
 from ductwork.runtime.keys.encoding import Token, _encode
 from ductwork.runtime.keys.errors import HashHookError, UnhashableValue
 from ductwork.runtime.keys.origin import class_home
@@ -115,7 +115,7 @@ def _canonical(entries: list[tuple[Any, Token, Any]]) -> None:
 # --- the dispatcher ------------------------------------------------------------------------
 
 
-@functools.singledispatch
+@Dispatcher
 def normalize(value: Any) -> Token:
     """Return the canonical token of ``value``; raise ``UnhashableValue`` if it has none."""
     token = _special(value, _FALLBACK)
