@@ -23,14 +23,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ductwork.runtime.engine.livelog import LiveLog, flushing, open_live
-
 
 class _Tee(io.TextIOBase):
     """A text stream that keeps what is written and passes it on."""
 
     def __init__(self, sink: list[str], passthrough: TextIO | None,
-                 live: LiveLog | None = None) -> None:
+                 live: Any = None) -> None:  # a livelog.LiveLog, or None
         self._sink = sink
         self._passthrough = passthrough
         self._live = live
@@ -63,7 +61,11 @@ def capture_python(passthrough: bool = True, log_to: str | None = None
                    ) -> Iterator[list[str]]:
     """Collect Python-level stdout and stderr written in the block, in order."""
     sink: list[str] = []
-    live = open_live(log_to)
+    live = None
+    if log_to is not None:  # livelog only for a run someone watches: most runs have no log
+        from ductwork.runtime.engine.livelog import flushing, open_live
+
+        live = open_live(log_to)
     out = _Tee(sink, sys.stdout if passthrough else None, live)
     err = _Tee(sink, sys.stderr if passthrough else None, live)
     watched = flushing(live.flush) if live is not None else contextlib.nullcontext()
@@ -87,6 +89,8 @@ def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
     result: dict[str, Any] = {"text": ""}
     _flush_streams()
     saved = (os.dup(1), os.dup(2))
+    from ductwork.runtime.engine.livelog import flushing  # here: log_to is set
+
     with _log_file(log_to) as (log, watched):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)

@@ -42,8 +42,6 @@ from ductwork.runtime import caches
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.finishing import write_finished
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
-from ductwork.runtime.records.producers import forget_producers
-from ductwork.runtime.records.references import references_of
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
@@ -314,6 +312,8 @@ class RunStore:
                    ) -> tuple[set[str], set[str]]:
         """Every artifact digest and cache key the given runs' steps and results refer to
         (``db``: inside a ``transaction``); an unreadable row refers to nothing."""
+        from ductwork.runtime.records.references import references_of  # gc's: not a run's
+
         if db is None:
             with self._lock:
                 return references_of(self._db, run_ids)
@@ -328,6 +328,8 @@ class RunStore:
                      *((f"DELETE FROM leases WHERE run_id IN ({', '.join('?' * len(c))})",
                         [c]) for c in chunks),
                      ("DELETE FROM runs WHERE id = ?", ids)])
+        from ductwork.runtime.records.producers import forget_producers  # gc's: not a run's
+
         forget_producers()  # a removed run must not be named as a hit's producer again
 
     def take_leases(self, run_id: str, leased: list[tuple[str, str]]) -> int | None:

@@ -1,0 +1,38 @@
+"""Which of ductwork's own modules a process's first inline run loads (issue 12).
+
+Each import costs a first run its machinery (~0.3M instructions even for an empty
+module) and its body; the modules below serve only what a plain one-step run on a
+local store, with ``progress=False`` and no log file, never does -- each is imported
+where it is used. A module imported at the top of a module on the run's path again
+fails this test. The fresh interpreter and the one-step script are
+``test_first_run``'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.runtime.test_first_run import SCRIPT, fresh_python
+
+# Each with what needs it: a watched run's live log file; a cache hit's producing run;
+# gc (what history refers to, forgetting producers of deleted runs); a step that reads
+# a module constant or reaches a user class; a display that is picked (progress not
+# False).
+NOT_LOADED = (
+    "ductwork.runtime.engine.livelog",
+    "ductwork.runtime.records.producers",
+    "ductwork.runtime.records.references",
+    "ductwork.runtime.keys.constants",
+    "ductwork.runtime.keys.members",
+    "ductwork.runtime.ui.progress",
+)
+
+
+def test_a_first_inline_run_loads_none_of_the_modules_it_does_not_use(tmp_path: Path) -> None:
+    script = tmp_path / "first_run.py"  # a file, so that the step has source to fingerprint
+    script.write_text(SCRIPT.replace("RUNS", "2").replace("DEFERRED", repr(NOT_LOADED)))
+    out = fresh_python(script, str(tmp_path / "store"))
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])["deferred"]
+    assert loaded == [], f"a first run imported {loaded}"
