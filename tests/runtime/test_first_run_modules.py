@@ -11,6 +11,7 @@ fails this test. The fresh interpreter and the one-step script are
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 from tests.runtime.test_first_run import SCRIPT, fresh_python
@@ -36,3 +37,42 @@ def test_a_first_inline_run_loads_none_of_the_modules_it_does_not_use(tmp_path: 
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])["deferred"]
     assert loaded == [], f"a first run imported {loaded}"
+
+
+# Where ductwork's code calls re.compile during a first run (import and two runs).
+COMPILES = textwrap.dedent("""
+    import json, os, re, sys
+    compiled, compile_ = [], re.compile
+
+    def spy(pattern, flags=0):
+        caller = sys._getframe(1).f_code.co_filename
+        if os.sep + "ductwork" + os.sep in caller:
+            compiled.append(f"{os.path.basename(caller)}: {pattern!r}")
+        return compile_(pattern, flags)
+
+    re.compile = spy
+    import ductwork as dw
+
+    @dw.step
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @dw.pipeline
+    def one(a: int = 1):
+        return add(a, 2)
+
+    for n in range(2):
+        assert one.run(a=n, store=sys.argv[1], progress=False).outputs == n + 2
+    print(json.dumps(compiled))
+""")
+
+
+def test_a_first_inline_run_compiles_no_regular_expression(tmp_path: Path) -> None:
+    """Compiling one costs 0.3M-1.7M instructions; a run checks digests, keys and names
+    by their character sets, and the fast entry parse compiles its pattern on first use
+    (a warm read)."""
+    script = tmp_path / "compiles.py"
+    script.write_text(COMPILES)
+    out = fresh_python(script, str(tmp_path / "store"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -56,7 +56,6 @@ import contextlib
 import io
 import os
 import posixpath
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -65,12 +64,12 @@ from ductwork.runtime.keys.classes import class_names
 from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.builtin_serializers import dumps_whole
 from ductwork.runtime.store.entry import (
-    _DIGEST_RE,
     INLINE_MAX,
     ArtifactRef,
     BadEntry,
     _check_digest,
     entry_bytes,
+    is_digest,
     parse_entry,
     warn_bad_entry,
 )
@@ -91,7 +90,13 @@ __all__ = [
     "MissingArtifact", "StoreFull", "parse_entry", "warn_bad_entry",
 ]
 
-_KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
+# A cache key is 3-255 of these, checked by length and character set (what a regular
+# expression checked, without compiling one at import).
+_KEY_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_-")
+
+
+def _is_key(key: str) -> bool:
+    return 3 <= len(key) <= 255 and _KEY_CHARS.issuperset(key)
 
 
 class CorruptArtifact(DuctworkError):
@@ -122,7 +127,7 @@ class ArtifactStore(StoreFiles):
 
     def key_path(self, key: str) -> str:
         """Return where the index record of cache key ``key`` lives."""
-        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        if not isinstance(key, str) or not _is_key(key):
             raise ValueError(f"cache key {key!r} must be 3-255 characters of [0-9a-z_-]")
         return self._join("keys", key[:2], key[2:] + ".json")
 
@@ -297,7 +302,7 @@ class ArtifactStore(StoreFiles):
     def iter_objects(self) -> Iterator[str]:
         """Yield the digest of every stored object."""
         for prefix, name in self._walk("objects"):
-            if _DIGEST_RE.fullmatch(prefix + name):
+            if is_digest(prefix + name):
                 yield prefix + name
 
     def delete_object(self, digest: str) -> None:
@@ -334,7 +339,7 @@ class ArtifactStore(StoreFiles):
         digest that is not one) is a miss with a warning naming it: the step reruns and
         ``put_key`` replaces it. It must never stop a run.
         """
-        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        if not isinstance(key, str) or not _is_key(key):
             path = self.key_path(key)  # raises, saying what a key is
         path = f"{self._prefix}keys/{key[:2]}/{key[2:]}.json"  # key_path's, on every lookup
         try:
@@ -353,7 +358,7 @@ class ArtifactStore(StoreFiles):
     def iter_keys(self) -> Iterator[str]:
         """Yield every cache key in the index."""
         for prefix, name in self._walk("keys"):
-            if name.endswith(".json") and _KEY_RE.fullmatch(key := prefix + name[:-5]):
+            if name.endswith(".json") and _is_key(key := prefix + name[:-5]):
                 yield key
 
     def delete_key(self, key: str) -> None:
