@@ -19,7 +19,7 @@ from tests.runtime.test_first_run import SCRIPT, fresh_python
 # Each with what needs it: a watched run's live log file; a cache hit's producing run;
 # gc (what history refers to, forgetting producers of deleted runs); a step that reads
 # a module constant or reaches a user class; a display that is picked (progress not
-# False).
+# False); an output too big to inline in its entry (hashio: hashing streams, spools).
 NOT_LOADED = (
     "ductwork.runtime.engine.livelog",
     "ductwork.runtime.records.producers",
@@ -27,6 +27,7 @@ NOT_LOADED = (
     "ductwork.runtime.keys.constants",
     "ductwork.runtime.keys.members",
     "ductwork.runtime.ui.progress",
+    "ductwork.runtime.store.hashio",
 )
 
 

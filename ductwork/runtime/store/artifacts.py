@@ -74,15 +74,6 @@ from ductwork.runtime.store.entry import (
     warn_bad_entry,
 )
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace, check_location
-from ductwork.runtime.store.hashio import (
-    SPILL,
-    THREAD_MIN,
-    HashingReader,
-    HashingWriter,
-    Spool,
-    VerifyingRaw,
-    local_tmp,
-)
 from ductwork.runtime.store.serializers import get_serializer, serializer_for
 
 __all__ = [
@@ -156,6 +147,9 @@ class ArtifactStore(StoreFiles):
             if inline and len(data) <= INLINE_MAX:
                 return ArtifactRef(new_hasher(data).hexdigest(), serializer.name, len(data),
                                    (), data)
+            # hashio only past the inline case: a run of small outputs writes no object.
+            from ductwork.runtime.store.hashio import SPILL
+
             if len(data) < SPILL and self._azure is None:
                 digest = new_hasher(data).hexdigest()
                 self._put_small(digest, data)
@@ -168,6 +162,8 @@ class ArtifactStore(StoreFiles):
     def _put(self, value: Any, serializer: Any, classes: tuple[str, ...], inline: bool,
              data: bytes | None = None) -> ArtifactRef:
         """Stream ``value`` (or its bytes ``data``, already made) into a spool, hashing it."""
+        from ductwork.runtime.store.hashio import HashingWriter, Spool, local_tmp
+
         if self._azure is not None:
             spool: Any = self._azure.spool()
         else:
@@ -236,6 +232,8 @@ class ArtifactStore(StoreFiles):
                     f"corrupt: its {len(ref.inline)} bytes hash to {digest}. Rerun to "
                     "recompute it.", ref.digest)
             return serializer.load(io.BytesIO(ref.inline))
+        from ductwork.runtime.store.hashio import THREAD_MIN  # past the inline case, as put
+
         path = self.object_path(ref.digest)
         try:
             if ref.size < THREAD_MIN:
@@ -256,6 +254,8 @@ class ArtifactStore(StoreFiles):
 
     def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
         # One pass: the loader's reads are hashed as they land (see VerifyingRaw).
+        from ductwork.runtime.store.hashio import VerifyingRaw
+
         with open(path, "rb", buffering=0) as raw:
             reader = VerifyingRaw(raw)
             try:
@@ -272,6 +272,8 @@ class ArtifactStore(StoreFiles):
         return value
 
     def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
+        from ductwork.runtime.store.hashio import HashingReader
+
         with self._io.open(path, "rb") as raw:
             reader = HashingReader(raw)
             try:
