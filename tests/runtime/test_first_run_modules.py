@@ -20,6 +20,8 @@ from tests.runtime.test_first_run import SCRIPT, fresh_python
 # gc (what history refers to, forgetting producers of deleted runs); a step that reads
 # a module constant or reaches a user class; a display that is picked (progress not
 # False); an output too big to inline in its entry (hashio: hashing streams, spools).
+# And threading: a run's locks are _thread's (what threading's are); only a thread
+# started -- a display's clock, a big value hashed alongside, a step's timeout -- needs it.
 NOT_LOADED = (
     "ductwork.runtime.engine.livelog",
     "ductwork.runtime.records.producers",
@@ -28,6 +30,7 @@ NOT_LOADED = (
     "ductwork.runtime.keys.members",
     "ductwork.runtime.ui.progress",
     "ductwork.runtime.store.hashio",
+    "threading",
 )
 
 
