@@ -22,6 +22,8 @@ from tests.runtime.test_first_run import SCRIPT, fresh_python
 # False); an output too big to inline in its entry (hashio: hashing streams, spools).
 # And threading: a run's locks are _thread's (what threading's are); only a thread
 # started -- a display's clock, a big value hashed alongside, a step's timeout -- needs it.
+# The sqlite3 package and datetime: history is written through _sqlite3 (the package's
+# dbapi2 imports datetime), and datetime values are hashed by a lazy registration.
 NOT_LOADED = (
     "ductwork.runtime.engine.livelog",
     "ductwork.runtime.records.producers",
@@ -31,6 +33,8 @@ NOT_LOADED = (
     "ductwork.runtime.ui.progress",
     "ductwork.runtime.store.hashio",
     "threading",
+    "sqlite3",
+    "datetime",
 )
 
 

@@ -28,12 +28,12 @@ it is held until ``forget_runstore``.
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
 import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import contextlib
 import itertools
 import json
 import os
-import sqlite3
 import warnings
 import weakref
 from typing import Any

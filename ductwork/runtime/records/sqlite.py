@@ -20,10 +20,10 @@ are written once, into the file itself.
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
 import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import contextlib
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
