@@ -24,6 +24,7 @@ from tests.runtime.test_first_run import SCRIPT, fresh_python
 # started -- a display's clock, a big value hashed alongside, a step's timeout -- needs it.
 # The sqlite3 package and datetime: history is written through _sqlite3 (the package's
 # dbapi2 imports datetime), and datetime values are hashed by a lazy registration.
+# And math: a float is checked finite by comparing it with infinity.
 NOT_LOADED = (
     "ductwork.runtime.engine.livelog",
     "ductwork.runtime.records.producers",
@@ -35,6 +36,7 @@ NOT_LOADED = (
     "threading",
     "sqlite3",
     "datetime",
+    "math",
 )
 
 
