@@ -10,7 +10,6 @@ can be unit-tested as a plain function (its ``.spark`` is a local session).
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -27,6 +26,9 @@ _CURRENT: ContextVar[StepContext | None] = ContextVar("ductwork_step_context", d
 #: that reads no dataset does not import the datastore module to set it.
 _RUN_STORE: ContextVar[Any] = ContextVar("ductwork_run_store", default=None)
 UNREACHABLE = object()  # a worker whose run store lives in another process's memory
+# A float is finite when -_INF < value < _INF (nan compares false): math.isfinite's answer
+# without importing math, which a first run does not otherwise need.
+_INF = float("inf")
 #: The SparkSession of the Spark step running now (set by the spark backend).
 _SPARK: ContextVar[Any] = ContextVar("ductwork_spark_session", default=None)
 
@@ -77,7 +79,7 @@ class StepContext:
         if not isinstance(name, str) or not name:
             raise DuctworkError(f"log_metric needs a metric name (a string), got {name!r}.")
         if isinstance(value, bool) or not isinstance(value, int | float) or (
-            isinstance(value, float) and not math.isfinite(value)
+            isinstance(value, float) and not -_INF < value < _INF  # not finite: inf or nan
         ):
             raise DuctworkError(
                 f"log_metric('{name}', ...) takes a finite number, got {value!r}; log text "

@@ -145,9 +145,15 @@ def _run(pipeline: Any, params: dict[str, Any], git: Any, options: dict[str, Any
     from ductwork.runtime.records.provenance import source_of
     from ductwork.runtime.records.runstore import open_runstore
     from ductwork.runtime.store.artifacts import open_store
-    from ductwork.runtime.ui.progress import make_progress
 
-    display = make_progress(progress)
+    if progress is False:  # what make_progress gives, without the module that picks a display
+        from ductwork.runtime.ui.display import NullProgress
+
+        display: Any = NullProgress()
+    else:
+        from ductwork.runtime.ui.progress import make_progress
+
+        display = make_progress(progress)
     plan = pipeline.trace(**params)
     check_recordable(plan)
     force = forced_nodes(plan, regenerate)

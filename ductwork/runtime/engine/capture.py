@@ -15,14 +15,12 @@ worker, fds 1 and 2 point at that file instead of a temporary one.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import contextlib
 import io
 import os
 import sys
-import threading
 from collections.abc import Iterator
-
-from ductwork.runtime.engine.livelog import LiveLog, flushing, open_live
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,11 +31,11 @@ class _Tee(io.TextIOBase):
     """A text stream that keeps what is written and passes it on."""
 
     def __init__(self, sink: list[str], passthrough: TextIO | None,
-                 live: LiveLog | None = None) -> None:
+                 live: Any = None) -> None:  # a livelog.LiveLog, or None
         self._sink = sink
         self._passthrough = passthrough
         self._live = live
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def writable(self) -> bool:
         return True
@@ -66,7 +64,11 @@ def capture_python(passthrough: bool = True, log_to: str | None = None
                    ) -> Iterator[list[str]]:
     """Collect Python-level stdout and stderr written in the block, in order."""
     sink: list[str] = []
-    live = open_live(log_to)
+    live = None
+    if log_to is not None:  # livelog only for a run someone watches: most runs have no log
+        from ductwork.runtime.engine.livelog import flushing, open_live
+
+        live = open_live(log_to)
     out = _Tee(sink, sys.stdout if passthrough else None, live)
     err = _Tee(sink, sys.stderr if passthrough else None, live)
     watched = flushing(live.flush) if live is not None else contextlib.nullcontext()
@@ -90,6 +92,8 @@ def capture_fds(log_to: str | None = None) -> Iterator[dict[str, Any]]:
     result: dict[str, Any] = {"text": ""}
     _flush_streams()
     saved = (os.dup(1), os.dup(2))
+    from ductwork.runtime.engine.livelog import flushing  # here: log_to is set
+
     with _log_file(log_to) as (log, watched):
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
@@ -203,7 +207,7 @@ class _ThreadRouter(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        sink = self.sinks.get(threading.get_ident())
+        sink = self.sinks.get(_thread.get_ident())
         if sink is not None:
             sink.append(text)  # one thread writes to its own list: no lock needed
             return len(text)
@@ -231,7 +235,7 @@ class _ThreadRouter(io.TextIOBase):
         return getattr(self.passthrough, name)
 
 
-_ROUTER_LOCK = threading.Lock()
+_ROUTER_LOCK = _thread.allocate_lock()
 _STREAMS = ("stdout", "stderr")
 
 
@@ -239,7 +243,7 @@ _STREAMS = ("stdout", "stderr")
 def capture_thread() -> Iterator[list[str]]:
     """Collect what this thread writes to Python's stdout and stderr in the block."""
     sink: list[str] = []
-    ident = threading.get_ident()
+    ident = _thread.get_ident()
     with _ROUTER_LOCK:
         routers = []
         for name in _STREAMS:

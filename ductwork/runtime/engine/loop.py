@@ -33,7 +33,6 @@ from ductwork.dsl.trace import Invocation, Plan, substitute
 from ductwork.runtime.engine.backend import Backend, BackendError
 from ductwork.runtime.engine.futures import FIRST_COMPLETED, wait
 from ductwork.runtime.engine.job import Job, JobResult
-from ductwork.runtime.engine.livelog import log_file
 from ductwork.runtime.engine.node import (
     FORCED_NOTE,
     RECOMPUTED_NOTE,
@@ -287,7 +286,7 @@ class Loop:
         record = self.run.steps[sid]
         job = Job(sid, inv.step, args, kwargs, attempt, record.key,
                   whole=record.map_index is not None, run_id=self.run.id,
-                  log_to=None if self.logs is None else log_file(self.logs, sid))
+                  log_to=None if self.logs is None else _log_file(self.logs, sid))
         self._queues[self._backend_name(inv)].append(job)
 
     # -- results --------------------------------------------------------------------------
@@ -406,3 +405,9 @@ class Loop:
             self._ready.append(nid)
         return producers
 
+
+def _log_file(folder: str, step_id: str) -> str:
+    """``livelog.log_file``, imported only by a run someone watches (``logs=``)."""
+    from ductwork.runtime.engine.livelog import log_file
+
+    return log_file(folder, step_id)

@@ -23,13 +23,6 @@ from ductwork.dsl.trace import Plan, substitute
 from ductwork.runtime.engine.job import resolve_refs
 from ductwork.runtime.engine.node import downstream, element_id, gathered, skipped_because
 from ductwork.runtime.records.leases import Leases
-from ductwork.runtime.records.producers import (
-    KEYS_PER_QUERY,
-    NO_PRODUCER_NOTE,
-    Producer,
-    digests,
-    find_producers,
-)
 from ductwork.runtime.records.run import Run, StepRun
 from ductwork.runtime.records.runstore import open_runstore
 from ductwork.runtime.status import Status
@@ -46,7 +39,7 @@ class RunState:
 
     def __init__(self, plan: Plan, run: Run, store: Any, force: frozenset[str] = frozenset(),
                  progress: Any = None) -> None:
-        from ductwork.runtime.ui.progress import NullProgress
+        from ductwork.runtime.ui.display import NullProgress  # not progress: nothing picked
 
         self.plan, self.run, self.store, self.force = plan, run, store, force
         self.progress = progress or NullProgress()
@@ -111,6 +104,9 @@ class RunState:
         (``records/producers``) are found ``KEYS_PER_QUERY`` hits at a time (one history
         query), and for the rest when the run ends (``name_producers``): a query per hit
         was a third of a warm step's cost. Until then a hit shows no metrics."""
+        # Here: a run that serves no hit (a first run, say) never names a producer.
+        from ductwork.runtime.records.producers import KEYS_PER_QUERY, Producer, digests
+
         for record, refs in hits:
             record.cached = True
             here = self._made.get(record.key or "")
@@ -127,6 +123,8 @@ class RunState:
         pending, self._unnamed = self._unnamed, []
         pending = [(record, refs) for record, refs in pending if record.cached]  # not rerun
         if pending:
+            from ductwork.runtime.records.producers import find_producers
+
             found = find_producers(self.history, self.store.url,
                                    [(record.key, refs) for record, refs in pending])
             for (record, _), producer in zip(pending, found, strict=True):
@@ -208,9 +206,12 @@ class RunState:
 
 
 
-def _name(record: StepRun, producer: Producer | None) -> None:
-    """Give a hit its producer's run id, metrics and logs, or the note why it has none."""
+def _name(record: StepRun, producer: Any) -> None:
+    """Give a hit its producer's run id, metrics and logs (a ``producers.Producer``), or
+    the note why it has none."""
     if producer is None:
+        from ductwork.runtime.records.producers import NO_PRODUCER_NOTE
+
         record.cached_from, record.metrics, record.logs = None, {}, ""
         record.note = record.note or NO_PRODUCER_NOTE
     else:

@@ -25,9 +25,8 @@ Hash values through ``hashing``, which also registers the numpy and pandas handl
 
 from __future__ import annotations
 
-import datetime as dt
+import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import reprlib
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from enum import Enum
@@ -48,7 +47,7 @@ __all__ = ["normalize", "register_hash", "register_lazy"]
 
 # --- traversal ---------------------------------------------------------------------------
 
-_state = threading.local()  # ids of the containers being normalized on this thread
+_state = _thread._local()  # ids of the containers being normalized on this thread
 _LAZY = LazyRegistrations()  # handlers for numpy, pandas, ...: registered on first sight
 _at_index = "[{}]".format
 _at_attr = ".{}".format
@@ -212,7 +211,6 @@ _PLAIN: dict[type, Callable[[Any], Token]] = {
     type(None): _ATOMS[type(None)],
     bool: _ATOMS[bool],
     range: lambda r: ["range", r.start, r.stop, r.step],
-    dt.timezone: lambda tz: ["timezone", normalize(tz.utcoffset(None)), tz.tzname(None)],
     memoryview: lambda m: [
         "memoryview",
         m.format,
@@ -333,13 +331,28 @@ for _base, _body in [
     (OrderedDict, lambda d: _dict(d, "OrderedDict")),
     (set, _set("set")),
     (frozenset, _set("frozenset")),
-    (dt.datetime, lambda d: ["datetime", d.replace(tzinfo=None).isoformat(), d.fold, _tz(d)]),
-    (dt.date, lambda d: ["date", d.isoformat()]),
-    (dt.time, lambda t: ["time", t.replace(tzinfo=None).isoformat(), t.fold, _tz(t)]),
-    (dt.timedelta, lambda d: ["timedelta", d.days, d.seconds, d.microseconds]),
 ]:
     _simple(_base, _body)
 del _base, _body
+
+
+# Lazy too: the run's history (records/sqlite) no longer imports datetime through the
+# sqlite3 package, and importing it here cost a first run ~6M instructions.
+def _register_datetime() -> None:
+    import datetime as dt
+
+    normalize.register(dt.timezone, lambda tz: [
+        "timezone", normalize(tz.utcoffset(None)), tz.tzname(None)])
+    for base, body in [
+        (dt.datetime, lambda d: ["datetime", d.replace(tzinfo=None).isoformat(), d.fold, _tz(d)]),
+        (dt.date, lambda d: ["date", d.isoformat()]),
+        (dt.time, lambda t: ["time", t.replace(tzinfo=None).isoformat(), t.fold, _tz(t)]),
+        (dt.timedelta, lambda d: ["timedelta", d.days, d.seconds, d.microseconds]),
+    ]:
+        _simple(base, body)
+
+
+register_lazy("datetime", _register_datetime)
 
 # ``Environment`` was an attrs class and was hashed as one: it keeps that token (its fields
 # in their order), so the key of a step with ``env=`` is what it was.

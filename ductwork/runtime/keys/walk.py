@@ -49,9 +49,6 @@ from ductwork.dsl.step import Step
 from ductwork.runtime.keys import source as _source
 from ductwork.runtime.keys.bytecode import scan
 from ductwork.runtime.keys.code_digest import hash_code
-from ductwork.runtime.keys.constants import constant_digest, constant_error, value_digest
-from ductwork.runtime.keys.members import callables as _callables
-from ductwork.runtime.keys.members import data_attributes
 from ductwork.runtime.keys.origin import (
     class_home,
     class_kind,
@@ -148,6 +145,9 @@ class _Walk:
     def constant(self, value: Any, label: str, source: tuple[Any, str, Any] | None) -> str:
         if label in self.components:
             return label
+        # Here: a step that reads no module constant (most) never loads their hashing.
+        from ductwork.runtime.keys.constants import constant_digest, constant_error
+
         try:
             digest, lazy = constant_digest(value)
         except Exception as exc:  # a lazy input's errors, or a failing __ductwork_hash__
@@ -171,6 +171,8 @@ class _Walk:
         """Digest a value without a hash by its state, its statement and what that reads."""
         # O = Obj(consts.K): the text alone misses an edit of consts.K, so its state
         # (when it has a hash) and the constants the statement reads count too.
+        from ductwork.runtime.keys.constants import value_digest  # loaded by constant()
+
         state = _getattr(value, "__dict__")
         state = value_digest(state) if isinstance(state, dict) else None
         found = _source.assignment_digest(source[0], source[1]) if source else None
@@ -315,6 +317,10 @@ class _Walk:
             self.library(cls.__module__, kind)
             return f"lib:{cls.__module__}.{cls.__qualname__}"
         key = self.name(f"class:{_qualname(cls)}", cls)
+        # Here: a step that reaches no user class (most) never loads ``members``.
+        from ductwork.runtime.keys.members import callables as _callables
+        from ductwork.runtime.keys.members import data_attributes
+
         module_path, module_namespace = class_module(cls)
         own_methods = [
             f
@@ -361,6 +367,8 @@ class _Walk:
 
     def _set_outside(self, cls: type, key: str, bound: set[str]) -> list[tuple[str, str]]:
         """Data attributes the class statement does not bind: ``C.K = 3`` after it."""
+        from ductwork.runtime.keys.members import callables as _callables  # loaded by klass
+
         out = []
         for name, value in sorted(vars(cls).items()):
             # Dunders and _sunder_ names are Python's and the metaclass's (enum, abc).

@@ -9,7 +9,7 @@ in one transaction.
 
 from __future__ import annotations
 
-import sqlite3
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
 
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.run import Run

@@ -14,9 +14,9 @@ create a file that is not there.
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
 import contextlib
 import os
-import sqlite3
 import time
 import warnings
 

@@ -28,12 +28,12 @@ it is held until ``forget_runstore``.
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
+import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import contextlib
 import itertools
 import json
 import os
-import sqlite3
-import threading
 import warnings
 import weakref
 
@@ -41,8 +41,6 @@ from ductwork.runtime import caches
 from ductwork.runtime.records import rows
 from ductwork.runtime.records.finishing import write_finished
 from ductwork.runtime.records.opening import connect_read_only, damage_of, is_damage, set_aside
-from ductwork.runtime.records.producers import forget_producers
-from ductwork.runtime.records.references import references_of
 from ductwork.runtime.records.run import Run
 from ductwork.runtime.records.schema import SCHEMA, add_missing_columns
 from ductwork.runtime.records.sqlite import connect, write_transaction
@@ -59,7 +57,7 @@ _DRIVER = rows.DRIVER
 _OPEN = caches.cache("records.run_stores", maxsize=64)
 _OPENINGS = itertools.count()
 _IN_MEMORY: dict[str, RunStore] = {}  # by store URL; the only copy of that history
-_OPEN_LOCK = threading.Lock()  # one RunStore per handle, even when threads race to open
+_OPEN_LOCK = _thread.allocate_lock()  # one RunStore per handle, even when threads race to open
 
 
 def runstore_path(store: Any) -> str:
@@ -140,7 +138,7 @@ class RunStore:
     def __init__(self, path: str | os.PathLike[str], readonly: bool = False) -> None:
         self.path = os.fspath(path)
         self.readonly = readonly
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         #: Which opening of a history file this is: a file set aside and started anew is
         #: another history, though at the same path (what ``producers`` remembers is per
         #: opening).
@@ -317,6 +315,8 @@ class RunStore:
                    ) -> tuple[set[str], set[str]]:
         """Every artifact digest and cache key the given runs' steps and results refer to
         (``db``: inside a ``transaction``); an unreadable row refers to nothing."""
+        from ductwork.runtime.records.references import references_of  # gc's: not a run's
+
         if db is None:
             with self._lock:
                 return references_of(self._db, run_ids)
@@ -331,6 +331,8 @@ class RunStore:
                      *((f"DELETE FROM leases WHERE run_id IN ({', '.join('?' * len(c))})",
                         [c]) for c in chunks),
                      ("DELETE FROM runs WHERE id = ?", ids)])
+        from ductwork.runtime.records.producers import forget_producers  # gc's: not a run's
+
         forget_producers()  # a removed run must not be named as a hit's producer again
 
     def take_leases(self, run_id: str, leased: list[tuple[str, str]]) -> int | None:

@@ -9,7 +9,7 @@ version reading the file needs none of them, and makes them again as it opens it
 
 from __future__ import annotations
 
-import sqlite3
+import _sqlite3 as sqlite3  # not the sqlite3 package: its dbapi2 imports datetime (~6M)
 
 from ductwork.runtime.records.leases import DROPPED_INDEXES, LEASE_SCHEMA
 

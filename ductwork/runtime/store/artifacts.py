@@ -56,7 +56,6 @@ import contextlib
 import io
 import os
 import posixpath
-import re
 from collections.abc import Iterator, Mapping
 
 from ductwork.dsl.core import DuctworkError
@@ -64,25 +63,16 @@ from ductwork.runtime.keys.classes import class_names
 from ductwork.runtime.keys.hashing import new_hasher
 from ductwork.runtime.store.builtin_serializers import dumps_whole
 from ductwork.runtime.store.entry import (
-    _DIGEST_RE,
     INLINE_MAX,
     ArtifactRef,
     BadEntry,
     _check_digest,
     entry_bytes,
+    is_digest,
     parse_entry,
     warn_bad_entry,
 )
 from ductwork.runtime.store.files import StoreFiles, StoreFull, _replace, check_location
-from ductwork.runtime.store.hashio import (
-    SPILL,
-    THREAD_MIN,
-    HashingReader,
-    HashingWriter,
-    Spool,
-    VerifyingRaw,
-    local_tmp,
-)
 from ductwork.runtime.store.serializers import get_serializer, serializer_for
 
 TYPE_CHECKING = False
@@ -94,7 +84,13 @@ __all__ = [
     "MissingArtifact", "StoreFull", "parse_entry", "warn_bad_entry",
 ]
 
-_KEY_RE = re.compile(r"[0-9a-z_-]{3,255}")
+# A cache key is 3-255 of these, checked by length and character set (what a regular
+# expression checked, without compiling one at import).
+_KEY_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz_-")
+
+
+def _is_key(key: str) -> bool:
+    return 3 <= len(key) <= 255 and _KEY_CHARS.issuperset(key)
 
 
 class CorruptArtifact(DuctworkError):
@@ -125,7 +121,7 @@ class ArtifactStore(StoreFiles):
 
     def key_path(self, key: str) -> str:
         """Return where the index record of cache key ``key`` lives."""
-        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        if not isinstance(key, str) or not _is_key(key):
             raise ValueError(f"cache key {key!r} must be 3-255 characters of [0-9a-z_-]")
         return self._join("keys", key[:2], key[2:] + ".json")
 
@@ -154,6 +150,9 @@ class ArtifactStore(StoreFiles):
             if inline and len(data) <= INLINE_MAX:
                 return ArtifactRef(new_hasher(data).hexdigest(), serializer.name, len(data),
                                    (), data)
+            # hashio only past the inline case: a run of small outputs writes no object.
+            from ductwork.runtime.store.hashio import SPILL
+
             if len(data) < SPILL and self._azure is None:
                 digest = new_hasher(data).hexdigest()
                 self._put_small(digest, data)
@@ -166,6 +165,8 @@ class ArtifactStore(StoreFiles):
     def _put(self, value: Any, serializer: Any, classes: tuple[str, ...], inline: bool,
              data: bytes | None = None) -> ArtifactRef:
         """Stream ``value`` (or its bytes ``data``, already made) into a spool, hashing it."""
+        from ductwork.runtime.store.hashio import HashingWriter, Spool, local_tmp
+
         if self._azure is not None:
             spool: Any = self._azure.spool()
         else:
@@ -234,6 +235,8 @@ class ArtifactStore(StoreFiles):
                     f"corrupt: its {len(ref.inline)} bytes hash to {digest}. Rerun to "
                     "recompute it.", ref.digest)
             return serializer.load(io.BytesIO(ref.inline))
+        from ductwork.runtime.store.hashio import THREAD_MIN  # past the inline case, as put
+
         path = self.object_path(ref.digest)
         try:
             if ref.size < THREAD_MIN:
@@ -254,6 +257,8 @@ class ArtifactStore(StoreFiles):
 
     def _get_local(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
         # One pass: the loader's reads are hashed as they land (see VerifyingRaw).
+        from ductwork.runtime.store.hashio import VerifyingRaw
+
         with open(path, "rb", buffering=0) as raw:
             reader = VerifyingRaw(raw)
             try:
@@ -270,6 +275,8 @@ class ArtifactStore(StoreFiles):
         return value
 
     def _get_streamed(self, ref: ArtifactRef, path: str, serializer: Any) -> Any:
+        from ductwork.runtime.store.hashio import HashingReader
+
         with self._io.open(path, "rb") as raw:
             reader = HashingReader(raw)
             try:
@@ -300,7 +307,7 @@ class ArtifactStore(StoreFiles):
     def iter_objects(self) -> Iterator[str]:
         """Yield the digest of every stored object."""
         for prefix, name in self._walk("objects"):
-            if _DIGEST_RE.fullmatch(prefix + name):
+            if is_digest(prefix + name):
                 yield prefix + name
 
     def delete_object(self, digest: str) -> None:
@@ -337,7 +344,7 @@ class ArtifactStore(StoreFiles):
         digest that is not one) is a miss with a warning naming it: the step reruns and
         ``put_key`` replaces it. It must never stop a run.
         """
-        if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        if not isinstance(key, str) or not _is_key(key):
             path = self.key_path(key)  # raises, saying what a key is
         path = f"{self._prefix}keys/{key[:2]}/{key[2:]}.json"  # key_path's, on every lookup
         try:
@@ -356,7 +363,7 @@ class ArtifactStore(StoreFiles):
     def iter_keys(self) -> Iterator[str]:
         """Yield every cache key in the index."""
         for prefix, name in self._walk("keys"):
-            if name.endswith(".json") and _KEY_RE.fullmatch(key := prefix + name[:-5]):
+            if name.endswith(".json") and _is_key(key := prefix + name[:-5]):
                 yield key
 
     def delete_key(self, key: str) -> None:

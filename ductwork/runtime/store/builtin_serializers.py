@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
 # ints beyond Python's default int->str digit limit (4300) cannot be JSON-encoded
 _MAX_JSON_INT_BITS = 14_000
+_INF = float("inf")  # -_INF < x < _INF: x is finite (nan compares false), without math
 _NPY_MAX_HEADER = 1 << 20
 _PANDAS_PROBE_ROWS = 3
 
@@ -59,7 +59,7 @@ def _json_exact(value: Any, active: set[int]) -> bool:
     if t is int:
         return value.bit_length() <= _MAX_JSON_INT_BITS
     if t is float:
-        return math.isfinite(value)
+        return -_INF < value < _INF
     if t is not list and t is not dict:
         return False
     if id(value) in active:  # a cycle: JSON cannot express it

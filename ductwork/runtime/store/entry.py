@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["INLINE_MAX", "ArtifactRef", "BadEntry", "entry_bytes", "parse_entry", "warn_bad_entry"]
 
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+# A digest is 64 lowercase hex digits, checked by length and character set: what the
+# regular expression it was checked with checks, without compiling one at import.
+_HEX = frozenset("0123456789abcdef")
 _INDEX_VERSION = 1
 #: Serialized step outputs up to this many bytes live in their ref, entry and run record,
 #: not in an object file. Below it a file create (~0.1 ms, plus a folder on a new prefix)
@@ -39,8 +41,13 @@ _INDEX_VERSION = 1
 INLINE_MAX = 1024
 
 
+def is_digest(text: str) -> bool:
+    """Whether the string ``text`` spells a digest: 64 lowercase hex digits."""
+    return len(text) == 64 and _HEX.issuperset(text)
+
+
 def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+    if not isinstance(digest, str) or not is_digest(digest):
         raise ValueError(f"not a 64-hex-digit digest: {digest!r}")
     return digest
 
@@ -133,10 +140,22 @@ _PARSED_MAX = 4096  # bytes: a few outputs with inline values; bigger entries ar
 # read without building the JSON tree and checking it again field by field: the pattern
 # admits only what the full parse accepts (64 hex digits, a byte count, base64 text), and
 # anything else -- an escape, another spacing, a damaged byte -- takes the full parse.
-_OUTPUT = re.compile(
+# Compiled on the first read (``_output_match``): compiling it costs ~1.7M instructions,
+# which a process that reads no entry it wrote before -- a first run -- never needs.
+_OUTPUT = (
     rb'"([A-Za-z0-9_]+)": \{"digest": "([0-9a-f]{64})", (?:"inline": "([A-Za-z0-9+/]*=?=?)", )?'
     rb'"serializer": "([A-Za-z0-9_.\-]+)", "size": (0|[1-9][0-9]{0,17})\}')
 _HEAD, _TAIL = b'{"outputs": {', b'}, "version": 1}'
+
+
+_OUTPUT_MATCH: Any = None
+
+
+def _output_match() -> Any:
+    """``_OUTPUT`` compiled (once), its ``match`` method."""
+    global _OUTPUT_MATCH
+    _OUTPUT_MATCH = re.compile(_OUTPUT).match
+    return _OUTPUT_MATCH
 
 
 def read_canonical(data: bytes) -> dict[str, ArtifactRef] | None:
@@ -146,7 +165,7 @@ def read_canonical(data: bytes) -> dict[str, ArtifactRef] | None:
         return None
     end, pos = len(data) - len(_TAIL), len(_HEAD)
     outputs = {}
-    match, registered = _OUTPUT.match, _REGISTERED
+    match, registered = _OUTPUT_MATCH or _output_match(), _REGISTERED
     while True:
         found = match(data, pos, end)
         if found is None:
@@ -212,7 +231,7 @@ def _parse_json(data: bytes) -> dict[str, ArtifactRef]:
         except (TypeError, KeyError):  # TypeError: not a dict (a list, a string, ...)
             raise BadEntry(f"output {name!r} is not a {{digest, serializer, size}} record") \
                 from None
-        if type(digest) is not str or not _DIGEST_RE.fullmatch(digest):
+        if type(digest) is not str or not is_digest(digest):
             raise BadEntry(f"output {name!r} has digest {digest!r}, not 64 hex digits")
         if type(size) is not int or size < 0:  # type(): a bool is no byte count
             raise BadEntry(f"output {name!r} has size {size!r}, not a byte count")

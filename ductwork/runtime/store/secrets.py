@@ -25,9 +25,9 @@ like a key is hidden too.
 
 from __future__ import annotations
 
+import _thread  # threading's locks, without threading (~2.6M instructions and an exit hook)
 import functools
 import re
-import threading
 from collections.abc import Iterable
 
 TYPE_CHECKING = False
@@ -113,7 +113,7 @@ def _secret_value(value: Any) -> bool:
 #: transport, whose DEBUG request lines carry the URL's query, SAS signature included).
 LOGGERS = ("azure", "adlfs", "urllib3")
 _KNOWN: set[str] = set()
-_LOCK = threading.Lock()
+_LOCK = _thread.allocate_lock()
 _installed = False
 
 

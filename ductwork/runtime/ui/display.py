@@ -18,7 +18,6 @@ never ``progress``, which picks among them.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 
 TYPE_CHECKING = False
@@ -53,6 +52,9 @@ class _Ticker:
     """Call ``tick`` every ``interval`` seconds on a daemon thread until stopped."""
 
     def __init__(self, interval: float, tick: Callable[[], None]) -> None:
+        # Here: a run that shows nothing (NullProgress) never loads threading.
+        import threading
+
         self._interval = interval
         self._tick = tick
         self._stop = threading.Event()
@@ -68,6 +70,8 @@ class _Ticker:
                 return
 
     def stop(self) -> None:
+        import threading  # loaded by __init__
+
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2)

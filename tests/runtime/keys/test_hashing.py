@@ -326,6 +326,34 @@ def test_path_values_keep_their_digests() -> None:
     assert {repr(v): hash_value(v) for v in values} == PINNED_PATHS
 
 
+#: Digests computed before datetime was taken off a run's path (its handlers are registered
+#: on first sight of a datetime value now): those values' keys must not change with that.
+PINNED_DATETIMES = {
+    "[{'k': dt.date(2024, 5, 1)}]":
+        "a6f5418dd610b498e82c4edac4f35ac53b4c4c611e8ce90405a6b1a9b09718ad",
+    "dt.datetime(2024, 5, 1, 12, 30, 1, 5)":
+        "c50cbc53553c6e074fffd5b4f865e74e200831a6dbeac8c4006983eb7f179e0f",
+    "dt.datetime(2024, 5, 1, tzinfo=dt.timezone(dt.timedelta(hours=2), 'X'))":
+        "27a785add31c8767096097161ae7d303917c72d1f14e0b244a9ac28409ef37e0",
+    "dt.time(12, 30, fold=1)":
+        "b0e599d8b4a40048428e194058e3a4936e66b4f6b0cdb0df176118734f7c2553",
+    "dt.timedelta(days=1, microseconds=3)":
+        "b025e5c05b0379f1e5607a8a1b233db4a2bdef2e05fd7fa13d02dad15e81b2d2",
+    "dt.timezone.utc":
+        "2e502c32c597ae4f373e36a1c057206470658394bf5d87ce81481f5e797b42ed",
+}
+
+
+def test_datetime_values_keep_their_digests() -> None:
+    # In a fresh interpreter the handlers are registered on the first value seen: a date
+    # inside a dict inside a list.
+    values = ", ".join(PINNED_DATETIMES)
+    code = ("import json; import datetime as dt; from ductwork.runtime.keys.hashing import "
+            f"hash_value; print(json.dumps([hash_value(v) for v in [{values}]]))")
+    assert json.loads(run_fresh(code)) == list(PINNED_DATETIMES.values())
+    assert {v: hash_value(eval(v)) for v in PINNED_DATETIMES} == PINNED_DATETIMES
+
+
 # --- refusals ---------------------------------------------------------------------------------
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from ductwork.dsl.core import DuctworkError
 from ductwork.runtime.keys.hashing import new_hasher
-from ductwork.runtime.store import artifacts as store_module
 from ductwork.runtime.store.artifacts import (
     ArtifactRef,
     ArtifactStore,
     CorruptArtifact,
     MissingArtifact,
 )
+from ductwork.runtime.store.hashio import THREAD_MIN
 from ductwork.runtime.store.serializers import SerializerError, register_serializer
 
 try:
@@ -27,7 +27,7 @@ try:
 except ImportError:
     pd = None
 
-BIG = store_module.THREAD_MIN + 12_345  # takes the threaded write and read paths
+BIG = THREAD_MIN + 12_345  # takes the threaded write and read paths
 
 
 def read_raw(store, digest):
