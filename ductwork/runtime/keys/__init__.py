@@ -3,7 +3,7 @@
 A step is served from the cache when its key is one stored before, so the key must
 change whenever the result could: this package owns everything that goes into it.
 
-- ``hashing`` (over ``tokens``, ``encoding``, ``hashing_arrays``): deterministic
+- ``hashing`` (over ``tokens``, ``dispatch``, ``encoding``, ``hashing_arrays``): deterministic
   value hashing -- a value becomes a canonical, tagged token (a type dispatcher,
   extended by ``register_hash``, a ``__ductwork_hash__`` hook, and numpy/pandas
   handlers registered on first sight), encoded into BLAKE3. Equal values hash
