@@ -34,6 +34,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# records.producers, imported at the first hit served: a run without hits (a first run)
+# never names a producer. Kept here, so that a warm step does not pay an import statement.
+_PRODUCERS: Any = None
+
+
+def _producers() -> Any:
+    """``records.producers``, imported once."""
+    global _PRODUCERS
+    from ductwork.runtime.records import producers
+
+    _PRODUCERS = producers
+    return producers
+
+
 class RunState:
     """The records of one run of one plan, and the values it has read or made."""
 
@@ -104,17 +118,15 @@ class RunState:
         (``records/producers``) are found ``KEYS_PER_QUERY`` hits at a time (one history
         query), and for the rest when the run ends (``name_producers``): a query per hit
         was a third of a warm step's cost. Until then a hit shows no metrics."""
-        # Here: a run that serves no hit (a first run, say) never names a producer.
-        from ductwork.runtime.records.producers import KEYS_PER_QUERY, Producer, digests
-
+        producers = _PRODUCERS or _producers()
         for record, refs in hits:
             record.cached = True
             here = self._made.get(record.key or "")
-            if here is not None and digests(here.output_refs) == digests(refs):
-                _name(record, Producer(self.run.id, here.metrics, here.logs))
+            if here is not None and producers.digests(here.output_refs) == producers.digests(refs):
+                _name(record, producers.Producer(self.run.id, here.metrics, here.logs))
             else:
                 self._unnamed.append((record, refs))
-        if len(self._unnamed) >= KEYS_PER_QUERY:
+        if len(self._unnamed) >= producers.KEYS_PER_QUERY:
             self.name_producers()
 
     def name_producers(self) -> None:
@@ -123,9 +135,7 @@ class RunState:
         pending, self._unnamed = self._unnamed, []
         pending = [(record, refs) for record, refs in pending if record.cached]  # not rerun
         if pending:
-            from ductwork.runtime.records.producers import find_producers
-
-            found = find_producers(self.history, self.store.url,
+            found = (_PRODUCERS or _producers()).find_producers(self.history, self.store.url,
                                    [(record.key, refs) for record, refs in pending])
             for (record, _), producer in zip(pending, found, strict=True):
                 _name(record, producer)
@@ -210,10 +220,8 @@ def _name(record: StepRun, producer: Any) -> None:
     """Give a hit its producer's run id, metrics and logs (a ``producers.Producer``), or
     the note why it has none."""
     if producer is None:
-        from ductwork.runtime.records.producers import NO_PRODUCER_NOTE
-
         record.cached_from, record.metrics, record.logs = None, {}, ""
-        record.note = record.note or NO_PRODUCER_NOTE
+        record.note = record.note or (_PRODUCERS or _producers()).NO_PRODUCER_NOTE
     else:
         record.cached_from = producer.run_id
         record.metrics, record.logs = dict(producer.metrics), producer.logs
