@@ -27,21 +27,20 @@ if TYPE_CHECKING:
 #: Resolved return hints by function id (the function is kept with it, so a new function
 #: that reuses a collected one's id is never given its hint).
 _HINTS = caches.cache("engine.return_hints", 4096)
-_UNKNOWN = NO_HINT
 
 
 def _return_hint(fn: Any) -> Any:
     cached = _HINTS.get(id(fn))
     if cached is not None and cached[0] is fn:
         return cached[1]
-    hint = return_hint(fn)  # _UNKNOWN for an annotation we cannot resolve, so cannot check
+    hint = return_hint(fn)  # NO_HINT also for an annotation we cannot resolve, so cannot check
     _HINTS.put(id(fn), (fn, hint))
     return hint
 
 
 def conforms(value: Any, hint: Any) -> bool:
     """Whether ``value`` fits ``hint`` at its outermost level."""
-    if hint is _UNKNOWN or hint is object:
+    if hint is NO_HINT or hint is object:
         return True
     if hint is None or hint is type(None):
         return value is None
@@ -108,7 +107,7 @@ def check_outputs(step: Any, outputs: dict[str, Any]) -> None:
                 f"cache. {handle[1]}."
             )
     hint = _return_hint(step.fn)
-    if hint is _UNKNOWN:
+    if hint is NO_HINT:
         return
     if not step.options.multiple:
         value = outputs[step.options.outputs[0]]
